@@ -1,0 +1,1 @@
+"""Thin Flask HTTP API over the ootd.* functions."""

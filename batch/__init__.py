@@ -1,0 +1,1 @@
+"""Nightly and bulk jobs: seeding users, clustering, generating pools."""

@@ -1,0 +1,205 @@
+"""Synthetic users for demos, tests and benchmarks (`ootd seed`).
+
+Deterministic: user k's attributes depend only on (seed, k), generated in
+fixed chunks of CHUNK ids with a NumPy generator seeded by (seed, chunk), so
+`--users 20000` after `--users 10000` adds users 10001..20000 and leaves the
+first ten thousand exactly as they were.  Re-running never duplicates: ids
+that already exist are skipped.  Rows stream into one `COPY`, validated by the
+users table's statement-level trigger in one set-based pass.
+
+The population is skewed the way a fashion app's is: big cities dominate,
+"Minimal" and "Casual" outnumber "Glam", each archetype favours its own
+palette and categories, about a quarter of users state vetoes and about 1%
+veto every category (the feed's veto cascade has to cope with them).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import psycopg
+
+from batch import embed
+from db.connect import all_rows, copy_chunks, one, run
+
+CHUNK = 10_000
+
+# archetype -> (population share, favoured colors, favoured categories, (vibe, trend, dare) means)
+PROFILES: dict[str, tuple[float, list[str], list[str], tuple[float, float, float]]] = {
+    "Minimal":    (0.18, ["Black", "White", "Beige", "Grey", "Navy", "Ivory"], ["Trousers", "Shirt", "Knitwear", "Coat"], (0.35, 0.45, 0.20)),
+    "Casual":     (0.16, ["Blue", "White", "Grey", "Olive", "Navy"], ["Jeans", "Top", "Knitwear", "Jacket"], (0.50, 0.40, 0.25)),
+    "Classic":    (0.15, ["Navy", "Camel", "White", "Black", "Burgundy"], ["Blazer", "Trousers", "Shirt", "Coat"], (0.40, 0.35, 0.20)),
+    "Streetwear": (0.12, ["Black", "Orange", "Olive", "Grey", "Red"], ["Jacket", "Jeans", "Top", "Activewear"], (0.65, 0.75, 0.55)),
+    "Sporty":     (0.09, ["Black", "Blue", "White", "Green", "Grey"], ["Activewear", "Shorts", "Top", "Jacket"], (0.60, 0.50, 0.35)),
+    "Bohemian":   (0.08, ["Brown", "Olive", "Orange", "Ivory", "Camel"], ["Dress", "Skirt", "Knitwear", "Top"], (0.60, 0.45, 0.45)),
+    "Romantic":   (0.07, ["Pink", "Lavender", "Ivory", "Red", "White"], ["Dress", "Skirt", "Top", "Knitwear"], (0.55, 0.50, 0.35)),
+    "Edgy":       (0.06, ["Black", "Burgundy", "Silver", "Grey", "Red"], ["Jacket", "Jeans", "Top", "Dress"], (0.55, 0.65, 0.75)),
+    "Preppy":     (0.05, ["Navy", "Green", "White", "Red", "Camel"], ["Blazer", "Skirt", "Shirt", "Knitwear"], (0.45, 0.40, 0.25)),
+    "Glam":       (0.04, ["Gold", "Silver", "Black", "Red", "Burgundy"], ["Dress", "Jumpsuit", "Suit", "Blazer"], (0.70, 0.80, 0.80)),
+}
+NO_ARCHETYPE_SHARE = 0.02  # profiles without an archetype (clustering gives them a default)
+VETO_SHARE = 0.25          # users with disliked_categories
+COLOR_VETO_SHARE = 0.40    # ... of whom also dislike some colors
+VETO_ALL_SHARE = 0.01      # users who veto every category
+TRAVELLER_SHARE = 0.01     # users whose time zone is not their city's
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    cities: list[str]
+    city_timezones: list[str]
+    city_weights: np.ndarray
+    archetypes: list[str]
+    archetype_keywords: dict[str, list[str]]
+    categories: list[str]
+    colors: list[str]
+
+    @classmethod
+    def load(cls, conn: psycopg.Connection) -> "Vocabulary":
+        cities = all_rows(conn, "seed_cities")
+        archetypes = all_rows(conn, "seed_archetypes")
+        vocab = one(conn, "vocabulary")["vocabulary"]
+        population = np.array([c["population_k"] for c in cities], dtype=np.float64)
+        weights = np.sqrt(population)  # big cities dominate, small ones still appear
+        return cls(
+            cities=[c["name"] for c in cities],
+            city_timezones=[c["timezone"] for c in cities],
+            city_weights=weights / weights.sum(),
+            archetypes=[a["name"] for a in archetypes],
+            archetype_keywords={a["name"]: list(a["keywords"]) for a in archetypes},
+            categories=list(vocab["categories"]),
+            colors=list(vocab["colors"]),
+        )
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    requested: int
+    created: int
+    existing: int
+    seconds: float
+
+
+def seed_users(conn: psycopg.Connection, users: int, seed: int) -> SeedResult:
+    """Create users 1..`users` that do not exist yet, in one transaction."""
+    if users < 1:
+        raise ValueError("--users must be at least 1")
+    started = time.perf_counter()
+    run(conn, "lock_seed")
+    vocab = Vocabulary.load(conn)
+    existing = one(conn, "count_users_in_range", (users,))["n"]
+    if existing == users:
+        return SeedResult(users, 0, existing, time.perf_counter() - started)
+    present = set()
+    if existing:
+        present = set(one(conn, "user_ids_in_range", (users,))["ids"])
+    lines = _lines(vocab, users, seed, present)
+    copy_chunks(conn, "copy_users_text", lines)
+    return SeedResult(users, users - existing, existing, time.perf_counter() - started)
+
+
+def _lines(vocab: Vocabulary, users: int, seed: int, present: set[int]) -> Iterator[bytes]:
+    for chunk in range((users + CHUNK - 1) // CHUNK):
+        yield generate_chunk(vocab, seed, chunk, limit=users, skip=present)
+
+
+def generate_chunk(vocab: Vocabulary, seed: int, chunk: int, *, limit: int,
+                   skip: set[int] = frozenset()) -> bytes:
+    """COPY text rows for ids chunk*CHUNK+1 .. min(limit, (chunk+1)*CHUNK), minus `skip`.
+
+    Every random draw is made for the whole chunk up front (vectorized), so
+    a user's attributes do not depend on how many users are requested.
+    """
+    rng = np.random.default_rng([seed, chunk])
+    n = CHUNK
+    first_id = chunk * CHUNK + 1
+    archetypes, colors, categories = vocab.archetypes, vocab.colors, vocab.categories
+    n_col, n_cat = len(colors), len(categories)
+    profiles = [PROFILES.get(a, (0.05, colors[:5], categories[:4], (0.5, 0.5, 0.5))) for a in archetypes]
+    shares = np.array([p[0] for p in profiles])
+
+    arche_idx = rng.choice(len(archetypes), size=n, p=shares / shares.sum())
+    has_arche = rng.random(n) >= NO_ARCHETYPE_SHARE
+    city_idx = rng.choice(len(vocab.cities), size=n, p=vocab.city_weights)
+    traveller = rng.random(n) < TRAVELLER_SHARE
+    other_city = rng.integers(0, len(vocab.cities), size=n)
+    veto_all = rng.random(n) < VETO_ALL_SHARE
+    veto = rng.random(n) < VETO_SHARE
+    color_veto = rng.random(n) < COLOR_VETO_SHARE
+    n_colors = rng.integers(1, 5, size=n)
+    n_liked = np.where(veto_all, 0, rng.integers(0, 4, size=n))
+    n_disliked = rng.integers(1, 3, size=n)
+    n_bad_colors = rng.integers(1, 3, size=n)
+    traits_noise = rng.normal(0.0, 0.12, size=(n, 3))
+    taste_noise = rng.normal(0.0, 0.35, size=(n, embed.DIMENSIONS)).astype(np.float32)
+
+    # Ranked preferences: the archetype's favoured names get a head start, so
+    # each user's order mostly follows the palette and sometimes strays.
+    # Vetoes come from the least-preferred end of the same ranking, so nobody
+    # dislikes what they like.
+    fav_color = np.zeros((len(archetypes), n_col))
+    fav_cat = np.zeros((len(archetypes), n_cat))
+    for a, profile in enumerate(profiles):
+        fav_color[a, [colors.index(c) for c in profile[1] if c in colors]] = 1.0
+        fav_cat[a, [categories.index(c) for c in profile[2] if c in categories]] = 1.0
+    color_rank = np.argsort(-(rng.random((n, n_col)) + 1.5 * fav_color[arche_idx]), axis=1)
+    cat_rank = np.argsort(-(rng.random((n, n_cat)) + 1.5 * fav_cat[arche_idx]), axis=1)
+    traits = np.clip(np.array([p[3] for p in profiles])[arche_idx] + traits_noise, 0.0, 1.0).round(3)
+
+    # Taste vectors live in the offline embedder's space: archetype words plus
+    # 0.6 x each preferred color and liked category, plus noise.
+    arche_vec = np.stack([embed.embed_words([w.lower() for w in vocab.archetype_keywords.get(a, [])] + [a.lower()])
+                          for a in archetypes])
+    color_vec = np.stack([embed.word_vector(c.lower()) for c in colors])
+    cat_vec = np.stack([embed.word_vector(c.lower()) for c in categories])
+    color_onehot = np.zeros((n, n_col), dtype=np.float32)
+    np.put_along_axis(color_onehot, color_rank,
+                      (np.arange(n_col)[None, :] < n_colors[:, None]).astype(np.float32), axis=1)
+    cat_onehot = np.zeros((n, n_cat), dtype=np.float32)
+    np.put_along_axis(cat_onehot, cat_rank,
+                      (np.arange(n_cat)[None, :] < n_liked[:, None]).astype(np.float32), axis=1)
+    taste = (arche_vec[arche_idx] * has_arche[:, None] + 0.6 * color_onehot @ color_vec
+             + 0.6 * cat_onehot @ cat_vec)
+    taste = embed.normalize(embed.normalize(taste) + taste_noise)
+
+    quoted_colors = [f'"{c}"' for c in colors]
+    quoted_cats = [f'"{c}"' for c in categories]
+    every_category = ",".join(quoted_cats)
+    city_names = [_copy_text(c) for c in vocab.cities]
+    tz_names = [_copy_text(t) for t in vocab.city_timezones]
+    last = max(0, min(n, limit - first_id + 1))
+    vectors = embed.vector_literals(taste[:last])
+    rows = zip(range(first_id, first_id + last), arche_idx.tolist(), has_arche.tolist(),
+               city_idx.tolist(), traveller.tolist(), other_city.tolist(),
+               veto_all.tolist(), veto.tolist(), color_veto.tolist(),
+               n_colors.tolist(), n_liked.tolist(), n_disliked.tolist(), n_bad_colors.tolist(),
+               color_rank.tolist(), cat_rank.tolist(), traits.tolist(), vectors)
+    out: list[str] = []
+    for (user_id, a, has_a, city, travels, other, all_out, vetoes, color_vetoes,
+         k_col, k_liked, k_dis, k_bad, c_rank, g_rank, (vibe, trend, dare), vector) in rows:
+        if user_id in skip:
+            continue
+        dna = '{"archetype":"%s",' % archetypes[a] if has_a else "{"
+        dna += '"preferred_colors":[%s],"category_affinity":{},"vibe":%s,"trend":%s,"dare":%s}' % (
+            ",".join([quoted_colors[i] for i in c_rank[:k_col]]), vibe, trend, dare)
+        rules = '{"liked_categories":[%s]' % ",".join([quoted_cats[i] for i in g_rank[:k_liked]])
+        if all_out:
+            rules += ',"disliked_categories":[%s]' % every_category
+        elif vetoes:
+            rules += ',"disliked_categories":[%s]' % ",".join([quoted_cats[i] for i in g_rank[-k_dis:]])
+            if color_vetoes:
+                rules += ',"disliked_colors":[%s]' % ",".join([quoted_colors[i] for i in c_rank[-k_bad:]])
+        rules += "}"
+        tz = tz_names[other] if travels else tz_names[city]
+        out.append(f"{user_id}\t{city_names[city]}\t{tz}\t{dna}\t{rules}\t{vector}")
+    return ("\n".join(out) + "\n").encode() if out else b""
+
+
+def _copy_text(value: str) -> str:
+    """Escape a value for COPY's text format."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        value = value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return value

@@ -1,0 +1,1 @@
+"""The `ootd` command line (see cli/main.py)."""

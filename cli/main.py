@@ -1,0 +1,205 @@
+"""`ootd`: the command line.
+
+Every command is a thin shell over a function in db/, batch/ or api/.  Errors a
+person can cause (bad input, no database) print one line and exit 1; usage
+errors exit 2 (argparse).  Tracebacks are for bugs only (set OOTD_DEBUG=1 to
+see them for every error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from db import REPO_ROOT
+
+
+# ------------------------------------------------------------------ helpers --
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _json_object(text: str) -> str:
+    """Reject malformed JSON before it reaches the database, with the position."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"malformed JSON ({exc.msg} at column {exc.colno}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return text
+
+
+class CommandError(Exception):
+    """A one-line, user-facing failure."""
+
+
+# ----------------------------------------------------------------- commands --
+def cmd_db(args: argparse.Namespace) -> None:
+    from db.server import default_server
+
+    if args.action == "url":
+        if os.environ.get("DATABASE_URL"):
+            print(os.environ["DATABASE_URL"])
+        else:
+            print(default_server().ensure_running())
+        return
+    if os.environ.get("DATABASE_URL"):
+        raise CommandError(f"'ootd db {args.action}' manages the embedded server; DATABASE_URL is set")
+    server = default_server()
+    if args.action == "start":
+        print(server.ensure_running())
+    elif args.action == "stop":
+        print("stopped" if server.stop() else "not running")
+    elif args.action == "status":
+        running = server.is_running()
+        print(f"{'running' if running else 'stopped'}: {server.pgdata}")
+        if not running:
+            raise SystemExit(3)
+
+
+def migrate(url: str | None = None, revision: str = "head") -> None:
+    """`alembic upgrade <revision>` on `url` (default: DATABASE_URL or embedded)."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy.exc import DBAPIError
+
+    from db.connect import DatabaseError, database_url, sqlalchemy_url
+
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url or database_url()).replace("%", "%%"))
+    try:
+        command.upgrade(config, revision)
+    except DBAPIError as exc:
+        raise DatabaseError.from_psycopg(exc.orig) from exc
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    migrate(revision=args.revision)
+    print(f"migrated to {args.revision}")
+
+
+def cmd_seed(args: argparse.Namespace) -> None:
+    from batch.seed import seed_users
+    from db.connect import connect
+
+    with connect() as conn:
+        result = seed_users(conn, args.users, args.seed)
+    print(f"seeded {result.created:,} new users ({result.existing:,} already present) "
+          f"for ids 1..{result.requested:,} with seed {args.seed} in {result.seconds:.1f} s")
+
+
+def cmd_user(args: argparse.Namespace) -> None:
+    from db.connect import connect, one
+
+    with connect() as conn:
+        row = one(conn, "put_user", {
+            "id": args.id, "city": args.city, "timezone": args.timezone,
+            "style_dna": args.dna, "style_rules": args.rules,
+        })
+    print(json.dumps({k: row[k] for k in ("id", "city", "timezone", "style_dna", "style_rules")}))
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    from cli.report import print_population
+    from db.connect import connect
+
+    with connect() as conn:
+        print_population(conn)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from batch.seed import seed_users
+    from cli.report import print_population
+    from db.connect import connect, database_url
+
+    url = database_url()
+    print(f"database: {url}")
+    migrate(url)
+    print("schema: migrated to head")
+    with connect(url) as conn:
+        result = seed_users(conn, args.users, args.seed)
+    print(f"seed: {result.created:,} new users, {result.existing:,} already present "
+          f"({result.seconds:.1f} s)")
+    with connect(url) as conn:
+        print_population(conn)
+    print('\nNext: psql "$(.venv/bin/ootd db url)" -c "SELECT * FROM ootd.users LIMIT 3"')
+
+
+# --------------------------------------------------------------------- main --
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ootd",
+        description="Outfit-of-the-day feeds at O(K) LLM cost, served from PostgreSQL.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("db", help="the embedded database server (url, start, stop, status)")
+    p.add_argument("action", choices=["url", "start", "stop", "status"])
+    p.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("migrate", help="install or upgrade the schema (alembic upgrade)")
+    p.add_argument("--revision", default="head", help="target revision (default: head)")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("seed", help="create synthetic users deterministically")
+    p.add_argument("--users", type=_positive_int, required=True, help="create users 1..N")
+    p.add_argument("--seed", type=_int, default=42, help="random seed (default: 42)")
+    p.set_defaults(func=cmd_seed)
+
+    p = sub.add_parser("user", help="create or update one user")
+    p.add_argument("id", type=_positive_int)
+    p.add_argument("--city", required=True, help="a city in ootd.cities, e.g. Torrance")
+    p.add_argument("--timezone", help="IANA zone name (default: the city's)")
+    p.add_argument("--dna", type=_json_object, default="{}", help="style_dna as a JSON object")
+    p.add_argument("--rules", type=_json_object, default="{}", help="style_rules as a JSON object")
+    p.set_defaults(func=cmd_user)
+
+    p = sub.add_parser("summary", help="print the population summary")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("demo", help="migrate, seed and show what ootd does")
+    p.add_argument("--users", type=_positive_int, default=10_000)
+    p.add_argument("--seed", type=_int, default=42)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from db.connect import DatabaseError
+    from db.server import ServerError
+
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        func(args)
+    except (CommandError, DatabaseError, ServerError, ValueError) as exc:
+        if os.environ.get("OOTD_DEBUG"):
+            raise
+        print(f"ootd: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ootd: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

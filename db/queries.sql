@@ -1,0 +1,71 @@
+-- =============================================================================
+-- ootd: the named queries Python runs (loaded by db/queries.py)
+-- Each query is one statement, usually a call to an ootd.* function, with
+-- bound parameters only.  Python never assembles SQL.
+-- =============================================================================
+
+-- name: vocabulary
+SELECT ootd.vocabulary() AS vocabulary;
+
+-- name: put_user
+SELECT * FROM ootd.put_user(%(id)s, %(city)s, %(timezone)s, %(style_dna)s, %(style_rules)s);
+
+-- ---------------------------------------------------------------- seeding ---
+
+-- name: lock_seed
+SELECT pg_advisory_xact_lock(hashtext('ootd.seed'));
+
+-- name: seed_cities
+SELECT name, timezone, population_k FROM ootd.cities ORDER BY name;
+
+-- name: seed_archetypes
+SELECT name, keywords FROM ootd.archetypes ORDER BY name;
+
+-- name: count_users_in_range
+SELECT count(*) AS n FROM ootd.users WHERE id BETWEEN 1 AND %s;
+
+-- name: user_ids_in_range
+SELECT coalesce(array_agg(id), '{}') AS ids FROM ootd.users WHERE id BETWEEN 1 AND %s;
+
+-- name: copy_users_text
+COPY ootd.users (id, city, timezone, style_dna, style_rules, taste) FROM STDIN;
+
+-- ---------------------------------------------------------------- reports ---
+
+-- name: population_totals
+SELECT count(*)                                                        AS users,
+       count(DISTINCT city)                                            AS cities,
+       count(DISTINCT timezone)                                        AS timezones,
+       count(*) FILTER (WHERE jsonb_array_length(coalesce(style_rules -> 'disliked_categories', '[]')) > 0)
+                                                                       AS with_vetoes,
+       count(*) FILTER (WHERE jsonb_array_length(coalesce(style_rules -> 'disliked_colors', '[]')) > 0)
+                                                                       AS with_color_vetoes,
+       count(*) FILTER (WHERE (style_rules -> 'disliked_categories') @> (SELECT to_jsonb(array_agg(name)) FROM ootd.categories))
+                                                                       AS veto_all,
+       count(*) FILTER (WHERE NOT style_dna ? 'archetype')             AS no_archetype,
+       count(taste)                                                    AS with_taste
+FROM ootd.users;
+
+-- name: population_by_archetype
+WITH by_archetype AS (
+    SELECT coalesce(style_dna ->> 'archetype', '(none)') AS archetype, count(*) AS users
+    FROM ootd.users GROUP BY 1
+), colors AS (
+    SELECT coalesce(u.style_dna ->> 'archetype', '(none)') AS archetype, color, count(*) AS n
+    FROM ootd.users u, jsonb_array_elements_text(u.style_dna -> 'preferred_colors') color
+    GROUP BY 1, 2
+)
+SELECT a.archetype, a.users,
+       (SELECT array_agg(c.color ORDER BY c.n DESC, c.color)
+        FROM (SELECT * FROM colors c WHERE c.archetype = a.archetype
+              ORDER BY c.n DESC, c.color LIMIT 3) c) AS top_colors
+FROM by_archetype a
+ORDER BY a.users DESC, a.archetype;
+
+-- name: population_top_cities
+SELECT u.city, c.timezone, to_char(now() AT TIME ZONE c.timezone - now() AT TIME ZONE 'UTC', 'HH24:MI') AS utc_offset,
+       count(*) AS users
+FROM ootd.users u JOIN ootd.cities c ON c.name = u.city
+GROUP BY u.city, c.timezone
+ORDER BY users DESC, u.city
+LIMIT %s;

@@ -1,0 +1,601 @@
+-- =============================================================================
+-- Revision 0001 (frozen copy of db/schema.sql as of this revision): the foundation
+--
+-- Edit this file in place.  Every change here also needs a new, frozen
+-- Alembic revision under migrations/ that brings an existing database to the
+-- same state; tests/test_migrations.py proves the two agree.
+--
+-- Sections, in this order:
+--   1. Roles            5. Core tables
+--   2. Extensions       6. Functions
+--   3. Schema           7. Triggers
+--   4. Reference data   8. Privileges
+-- Run as a superuser (CREATE EXTENSION vector needs one), or as a role with
+-- CREATEROLE once the extension exists, inside one transaction.
+-- =============================================================================
+
+
+-- =============================================================================
+-- 1. Roles (cluster-wide; created once, shared by every ootd database)
+--   ootd_owner    NOLOGIN, owns every object; nobody logs in as it.
+--   ootd_api      executes the few functions the HTTP API needs; no table access.
+--   ootd_batch    the nightly batch: reads users, writes pools and the LLM ledger.
+--   ootd_analyst  read-only on every table and view.
+-- Login roles are the DBA's: e.g. CREATE ROLE api_login LOGIN IN ROLE ootd_api.
+-- =============================================================================
+DO $roles$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['ootd_owner', 'ootd_api', 'ootd_batch', 'ootd_analyst'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+    -- The installing role must be able to SET ROLE ootd_owner below.
+    IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        EXECUTE format('GRANT ootd_owner TO %I', current_user);
+    END IF;
+END
+$roles$;
+
+
+-- =============================================================================
+-- 2. Extensions
+-- =============================================================================
+CREATE EXTENSION IF NOT EXISTS vector;
+
+
+-- =============================================================================
+-- 3. Schema (everything below is created by, and owned by, ootd_owner)
+-- =============================================================================
+CREATE SCHEMA ootd AUTHORIZATION ootd_owner;
+COMMENT ON SCHEMA ootd IS 'Outfit-of-the-day feeds at O(K) LLM cost: pools per style cluster, served by ootd.feed().';
+
+SET ROLE ootd_owner;
+
+-- Nothing ootd_owner creates is executable by PUBLIC unless granted below.
+ALTER DEFAULT PRIVILEGES FOR ROLE ootd_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES FOR ROLE ootd_owner IN SCHEMA ootd GRANT SELECT ON TABLES TO ootd_analyst;
+
+
+-- =============================================================================
+-- 4. Reference data
+-- =============================================================================
+
+-- IANA zone names this server knows, minus POSIX-style and offset-only names
+-- (UTC+5, EST5EDT, Etc/GMT+5: their sign conventions are reversed and they
+-- carry no daylight-saving rules for a place).  Filled from pg_timezone_names
+-- when the schema is installed.
+CREATE TABLE ootd.timezones (
+    name text PRIMARY KEY
+);
+COMMENT ON TABLE ootd.timezones IS 'Accepted IANA time zone names (region/city form, plus UTC).';
+
+INSERT INTO ootd.timezones (name)
+SELECT name
+FROM pg_catalog.pg_timezone_names
+WHERE name !~ '^(posix|right)/'
+  AND name !~ '^Etc/GMT[+-]'
+  AND name !~ '^[A-Z]{3,4}[0-9+-]'
+  AND name NOT IN ('Factory', 'posixrules', 'localtime');
+
+CREATE TABLE ootd.archetypes (
+    name      text PRIMARY KEY CHECK (name ~ '^[A-Z][A-Za-z]+$'),
+    adjective text NOT NULL,
+    keywords  text[] NOT NULL
+);
+COMMENT ON TABLE ootd.archetypes IS 'Style archetypes; adjective is what a headline says ("A breezy minimalist look...").';
+
+INSERT INTO ootd.archetypes (name, adjective, keywords) VALUES
+    ('Minimal',    'minimalist',   '{clean,tailored,monochrome,structured,understated}'),
+    ('Classic',    'classic',      '{timeless,tailored,polished,elegant,refined}'),
+    ('Casual',     'laid-back',    '{relaxed,comfortable,easy,soft,everyday}'),
+    ('Streetwear', 'street-smart', '{oversized,graphic,urban,bold,sneaker}'),
+    ('Bohemian',   'boho',         '{flowing,earthy,layered,embroidered,relaxed}'),
+    ('Romantic',   'romantic',     '{soft,delicate,floral,feminine,flowing}'),
+    ('Edgy',       'edgy',         '{leather,dark,bold,studded,sharp}'),
+    ('Sporty',     'sporty',       '{athletic,technical,comfortable,sleek,active}'),
+    ('Preppy',     'preppy',       '{polished,collegiate,crisp,tailored,classic}'),
+    ('Glam',       'glamorous',    '{sequined,luxe,bold,statement,shimmering}');
+
+CREATE TABLE ootd.categories (
+    name    text PRIMARY KEY CHECK (name ~ '^[A-Z][A-Za-z-]+$'),
+    garment text NOT NULL CHECK (garment IN ('one-piece', 'top', 'bottom', 'outerwear')),
+    warmth  smallint NOT NULL CHECK (warmth BETWEEN 0 AND 3)
+);
+COMMENT ON TABLE ootd.categories IS 'Garment categories an outfit''s hero piece belongs to (the unit of a veto).';
+
+INSERT INTO ootd.categories (name, garment, warmth) VALUES
+    ('Dress',      'one-piece', 1),
+    ('Jumpsuit',   'one-piece', 1),
+    ('Suit',       'one-piece', 2),
+    ('Top',        'top',       0),
+    ('Shirt',      'top',       1),
+    ('Knitwear',   'top',       2),
+    ('Skirt',      'bottom',    1),
+    ('Trousers',   'bottom',    2),
+    ('Jeans',      'bottom',    2),
+    ('Shorts',     'bottom',    0),
+    ('Blazer',     'outerwear', 2),
+    ('Jacket',     'outerwear', 2),
+    ('Coat',       'outerwear', 3),
+    ('Activewear', 'one-piece', 1);
+
+CREATE TABLE ootd.colors (
+    name   text PRIMARY KEY CHECK (name ~ '^[A-Z][A-Za-z]+$'),
+    hex    text NOT NULL CHECK (hex ~ '^#[0-9a-f]{6}$'),
+    family text NOT NULL CHECK (family IN ('neutral', 'warm', 'cool'))
+);
+COMMENT ON TABLE ootd.colors IS 'Colors an outfit''s hero piece can have.';
+
+INSERT INTO ootd.colors (name, hex, family) VALUES
+    ('Black',    '#111111', 'neutral'),
+    ('White',    '#f7f7f5', 'neutral'),
+    ('Ivory',    '#f3efe0', 'neutral'),
+    ('Beige',    '#d8c8a8', 'neutral'),
+    ('Camel',    '#c19a6b', 'warm'),
+    ('Brown',    '#6b4a2e', 'warm'),
+    ('Grey',     '#8a8d91', 'neutral'),
+    ('Navy',     '#1f2a44', 'cool'),
+    ('Blue',     '#3a6ea5', 'cool'),
+    ('Green',    '#3b7a57', 'cool'),
+    ('Olive',    '#6b6b3a', 'warm'),
+    ('Red',      '#b3202a', 'warm'),
+    ('Burgundy', '#6d1a36', 'warm'),
+    ('Pink',     '#e8a0b4', 'warm'),
+    ('Yellow',   '#e8c547', 'warm'),
+    ('Orange',   '#d9702b', 'warm'),
+    ('Purple',   '#6a4c93', 'cool'),
+    ('Lavender', '#b8a9d9', 'cool'),
+    ('Silver',   '#c0c0c8', 'cool'),
+    ('Gold',     '#c9a227', 'warm');
+
+-- Four broad conditions keep K bounded: 10 archetypes x 4 conditions = at most
+-- 40 clusters a day, however many users there are.
+CREATE TABLE ootd.weather_conditions (
+    name      text PRIMARY KEY CHECK (name ~ '^[A-Z][A-Za-z]+$'),
+    adjective text NOT NULL,
+    keywords  text[] NOT NULL
+);
+COMMENT ON TABLE ootd.weather_conditions IS 'Weather conditions used in cluster ids; adjective is what a headline says.';
+
+INSERT INTO ootd.weather_conditions (name, adjective, keywords) VALUES
+    ('Sunny', 'sun-ready',  '{light,breathable,linen,bright,airy}'),
+    ('Windy', 'breezy',     '{layered,secure,light-jacket,structured,crisp}'),
+    ('Rainy', 'rain-ready', '{water-resistant,trench,boots,layered,practical}'),
+    ('Cold',  'cozy',       '{wool,knit,insulated,layered,warm}');
+
+CREATE TABLE ootd.cities (
+    name         text PRIMARY KEY,
+    country      text NOT NULL CHECK (country ~ '^[A-Z]{2}$'),
+    timezone     text NOT NULL REFERENCES ootd.timezones (name),
+    latitude     double precision NOT NULL CHECK (latitude BETWEEN -90 AND 90),
+    longitude    double precision NOT NULL CHECK (longitude BETWEEN -180 AND 180),
+    population_k integer NOT NULL CHECK (population_k > 0)
+);
+COMMENT ON TABLE ootd.cities IS 'Cities users live in: weather is looked up per city; headlines name the city.';
+COMMENT ON COLUMN ootd.cities.population_k IS 'Approximate metro population in thousands (weights synthetic users).';
+
+INSERT INTO ootd.cities (name, country, timezone, latitude, longitude, population_k) VALUES
+    ('Torrance',      'US', 'America/Los_Angeles',            33.8358, -118.3406,   145),
+    ('Los Angeles',   'US', 'America/Los_Angeles',            34.0522, -118.2437, 12500),
+    ('San Francisco', 'US', 'America/Los_Angeles',            37.7749, -122.4194,  4700),
+    ('Seattle',       'US', 'America/Los_Angeles',            47.6062, -122.3321,  4000),
+    ('Denver',        'US', 'America/Denver',                 39.7392, -104.9903,  2900),
+    ('Phoenix',       'US', 'America/Phoenix',                33.4484, -112.0740,  4900),
+    ('Chicago',       'US', 'America/Chicago',                41.8781,  -87.6298,  9400),
+    ('Austin',        'US', 'America/Chicago',                30.2672,  -97.7431,  2300),
+    ('New York',      'US', 'America/New_York',               40.7128,  -74.0060, 19500),
+    ('Miami',         'US', 'America/New_York',               25.7617,  -80.1918,  6100),
+    ('Toronto',       'CA', 'America/Toronto',                43.6532,  -79.3832,  6200),
+    ('St. John''s',   'CA', 'America/St_Johns',               47.5615,  -52.7126,   210),
+    ('Mexico City',   'MX', 'America/Mexico_City',            19.4326,  -99.1332, 21800),
+    ('São Paulo',     'BR', 'America/Sao_Paulo',             -23.5505,  -46.6333, 22400),
+    ('Buenos Aires',  'AR', 'America/Argentina/Buenos_Aires', -34.6037,  -58.3816, 15400),
+    ('Santiago',      'CL', 'America/Santiago',              -33.4489,  -70.6693,  6900),
+    ('London',        'GB', 'Europe/London',                  51.5074,   -0.1278,  9500),
+    ('Dublin',        'IE', 'Europe/Dublin',                  53.3498,   -6.2603,  1400),
+    ('Lisbon',        'PT', 'Europe/Lisbon',                  38.7223,   -9.1393,  2900),
+    ('Paris',         'FR', 'Europe/Paris',                   48.8566,    2.3522, 11100),
+    ('Berlin',        'DE', 'Europe/Berlin',                  52.5200,   13.4050,  3600),
+    ('Milan',         'IT', 'Europe/Rome',                    45.4642,    9.1900,  3200),
+    ('Madrid',        'ES', 'Europe/Madrid',                  40.4168,   -3.7038,  6700),
+    ('Amsterdam',     'NL', 'Europe/Amsterdam',               52.3676,    4.9041,  2500),
+    ('Stockholm',     'SE', 'Europe/Stockholm',               59.3293,   18.0686,  1700),
+    ('Oslo',          'NO', 'Europe/Oslo',                    59.9139,   10.7522,  1100),
+    ('Athens',        'GR', 'Europe/Athens',                  37.9838,   23.7275,  3100),
+    ('Istanbul',      'TR', 'Europe/Istanbul',                41.0082,   28.9784, 15600),
+    ('Cairo',         'EG', 'Africa/Cairo',                   30.0444,   31.2357, 21300),
+    ('Lagos',         'NG', 'Africa/Lagos',                    6.5244,    3.3792, 15400),
+    ('Nairobi',       'KE', 'Africa/Nairobi',                 -1.2921,   36.8219,  4900),
+    ('Johannesburg',  'ZA', 'Africa/Johannesburg',           -26.2041,   28.0473,  6000),
+    ('Dubai',         'AE', 'Asia/Dubai',                     25.2048,   55.2708,  3500),
+    ('Tehran',        'IR', 'Asia/Tehran',                    35.6892,   51.3890,  9400),
+    ('Mumbai',        'IN', 'Asia/Kolkata',                   19.0760,   72.8777, 21000),
+    ('Delhi',         'IN', 'Asia/Kolkata',                   28.7041,   77.1025, 32000),
+    ('Bengaluru',     'IN', 'Asia/Kolkata',                   12.9716,   77.5946, 13600),
+    ('Kathmandu',     'NP', 'Asia/Kathmandu',                 27.7172,   85.3240,  1500),
+    ('Bangkok',       'TH', 'Asia/Bangkok',                   13.7563,  100.5018, 11000),
+    ('Singapore',     'SG', 'Asia/Singapore',                  1.3521,  103.8198,  5900),
+    ('Hong Kong',     'HK', 'Asia/Hong_Kong',                 22.3193,  114.1694,  7500),
+    ('Shanghai',      'CN', 'Asia/Shanghai',                  31.2304,  121.4737, 29200),
+    ('Seoul',         'KR', 'Asia/Seoul',                     37.5665,  126.9780,  9900),
+    ('Tokyo',         'JP', 'Asia/Tokyo',                     35.6762,  139.6503, 37000),
+    ('Sydney',        'AU', 'Australia/Sydney',              -33.8688,  151.2093,  5300),
+    ('Melbourne',     'AU', 'Australia/Melbourne',           -37.8136,  144.9631,  5200),
+    ('Adelaide',      'AU', 'Australia/Adelaide',            -34.9285,  138.6007,  1400),
+    ('Perth',         'AU', 'Australia/Perth',               -31.9505,  115.8605,  2200),
+    ('Auckland',      'NZ', 'Pacific/Auckland',              -36.8485,  174.7633,  1700),
+    ('Honolulu',      'US', 'Pacific/Honolulu',               21.3069, -157.8583,  1000);
+
+
+-- =============================================================================
+-- 5. Core tables
+-- =============================================================================
+
+-- style_dna:   {"archetype": "Minimal", "preferred_colors": ["Beige", ...],
+--               "category_affinity": {"Dress": 2, ...},
+--               "vibe": 0.4, "trend": 0.6, "dare": 0.2}
+-- style_rules: {"liked_categories": [...], "disliked_categories": [...],
+--               "disliked_colors": [...]}
+-- Both are validated by the statement-level triggers in section 7: shapes,
+-- known keys only, and names that exist in the reference tables.
+CREATE TABLE ootd.users (
+    id          bigint PRIMARY KEY CHECK (id > 0),
+    city        text NOT NULL REFERENCES ootd.cities (name),
+    timezone    text NOT NULL,
+    style_dna   jsonb NOT NULL DEFAULT '{}',
+    style_rules jsonb NOT NULL DEFAULT '{}',
+    taste       public.vector(32),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE ootd.users IS 'App users with their style DNA (learned), style rules (stated) and taste vector.';
+COMMENT ON COLUMN ootd.users.timezone IS 'IANA zone name (see ootd.timezones); decides the user''s local date and daypart.';
+COMMENT ON COLUMN ootd.users.taste IS 'Taste vector in the outfit-embedding space (32 dims); cosine against outfit embeddings.';
+
+-- One pool per (date, cluster): the unit the LLM generates and the feed serves.
+CREATE TABLE ootd.pools (
+    pool_date    date NOT NULL,
+    cluster_id   text NOT NULL,
+    archetype    text NOT NULL REFERENCES ootd.archetypes (name),
+    weather      text NOT NULL REFERENCES ootd.weather_conditions (name),
+    model        text NOT NULL,
+    generated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pool_date, cluster_id),
+    CHECK (cluster_id = to_char(pool_date, 'YYYYMMDD') || '_' || archetype || '_' || weather)
+);
+COMMENT ON TABLE ootd.pools IS 'One generated pool per date and style cluster (cluster id: YYYYMMDD_Archetype_Weather).';
+
+CREATE TABLE ootd.outfits (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pool_date   date NOT NULL,
+    cluster_id  text NOT NULL,
+    slot        smallint NOT NULL CHECK (slot BETWEEN 1 AND 20),
+    daypart     text NOT NULL CHECK (daypart IN ('Daytime', 'NightOut')),
+    title       text NOT NULL CHECK (length(title) BETWEEN 3 AND 120),
+    category    text NOT NULL REFERENCES ootd.categories (name),
+    color       text NOT NULL REFERENCES ootd.colors (name),
+    pieces      text[] NOT NULL CHECK (cardinality(pieces) BETWEEN 1 AND 8),
+    vibe        real NOT NULL CHECK (vibe BETWEEN 0 AND 1),
+    trend       real NOT NULL CHECK (trend BETWEEN 0 AND 1),
+    dare        real NOT NULL CHECK (dare BETWEEN 0 AND 1),
+    reason      text NOT NULL,
+    embedding   public.vector(32) NOT NULL,
+    FOREIGN KEY (pool_date, cluster_id) REFERENCES ootd.pools (pool_date, cluster_id) ON DELETE CASCADE,
+    UNIQUE (pool_date, cluster_id, slot)
+);
+COMMENT ON TABLE ootd.outfits IS 'Durable outfit pools: 20 per pool (10 Daytime, 10 NightOut).';
+
+-- The stand-in for Redis: rebuilt from ootd.outfits, lost on a crash (UNLOGGED
+-- tables are truncated by crash recovery), never the source of truth.
+CREATE UNLOGGED TABLE ootd.pool_cache (
+    pool_date   date NOT NULL,
+    cluster_id  text NOT NULL,
+    outfit_id   bigint NOT NULL,
+    slot        smallint NOT NULL,
+    daypart     text NOT NULL,
+    title       text NOT NULL,
+    category    text NOT NULL,
+    color       text NOT NULL,
+    vibe        real NOT NULL,
+    trend       real NOT NULL,
+    dare        real NOT NULL,
+    embedding   public.vector(32) NOT NULL,
+    cached_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pool_date, cluster_id, outfit_id)
+);
+COMMENT ON TABLE ootd.pool_cache IS 'UNLOGGED serving copy of ootd.outfits (the Redis stand-in); emptied by crash recovery.';
+
+CREATE TABLE ootd.likes (
+    user_id   bigint NOT NULL REFERENCES ootd.users (id) ON DELETE CASCADE,
+    outfit_id bigint NOT NULL REFERENCES ootd.outfits (id),
+    liked_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, outfit_id)
+);
+CREATE INDEX likes_outfit_id_idx ON ootd.likes (outfit_id);
+COMMENT ON TABLE ootd.likes IS 'Implicit feedback: a row per liked outfit.';
+
+CREATE TABLE ootd.llm_calls (
+    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    called_at         timestamptz NOT NULL DEFAULT now(),
+    pool_date         date NOT NULL,
+    cluster_id        text NOT NULL,
+    provider          text NOT NULL CHECK (provider IN ('openai', 'offline', 'plpython')),
+    kind              text NOT NULL CHECK (kind IN ('chat', 'embedding')),
+    model             text NOT NULL,
+    attempt           smallint NOT NULL DEFAULT 1 CHECK (attempt >= 1),
+    status            text NOT NULL CHECK (status IN ('ok', 'invalid', 'error')),
+    http_status       integer,
+    prompt_tokens     integer NOT NULL DEFAULT 0 CHECK (prompt_tokens >= 0),
+    completion_tokens integer NOT NULL DEFAULT 0 CHECK (completion_tokens >= 0),
+    latency_ms        double precision NOT NULL CHECK (latency_ms >= 0),
+    error             text
+);
+CREATE INDEX llm_calls_pool_idx ON ootd.llm_calls (pool_date, cluster_id);
+COMMENT ON TABLE ootd.llm_calls IS 'The LLM ledger: one row per request (chat or embedding), successful or not.';
+
+-- One row, tuned by analysts with UPDATE; read by ootd.feed() on every call.
+CREATE TABLE ootd.scoring_weights (
+    singleton          boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    preferred_color    double precision NOT NULL DEFAULT 1.25 CHECK (preferred_color > 0),
+    liked_category     double precision NOT NULL DEFAULT 1.20 CHECK (liked_category > 0),
+    category_affinity  double precision NOT NULL DEFAULT 0.05 CHECK (category_affinity >= 0),
+    cosine             double precision NOT NULL DEFAULT 0.50 CHECK (cosine >= 0),
+    daypart_priority   double precision NOT NULL DEFAULT 1.00 CHECK (daypart_priority >= 0),
+    liked_decay        double precision NOT NULL DEFAULT 0.50 CHECK (liked_decay BETWEEN 0 AND 1),
+    served_decay       double precision NOT NULL DEFAULT 0.80 CHECK (served_decay BETWEEN 0 AND 1),
+    jitter             double precision NOT NULL DEFAULT 1e-9 CHECK (jitter BETWEEN 0 AND 1e-6),
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE ootd.scoring_weights IS 'The feed''s scoring weights (exactly one row); tune with UPDATE, no deploy needed.';
+COMMENT ON COLUMN ootd.scoring_weights.preferred_color IS 'Multiplier when the outfit''s color is in style_dna.preferred_colors.';
+COMMENT ON COLUMN ootd.scoring_weights.liked_category IS 'Multiplier when the outfit''s category is in style_rules.liked_categories.';
+COMMENT ON COLUMN ootd.scoring_weights.category_affinity IS 'Multiplier step per unit of style_dna.category_affinity[category]: 1 + w * ln(1 + affinity).';
+COMMENT ON COLUMN ootd.scoring_weights.cosine IS 'Weight of cosine similarity between users.taste and the outfit embedding (added, in [-w, w]).';
+COMMENT ON COLUMN ootd.scoring_weights.daypart_priority IS 'Bonus added to outfits of the daypart that has priority at the user''s local time.';
+COMMENT ON COLUMN ootd.scoring_weights.liked_decay IS 'Multiplier for outfits the user already liked (1 = no penalty).';
+COMMENT ON COLUMN ootd.scoring_weights.served_decay IS 'Multiplier for outfits served to the user on the previous local day (1 = no penalty).';
+COMMENT ON COLUMN ootd.scoring_weights.jitter IS 'Scale of the deterministic tie-break hash(user, outfit, local date).';
+
+INSERT INTO ootd.scoring_weights DEFAULT VALUES;
+
+
+-- =============================================================================
+-- 6. Functions
+-- =============================================================================
+
+-- ootd.vocabulary(): the controlled vocabulary as one JSON object.
+-- Validation below and the LLM's JSON-schema enums are built from it, so a new
+-- color is one INSERT away from being usable everywhere.
+CREATE FUNCTION ootd.vocabulary()
+RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT jsonb_build_object(
+        'archetypes', (SELECT jsonb_agg(name ORDER BY name) FROM ootd.archetypes),
+        'categories', (SELECT jsonb_agg(name ORDER BY name) FROM ootd.categories),
+        'colors',     (SELECT jsonb_agg(name ORDER BY name) FROM ootd.colors),
+        'weather',    (SELECT jsonb_agg(name ORDER BY name) FROM ootd.weather_conditions)
+    )
+$$;
+COMMENT ON FUNCTION ootd.vocabulary() IS
+    'Controlled vocabulary {archetypes, categories, colors, weather} as JSON arrays of names.';
+
+-- ootd._style_shape_problem(dna, rules): NULL when both documents have the
+-- right shape, else a sentence naming the first problem.  One CASE
+-- expression with no sub-selects, so the planner inlines it and validating a
+-- million-row COPY costs a few C-level jsonb operations per row.
+CREATE FUNCTION ootd._style_shape_problem(p_dna jsonb, p_rules jsonb)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN jsonb_typeof(p_dna) IS DISTINCT FROM 'object' THEN
+            'style_dna must be a JSON object'
+        WHEN jsonb_typeof(p_rules) IS DISTINCT FROM 'object' THEN
+            'style_rules must be a JSON object'
+        WHEN p_dna - '{archetype,preferred_colors,category_affinity,vibe,trend,dare}'::text[] <> '{}' THEN
+            format('style_dna has unknown key %s (known: archetype, preferred_colors, category_affinity, vibe, trend, dare)',
+                   jsonb_path_query_first(p_dna - '{archetype,preferred_colors,category_affinity,vibe,trend,dare}'::text[],
+                                          '$.keyvalue().key'))
+        WHEN p_rules - '{liked_categories,disliked_categories,disliked_colors}'::text[] <> '{}' THEN
+            format('style_rules has unknown key %s (known: liked_categories, disliked_categories, disliked_colors)',
+                   jsonb_path_query_first(p_rules - '{liked_categories,disliked_categories,disliked_colors}'::text[],
+                                          '$.keyvalue().key'))
+        WHEN p_dna ? 'archetype' AND jsonb_typeof(p_dna -> 'archetype') <> 'string' THEN
+            'style_dna.archetype must be a string'
+        WHEN p_dna ? 'preferred_colors' AND (jsonb_typeof(p_dna -> 'preferred_colors') <> 'array'
+              OR jsonb_path_exists(p_dna, '$.preferred_colors[*] ? (@.type() != "string")')) THEN
+            'style_dna.preferred_colors must be an array of color names'
+        WHEN p_dna ? 'category_affinity' AND (jsonb_typeof(p_dna -> 'category_affinity') <> 'object'
+              OR jsonb_path_exists(p_dna, '$.category_affinity.* ? (@.type() != "number" || @ < 0)')) THEN
+            'style_dna.category_affinity must map category names to numbers >= 0'
+        WHEN jsonb_path_exists(p_dna, '$.vibe ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
+            'style_dna.vibe must be a number between 0 and 1'
+        WHEN jsonb_path_exists(p_dna, '$.trend ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
+            'style_dna.trend must be a number between 0 and 1'
+        WHEN jsonb_path_exists(p_dna, '$.dare ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
+            'style_dna.dare must be a number between 0 and 1'
+        WHEN p_rules ? 'liked_categories' AND (jsonb_typeof(p_rules -> 'liked_categories') <> 'array'
+              OR jsonb_path_exists(p_rules, '$.liked_categories[*] ? (@.type() != "string")')) THEN
+            'style_rules.liked_categories must be an array of category names'
+        WHEN p_rules ? 'disliked_categories' AND (jsonb_typeof(p_rules -> 'disliked_categories') <> 'array'
+              OR jsonb_path_exists(p_rules, '$.disliked_categories[*] ? (@.type() != "string")')) THEN
+            'style_rules.disliked_categories must be an array of category names'
+        WHEN p_rules ? 'disliked_colors' AND (jsonb_typeof(p_rules -> 'disliked_colors') <> 'array'
+              OR jsonb_path_exists(p_rules, '$.disliked_colors[*] ? (@.type() != "string")')) THEN
+            'style_rules.disliked_colors must be an array of color names'
+        WHEN jsonb_path_exists(p_rules, '$.liked_categories[*] ? (@ == $.disliked_categories[*])') THEN
+            format('category %s is both liked and disliked in style_rules',
+                   jsonb_path_query_first(p_rules, '$.liked_categories[*] ? (@ == $.disliked_categories[*])'))
+    END
+$$;
+COMMENT ON FUNCTION ootd._style_shape_problem(jsonb, jsonb) IS
+    'Private: NULL if style_dna/style_rules have a valid shape, else the first problem (used by the users triggers).';
+
+-- ootd._style_vocabulary_problem(dna, rules, vocab): NULL when every name in
+-- the (well-shaped) documents exists in the vocabulary, else a sentence naming
+-- the first unknown one.  The WHEN tests are C-level containment checks; the
+-- jsonpath that finds the culprit runs only for a bad row.
+CREATE FUNCTION ootd._style_vocabulary_problem(p_dna jsonb, p_rules jsonb, p_vocab jsonb)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN p_dna ? 'archetype' AND NOT (p_vocab -> 'archetypes') @> (p_dna -> 'archetype') THEN
+            format('unknown archetype %s in style_dna.archetype', p_dna -> 'archetype')
+        WHEN NOT (p_dna -> 'preferred_colors') <@ (p_vocab -> 'colors') THEN
+            format('unknown color %s in style_dna.preferred_colors',
+                   jsonb_path_query_first(p_dna, '$.preferred_colors[*] ? (!(@ == $colors[*]))', p_vocab))
+        WHEN p_dna -> 'category_affinity' <> '{}'
+             AND jsonb_path_exists(p_dna, '$.category_affinity.keyvalue() ? (!(@.key == $categories[*]))', p_vocab) THEN
+            format('unknown category %s in style_dna.category_affinity',
+                   jsonb_path_query_first(p_dna, '$.category_affinity.keyvalue() ? (!(@.key == $categories[*])).key', p_vocab))
+        WHEN NOT (p_rules -> 'liked_categories') <@ (p_vocab -> 'categories') THEN
+            format('unknown category %s in style_rules.liked_categories',
+                   jsonb_path_query_first(p_rules, '$.liked_categories[*] ? (!(@ == $categories[*]))', p_vocab))
+        WHEN NOT (p_rules -> 'disliked_categories') <@ (p_vocab -> 'categories') THEN
+            format('unknown category %s in style_rules.disliked_categories',
+                   jsonb_path_query_first(p_rules, '$.disliked_categories[*] ? (!(@ == $categories[*]))', p_vocab))
+        WHEN NOT (p_rules -> 'disliked_colors') <@ (p_vocab -> 'colors') THEN
+            format('unknown color %s in style_rules.disliked_colors',
+                   jsonb_path_query_first(p_rules, '$.disliked_colors[*] ? (!(@ == $colors[*]))', p_vocab))
+    END
+$$;
+COMMENT ON FUNCTION ootd._style_vocabulary_problem(jsonb, jsonb, jsonb) IS
+    'Private: NULL if every archetype, category and color named in style_dna/style_rules exists, else the first unknown one.';
+
+-- ootd._users_validate(): statement-level trigger over the transition table
+-- `new_rows`, so a COPY of a million users is validated in three set-based
+-- passes instead of a million PL/pgSQL calls.  Raising aborts the statement:
+-- nothing is written.
+--   22023 invalid_parameter_value  time zone is not an IANA zone name
+--   23514 check_violation          style_dna / style_rules have the wrong shape
+--   23503 foreign_key_violation    an archetype, category or color is unknown
+CREATE FUNCTION ootd._users_validate()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    bad     record;
+    v_vocab jsonb := ootd.vocabulary();  -- once per statement, not per row
+BEGIN
+    SELECT n.id, n.timezone INTO bad
+    FROM new_rows n
+    WHERE NOT EXISTS (SELECT 1 FROM ootd.timezones t WHERE t.name = n.timezone)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'user %: invalid time zone "%": not an IANA time zone name', bad.id, bad.timezone
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use a name such as America/Los_Angeles (see ootd.timezones); POSIX strings like UTC+5 have reversed signs and are rejected.';
+    END IF;
+
+    SELECT s.id, s.problem INTO bad
+    FROM (SELECT n.id, ootd._style_shape_problem(n.style_dna, n.style_rules) AS problem
+          FROM new_rows n) s
+    WHERE s.problem IS NOT NULL
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'user %: %', bad.id, bad.problem
+            USING ERRCODE = 'check_violation', TABLE = 'users', SCHEMA = 'ootd';
+    END IF;
+
+    SELECT s.id, s.problem INTO bad
+    FROM (SELECT n.id, ootd._style_vocabulary_problem(n.style_dna, n.style_rules, v_vocab) AS problem
+          FROM new_rows n) s
+    WHERE s.problem IS NOT NULL
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'user %: %', bad.id, bad.problem
+            USING ERRCODE = 'foreign_key_violation', TABLE = 'users', SCHEMA = 'ootd',
+                  HINT = 'Known names are listed by SELECT ootd.vocabulary();';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ootd._users_validate() IS
+    'Private trigger: validates time zone, style_dna and style_rules of every inserted/updated user, set-based.';
+
+-- ootd.put_user(...): create or update one user.  The time zone defaults to
+-- the city's; an unknown city is a foreign-key error with a readable message.
+CREATE FUNCTION ootd.put_user(
+    p_id          bigint,
+    p_city        text,
+    p_timezone    text DEFAULT NULL,
+    p_style_dna   jsonb DEFAULT '{}',
+    p_style_rules jsonb DEFAULT '{}'
+)
+RETURNS ootd.users
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_city_tz text;
+    v_user    ootd.users;
+BEGIN
+    IF p_id IS NULL OR p_id <= 0 THEN
+        RAISE EXCEPTION 'user id must be a positive integer, got %', coalesce(p_id::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT c.timezone INTO v_city_tz FROM ootd.cities c WHERE c.name = p_city;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown city "%"', p_city
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Known cities are listed by SELECT name FROM ootd.cities;';
+    END IF;
+    INSERT INTO ootd.users AS u (id, city, timezone, style_dna, style_rules)
+    VALUES (p_id, p_city, coalesce(p_timezone, v_city_tz),
+            coalesce(p_style_dna, '{}'), coalesce(p_style_rules, '{}'))
+    ON CONFLICT (id) DO UPDATE
+        SET city        = excluded.city,
+            timezone    = excluded.timezone,
+            style_dna   = excluded.style_dna,
+            style_rules = excluded.style_rules,
+            updated_at  = now()
+    RETURNING u.* INTO v_user;
+    RETURN v_user;
+END
+$$;
+COMMENT ON FUNCTION ootd.put_user(bigint, text, text, jsonb, jsonb) IS
+    'Create or update a user (time zone defaults to the city''s); validation errors name the offending value.';
+
+
+-- =============================================================================
+-- 7. Triggers
+-- (Transition tables allow one event per trigger, hence two.)
+-- =============================================================================
+CREATE TRIGGER users_validate_insert
+    AFTER INSERT ON ootd.users
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._users_validate();
+
+CREATE TRIGGER users_validate_update
+    AFTER UPDATE ON ootd.users
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._users_validate();
+
+
+-- =============================================================================
+-- 8. Privileges
+-- EXECUTE on functions is revoked from PUBLIC (default privileges, section 3,
+-- and explicitly for the functions above); each role gets exactly its grants.
+-- =============================================================================
+REVOKE ALL ON SCHEMA ootd FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ootd FROM PUBLIC;
+GRANT USAGE ON SCHEMA ootd TO ootd_api, ootd_batch, ootd_analyst;
+
+-- ootd_analyst: read everything (future tables through the default privilege).
+GRANT SELECT ON ALL TABLES IN SCHEMA ootd TO ootd_analyst;
+GRANT EXECUTE ON FUNCTION ootd.vocabulary() TO ootd_analyst, ootd_batch;
+
+-- ootd_batch: read users and reference data, write pools, cache and ledger.
+GRANT SELECT ON ootd.users, ootd.cities, ootd.timezones, ootd.archetypes, ootd.categories,
+                ootd.colors, ootd.weather_conditions, ootd.scoring_weights TO ootd_batch;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ootd.pools, ootd.outfits, ootd.pool_cache TO ootd_batch;
+GRANT SELECT, INSERT ON ootd.llm_calls TO ootd_batch;
+
+-- ootd_api: no table privileges at all; it is granted EXECUTE on the serving
+-- functions (feed, like, unlike) as they are defined.
+
+RESET ROLE;

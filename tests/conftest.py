@@ -1,0 +1,99 @@
+"""Test fixtures: one real embedded PostgreSQL (with pgvector) per session.
+
+The schema is migrated once (`alembic upgrade head`) into a template database;
+each test that needs data gets its own `CREATE DATABASE ... TEMPLATE` copy,
+so tests may commit, open several connections and never see each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from db import REPO_ROOT
+from db.server import EmbeddedServer
+
+TEMPLATE = "ootd_template"
+TEST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    server = EmbeddedServer(tmp_path_factory.mktemp("pg"), settings=TEST_SETTINGS)
+    server.ensure_running()
+    yield server
+    server.stop("fast")
+
+
+def admin_connect(server: EmbeddedServer) -> psycopg.Connection:
+    return psycopg.connect(server.dsn("postgres"), autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_server: EmbeddedServer) -> str:
+    """A database migrated to head, used as the template for every test database."""
+    from cli.main import migrate
+
+    with admin_connect(pg_server) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
+        conn.execute(f"CREATE DATABASE {TEMPLATE}")
+    url = pg_server.dsn(TEMPLATE)
+    migrate(url)
+    return url
+
+
+def create_database(server: EmbeddedServer, template: str | None) -> str:
+    name = f"test_{os.getpid()}_{next(_counter)}"
+    with admin_connect(server) as conn:
+        conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    return name
+
+
+def drop_database(server: EmbeddedServer, name: str) -> None:
+    with admin_connect(server) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db_url(pg_server: EmbeddedServer, template_url: str) -> Iterator[str]:
+    """URL of a fresh database holding the migrated schema (no users)."""
+    name = create_database(pg_server, TEMPLATE)
+    yield pg_server.dsn(name)
+    drop_database(pg_server, name)
+
+
+@pytest.fixture
+def empty_db_url(pg_server: EmbeddedServer) -> Iterator[str]:
+    """URL of a fresh, empty database (no schema)."""
+    name = create_database(pg_server, None)
+    yield pg_server.dsn(name)
+    drop_database(pg_server, name)
+
+
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as connection:
+        from pgvector.psycopg import register_vector
+
+        register_vector(connection)
+        yield connection
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `ootd ...` as a user would: a separate process, its own environment."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "OOTD_HOME")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args], capture_output=True, text=True,
+        env=full_env, cwd=cwd or REPO_ROOT, timeout=timeout, stdin=subprocess.DEVNULL,
+    )

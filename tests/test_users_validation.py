@@ -1,0 +1,143 @@
+"""Bad user data is rejected with a precise message and SQLSTATE, and writes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from tests.conftest import run_cli
+
+GOOD_DNA = {"archetype": "Minimal", "preferred_colors": ["Beige"], "category_affinity": {"Dress": 2},
+            "vibe": 0.4, "trend": 0.5, "dare": 0.1}
+GOOD_RULES = {"liked_categories": ["Trousers"], "disliked_categories": ["Shorts"], "disliked_colors": ["Orange"]}
+
+INSERT = "INSERT INTO ootd.users (id, city, timezone, style_dna, style_rules) VALUES (%s, %s, %s, %s, %s)"
+UPDATE = "UPDATE ootd.users SET timezone = %s, style_dna = %s, style_rules = %s WHERE id = 1"
+
+
+@pytest.fixture
+def existing(conn: psycopg.Connection) -> dict:
+    conn.execute(INSERT, (1, "Torrance", "America/Los_Angeles", json.dumps(GOOD_DNA), json.dumps(GOOD_RULES)))
+    return snapshot(conn)
+
+
+def snapshot(conn: psycopg.Connection) -> dict:
+    rows = conn.execute("SELECT id, city, timezone, style_dna, style_rules, updated_at FROM ootd.users ORDER BY id").fetchall()
+    return {"rows": rows}
+
+
+BAD_CASES = [
+    # (timezone, style_dna, style_rules, sqlstate, exact message for user 2)
+    ("Foo/Bar", {}, {}, "22023", 'user 2: invalid time zone "Foo/Bar": not an IANA time zone name'),
+    ("UTC+5", {}, {}, "22023", 'user 2: invalid time zone "UTC+5": not an IANA time zone name'),
+    ("EST5EDT", {}, {}, "22023", 'user 2: invalid time zone "EST5EDT": not an IANA time zone name'),
+    ("Etc/GMT+5", {}, {}, "22023", 'user 2: invalid time zone "Etc/GMT+5": not an IANA time zone name'),
+    ("Europe/Paris", [], {}, "23514", "user 2: style_dna must be a JSON object"),
+    ("Europe/Paris", {}, "Dress", "23514", "user 2: style_rules must be a JSON object"),
+    ("Europe/Paris", {}, {"disliked_categories": "Dress"}, "23514",
+     "user 2: style_rules.disliked_categories must be an array of category names"),
+    ("Europe/Paris", {}, {"disliked_category": ["Dress"]}, "23514",
+     'user 2: style_rules has unknown key "disliked_category" (known: liked_categories, disliked_categories, disliked_colors)'),
+    ("Europe/Paris", {}, {"disliked_colors": [1]}, "23514",
+     "user 2: style_rules.disliked_colors must be an array of color names"),
+    ("Europe/Paris", {}, {"liked_categories": ["Dress"], "disliked_categories": ["Dress"]}, "23514",
+     'user 2: category "Dress" is both liked and disliked in style_rules'),
+    ("Europe/Paris", {"vibe": 1.5}, {}, "23514", "user 2: style_dna.vibe must be a number between 0 and 1"),
+    ("Europe/Paris", {"category_affinity": {"Dress": -1}}, {}, "23514",
+     "user 2: style_dna.category_affinity must map category names to numbers >= 0"),
+    ("Europe/Paris", {"colour": ["Red"]}, {}, "23514",
+     'user 2: style_dna has unknown key "colour" (known: archetype, preferred_colors, category_affinity, vibe, trend, dare)'),
+    ("Europe/Paris", {}, {"disliked_categories": ["Dress", "Tutu"]}, "23503",
+     'user 2: unknown category "Tutu" in style_rules.disliked_categories'),
+    ("Europe/Paris", {}, {"liked_categories": ["Cape"]}, "23503",
+     'user 2: unknown category "Cape" in style_rules.liked_categories'),
+    ("Europe/Paris", {}, {"disliked_colors": ["Mauve"]}, "23503",
+     'user 2: unknown color "Mauve" in style_rules.disliked_colors'),
+    ("Europe/Paris", {"preferred_colors": ["Red", "Mauve"]}, {}, "23503",
+     'user 2: unknown color "Mauve" in style_dna.preferred_colors'),
+    ("Europe/Paris", {"archetype": "Goth"}, {}, "23503", 'user 2: unknown archetype "Goth" in style_dna.archetype'),
+    ("Europe/Paris", {"category_affinity": {"Cape": 1}}, {}, "23503",
+     'user 2: unknown category "Cape" in style_dna.category_affinity'),
+]
+
+
+@pytest.mark.parametrize("timezone, dna, rules, sqlstate, message", BAD_CASES,
+                         ids=[c[4].split(": ", 1)[1][:50] for c in BAD_CASES])
+def test_bad_insert_is_rejected_precisely_and_writes_nothing(conn, existing, timezone, dna, rules, sqlstate, message):
+    with pytest.raises(psycopg.Error) as caught:
+        conn.execute(INSERT, (2, "Paris", timezone, json.dumps(dna), json.dumps(rules)))
+    assert caught.value.sqlstate == sqlstate
+    assert caught.value.diag.message_primary == message
+    assert snapshot(conn) == existing
+
+
+@pytest.mark.parametrize("timezone, dna, rules, sqlstate, message", BAD_CASES[:1] + BAD_CASES[7:8] + BAD_CASES[13:14],
+                         ids=["timezone", "shape", "vocabulary"])
+def test_bad_update_is_rejected_and_leaves_the_row_unchanged(conn, existing, timezone, dna, rules, sqlstate, message):
+    with pytest.raises(psycopg.Error) as caught:
+        conn.execute(UPDATE, (timezone, json.dumps(dna), json.dumps(rules)))
+    assert caught.value.sqlstate == sqlstate
+    assert caught.value.diag.message_primary == message.replace("user 2", "user 1")
+    assert snapshot(conn) == existing
+
+
+def test_malformed_json_is_rejected_by_the_type(conn, existing):
+    with pytest.raises(errors.InvalidTextRepresentation) as caught:
+        conn.execute(INSERT, (2, "Paris", "Europe/Paris", "{}", '{"disliked_categories": ['))
+    assert caught.value.sqlstate == "22P02"
+    assert caught.value.diag.message_primary == "invalid input syntax for type json"
+    assert snapshot(conn) == existing
+
+
+def test_one_bad_row_in_a_copy_of_a_thousand_writes_none_of_them(conn, existing):
+    lines = [f"{i}\tLondon\tEurope/London\t{{}}\t{{}}\n" for i in range(10, 1010)]
+    lines[500] = '510\tLondon\tEurope/London\t{}\t{"disliked_colors":["Mauve"]}\n'
+    with pytest.raises(errors.ForeignKeyViolation) as caught:
+        with conn.cursor().copy("COPY ootd.users (id, city, timezone, style_dna, style_rules) FROM STDIN") as copy:
+            copy.write("".join(lines))
+    assert caught.value.diag.message_primary == 'user 510: unknown color "Mauve" in style_rules.disliked_colors'
+    assert snapshot(conn) == existing
+
+
+def test_unknown_city_is_a_foreign_key_error(conn, existing):
+    with pytest.raises(errors.ForeignKeyViolation) as caught:
+        conn.execute("SELECT ootd.put_user(2, 'Atlantis')")
+    assert caught.value.diag.message_primary == 'unknown city "Atlantis"'
+    assert snapshot(conn) == existing
+
+
+def test_valid_profiles_are_accepted_and_timezone_defaults_to_the_city(conn, existing):
+    row = conn.execute("SELECT * FROM ootd.put_user(3, 'Adelaide', NULL, %s, %s)",
+                       (json.dumps(GOOD_DNA), json.dumps(GOOD_RULES))).fetchone()
+    assert row["timezone"] == "Australia/Adelaide"
+    assert row["style_dna"] == GOOD_DNA and row["style_rules"] == GOOD_RULES
+    row = conn.execute("SELECT * FROM ootd.put_user(3, 'Adelaide', 'Asia/Kathmandu')").fetchone()
+    assert row["timezone"] == "Asia/Kathmandu"
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--timezone", "UTC+5"], 'ootd: error: user 7: invalid time zone "UTC+5": not an IANA time zone name (SQLSTATE 22023)'),
+    (["--rules", '{"disliked_categories": ["Tutu"]}'],
+     'ootd: error: user 7: unknown category "Tutu" in style_rules.disliked_categories (SQLSTATE 23503)'),
+    (["--dna", '{"preferred_colors": ["Mauve"]}'],
+     'ootd: error: user 7: unknown color "Mauve" in style_dna.preferred_colors (SQLSTATE 23503)'),
+])
+def test_cli_prints_one_line_and_exits_nonzero(db_url, conn, existing, args, expected):
+    result = run_cli("user", "7", "--city", "Paris", *args, env={"DATABASE_URL": db_url})
+    assert result.returncode == 1
+    assert result.stderr.strip() == expected
+    assert snapshot(conn) == existing
+
+
+def test_cli_rejects_malformed_json_before_touching_the_database(db_url, conn, existing):
+    result = run_cli("user", "7", "--city", "Paris", "--rules", '{"disliked_categories": [',
+                     env={"DATABASE_URL": db_url})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "ootd user: error: argument --rules: malformed JSON (Expecting value at column 26): "
+        "'{\"disliked_categories\": ['")
+    assert "Traceback" not in result.stderr
+    assert snapshot(conn) == existing
