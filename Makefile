@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-seed install clean stop
+.PHONY: demo test bench bench-seed bench-nightly install clean stop
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ootd needs Python >= 3.11 (set PYTHON=...)")'
@@ -25,7 +25,10 @@ test: $(STAMP)
 bench-seed: $(STAMP)
 	$(PY) -m bench.seed
 
-bench: bench-seed
+bench-nightly: $(STAMP)
+	$(PY) -m bench.nightly
+
+bench: bench-seed bench-nightly
 
 stop:
 	-$(VENV)/bin/ootd db stop

@@ -125,6 +125,42 @@ def cmd_summary(args: argparse.Namespace) -> None:
         print_population(conn)
 
 
+def _date(text: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def nightly(url: str | None, day, llm: str | None, concurrency: int = 4, wait: bool = True,
+            timeout: float = 60.0):
+    """Run the nightly batch with a progress bar; returns the report."""
+    from batch.nightly import NightlyConfig, run_nightly
+    from cli.report import NightlyProgress
+
+    config = NightlyConfig.from_env(day, llm, concurrency=concurrency, wait=wait, timeout_s=timeout)
+    with NightlyProgress() as progress:
+        return run_nightly(url, config, progress=progress)
+
+
+def cmd_nightly(args: argparse.Namespace) -> None:
+    from datetime import datetime, timezone
+
+    from batch.nightly import NightlyBusy
+    from cli.report import print_nightly
+
+    day = args.date or datetime.now(timezone.utc).date()
+    try:
+        report = nightly(None, day, args.llm, args.concurrency, not args.no_wait, args.timeout)
+    except NightlyBusy as exc:
+        raise CommandError(str(exc)) from None
+    print_nightly(report)
+    if report.failed:
+        raise SystemExit(4)  # some clusters failed: they keep serving their previous pools
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from batch.seed import seed_users
     from cli.report import print_population
@@ -140,7 +176,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
           f"({result.seconds:.1f} s)")
     with connect(url) as conn:
         print_population(conn)
-    print('\nNext: psql "$(.venv/bin/ootd db url)" -c "SELECT * FROM ootd.users LIMIT 3"')
+
+    from datetime import datetime, timezone
+
+    from cli.report import print_nightly
+
+    day = datetime.now(timezone.utc).date()
+    print(f"\nnightly batch for {day} (offline stylist, one call per cluster):")
+    print_nightly(nightly(url, day, "offline"))
+    print('\nNext: psql "$(.venv/bin/ootd db url)" -c "SELECT * FROM ootd.llm_cost_daily"')
 
 
 # --------------------------------------------------------------------- main --
@@ -171,6 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dna", type=_json_object, default="{}", help="style_dna as a JSON object")
     p.add_argument("--rules", type=_json_object, default="{}", help="style_rules as a JSON object")
     p.set_defaults(func=cmd_user)
+
+    p = sub.add_parser("nightly", help="generate today's pools: one LLM call per style cluster")
+    p.add_argument("--date", type=_date, help="pool date, YYYY-MM-DD (default: today, UTC)")
+    p.add_argument("--llm", choices=["offline", "openai"],
+                   help="provider (default: openai when OPENAI_API_KEY is set, else offline)")
+    p.add_argument("--concurrency", type=_positive_int, default=4, help="requests in flight (default: 4)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per LLM request (default: 60)")
+    p.add_argument("--no-wait", action="store_true", help="exit instead of waiting for a concurrent run")
+    p.set_defaults(func=cmd_nightly)
 
     p = sub.add_parser("summary", help="print the population summary")
     p.set_defaults(func=cmd_summary)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from db.connect import all_rows, one
@@ -46,3 +49,50 @@ def print_population(conn: psycopg.Connection, console: Console | None = None) -
 
 def _pct(part: int, whole: int) -> str:
     return f"{part:,} ({100.0 * part / whole:.1f}%)" if whole else "0"
+
+
+class NightlyProgress:
+    """A progress bar over clusters, fed by run_nightly's progress events."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=self.console, transient=False)
+        self.task = None
+
+    def __enter__(self) -> "NightlyProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: str, value: Any) -> None:
+        if event == "waiting":
+            self.console.print(value)
+        elif event == "start":
+            self.task = self.progress.add_task("clusters", total=value)
+        elif event == "cluster" and self.task is not None:
+            mark = "" if value.status == "stored" else " [red]failed[/red]"
+            self.progress.update(self.task, advance=1, description=f"{value.cluster.cluster_id}{mark}")
+
+
+def print_nightly(report: Any, console: Console | None = None) -> None:
+    console = console or Console()
+    cost = report.cost or {}
+    table = Table(title=f"Nightly {report.day} ({report.llm}: {report.model})", show_header=False,
+                  title_justify="left")
+    table.add_row("users (clustered)", f"{report.users:,} ({report.clustered_users:,})")
+    table.add_row("clusters K", f"{report.clusters} ({report.skipped} already done, {report.stored} generated now)")
+    table.add_row("LLM calls this run", f"{report.chat_requests} chat, {report.embedding_requests} embedding")
+    table.add_row("failures", ", ".join(f"{c} ({e})" for c, e in report.failed) or "0")
+    table.add_row("tokens this run", f"{report.prompt_tokens:,} prompt + {report.completion_tokens:,} completion"
+                  + (" (estimated)" if report.llm == "offline" else ""))
+    table.add_row("cached outfits", f"{report.cached_outfits:,}")
+    if cost:
+        table.add_row("est. cost today", f"${cost['est_cost_usd']:,.4f} "
+                      f"(at reference prices ${cost['cost_at_reference_usd']:,.4f})")
+        table.add_row("naive: one call per user", f"{cost['naive_calls']:,} calls, ${cost['naive_cost_usd'] or 0:,.2f} "
+                      f"(at reference prices ${cost['naive_cost_at_reference_usd'] or 0:,.2f})")
+    table.add_row("wall time", f"{report.seconds:.1f} s")
+    console.print(table)

@@ -15,6 +15,10 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+__all__ = ["Jsonb", "DatabaseError", "connect", "database_url", "run", "one", "all_rows", "copy_rows",
+           "copy_chunks", "sqlalchemy_url"]
 
 from db.queries import query
 

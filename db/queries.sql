@@ -69,3 +69,38 @@ FROM ootd.users u JOIN ootd.cities c ON c.name = u.city
 GROUP BY u.city, c.timezone
 ORDER BY users DESC, u.city
 LIMIT %s;
+
+-- ---------------------------------------------------------------- nightly ---
+
+-- name: nightly_try_lock
+SELECT pg_try_advisory_lock(hashtext('ootd.nightly')) AS locked;
+
+-- name: nightly_lock
+SELECT pg_advisory_lock(hashtext('ootd.nightly'));
+
+-- name: nightly_unlock
+SELECT pg_advisory_unlock(hashtext('ootd.nightly'));
+
+-- name: weather_cities
+SELECT name, country, timezone, latitude, longitude FROM ootd.cities ORDER BY name;
+
+-- name: put_weather
+SELECT ootd.put_weather(%s, %s, %s) AS inserted;
+
+-- name: cluster_demand
+SELECT * FROM ootd.cluster_demand(%s);
+
+-- name: store_pool
+SELECT ootd.store_pool(%s, %s, %s, %s, %s, %s) AS stored;
+
+-- name: record_llm_calls
+SELECT ootd.record_llm_calls(%s, %s, %s) AS recorded;
+
+-- name: refresh_pool_cache
+SELECT ootd.refresh_pool_cache(%s) AS cached;
+
+-- name: count_users
+SELECT count(*) AS n FROM ootd.users;
+
+-- name: llm_cost_day
+SELECT * FROM ootd.llm_cost_daily WHERE pool_date = %s;

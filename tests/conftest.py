@@ -97,3 +97,29 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         [sys.executable, "-m", "cli.main", *args], capture_output=True, text=True,
         env=full_env, cwd=cwd or REPO_ROOT, timeout=timeout, stdin=subprocess.DEVNULL,
     )
+
+
+SEEDED_TEMPLATE = "ootd_seeded_template"
+SEEDED_USERS = 10_000
+
+
+@pytest.fixture(scope="session")
+def seeded_template(pg_server: EmbeddedServer, template_url: str) -> str:
+    """A template holding the schema plus 10,000 users seeded with seed 42."""
+    from batch.seed import seed_users
+    from db.connect import connect
+
+    with admin_connect(pg_server) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {SEEDED_TEMPLATE}")
+        conn.execute(f"CREATE DATABASE {SEEDED_TEMPLATE} TEMPLATE {TEMPLATE}")
+    with connect(pg_server.dsn(SEEDED_TEMPLATE)) as conn:
+        seed_users(conn, SEEDED_USERS, 42)
+    return SEEDED_TEMPLATE
+
+
+@pytest.fixture
+def seeded_url(pg_server: EmbeddedServer, seeded_template: str) -> Iterator[str]:
+    """URL of a fresh database with the schema and 10,000 seeded users."""
+    name = create_database(pg_server, seeded_template)
+    yield pg_server.dsn(name)
+    drop_database(pg_server, name)

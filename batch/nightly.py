@@ -1,0 +1,243 @@
+"""`ootd nightly`: one LLM call per style cluster, pools stored durably, cache refreshed.
+
+Steps, each a named query:
+ 1. take the nightly advisory lock (a second run waits, or exits with --no-wait);
+ 2. record the day's weather for every city (the first forecast of a day wins);
+ 3. read ootd.cluster_demand(day): K rows, never the N users;
+ 4. for each cluster without a pool, in a bounded thread pool: generate,
+    validate (one retry with the problems as feedback), embed;
+ 5. as each cluster finishes, in one transaction: its ledger rows and, if
+    valid, its pool (so a killed run resumes where it stopped);
+ 6. ootd.refresh_pool_cache(day) in one transaction.
+A cluster that fails keeps serving its most recent earlier pool (ootd.feed
+falls back to it); nothing partial is ever stored.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from batch.clusters import load_demand, load_vocabulary
+from batch.llm import (
+    DEFAULT_CHAT_MODEL,
+    DEFAULT_EMBEDDING_MODEL,
+    Failure,
+    OfflineEmbedder,
+    OpenAIEmbedder,
+    OpenAIStylist,
+    build_messages,
+    call_with_retries,
+    estimate_tokens,
+    ledger_rows,
+    make_client,
+    outfit_text,
+)
+from batch.types import Attempt, Cluster, Stylist, Usage, Vocabulary
+from batch.validate import PoolInvalid, validate_pool
+from db.connect import Jsonb, all_rows, connect, one, run
+
+
+class Embedder(Protocol):
+    name: str
+    model: str
+
+    def embed(self, texts: list[str]) -> tuple[np.ndarray, Usage]: ...
+
+
+class NightlyBusy(RuntimeError):
+    """Another nightly run holds the lock and we were asked not to wait."""
+
+
+@dataclass(frozen=True)
+class NightlyConfig:
+    day: date
+    llm: str = "offline"                  # 'offline' | 'openai'
+    model: str = DEFAULT_CHAT_MODEL
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    concurrency: int = 4
+    timeout_s: float = 60.0
+    max_retries: int = 3                  # per request, for 429 / 5xx / timeouts
+    wait: bool = True                     # wait for a concurrent run instead of exiting
+
+    @classmethod
+    def from_env(cls, day: date, llm: str | None = None, **overrides: Any) -> "NightlyConfig":
+        chosen = llm or ("openai" if os.environ.get("OPENAI_API_KEY") else "offline")
+        return cls(day=day, llm=chosen,
+                   model=os.environ.get("OOTD_LLM_MODEL", DEFAULT_CHAT_MODEL),
+                   embedding_model=os.environ.get("OOTD_EMBEDDING_MODEL", DEFAULT_EMBEDDING_MODEL),
+                   **overrides)
+
+
+@dataclass
+class ClusterOutcome:
+    cluster: Cluster
+    status: str                           # 'stored' | 'failed'
+    attempts: list[Attempt] = field(default_factory=list)
+    outfits: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class NightlyReport:
+    day: date
+    llm: str
+    model: str
+    users: int = 0
+    clustered_users: int = 0
+    clusters: int = 0
+    skipped: int = 0                      # already had a pool for the day
+    stored: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    chat_requests: int = 0
+    embedding_requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_outfits: int = 0
+    seconds: float = 0.0
+    cost: dict[str, Any] | None = None    # the day's row of ootd.llm_cost_daily
+
+
+Progress = Callable[[str, Any], None]
+
+
+def make_providers(config: NightlyConfig) -> tuple[Stylist, Embedder]:
+    if config.llm == "offline":
+        from batch.stylist_offline import OfflineStylist
+
+        return OfflineStylist(), OfflineEmbedder()
+    if config.llm != "openai":
+        raise ValueError(f"unknown LLM provider {config.llm!r} (use offline or openai)")
+    if not os.environ.get("OPENAI_API_KEY"):
+        raise ValueError("--llm openai needs OPENAI_API_KEY (and OPENAI_BASE_URL for a non-OpenAI server)")
+    client = make_client(config.timeout_s)
+    return OpenAIStylist(client, config.model), OpenAIEmbedder(client, config.embedding_model)
+
+
+def run_nightly(url: str | None, config: NightlyConfig, *, stylist: Stylist | None = None,
+                embedder: Embedder | None = None, weather: Any = None,
+                progress: Progress | None = None) -> NightlyReport:
+    """Run the nightly batch for `config.day`; see the module docstring."""
+    started = time.perf_counter()
+    notify = progress or (lambda event, value: None)
+    if stylist is None or embedder is None:
+        default_stylist, default_embedder = make_providers(config)
+        stylist, embedder = stylist or default_stylist, embedder or default_embedder
+    report = NightlyReport(day=config.day, llm=stylist.name, model=stylist.model)
+
+    with connect(url, autocommit=True) as conn:
+        if not one(conn, "nightly_try_lock")["locked"]:
+            if not config.wait:
+                raise NightlyBusy("another `ootd nightly` run is in progress; try again later")
+            notify("waiting", "another `ootd nightly` run is in progress; waiting for it to finish")
+            run(conn, "nightly_lock")
+        try:
+            vocabulary = load_vocabulary(conn)
+            record_weather(conn, config.day, weather)
+            clusters = load_demand(conn, config.day)
+            report.users = one(conn, "count_users")["n"]
+            report.clusters = len(clusters)
+            report.clustered_users = sum(c.members for c in clusters)
+            todo = [c for c in clusters if not c.has_pool]
+            report.skipped = len(clusters) - len(todo)
+            notify("start", len(todo))
+            with ThreadPoolExecutor(max_workers=max(1, config.concurrency)) as pool:
+                futures = [pool.submit(generate_cluster, c, vocabulary, stylist, embedder, config) for c in todo]
+                for future in as_completed(futures):
+                    outcome = future.result()
+                    _save(conn, outcome, stylist)
+                    _count(report, outcome)
+                    notify("cluster", outcome)
+            report.cached_outfits = one(conn, "refresh_pool_cache", (config.day,))["cached"]
+            report.cost = one(conn, "llm_cost_day", (config.day,))
+        finally:
+            run(conn, "nightly_unlock")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def generate_cluster(cluster: Cluster, vocabulary: Vocabulary, stylist: Stylist, embedder: Embedder,
+                     config: NightlyConfig) -> ClusterOutcome:
+    """Generate, validate (one retry with feedback) and embed one cluster's pool."""
+    attempts: list[Attempt] = []
+    outcome = ClusterOutcome(cluster=cluster, status="failed", attempts=attempts)
+    feedback: str | None = None
+    outfits: list[dict[str, Any]] | None = None
+    try:
+        for _ in range(2):  # the first answer and one retry on invalid output
+            content = call_with_retries(
+                lambda: _generate(stylist, cluster, vocabulary, feedback),
+                kind="chat", provider=stylist.name, model=stylist.model,
+                attempts=attempts, max_retries=config.max_retries)
+            try:
+                outfits = validate_pool(content, vocabulary)
+                break
+            except PoolInvalid as exc:
+                attempts[-1].status, attempts[-1].error = "invalid", str(exc)
+                feedback = str(exc)
+        if outfits is None:
+            outcome.error = f"invalid output twice: {feedback}"
+            return outcome
+        texts = [outfit_text(o, cluster) for o in outfits]
+        if embedder.name == "offline":
+            vectors, _ = embedder.embed(texts)
+        else:
+            vectors = call_with_retries(lambda: embedder.embed(texts), kind="embedding", provider=embedder.name,
+                                        model=embedder.model, attempts=attempts, max_retries=config.max_retries)
+    except Failure as exc:
+        outcome.error = str(exc)
+        return outcome
+    for outfit, vector in zip(outfits, vectors):
+        outfit["embedding"] = [round(float(x), 6) for x in vector]
+    outcome.outfits, outcome.status = outfits, "stored"
+    return outcome
+
+
+def _generate(stylist: Stylist, cluster: Cluster, vocabulary: Vocabulary, feedback: str | None) -> tuple[Any, Usage]:
+    content, usage = stylist.generate(cluster, vocabulary, feedback)
+    if stylist.name == "offline" and not (usage.prompt_tokens or usage.completion_tokens):
+        # What the same request would have cost an LLM, so cost views compare like with like.
+        prompt = "".join(m["content"] for m in build_messages(cluster, vocabulary, feedback))
+        usage = Usage(estimate_tokens(prompt), estimate_tokens(str(content)))
+    return content, usage
+
+
+def record_weather(conn: Any, day: date, provider: Any) -> None:
+    from batch.weather import City, OfflineWeather
+
+    provider = provider or OfflineWeather()
+    cities = [City(name=r["name"], country=r["country"], timezone=r["timezone"],
+                   latitude=r["latitude"], longitude=r["longitude"]) for r in all_rows(conn, "weather_cities")]
+    forecasts = provider.forecast(cities, day)
+    rows = [{"city": f.city, "condition": f.condition, "temp_c": round(float(f.temp_c), 1)} for f in forecasts]
+    one(conn, "put_weather", (day, provider.name, Jsonb(rows)))
+
+
+def _save(conn: Any, outcome: ClusterOutcome, stylist: Stylist) -> None:
+    """Ledger rows and (if valid) the pool, in one transaction."""
+    cluster = outcome.cluster
+    with conn.transaction():
+        one(conn, "record_llm_calls", (cluster.pool_date, cluster.cluster_id, Jsonb(ledger_rows(outcome.attempts))))
+        if outcome.status == "stored":
+            one(conn, "store_pool", (cluster.pool_date, cluster.cluster_id, stylist.name, stylist.model,
+                                     cluster.members, Jsonb(outcome.outfits)))
+
+
+def _count(report: NightlyReport, outcome: ClusterOutcome) -> None:
+    if outcome.status == "stored":
+        report.stored += 1
+    else:
+        report.failed.append((outcome.cluster.cluster_id, outcome.error or "unknown error"))
+    for a in outcome.attempts:
+        if a.kind == "chat":
+            report.chat_requests += 1
+        else:
+            report.embedding_requests += 1
+        report.prompt_tokens += a.usage.prompt_tokens
+        report.completion_tokens += a.usage.completion_tokens
