@@ -11,6 +11,7 @@ import itertools
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -52,7 +53,7 @@ def template_url(pg_server: EmbeddedServer) -> str:
 
 
 def create_database(server: EmbeddedServer, template: str | None) -> str:
-    name = f"test_{os.getpid()}_{next(_counter)}"
+    name = f"test_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:8]}"
     with admin_connect(server) as conn:
         conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
     return name

@@ -1,0 +1,85 @@
+"""Benchmark: ootd.feed against SELECT 1, measured side by side on the 10,000-user seed.
+
+Goals (issue 4): (1) one psycopg connection, feed calls/s / SELECT 1 calls/s >= 0.6;
+(2) pgbench -M prepared -c 2, feed TPS / SELECT 1 TPS >= 0.25;
+(3) EXPLAIN ANALYZE execution time of one feed <= 0.3 ms.
+Usage: python -m bench.feed [--seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import psycopg
+
+from batch.nightly import NightlyConfig, run_nightly
+from batch.seed import seed_users
+from bench.common import bench_database, machine
+from cli.main import migrate
+from db.connect import connect
+from db.server import bin_dir
+
+DAY = date(2026, 4, 20)
+AT = f"{DAY} 12:00+00"
+USERS = 10_000
+
+
+def calls_per_second(conn: psycopg.Connection, sql: str, params, seconds: float) -> float:
+    n, deadline = 0, time.perf_counter() + seconds
+    started = time.perf_counter()
+    while time.perf_counter() < deadline:
+        for _ in range(100):
+            conn.execute(sql, params(n), prepare=True).fetchall()
+            n += 1
+    return n / (time.perf_counter() - started)
+
+
+def pgbench(url: str, script: str, seconds: int) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as handle:
+        handle.write(script)
+    out = subprocess.run([str(bin_dir() / "pgbench"), "-n", "-M", "prepared", "-c", "2", "-j", "2",
+                          "-T", str(seconds), "-f", handle.name, url], capture_output=True, text=True, check=True)
+    Path(handle.name).unlink()
+    return float(re.search(r"tps = ([0-9.]+)", out.stdout).group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    with bench_database() as url:
+        migrate(url)
+        with connect(url) as conn:
+            seed_users(conn, USERS, 42)
+        run_nightly(url, NightlyConfig(day=DAY, llm="offline"))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+            one = calls_per_second(conn, "SELECT 1", lambda i: None, args.seconds)
+            feed = calls_per_second(conn, "SELECT * FROM ootd.feed(%s, %s)",
+                                    lambda i: (i * 7919 % USERS + 1, AT), args.seconds)
+            timings = []
+            for i in range(200):
+                plan = conn.execute("EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON) SELECT * FROM ootd.feed(%s, %s)",
+                                    (i * 7919 % USERS + 1, AT)).fetchall()
+                timings.append(float(next(r[0] for r in plan if r[0].startswith("Execution Time")).split()[2]))
+        seconds = max(5, int(args.seconds))
+        tps_one = pgbench(url, "SELECT 1;\n", seconds)
+        tps_feed = pgbench(url, f"\\set uid random(1, {USERS})\nSELECT * FROM ootd.feed(:uid, '{AT}');\n", seconds)
+    print(f"machine: {machine()}")
+    print(f"(1) one psycopg connection: SELECT 1 {one:,.0f}/s, ootd.feed {feed:,.0f}/s, "
+          f"ratio {feed / one:.2f} (goal >= 0.6)")
+    print(f"(2) pgbench -M prepared -c 2: SELECT 1 {tps_one:,.0f} tps, ootd.feed {tps_feed:,.0f} tps, "
+          f"ratio {tps_feed / tps_one:.2f} (goal >= 0.25)")
+    print(f"(3) EXPLAIN ANALYZE execution time of one feed: median {statistics.median(timings):.3f} ms, "
+          f"p95 {sorted(timings)[int(0.95 * len(timings))]:.3f} ms (goal <= 0.3 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""ootd.feed: pool choice, time zones, vetoes and cascade, scoring, no flicker, cache misses."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from batch.nightly import NightlyConfig, run_nightly
+from tests.conftest import create_database, drop_database, SEEDED_TEMPLATE
+
+DAY = date(2026, 4, 20)
+FEED = "SELECT * FROM ootd.feed(%s, %s::timestamptz, %s)"
+LOCAL = "SELECT * FROM ootd.feed(%s, (%s::timestamp AT TIME ZONE %s), %s)"
+
+
+@pytest.fixture(scope="module")
+def served(pg_server, seeded_template):
+    """10,000 users with pools for DAY (offline stylist), shared read-only by this module."""
+    name = create_database(pg_server, SEEDED_TEMPLATE)
+    url = pg_server.dsn(name)
+    run_nightly(url, NightlyConfig(day=DAY, llm="offline"))
+    with psycopg.connect(url, autocommit=True) as conn:
+        yield conn
+    drop_database(pg_server, name)
+
+
+def feed(conn, user_id, at=f"{DAY} 12:00+00", limit=3):
+    return conn.execute(FEED, (user_id, at, limit)).fetchall()
+
+
+def test_vetoed_categories_and_colors_never_appear_unless_relaxed(served):
+    users = served.execute("SELECT id, style_rules FROM ootd.users WHERE style_rules ? 'disliked_categories' "
+                           "ORDER BY id LIMIT 400").fetchall()
+    relaxed_seen = 0
+    for user_id, rules in users:
+        rows = feed(served, user_id)
+        assert rows, user_id
+        relaxed = set(rows[0][9])
+        relaxed_seen += bool(relaxed)
+        for row in rows:
+            category, color = row[3], row[4]
+            if category in rules.get("disliked_categories", []):
+                assert f"disliked_categories:{category}" in relaxed, (user_id, row)
+            if color in rules.get("disliked_colors", []):
+                assert f"disliked_colors:{color}" in relaxed, (user_id, row)
+    assert relaxed_seen > 0  # the veto-everything users are among them
+
+
+def test_a_user_vetoing_every_category_still_gets_a_full_feed(served):
+    user_id = served.execute("SELECT id FROM ootd.users WHERE jsonb_array_length(style_rules->'disliked_categories') "
+                             "= 14 ORDER BY id LIMIT 1").fetchone()[0]
+    for limit in (1, 3, 10):
+        rows = feed(served, user_id, limit=limit)
+        assert len(rows) == limit
+        relaxed = rows[0][9]
+        assert relaxed and all(r.startswith("disliked_categories:") for r in relaxed)
+        assert {f"disliked_categories:{row[3]}" for row in rows} <= set(relaxed)
+
+
+def test_relaxation_is_strictest_first(served):
+    user_id = served.execute("SELECT id FROM ootd.users WHERE jsonb_array_length(style_rules->'disliked_categories') "
+                             "= 14 ORDER BY id LIMIT 1").fetchone()[0]
+    rows = served.execute("SELECT category, rank, relaxed_rules FROM ootd.feed_explain(%s, %s, 3)",
+                          (user_id, f"{DAY} 12:00+00")).fetchall()
+    counts: dict[str, int] = {}
+    for category, _, _ in rows:
+        counts[category] = counts.get(category, 0) + 1
+    first = rows[0][2][0].split(":")[1]
+    assert counts[first] == max(counts.values())
+
+
+ZONES = [  # (city, zone, local date): DST transition days and half-hour zones included
+    ("Torrance", "America/Los_Angeles", "2026-03-08"),   # US spring forward
+    ("London", "Europe/London", "2026-03-29"),           # EU spring forward
+    ("Sydney", "Australia/Sydney", "2026-04-05"),        # southern autumn: DST ends
+    ("Mumbai", "Asia/Kolkata", "2026-04-20"),            # UTC+05:30
+    ("Kathmandu", "Asia/Kathmandu", "2026-04-20"),       # UTC+05:45
+    ("St. John's", "America/St_Johns", "2026-11-01"),    # -03:30 and DST ends that day
+    ("Adelaide", "Australia/Adelaide", "2026-04-05"),    # +10:30 -> +09:30
+]
+
+
+@pytest.mark.parametrize("city, zone, day", ZONES, ids=[z[1] for z in ZONES])
+def test_daypart_priority_switches_at_15_00_local(served, city, zone, day):
+    user_id = 900_000 + ZONES.index((city, zone, day))
+    served.execute("SELECT ootd.put_user(%s, %s, %s)", (user_id, city, zone))
+    before = served.execute(LOCAL, (user_id, f"{day} 14:59:59", zone, 10)).fetchall()
+    after = served.execute(LOCAL, (user_id, f"{day} 15:00:00", zone, 10)).fetchall()
+    assert [r[5] for r in before] == ["Daytime"] * 10
+    assert [r[5] for r in after] == ["NightOut"] * 10
+    assert "afternoon" in before[0][7] and "afternoon" in after[0][7]
+    assert before[0][7].endswith(f" in {city}")
+
+
+def test_the_same_instant_has_different_dayparts_around_the_world(served):
+    served.execute("SELECT ootd.put_user(910001, 'Tokyo', 'Asia/Tokyo')")
+    served.execute("SELECT ootd.put_user(910002, 'Torrance', 'America/Los_Angeles')")
+    at = f"{DAY} 08:00+00"  # 17:00 in Tokyo, 01:00 in Torrance
+    assert feed(served, 910001, at)[0][5] == "NightOut"
+    assert feed(served, 910002, at)[0][5] == "Daytime"
+    assert "evening in Tokyo" in feed(served, 910001, at)[0][7]
+    assert "night in Torrance" in feed(served, 910002, at)[0][7]
+
+
+def test_headline_is_hyper_local(served):
+    rows = feed(served, 1)
+    city = served.execute("SELECT city FROM ootd.users WHERE id = 1").fetchone()[0]
+    assert re.fullmatch(rf"An? [a-z-]+ [a-z-]+ look for your (morning|afternoon|evening|night) in {re.escape(city)}",
+                        rows[0][7])
+
+
+def test_one_hundred_calls_give_one_hundred_identical_feeds(served):
+    first = feed(served, 77, limit=20)
+    assert len(first) == 20
+    for _ in range(99):
+        assert feed(served, 77, limit=20) == first
+    # and across the local day: morning and 14:00 rank the same Daytime outfits the same way
+    assert feed(served, 77, f"{DAY} 01:00+00", 20)[:10] == feed(served, 77, f"{DAY} 02:00+00", 20)[:10]
+
+
+def test_members_of_one_cluster_get_different_orders(served):
+    members = served.execute(
+        "SELECT user_id FROM ootd.user_clusters(%s) WHERE style_rules->'disliked_categories' IS NULL "
+        "AND cluster_id = (SELECT cluster_id FROM ootd.pools WHERE pool_date = %s ORDER BY members DESC LIMIT 1) "
+        "ORDER BY user_id LIMIT 20", (DAY, DAY)).fetchall()
+    orders = {tuple(r[1] for r in feed(served, m[0], limit=20)) for m in members}
+    clusters = {feed(served, m[0])[0][8] for m in members}
+    assert len(clusters) == 1
+    assert len(orders) > 10
+
+
+def test_top_three_is_not_one_category_when_alternatives_exist(served):
+    same = 0
+    for (user_id,) in served.execute("SELECT id FROM ootd.users WHERE NOT style_rules ? 'disliked_categories' "
+                                     "ORDER BY id LIMIT 300").fetchall():
+        rows = feed(served, user_id)
+        same += len({r[3] for r in rows}) == 1
+    assert same == 0
+
+
+def test_weights_are_tunable_without_a_deploy(served):
+    user_id = 12
+    preferred = served.execute("SELECT style_dna->'preferred_colors' FROM ootd.users WHERE id = %s",
+                               (user_id,)).fetchone()[0]
+    before = feed(served, user_id, limit=10)
+    try:
+        served.execute("UPDATE ootd.scoring_weights SET preferred_color = 50, cosine = 0")
+        after = feed(served, user_id, limit=10)
+        pool_colors = {r[4] for r in after}
+        if pool_colors & set(preferred):
+            assert after[0][4] in preferred
+        assert after != before
+    finally:
+        served.execute("UPDATE ootd.scoring_weights SET preferred_color = 1.25, cosine = 0.5")
+
+
+def test_explain_shows_every_candidate_and_its_components(served):
+    rows = served.execute("SELECT * FROM ootd.feed_explain(1, %s)", (f"{DAY} 12:00+00",)).fetchall()
+    assert len(rows) == 20
+    ranked = [r for r in rows if r[0] is not None]
+    assert [r[0] for r in ranked] == list(range(1, len(ranked) + 1))
+    for r in rows:
+        assert r[15] == pytest.approx(r[8] * r[9] * r[10] * r[11] + 0.5 * r[12] + r[13] + r[14])
+        assert abs(r[14]) < 1e-9
+    assert {r[19] for r in rows} == {"cache"}
+
+
+def test_pool_falls_back_to_the_latest_earlier_pool_of_the_same_cluster_kind(served):
+    later = DAY + timedelta(days=5)
+    served.execute("INSERT INTO ootd.weather_daily (day, city, condition, temp_c, source) "
+                   "SELECT %s, city, condition, temp_c, 'test' FROM ootd.weather_daily WHERE day = %s "
+                   "ON CONFLICT DO NOTHING", (later, DAY))
+    user_id = 3
+    today = feed(served, user_id, f"{DAY} 12:00+00")
+    fallback = feed(served, user_id, f"{later} 12:00+00")
+    assert fallback and fallback[0][8] == today[0][8]  # same pool: no pool exists for the later day
+
+
+def test_cache_miss_serves_identical_results_from_durable_pools(served):
+    before = feed(served, 5, limit=20)
+    cluster = before[0][8]
+    saved = served.execute("SELECT count(*) FROM ootd.pool_cache WHERE cluster_id = %s", (cluster,)).fetchone()[0]
+    served.execute("DELETE FROM ootd.pool_cache WHERE cluster_id = %s", (cluster,))
+    try:
+        assert feed(served, 5, limit=20) == before
+        assert served.execute("SELECT DISTINCT source FROM ootd.feed_explain(5, %s)",
+                              (f"{DAY} 12:00+00",)).fetchall() == [("durable",)]
+    finally:
+        assert served.execute("SELECT ootd.rehydrate_cache()").fetchone()[0] == saved
+    assert feed(served, 5, limit=20) == before
+
+
+def test_bad_input(served):
+    with pytest.raises(errors.NoDataFound) as caught:
+        feed(served, 123_456_789)
+    assert caught.value.sqlstate == "P0002" and caught.value.diag.message_primary == "unknown user 123456789"
+    for limit in (0, 21, None):
+        with pytest.raises(errors.InvalidParameterValue) as caught:
+            feed(served, 1, limit=limit)
+        assert caught.value.sqlstate == "22023"
+        assert caught.value.diag.message_primary.startswith("p_limit must be between 1 and 20, got ")
+
+
+def test_liked_outfits_rank_lower(served):
+    rows = feed(served, 20, limit=20)
+    top = rows[0][1]
+    served.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (20, %s)", (top,))
+    try:
+        penalty = served.execute("SELECT liked_penalty FROM ootd.feed_explain(20, %s) WHERE outfit_id = %s",
+                                 (f"{DAY} 12:00+00", top)).fetchone()[0]
+        assert penalty == 0.5
+        assert feed(served, 20, limit=1)[0][1] != top
+    finally:
+        served.execute("DELETE FROM ootd.likes WHERE user_id = 20")
+
+
+def test_api_role_may_run_the_feed_and_nothing_else(served):
+    served.execute("SET ROLE ootd_api")
+    try:
+        assert len(feed(served, 1)) == 3
+        with pytest.raises(errors.InsufficientPrivilege):
+            served.execute("SELECT * FROM ootd.feed_explain(1)")
+        with pytest.raises(errors.InsufficientPrivilege):
+            served.execute("SELECT * FROM ootd.pool_cache")
+    finally:
+        served.execute("RESET ROLE")
+
+
+def test_no_pools_at_all_gives_an_empty_feed_not_an_error(seeded_url):
+    with psycopg.connect(seeded_url) as conn:
+        assert conn.execute(FEED, (1, f"{DAY} 12:00+00", 3)).fetchall() == []
