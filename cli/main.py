@@ -184,7 +184,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
     day = datetime.now(timezone.utc).date()
     print(f"\nnightly batch for {day} (offline stylist, one call per cluster):")
     print_nightly(nightly(url, day, "offline"))
-    print('\nNext: psql "$(.venv/bin/ootd db url)" -c "SELECT * FROM ootd.llm_cost_daily"')
+
+    from cli.report import print_feeds
+
+    print("\nfeeds (zero LLM calls) at two local times:")
+    with connect(url) as conn:
+        print_feeds(conn)
+    print('\nNext: psql "$(.venv/bin/ootd db url)" -c "SELECT * FROM ootd.feed(1, now())"')
 
 
 # --------------------------------------------------------------------- main --

@@ -96,3 +96,27 @@ def print_nightly(report: Any, console: Console | None = None) -> None:
                       f"(at reference prices ${cost['naive_cost_at_reference_usd'] or 0:,.2f})")
     table.add_row("wall time", f"{report.seconds:.1f} s")
     console.print(table)
+
+
+def print_feeds(conn: psycopg.Connection, console: Console | None = None) -> None:
+    """A few users' feeds at 09:00 and 19:00 their local time, as the demo shows them."""
+    from datetime import datetime, time, timezone
+    from zoneinfo import ZoneInfo
+
+    console = console or Console()
+    today = datetime.now(timezone.utc).date()
+    for user in all_rows(conn, "demo_users"):
+        for hour in (9, 19):
+            at = datetime.combine(today, time(hour), tzinfo=ZoneInfo(user["timezone"]))
+            rows = all_rows(conn, "feed", (user["id"], at, 3))
+            if not rows:
+                continue
+            table = Table(title=f"user {user['id']} in {user['city']}, {at:%H:%M} local ({user['timezone']}): "
+                                f"{rows[0]['headline']}", title_justify="left")
+            for column in ("#", "outfit", "category", "color", "daypart", "score"):
+                table.add_column(column)
+            for r in rows:
+                table.add_row(str(r["rank"]), r["title"], r["category"], r["color"], r["daypart"], f"{r['score']:.3f}")
+            if rows[0]["relaxed_rules"]:
+                table.caption = "relaxed: " + ", ".join(rows[0]["relaxed_rules"])
+            console.print(table)

@@ -104,3 +104,14 @@ SELECT count(*) AS n FROM ootd.users;
 
 -- name: llm_cost_day
 SELECT * FROM ootd.llm_cost_daily WHERE pool_date = %s;
+
+-- ---------------------------------------------------------------- serving ---
+
+-- name: feed
+SELECT * FROM ootd.feed(%s, %s, %s);
+
+-- name: demo_users
+SELECT DISTINCT ON (u.city) u.id, u.city, u.timezone
+FROM ootd.users u
+WHERE u.city IN ('Torrance', 'Mumbai', 'Sydney') AND u.timezone = (SELECT c.timezone FROM ootd.cities c WHERE c.name = u.city)
+ORDER BY u.city, u.id;
