@@ -413,6 +413,40 @@ CREATE TYPE ootd._candidate AS (
 );
 COMMENT ON TYPE ootd._candidate IS 'Private: one outfit of the pool being served.';
 
+-- The serving epoch: bumped whenever every memoized feed may be stale (the
+-- cache changed, or the weights did).  Memo rows of an older epoch are ignored.
+CREATE TABLE ootd.serving_state (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    epoch     bigint NOT NULL DEFAULT 1
+);
+COMMENT ON TABLE ootd.serving_state IS 'One row: the serving epoch that validates ootd.feed_memo rows.';
+INSERT INTO ootd.serving_state DEFAULT VALUES;
+
+-- Memoized feeds: what ootd.feed served a user for a local date, priority
+-- daypart and limit.  Makes a repeat request one indexed read, keeps the day's
+-- answer stable, and tells tomorrow's ranking what was served today (the
+-- served_decay).  UNLOGGED like the cache: a crash empties it and feeds are
+-- recomputed (identically, except that yesterday's served_decay is forgotten).
+CREATE UNLOGGED TABLE ootd.feed_memo (
+    user_id       bigint NOT NULL,
+    local_date    date NOT NULL,
+    priority      text NOT NULL,
+    row_limit     integer NOT NULL,
+    epoch         bigint NOT NULL,
+    outfit_ids    bigint[] NOT NULL,
+    titles        text[] NOT NULL,
+    categories    text[] NOT NULL,
+    colors        text[] NOT NULL,
+    dayparts      text[] NOT NULL,
+    scores        double precision[] NOT NULL,
+    headline      text NOT NULL,
+    cluster_id    text NOT NULL,
+    relaxed_rules text[] NOT NULL,
+    computed_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, local_date, priority, row_limit)
+);
+COMMENT ON TABLE ootd.feed_memo IS 'UNLOGGED memo of served feeds per user, local date, priority daypart and limit.';
+
 -- =============================================================================
 -- 6. Functions
 -- =============================================================================
@@ -825,6 +859,50 @@ COMMENT ON FUNCTION ootd.record_llm_calls(date, text, jsonb) IS
     'Append LLM ledger rows (one per request) for a cluster.';
 
 
+-- ootd._daypart_word(hour): the headline's word for a local hour.
+CREATE FUNCTION ootd._daypart_word(p_hour integer)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN p_hour BETWEEN 5 AND 11 THEN 'morning'
+                WHEN p_hour BETWEEN 12 AND 16 THEN 'afternoon'
+                WHEN p_hour BETWEEN 17 AND 20 THEN 'evening'
+                ELSE 'night' END
+$$;
+COMMENT ON FUNCTION ootd._daypart_word(integer) IS 'Private: morning (5-11), afternoon (12-16), evening (17-20) or night.';
+
+-- ootd._bump_serving_epoch(): trigger; every memoized feed becomes stale.
+CREATE FUNCTION ootd._bump_serving_epoch()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE ootd.serving_state SET epoch = epoch + 1;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ootd._bump_serving_epoch() IS 'Private trigger: invalidates every memoized feed (cache or weights changed).';
+
+-- ootd._forget_feeds(): trigger over a transition table `changed` holding a
+-- user_id column; marks those users' memoized feeds stale (epoch 0) but keeps
+-- them as the record of what was served.
+CREATE FUNCTION ootd._forget_feeds()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'users' THEN
+        UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.id FROM changed c) AND m.epoch <> 0;
+    ELSE
+        UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.user_id FROM changed c) AND m.epoch <> 0;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ootd._forget_feeds() IS 'Private trigger: a user''s profile or likes changed, so their memoized feeds are stale.';
+
 -- ootd.feed_explain(user, at, limit): the whole last mile for one user, every
 -- candidate of the chosen pool with each score component.  ootd.feed() keeps
 -- the rows with a rank.  Steps:
@@ -843,7 +921,8 @@ COMMENT ON FUNCTION ootd.record_llm_calls(date, text, jsonb) IS
 --     outfits (or the whole pool) survive.  relaxed_rules lists them, e.g.
 --     {disliked_categories:Dress}.
 --  4. Score = preferred_color x liked_category x (1 + category_affinity x
---     ln(1 + affinity)) x liked_decay (already liked) + cosine x
+--     ln(1 + affinity)) x liked_decay (already liked) x served_decay (served
+--     yesterday, from ootd.feed_memo) + cosine x
 --     cos(taste, embedding) + daypart_priority (priority daypart) + jitter;
 --     weights from ootd.scoring_weights.
 --  5. Tie-break: jitter = scoring_weights.jitter x a hash of (user, outfit,
@@ -857,7 +936,8 @@ CREATE FUNCTION ootd.feed_explain(p_user_id bigint, p_at timestamptz DEFAULT now
 RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
                vetoed_by text[], priority boolean, color_boost double precision,
                category_boost double precision, affinity_boost double precision,
-               liked_penalty double precision, cosine double precision, daypart_bonus double precision,
+               liked_penalty double precision, served_penalty double precision, cosine double precision,
+               daypart_bonus double precision,
                jitter double precision, score double precision, headline text, cluster_id text,
                pool_date date, source text, relaxed_rules text[])
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -881,6 +961,7 @@ DECLARE
     v_order      text[];
     v_level      integer := 0;
     v_relaxed    text[] := '{}';
+    v_served     bigint[];
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 OR p_limit > 20 THEN
         RAISE EXCEPTION 'p_limit must be between 1 and 20, got %', coalesce(p_limit::text, 'NULL')
@@ -898,6 +979,9 @@ BEGIN
     v_hour := extract(hour FROM v_local)::integer;
     v_priority := CASE WHEN v_local::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END;
     v_archetype := coalesce(u.style_dna ->> 'archetype', ootd.default_archetype());
+    SELECT array_agg(DISTINCT x.id) INTO v_served          -- what was served yesterday
+    FROM ootd.feed_memo m, unnest(m.outfit_ids) AS x(id)
+    WHERE m.user_id = u.id AND m.local_date = v_date - 1;
     SELECT w.condition INTO v_weather
     FROM ootd.weather_daily w WHERE w.city = u.city AND w.day <= v_date
     ORDER BY w.day DESC LIMIT 1;
@@ -944,12 +1028,7 @@ BEGIN
     FROM ootd.weather_conditions w, ootd.archetypes a
     WHERE w.name = coalesce(v_weather, v_pool_wx) AND a.name = v_archetype;
     v_headline := CASE WHEN v_adjectives ~* '^[aeiou]' THEN 'An ' ELSE 'A ' END || v_adjectives
-                  || ' look for your '
-                  || CASE WHEN v_hour BETWEEN 5 AND 11 THEN 'morning'
-                          WHEN v_hour BETWEEN 12 AND 16 THEN 'afternoon'
-                          WHEN v_hour BETWEEN 17 AND 20 THEN 'evening'
-                          ELSE 'night' END
-                  || ' in ' || u.city;
+                  || ' look for your ' || ootd._daypart_word(v_hour) || ' in ' || u.city;
 
     -- 3. veto cascade, computed only when the rules leave nothing at all:
     -- v_order lists the veto entries strictest first (most outfits blocked),
@@ -990,6 +1069,7 @@ BEGIN
                    (u.style_dna -> 'category_affinity' ->> c.category)::double precision, 0), 0)) AS affinity_boost,
                CASE WHEN EXISTS (SELECT 1 FROM ootd.likes l WHERE l.user_id = u.id AND l.outfit_id = c.outfit_id)
                     THEN w.liked_decay ELSE 1 END AS liked_penalty,
+               CASE WHEN c.outfit_id = ANY (v_served) THEN w.served_decay ELSE 1 END AS served_penalty,
                coalesce(1 - (u.taste OPERATOR(public.<=>) c.embedding), 0) AS cosine,
                CASE WHEN c.daypart = v_priority THEN w.daypart_priority ELSE 0 END AS daypart_bonus,
                w.jitter * (hashint8extended(c.outfit_id, u.id # (v_date - date '2000-01-01'))::double precision
@@ -999,7 +1079,7 @@ BEGIN
     ), totals AS (
         SELECT s.*,
                s.violations <@ v_relaxed AS served,
-               s.color_boost * s.category_boost * s.affinity_boost * s.liked_penalty
+               s.color_boost * s.category_boost * s.affinity_boost * s.liked_penalty * s.served_penalty
                + s.cosine_weight * s.cosine + s.daypart_bonus + s.jitter AS score
         FROM scored s
     ), ordered AS (
@@ -1012,7 +1092,8 @@ BEGIN
                 THEN row_number() OVER (ORDER BY o.served DESC, o.priority DESC, (o.nth_of_category > 2),
                                                  o.score DESC, o.outfit_id)::integer END,
            o.outfit_id, o.title, o.category, o.color, o.daypart, o.violations, o.priority,
-           o.color_boost, o.category_boost, o.affinity_boost, o.liked_penalty, o.cosine, o.daypart_bonus,
+           o.color_boost, o.category_boost, o.affinity_boost, o.liked_penalty, o.served_penalty, o.cosine,
+           o.daypart_bonus,
            o.jitter, o.score, v_headline, v_cluster, v_pool_date, v_source, v_relaxed
     FROM ordered o
     ORDER BY 1 NULLS LAST, o.score DESC, o.outfit_id;
@@ -1022,18 +1103,96 @@ COMMENT ON FUNCTION ootd.feed_explain(bigint, timestamptz, integer) IS
     'Every candidate of the user''s pool with each score component, veto and rank (NULL rank = vetoed); for analysts.';
 
 -- ootd.feed(user, at, limit): the user's feed, p_limit outfits (1..20), zero
--- LLM calls.  Same answer all local day; see ootd.feed_explain for the steps.
+-- LLM calls.  A repeat request for the same local date, priority daypart and
+-- limit is one indexed read of ootd.feed_memo; otherwise ootd.feed_explain
+-- ranks the pool (see its header for the steps) and, where the server accepts
+-- writes, the answer is memoized.  Same answer all local day.
 CREATE FUNCTION ootd.feed(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
 RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
                score double precision, headline text, cluster_id text, relaxed_rules text[])
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT e.rank, e.outfit_id, e.title, e.category, e.color, e.daypart, e.score, e.headline, e.cluster_id,
-           e.relaxed_rules
-    FROM ootd.feed_explain(p_user_id, p_at, p_limit) e
-    WHERE e.rank <= p_limit
-    ORDER BY e.rank
+DECLARE
+    v_at      timestamptz := coalesce(p_at, now());
+    v_epoch   bigint;
+    v_tz      text;
+    v_local   timestamp;
+    v_ids     bigint[];
+    v_titles  text[];
+    v_cats    text[];
+    v_colors  text[];
+    v_parts   text[];
+    v_scores  double precision[];
+    v_head    text;
+    v_cluster text;
+    v_relaxed text[];
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 20 THEN
+        RAISE EXCEPTION 'p_limit must be between 1 and 20, got %', coalesce(p_limit::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- fast path: the memoized answer of this local date and daypart
+    RETURN QUERY
+    SELECT x.ord::integer, x.oid, x.title, x.category, x.color, x.daypart, x.score,
+           regexp_replace(m.headline, ' look for your [a-z]+ in ', ' look for your '
+                          || ootd._daypart_word(extract(hour FROM v_at AT TIME ZONE u.timezone)::integer) || ' in '),
+           m.cluster_id, m.relaxed_rules
+    FROM ootd.users u
+    JOIN ootd.feed_memo m
+      ON m.user_id = u.id
+     AND m.local_date = (v_at AT TIME ZONE u.timezone)::date
+     AND m.priority = CASE WHEN (v_at AT TIME ZONE u.timezone)::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END
+     AND m.row_limit = p_limit
+     AND m.epoch = (SELECT s.epoch FROM ootd.serving_state s)
+    CROSS JOIN LATERAL unnest(m.outfit_ids, m.titles, m.categories, m.colors, m.dayparts, m.scores)
+         WITH ORDINALITY AS x(oid, title, category, color, daypart, score, ord)
+    WHERE u.id = p_user_id
+    ORDER BY x.ord;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+
+    -- slow path: rank now (raises P0002 for an unknown user)
+    SELECT s.epoch INTO v_epoch FROM ootd.serving_state s;
+    SELECT array_agg(e.outfit_id ORDER BY e.rank), array_agg(e.title ORDER BY e.rank),
+           array_agg(e.category ORDER BY e.rank), array_agg(e.color ORDER BY e.rank),
+           array_agg(e.daypart ORDER BY e.rank), array_agg(e.score ORDER BY e.rank),
+           min(e.headline), min(e.cluster_id), min(e.relaxed_rules)
+    INTO v_ids, v_titles, v_cats, v_colors, v_parts, v_scores, v_head, v_cluster, v_relaxed
+    FROM ootd.feed_explain(p_user_id, v_at, p_limit) e
+    WHERE e.rank <= p_limit;
+    IF v_ids IS NULL THEN
+        RETURN;  -- no pool exists anywhere yet
+    END IF;
+
+    IF NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off' THEN
+        IF pg_current_xact_id_if_assigned() IS NULL THEN
+            -- The memo is a disposable cache: when it is this transaction's only
+            -- write, commit it without waiting for a WAL flush.
+            PERFORM set_config('synchronous_commit', 'off', true);
+        END IF;
+        SELECT u.timezone INTO v_tz FROM ootd.users u WHERE u.id = p_user_id;
+        v_local := v_at AT TIME ZONE v_tz;
+        INSERT INTO ootd.feed_memo AS m (user_id, local_date, priority, row_limit, epoch, outfit_ids, titles,
+                                         categories, colors, dayparts, scores, headline, cluster_id, relaxed_rules)
+        VALUES (p_user_id, v_local::date,
+                CASE WHEN v_local::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END,
+                p_limit, v_epoch, v_ids, v_titles, v_cats, v_colors, v_parts, v_scores, v_head, v_cluster, v_relaxed)
+        ON CONFLICT (user_id, local_date, priority, row_limit) DO UPDATE
+            SET epoch = excluded.epoch, outfit_ids = excluded.outfit_ids, titles = excluded.titles,
+                categories = excluded.categories, colors = excluded.colors, dayparts = excluded.dayparts,
+                scores = excluded.scores, headline = excluded.headline, cluster_id = excluded.cluster_id,
+                relaxed_rules = excluded.relaxed_rules, computed_at = now();
+    END IF;
+
+    RETURN QUERY
+    SELECT x.ord::integer, x.oid, x.title, x.category, x.color, x.daypart, x.score, v_head, v_cluster, v_relaxed
+    FROM unnest(v_ids, v_titles, v_cats, v_colors, v_parts, v_scores)
+         WITH ORDINALITY AS x(oid, title, category, color, daypart, score, ord)
+    ORDER BY x.ord;
+END
 $$;
 COMMENT ON FUNCTION ootd.feed(bigint, timestamptz, integer) IS
     'The user''s Outfit-of-the-Day feed at a moment: ranked outfits, headline, cluster, relaxed veto rules.';
@@ -1148,6 +1307,28 @@ CREATE TRIGGER users_validate_update
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION ootd._users_validate();
 
+
+CREATE TRIGGER pool_cache_bump_epoch_insert
+    AFTER INSERT ON ootd.pool_cache
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._bump_serving_epoch();
+CREATE TRIGGER pool_cache_bump_epoch_delete
+    AFTER DELETE ON ootd.pool_cache
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._bump_serving_epoch();
+CREATE TRIGGER scoring_weights_bump_epoch
+    AFTER UPDATE ON ootd.scoring_weights
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._bump_serving_epoch();
+CREATE TRIGGER users_forget_feeds
+    AFTER UPDATE ON ootd.users
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._forget_feeds();
+CREATE TRIGGER likes_forget_feeds_insert
+    AFTER INSERT ON ootd.likes
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._forget_feeds();
+CREATE TRIGGER likes_forget_feeds_delete
+    AFTER DELETE ON ootd.likes
+    REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._forget_feeds();
 
 -- =============================================================================
 -- 9. Privileges

@@ -118,6 +118,12 @@ def test_one_hundred_calls_give_one_hundred_identical_feeds(served):
     assert len(first) == 20
     for _ in range(99):
         assert feed(served, 77, limit=20) == first
+    explained = served.execute("SELECT outfit_id, score FROM ootd.feed_explain(77, %s, 20) ORDER BY rank",
+                               (f"{DAY} 12:00+00",)).fetchall()
+    for _ in range(20):  # the ranking itself, not just the memo, is deterministic
+        assert served.execute("SELECT outfit_id, score FROM ootd.feed_explain(77, %s, 20) ORDER BY rank",
+                              (f"{DAY} 12:00+00",)).fetchall() == explained
+    assert [(r[1], r[6]) for r in first] == explained
     # and across the local day: morning and 14:00 rank the same Daytime outfits the same way
     assert feed(served, 77, f"{DAY} 01:00+00", 20)[:10] == feed(served, 77, f"{DAY} 02:00+00", 20)[:10]
 
@@ -164,9 +170,9 @@ def test_explain_shows_every_candidate_and_its_components(served):
     ranked = [r for r in rows if r[0] is not None]
     assert [r[0] for r in ranked] == list(range(1, len(ranked) + 1))
     for r in rows:
-        assert r[15] == pytest.approx(r[8] * r[9] * r[10] * r[11] + 0.5 * r[12] + r[13] + r[14])
-        assert abs(r[14]) < 1e-9
-    assert {r[19] for r in rows} == {"cache"}
+        assert r[16] == pytest.approx(r[8] * r[9] * r[10] * r[11] * r[12] + 0.5 * r[13] + r[14] + r[15])
+        assert abs(r[15]) < 1e-9
+    assert {r[20] for r in rows} == {"cache"}
 
 
 def test_pool_falls_back_to_the_latest_earlier_pool_of_the_same_cluster_kind(served):
@@ -185,6 +191,7 @@ def test_cache_miss_serves_identical_results_from_durable_pools(served):
     cluster = before[0][8]
     saved = served.execute("SELECT count(*) FROM ootd.pool_cache WHERE cluster_id = %s", (cluster,)).fetchone()[0]
     served.execute("DELETE FROM ootd.pool_cache WHERE cluster_id = %s", (cluster,))
+    served.execute("DELETE FROM ootd.feed_memo WHERE user_id = 5")  # force a real re-rank
     try:
         assert feed(served, 5, limit=20) == before
         assert served.execute("SELECT DISTINCT source FROM ootd.feed_explain(5, %s)",
@@ -233,3 +240,53 @@ def test_api_role_may_run_the_feed_and_nothing_else(served):
 def test_no_pools_at_all_gives_an_empty_feed_not_an_error(seeded_url):
     with psycopg.connect(seeded_url) as conn:
         assert conn.execute(FEED, (1, f"{DAY} 12:00+00", 3)).fetchall() == []
+
+
+def memo_epoch(conn, user_id):
+    return conn.execute("SELECT epoch FROM ootd.feed_memo WHERE user_id = %s ORDER BY local_date DESC, priority "
+                        "LIMIT 1", (user_id,)).fetchone()
+
+
+def test_a_repeat_request_is_served_from_the_memo(served):
+    served.execute("DELETE FROM ootd.feed_memo WHERE user_id = 31")
+    first = feed(served, 31)
+    current = served.execute("SELECT epoch FROM ootd.serving_state").fetchone()[0]
+    assert memo_epoch(served, 31) == (current,)
+    # tamper with the memo: a repeat request returns it, proving the fast path is used
+    served.execute("UPDATE ootd.feed_memo SET titles[1] = 'Memoized' WHERE user_id = 31")
+    assert feed(served, 31)[0][2] == "Memoized"
+    served.execute("DELETE FROM ootd.feed_memo WHERE user_id = 31")
+    assert feed(served, 31) == first
+
+
+def test_likes_profile_edits_and_weight_changes_invalidate_memoized_feeds(served):
+    feed(served, 32)
+    served.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (32, %s)", (feed(served, 32)[0][1],))
+    assert memo_epoch(served, 32) == (0,)
+    served.execute("DELETE FROM ootd.likes WHERE user_id = 32")
+    feed(served, 33)
+    served.execute("UPDATE ootd.users SET style_dna = style_dna || '{\"vibe\": 0.9}' WHERE id = 33")
+    assert memo_epoch(served, 33) == (0,)
+    before = served.execute("SELECT epoch FROM ootd.serving_state").fetchone()[0]
+    served.execute("UPDATE ootd.scoring_weights SET jitter = jitter")
+    assert served.execute("SELECT epoch FROM ootd.serving_state").fetchone()[0] == before + 1
+
+
+def test_outfits_served_yesterday_rank_lower_when_a_pool_is_reused(served):
+    later = DAY + timedelta(days=10)   # no pool that day: yesterday's pool is served again
+    served.execute("DELETE FROM ootd.feed_memo WHERE user_id = 34")
+    yesterday = feed(served, 34, f"{later - timedelta(days=1)} 12:00+00")
+    today = served.execute("SELECT outfit_id, served_penalty FROM ootd.feed_explain(34, %s)",
+                           (f"{later} 12:00+00",)).fetchall()
+    penalties = dict(today)
+    assert {penalties[r[1]] for r in yesterday} == {0.8}
+    assert sum(1 for v in penalties.values() if v == 1.0) == 17
+    assert feed(served, 34, f"{later} 12:00+00")[0][1] != yesterday[0][1]
+
+
+def test_read_only_transactions_are_served_without_writing(served):
+    served.execute("DELETE FROM ootd.feed_memo WHERE user_id = 35")
+    with served.transaction():
+        served.execute("SET TRANSACTION READ ONLY")
+        assert len(feed(served, 35)) == 3
+    assert served.execute("SELECT count(*) FROM ootd.feed_memo WHERE user_id = 35").fetchone()[0] == 0

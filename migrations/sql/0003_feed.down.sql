@@ -1,10 +1,21 @@
 -- Revision 0003, downgrade: remove serving functions, views and indexes.
 SET ROLE ootd_owner;
+DROP TRIGGER likes_forget_feeds_delete ON ootd.likes;
+DROP TRIGGER likes_forget_feeds_insert ON ootd.likes;
+DROP TRIGGER users_forget_feeds ON ootd.users;
+DROP TRIGGER scoring_weights_bump_epoch ON ootd.scoring_weights;
+DROP TRIGGER pool_cache_bump_epoch_delete ON ootd.pool_cache;
+DROP TRIGGER pool_cache_bump_epoch_insert ON ootd.pool_cache;
 DROP VIEW ootd.cache_health;
 DROP VIEW ootd.cluster_overview;
 DROP FUNCTION ootd.rehydrate_cache(integer);
 DROP FUNCTION ootd.feed(bigint, timestamptz, integer);
 DROP FUNCTION ootd.feed_explain(bigint, timestamptz, integer);
+DROP FUNCTION ootd._forget_feeds();
+DROP FUNCTION ootd._bump_serving_epoch();
+DROP FUNCTION ootd._daypart_word(integer);
+DROP TABLE ootd.feed_memo;
+DROP TABLE ootd.serving_state;
 DROP TYPE ootd._candidate;
 DROP INDEX ootd.weather_daily_city_day_idx;
 DROP INDEX ootd.pools_date_idx;
