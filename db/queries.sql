@@ -115,3 +115,22 @@ SELECT DISTINCT ON (u.city) u.id, u.city, u.timezone
 FROM ootd.users u
 WHERE u.city IN ('Torrance', 'Mumbai', 'Sydney') AND u.timezone = (SELECT c.timezone FROM ootd.cities c WHERE c.name = u.city)
 ORDER BY u.city, u.id;
+
+-- -------------------------------------------------------------------- api ---
+-- The HTTP API (api/connector.py).  Its pooled connections switch to the
+-- NOLOGIN role ootd_api once, then call exactly one ootd.* function per route.
+
+-- name: api_set_role
+SET ROLE ootd_api;
+
+-- name: api_feed
+SELECT * FROM ootd.feed(%(user_id)s, coalesce(%(at)s::timestamptz, now()), %(limit)s);
+
+-- name: api_like
+SELECT ootd.like(%(user_id)s, %(outfit_id)s) AS created;
+
+-- name: api_unlike
+SELECT ootd.unlike(%(user_id)s, %(outfit_id)s) AS removed;
+
+-- name: api_serving_status
+SELECT * FROM ootd.serving_status(now());

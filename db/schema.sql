@@ -237,6 +237,7 @@ INSERT INTO ootd.cities (name, country, timezone, latitude, longitude, populatio
 
 -- style_dna:   {"archetype": "Minimal", "preferred_colors": ["Beige", ...],
 --               "category_affinity": {"Dress": 2, ...},
+--               "color_affinity": {"Beige": 2.5, ...},   (kept by the likes trigger)
 --               "vibe": 0.4, "trend": 0.6, "dare": 0.2}
 -- style_rules: {"liked_categories": [...], "disliked_categories": [...],
 --               "disliked_colors": [...]}
@@ -250,11 +251,15 @@ CREATE TABLE ootd.users (
     style_rules jsonb NOT NULL DEFAULT '{}',
     taste       public.vector(32),
     created_at  timestamptz NOT NULL DEFAULT now(),
-    updated_at  timestamptz NOT NULL DEFAULT now()
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    likes_count integer NOT NULL DEFAULT 0 CHECK (likes_count >= 0),
+    taste_norm  real NOT NULL DEFAULT 1 CHECK (taste_norm >= 0)
 );
 COMMENT ON TABLE ootd.users IS 'App users with their style DNA (learned), style rules (stated) and taste vector.';
 COMMENT ON COLUMN ootd.users.timezone IS 'IANA zone name (see ootd.timezones); decides the user''s local date and daypart.';
 COMMENT ON COLUMN ootd.users.taste IS 'Taste vector in the outfit-embedding space (32 dims); cosine against outfit embeddings.';
+COMMENT ON COLUMN ootd.users.likes_count IS 'Current likes; with the stated profile as one more observation, the weight of the running means the likes trigger keeps.';
+COMMENT ON COLUMN ootd.users.taste_norm IS 'Length of the running mean of liked unit embeddings whose direction is taste (lets an unlike subtract exactly).';
 
 -- One pool per (date, cluster): the unit the LLM generates and the feed serves.
 CREATE TABLE ootd.pools (
@@ -481,9 +486,9 @@ AS $$
             'style_dna must be a JSON object'
         WHEN jsonb_typeof(p_rules) IS DISTINCT FROM 'object' THEN
             'style_rules must be a JSON object'
-        WHEN p_dna - '{archetype,preferred_colors,category_affinity,vibe,trend,dare}'::text[] <> '{}' THEN
-            format('style_dna has unknown key %s (known: archetype, preferred_colors, category_affinity, vibe, trend, dare)',
-                   jsonb_path_query_first(p_dna - '{archetype,preferred_colors,category_affinity,vibe,trend,dare}'::text[],
+        WHEN p_dna - '{archetype,preferred_colors,category_affinity,color_affinity,vibe,trend,dare}'::text[] <> '{}' THEN
+            format('style_dna has unknown key %s (known: archetype, preferred_colors, category_affinity, color_affinity, vibe, trend, dare)',
+                   jsonb_path_query_first(p_dna - '{archetype,preferred_colors,category_affinity,color_affinity,vibe,trend,dare}'::text[],
                                           '$.keyvalue().key'))
         WHEN p_rules - '{liked_categories,disliked_categories,disliked_colors}'::text[] <> '{}' THEN
             format('style_rules has unknown key %s (known: liked_categories, disliked_categories, disliked_colors)',
@@ -497,6 +502,9 @@ AS $$
         WHEN p_dna ? 'category_affinity' AND (jsonb_typeof(p_dna -> 'category_affinity') <> 'object'
               OR jsonb_path_exists(p_dna, '$.category_affinity.* ? (@.type() != "number" || @ < 0)')) THEN
             'style_dna.category_affinity must map category names to numbers >= 0'
+        WHEN p_dna ? 'color_affinity' AND (jsonb_typeof(p_dna -> 'color_affinity') <> 'object'
+              OR jsonb_path_exists(p_dna, '$.color_affinity.* ? (@.type() != "number" || @ < 0)')) THEN
+            'style_dna.color_affinity must map color names to numbers >= 0'
         WHEN jsonb_path_exists(p_dna, '$.vibe ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
             'style_dna.vibe must be a number between 0 and 1'
         WHEN jsonb_path_exists(p_dna, '$.trend ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
@@ -538,6 +546,10 @@ AS $$
              AND jsonb_path_exists(p_dna, '$.category_affinity.keyvalue() ? (!(@.key == $categories[*]))', p_vocab) THEN
             format('unknown category %s in style_dna.category_affinity',
                    jsonb_path_query_first(p_dna, '$.category_affinity.keyvalue() ? (!(@.key == $categories[*])).key', p_vocab))
+        WHEN p_dna -> 'color_affinity' <> '{}'
+             AND jsonb_path_exists(p_dna, '$.color_affinity.keyvalue() ? (!(@.key == $colors[*]))', p_vocab) THEN
+            format('unknown color %s in style_dna.color_affinity',
+                   jsonb_path_query_first(p_dna, '$.color_affinity.keyvalue() ? (!(@.key == $colors[*])).key', p_vocab))
         WHEN NOT (p_rules -> 'liked_categories') <@ (p_vocab -> 'categories') THEN
             format('unknown category %s in style_rules.liked_categories',
                    jsonb_path_query_first(p_rules, '$.liked_categories[*] ? (!(@ == $categories[*]))', p_vocab))
@@ -555,7 +567,8 @@ COMMENT ON FUNCTION ootd._style_vocabulary_problem(jsonb, jsonb, jsonb) IS
 -- ootd._users_validate(): statement-level trigger over the transition table
 -- `new_rows`, so a COPY of a million users is validated in three set-based
 -- passes instead of a million PL/pgSQL calls.  Raising aborts the statement:
--- nothing is written.
+-- nothing is written.  The likes trigger's own UPDATE is skipped (see
+-- ootd._learn_from_likes).
 --   22023 invalid_parameter_value  time zone is not an IANA zone name
 --   23514 check_violation          style_dna / style_rules have the wrong shape
 --   23503 foreign_key_violation    an archetype, category or color is unknown
@@ -565,8 +578,12 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     bad     record;
-    v_vocab jsonb := ootd.vocabulary();  -- once per statement, not per row
+    v_vocab jsonb;
 BEGIN
+    IF current_setting('ootd.learning', true) = 'on' THEN
+        RETURN NULL;  -- ootd._learn_from_likes writes only values it validated
+    END IF;
+    v_vocab := ootd.vocabulary();  -- once per statement, not per row
     SELECT n.id, n.timezone INTO bad
     FROM new_rows n
     WHERE NOT EXISTS (SELECT 1 FROM ootd.timezones t WHERE t.name = n.timezone)
@@ -894,6 +911,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF TG_TABLE_NAME = 'users' THEN
+        IF current_setting('ootd.learning', true) = 'on' THEN
+            RETURN NULL;  -- a like changed the profile; the likes trigger forgets those feeds
+        END IF;
         UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.id FROM changed c) AND m.epoch <> 0;
     ELSE
         UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.user_id FROM changed c) AND m.epoch <> 0;
@@ -1231,6 +1251,247 @@ $$;
 COMMENT ON FUNCTION ootd.rehydrate_cache(integer) IS
     'Refill ootd.pool_cache with the last p_days days of durable pools (after a crash emptied it); returns rows added.';
 
+-- ootd._learn_from_likes(): statement-level trigger on ootd.likes, for INSERT
+-- and for DELETE (transition table `changed`).  In the same transaction it
+-- folds the statement's likes into each user's profile (or takes unliked ones
+-- back out).  One outfit at a time, with n the user's likes before it and
+-- W = 1 + n observations (the stated profile counts as one):
+--   likes_count          n + 1 (unlike: n - 1)
+--   vibe, trend, dare    running means: (W x old + outfit's) / (W + 1), and
+--                        (W x old - outfit's) / (W - 1) for an unlike, which
+--                        restores the old value; a missing value starts at 0.5
+--   taste, taste_norm    the same running mean of unit embeddings, kept as
+--                        direction (taste, unit length; cosine needs nothing
+--                        else) and length (taste_norm), so an unlike subtracts
+--                        exactly what the like added
+--   category_affinity    [category] + 1 (unlike: - 1; a key reaching 0 goes)
+--   color_affinity       [color] + 1 (unlike: - 1); the first like seeds it with
+--                        the stated preferred_colors at 0.5, 0.499, ... in
+--                        stated order, so stated colors are never forgotten and
+--                        undoing every like restores the stated list exactly
+--   preferred_colors     the strongest 8 of color_affinity: by strength, then
+--                        by the latest like of that color, then by name.  A like
+--                        only moves its color up (to the front of its strength
+--                        group), so the list is updated in place; an unlike
+--                        recomputes it from the user's remaining likes.
+-- Lost updates and deadlocks: each user row is locked FOR NO KEY UPDATE, in
+-- user-id order, and that read returns the newest committed version (READ
+-- COMMITTED); every change is computed from it while the lock is held.
+-- Concurrent likes of one user queue on the row lock; statements touching
+-- several users lock them in the same order, so they cannot deadlock.  (Under
+-- REPEATABLE READ a concurrent like of the same user is a 40001 to retry.)
+-- The values written come from the validated row and from ootd.outfits (whose
+-- category and color reference the vocabulary), so the users validation
+-- trigger is told to skip this UPDATE (ootd.learning).
+CREATE FUNCTION ootd._learn_from_likes()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_sign   integer := CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END;
+    r        record;
+    o        ootd.outfits;
+    u        ootd.users;
+    v_dna    jsonb;
+    v_cats   jsonb;
+    v_colors jsonb;
+    v_list   jsonb;
+    v_w      numeric;          -- observations behind the running means
+    v_vibe   numeric;
+    v_trend  numeric;
+    v_dare   numeric;
+    v_sum    public.vector;    -- W x the running mean of the taste
+    v_taste  public.vector;
+    v_norm   real;
+    v_left   numeric;
+    v_pos    integer;
+BEGIN
+    FOR r IN
+        SELECT c.user_id, array_agg(x ORDER BY c.liked_at, c.outfit_id) AS outfits
+        FROM changed c JOIN ootd.outfits x ON x.id = c.outfit_id
+        GROUP BY c.user_id
+        ORDER BY c.user_id
+    LOOP
+        SELECT * INTO u FROM ootd.users WHERE id = r.user_id FOR NO KEY UPDATE;
+        CONTINUE WHEN NOT FOUND;       -- the user is being deleted (likes cascade)
+        v_dna    := u.style_dna;
+        v_cats   := coalesce(v_dna -> 'category_affinity', '{}');
+        v_colors := coalesce(v_dna -> 'color_affinity',
+                             (SELECT coalesce(jsonb_object_agg(s.color, trim_scale(0.5 - 0.001 * (s.i - 1))), '{}')
+                              FROM jsonb_array_elements_text(coalesce(v_dna -> 'preferred_colors', '[]'))
+                                   WITH ORDINALITY AS s(color, i)));
+        v_list   := coalesce(v_dna -> 'preferred_colors', '[]');
+        v_w      := 1 + u.likes_count;
+        v_vibe   := coalesce((v_dna ->> 'vibe')::numeric, 0.5);
+        v_trend  := coalesce((v_dna ->> 'trend')::numeric, 0.5);
+        v_dare   := coalesce((v_dna ->> 'dare')::numeric, 0.5);
+        v_sum    := CASE WHEN u.taste IS NOT NULL THEN
+                        u.taste OPERATOR(public.*)
+                        array_fill((v_w * u.taste_norm)::real, ARRAY[public.vector_dims(u.taste)])::public.vector END;
+
+        FOREACH o IN ARRAY r.outfits LOOP
+            IF v_w + v_sign >= 1 THEN
+                v_vibe  := (v_w * v_vibe  + v_sign * o.vibe::numeric)  / (v_w + v_sign);
+                v_trend := (v_w * v_trend + v_sign * o.trend::numeric) / (v_w + v_sign);
+                v_dare  := (v_w * v_dare  + v_sign * o.dare::numeric)  / (v_w + v_sign);
+                v_sum   := CASE WHEN v_sum IS NULL THEN CASE WHEN v_sign > 0 THEN o.embedding END
+                                WHEN v_sign > 0 THEN v_sum OPERATOR(public.+) o.embedding
+                                ELSE v_sum OPERATOR(public.-) o.embedding END;
+                v_w := v_w + v_sign;
+            END IF;
+            v_left := coalesce((v_cats ->> o.category)::numeric, 0) + v_sign;
+            v_cats := CASE WHEN v_left > 0 THEN jsonb_set(v_cats, ARRAY[o.category], to_jsonb(v_left))
+                           ELSE v_cats - o.category END;
+            v_left := coalesce((v_colors ->> o.color)::numeric, 0) + v_sign;
+            v_colors := CASE WHEN v_left > 0 THEN jsonb_set(v_colors, ARRAY[o.color], to_jsonb(trim_scale(v_left)))
+                             ELSE v_colors - o.color END;
+            IF v_sign > 0 THEN
+                -- the liked color goes to the front of its strength group
+                v_list := v_list - o.color;
+                v_pos := 0;
+                WHILE v_pos < jsonb_array_length(v_list)
+                      AND (v_colors ->> (v_list ->> v_pos))::numeric > v_left LOOP
+                    v_pos := v_pos + 1;
+                END LOOP;
+                v_list := jsonb_insert(v_list, ARRAY[v_pos::text], to_jsonb(o.color));
+                IF jsonb_array_length(v_list) > 8 THEN
+                    v_list := v_list - 8;
+                END IF;
+            END IF;
+        END LOOP;
+
+        IF u.likes_count + v_sign * cardinality(r.outfits) <= 0 THEN
+            -- no likes left: back to the stated colors, in stated order
+            v_list := (SELECT coalesce(jsonb_agg(e.key ORDER BY e.value::numeric DESC, e.key), '[]')
+                       FROM jsonb_each(v_colors) e);
+            v_dna := v_dna - 'color_affinity';
+        ELSE
+            IF v_sign < 0 THEN
+                v_list := (SELECT coalesce(jsonb_agg(t.key ORDER BY t.strength DESC, t.last_liked DESC NULLS LAST, t.key), '[]')
+                           FROM (SELECT e.key, e.value::numeric AS strength, rl.last_liked
+                                 FROM jsonb_each(v_colors) e
+                                 LEFT JOIN (SELECT x.color, max(l.liked_at) AS last_liked
+                                            FROM ootd.likes l JOIN ootd.outfits x ON x.id = l.outfit_id
+                                            WHERE l.user_id = u.id
+                                            GROUP BY x.color) rl ON rl.color = e.key
+                                 ORDER BY e.value::numeric DESC, rl.last_liked DESC NULLS LAST, e.key
+                                 LIMIT 8) t);
+            END IF;
+            v_dna := v_dna || jsonb_build_object('color_affinity', v_colors);
+        END IF;
+        v_dna := v_dna || jsonb_build_object(
+            'preferred_colors', v_list,
+            'category_affinity', v_cats,
+            'vibe',  trim_scale(round(least(1, greatest(0, v_vibe)), 12)),
+            'trend', trim_scale(round(least(1, greatest(0, v_trend)), 12)),
+            'dare',  trim_scale(round(least(1, greatest(0, v_dare)), 12)));
+        v_taste := u.taste;
+        v_norm  := u.taste_norm;
+        IF v_sum IS NOT NULL AND public.vector_norm(v_sum) > 1e-6 THEN
+            v_taste := public.l2_normalize(v_sum);
+            v_norm  := public.vector_norm(v_sum) / v_w;
+        END IF;
+
+        PERFORM set_config('ootd.learning', 'on', true);
+        UPDATE ootd.users
+        SET style_dna   = v_dna,
+            taste       = v_taste,
+            taste_norm  = v_norm,
+            likes_count = greatest(0, likes_count + v_sign * cardinality(r.outfits)),
+            updated_at  = now()
+        WHERE id = u.id;
+        PERFORM set_config('ootd.learning', 'off', true);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ootd._learn_from_likes() IS
+    'Private trigger: folds liked (or unliked) outfits into the user''s style_dna and taste, lock-ordered, no lost updates.';
+
+-- ootd.like(user, outfit): record a like; true if it is new, false if the user
+-- had already liked the outfit (then nothing changes).  The likes trigger
+-- updates the profile in the same transaction.  Unknown user or outfit:
+-- 23503 foreign_key_violation.
+CREATE FUNCTION ootd.like(p_user_id bigint, p_outfit_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ootd._check_like_target(p_user_id, p_outfit_id);
+    INSERT INTO ootd.likes (user_id, outfit_id) VALUES (p_user_id, p_outfit_id)
+    ON CONFLICT (user_id, outfit_id) DO NOTHING;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION ootd.like(bigint, bigint) IS
+    'Like an outfit: true if new, false if already liked; updates style_dna and taste in the same transaction.';
+
+-- ootd.unlike(user, outfit): take a like back; true if there was one.  The
+-- likes trigger reverses its effect on the profile.  Unknown user or outfit:
+-- 23503 foreign_key_violation.
+CREATE FUNCTION ootd.unlike(p_user_id bigint, p_outfit_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ootd._check_like_target(p_user_id, p_outfit_id);
+    DELETE FROM ootd.likes l WHERE l.user_id = p_user_id AND l.outfit_id = p_outfit_id;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION ootd.unlike(bigint, bigint) IS
+    'Take a like back: true if the user had liked the outfit; reverses its effect on style_dna and taste.';
+
+-- ootd._check_like_target(user, outfit): the readable errors of like/unlike.
+CREATE FUNCTION ootd._check_like_target(p_user_id bigint, p_outfit_id bigint)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ootd.users u WHERE u.id = p_user_id) THEN
+        RAISE EXCEPTION 'unknown user %', coalesce(p_user_id::text, 'NULL')
+            USING ERRCODE = 'foreign_key_violation', TABLE = 'users', SCHEMA = 'ootd';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ootd.outfits o WHERE o.id = p_outfit_id) THEN
+        RAISE EXCEPTION 'unknown outfit %', coalesce(p_outfit_id::text, 'NULL')
+            USING ERRCODE = 'foreign_key_violation', TABLE = 'outfits', SCHEMA = 'ootd';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ootd._check_like_target(bigint, bigint) IS
+    'Private: raises 23503 naming the unknown user or outfit of a like/unlike.';
+
+-- ootd.serving_status(at): is serving ready, and how much comes from the cache.
+-- pool_date is the UTC date of p_at (the nightly batch's default date);
+-- fallback_pools are that date's pools missing from ootd.pool_cache (their
+-- feeds are served from ootd.outfits: after a crash, or on a hot standby).
+CREATE FUNCTION ootd.serving_status(p_at timestamptz DEFAULT now())
+RETURNS TABLE (pool_date date, pools integer, cached_pools integer, fallback_pools integer, ready boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_day    date := (coalesce(p_at, now()) AT TIME ZONE 'UTC')::date;
+    v_pools  integer;
+    v_cached integer := 0;
+BEGIN
+    SELECT count(*) INTO v_pools FROM ootd.pools p WHERE p.pool_date = v_day;
+    IF NOT pg_is_in_recovery() THEN           -- a standby cannot read UNLOGGED tables
+        SELECT count(*) INTO v_cached
+        FROM ootd.pools p
+        WHERE p.pool_date = v_day
+          AND EXISTS (SELECT 1 FROM ootd.pool_cache c WHERE c.pool_date = p.pool_date AND c.cluster_id = p.cluster_id);
+    END IF;
+    RETURN QUERY SELECT v_day, v_pools, v_cached, v_pools - v_cached, v_pools > 0;
+END
+$$;
+COMMENT ON FUNCTION ootd.serving_status(timestamptz) IS
+    'Readiness: pools generated for the UTC date of p_at, how many are cached, how many fall back to durable storage.';
+
 -- =============================================================================
 -- 7. Views
 -- =============================================================================
@@ -1338,6 +1599,14 @@ CREATE TRIGGER likes_forget_feeds_delete
     AFTER DELETE ON ootd.likes
     REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION ootd._forget_feeds();
+CREATE TRIGGER likes_learn_insert
+    AFTER INSERT ON ootd.likes
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._learn_from_likes();
+CREATE TRIGGER likes_learn_delete
+    AFTER DELETE ON ootd.likes
+    REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._learn_from_likes();
 
 -- =============================================================================
 -- 9. Privileges
@@ -1373,6 +1642,9 @@ GRANT EXECUTE ON FUNCTION ootd.feed(bigint, timestamptz, integer) TO ootd_api, o
 GRANT EXECUTE ON FUNCTION ootd.feed_explain(bigint, timestamptz, integer) TO ootd_analyst;
 GRANT EXECUTE ON FUNCTION ootd.rehydrate_cache(integer) TO ootd_batch;
 GRANT SELECT ON ootd.cluster_overview, ootd.cache_health TO ootd_analyst;
+GRANT EXECUTE ON FUNCTION ootd.like(bigint, bigint), ootd.unlike(bigint, bigint),
+                          ootd.serving_status(timestamptz) TO ootd_api;
+GRANT EXECUTE ON FUNCTION ootd.serving_status(timestamptz) TO ootd_analyst;
 
 -- ootd_api: no table privileges at all; only EXECUTE on the serving functions
 -- (SECURITY DEFINER, owned by ootd_owner, search_path pinned).

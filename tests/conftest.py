@@ -124,3 +124,29 @@ def seeded_url(pg_server: EmbeddedServer, seeded_template: str) -> Iterator[str]
     name = create_database(pg_server, seeded_template)
     yield pg_server.dsn(name)
     drop_database(pg_server, name)
+
+
+SERVED_TEMPLATE = "ootd_served_template"
+SERVED_DAY = "2026-04-20"
+
+
+@pytest.fixture(scope="session")
+def served_template(pg_server: EmbeddedServer, seeded_template: str) -> str:
+    """The seeded template plus the offline nightly pools of SERVED_DAY."""
+    from datetime import date
+
+    from batch.nightly import NightlyConfig, run_nightly
+
+    with admin_connect(pg_server) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {SERVED_TEMPLATE}")
+        conn.execute(f"CREATE DATABASE {SERVED_TEMPLATE} TEMPLATE {seeded_template}")
+    run_nightly(pg_server.dsn(SERVED_TEMPLATE), NightlyConfig(day=date.fromisoformat(SERVED_DAY), llm="offline"))
+    return SERVED_TEMPLATE
+
+
+@pytest.fixture
+def served_url(pg_server: EmbeddedServer, served_template: str) -> Iterator[str]:
+    """URL of a fresh database with 10,000 users and the pools of SERVED_DAY."""
+    name = create_database(pg_server, served_template)
+    yield pg_server.dsn(name)
+    drop_database(pg_server, name)

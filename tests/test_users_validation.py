@@ -49,7 +49,7 @@ BAD_CASES = [
     ("Europe/Paris", {"category_affinity": {"Dress": -1}}, {}, "23514",
      "user 2: style_dna.category_affinity must map category names to numbers >= 0"),
     ("Europe/Paris", {"colour": ["Red"]}, {}, "23514",
-     'user 2: style_dna has unknown key "colour" (known: archetype, preferred_colors, category_affinity, vibe, trend, dare)'),
+     'user 2: style_dna has unknown key "colour" (known: archetype, preferred_colors, category_affinity, color_affinity, vibe, trend, dare)'),
     ("Europe/Paris", {}, {"disliked_categories": ["Dress", "Tutu"]}, "23503",
      'user 2: unknown category "Tutu" in style_rules.disliked_categories'),
     ("Europe/Paris", {}, {"liked_categories": ["Cape"]}, "23503",
@@ -61,6 +61,10 @@ BAD_CASES = [
     ("Europe/Paris", {"archetype": "Goth"}, {}, "23503", 'user 2: unknown archetype "Goth" in style_dna.archetype'),
     ("Europe/Paris", {"category_affinity": {"Cape": 1}}, {}, "23503",
      'user 2: unknown category "Cape" in style_dna.category_affinity'),
+    ("Europe/Paris", {"color_affinity": {"Red": -0.5}}, {}, "23514",
+     "user 2: style_dna.color_affinity must map color names to numbers >= 0"),
+    ("Europe/Paris", {"color_affinity": {"Mauve": 1}}, {}, "23503",
+     'user 2: unknown color "Mauve" in style_dna.color_affinity'),
 ]
 
 

@@ -1,0 +1,97 @@
+"""The Flask app factory.
+
+`create_app(url, secret)` wires the routes (api/routes.py), the pool
+(api/connector.py), the JSON error handlers and the per-route metrics.
+`ootd serve` runs it under gunicorn (api/server.py); tests use it directly
+with Flask's test client against a real database.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from api import metrics
+from api.connector import Database
+from api.errors import ApiError, error_response
+
+log = logging.getLogger("ootd.api")
+
+MAX_BODY_BYTES = 4096
+
+
+@dataclass
+class State:
+    db: Database
+    secret: str
+
+
+def _code(exc: HTTPException) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
+
+
+def create_app(database_url: str | None = None, secret: str | None = None, *,
+               pool_min: int = 1, pool_max: int = 4) -> Flask:
+    """The API over `database_url` (default: DATABASE_URL or the embedded server).
+
+    `secret` signs and checks tokens (default: OOTD_API_SECRET, else the
+    per-install secret file; see api/auth.py).
+    """
+    from api.auth import load_secret
+    from api.routes import bp
+    from db.connect import database_url as default_url
+
+    app = Flask("ootd.api")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False
+    app.json.compact = True
+    app.extensions["ootd"] = State(
+        db=Database(database_url or default_url(), min_size=pool_min, max_size=pool_max),
+        secret=secret or load_secret(),
+    )
+    app.register_blueprint(bp)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        method = request.method if request.method in _METHODS else "OTHER"
+        started = g.get("started")
+        if started is not None:
+            metrics.LATENCY.labels(route, method).observe(time.perf_counter() - started)
+        metrics.REQUESTS.labels(route, method, str(response.status_code)).inc()
+        return response
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        message = exc.description or exc.name
+        if exc.code == 404:
+            message = f"no route for {request.method} {request.path}"
+        elif exc.code == 405:
+            message = f"{request.method} is not allowed on {request.path}"
+        elif exc.code == 413:
+            message = f"request body larger than {MAX_BODY_BYTES} bytes"
+        return error_response(exc.code or 500, _code(exc), message, headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal error")
+
+    return app
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -1,0 +1,116 @@
+"""Bearer tokens: HS256 JWTs (PyJWT) that name one user and expire.
+
+A token's claims are `sub` (the user id, as a string), `iat`, `exp` and
+`iss` ("ootd"); all four are required.  The HMAC secret is `OOTD_API_SECRET`
+(at least 32 bytes, RFC 7518 §3.2).  When it is unset, `ootd serve` and
+`ootd token` share a per-install secret generated once into
+`$OOTD_HOME/api_secret` (mode 0600), so the demo works without configuration
+and a token printed by `ootd token` is accepted by `ootd serve` on the same
+install.  Production sets OOTD_API_SECRET; nothing ever commits a secret.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+
+import jwt
+
+from api.errors import ApiError
+
+ALGORITHM = "HS256"
+ISSUER = "ootd"
+MIN_SECRET_BYTES = 32
+DEFAULT_TTL_S = 24 * 3600
+LEEWAY_S = 5  # clock skew tolerated on exp
+MAX_USER_ID = 2**63 - 1
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+class SecretError(ValueError):
+    """OOTD_API_SECRET (or the secret file) is unusable."""
+
+
+def secret_file() -> Path:
+    from db.server import home_dir
+
+    return home_dir() / "api_secret"
+
+
+def load_secret(create: bool = True) -> str:
+    """OOTD_API_SECRET, else the per-install secret file (created on first use when `create`)."""
+    value = os.environ.get("OOTD_API_SECRET")
+    if value is not None:
+        if len(value.encode()) < MIN_SECRET_BYTES:
+            raise SecretError(f"OOTD_API_SECRET must be at least {MIN_SECRET_BYTES} bytes "
+                              f"(try: python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        return value
+    path = secret_file()
+    if not path.exists():
+        if not create:
+            raise SecretError(f"OOTD_API_SECRET is unset and {path} does not exist")
+        _create_secret_file(path)
+    value = path.read_text().strip()
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        raise SecretError(f"{path} holds a secret shorter than {MIN_SECRET_BYTES} bytes; delete it to regenerate")
+    return value
+
+
+def _create_secret_file(path: Path) -> None:
+    """Write a fresh secret atomically (0600); whoever links first wins, others read theirs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def issue_token(user_id: int, secret: str, ttl_s: int = DEFAULT_TTL_S, now: float | None = None) -> str:
+    """A token for `user_id`, valid for `ttl_s` seconds."""
+    if not 1 <= user_id <= MAX_USER_ID:
+        raise ValueError(f"user id must be between 1 and {MAX_USER_ID}, got {user_id}")
+    issued = int(time.time() if now is None else now)
+    claims = {"sub": str(user_id), "iat": issued, "exp": issued + int(ttl_s), "iss": ISSUER}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def _unauthorized(message: str, error: str | None = "invalid_token") -> ApiError:
+    challenge = 'Bearer realm="ootd"'
+    if error:
+        challenge += f', error="{error}", error_description="{message}"'
+    return ApiError(401, "unauthorized", message, {"WWW-Authenticate": challenge})
+
+
+def authenticate(header: str | None, secret: str) -> int:
+    """The user id a valid `Authorization: Bearer <token>` header names; 401 otherwise."""
+    if not header:
+        raise _unauthorized("missing bearer token", error=None)  # RFC 6750 §3.1: no error code
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("expected 'Authorization: Bearer <token>'", error="invalid_request")
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], issuer=ISSUER, leeway=LEEWAY_S,
+                            options={"require": ["sub", "exp", "iat", "iss"]})
+    except jwt.ExpiredSignatureError:
+        raise _unauthorized("token expired") from None
+    except jwt.InvalidSignatureError:
+        raise _unauthorized("token signature is invalid") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise _unauthorized(f"token lacks the {exc.claim!r} claim") from None
+    except jwt.InvalidTokenError:
+        raise _unauthorized("malformed token") from None
+    sub = claims["sub"]
+    if not isinstance(sub, str) or not _DIGITS.fullmatch(sub) or not 1 <= int(sub) <= MAX_USER_ID:
+        raise _unauthorized("token subject is not a user id")
+    return int(sub)

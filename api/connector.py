@@ -1,0 +1,125 @@
+"""The API's one connector: a psycopg_pool pool whose connections act as `ootd_api`.
+
+Each pooled connection runs the named query `api_set_role` (`SET ROLE
+ootd_api`) once, when the pool opens it, so every request runs with the
+least-privileged role: it can execute ootd.feed, ootd.like, ootd.unlike and
+ootd.serving_status and read no table.  `DATABASE_URL`'s user must be a
+member of `ootd_api` (a superuser is, on the embedded server).
+
+Views call the methods below, never a cursor.  Database errors become
+`ApiError`s by SQLSTATE here, in one table, so the HTTP status of every
+database outcome is decided in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from api.errors import ApiError
+from db.connect import DatabaseError
+from db.queries import query
+
+log = logging.getLogger("ootd.api")
+
+#: SQLSTATE -> (HTTP status, error code).  Anything not listed is a bug: 500.
+SQLSTATE_HTTP: dict[str, tuple[int, str]] = {
+    "P0002": (404, "not_found"),          # no_data_found: unknown user (ootd.feed)
+    "23503": (404, "not_found"),          # foreign_key_violation: unknown user or outfit (like/unlike)
+    "22023": (400, "invalid_parameter"),  # invalid_parameter_value: limit outside 1..20
+    "22P02": (400, "invalid_parameter"),  # invalid_text_representation
+    "22003": (400, "invalid_parameter"),  # numeric_value_out_of_range
+    "22007": (400, "invalid_parameter"),  # invalid_datetime_format
+    "22008": (400, "invalid_parameter"),  # datetime_field_overflow
+    "40001": (503, "retry"),              # serialization_failure: transient
+    "40P01": (503, "retry"),              # deadlock_detected: transient
+    "53300": (503, "database_unavailable"),  # too_many_connections
+    "57014": (503, "timeout"),            # query_canceled (statement_timeout)
+    "57P01": (503, "database_unavailable"),  # admin_shutdown
+    "57P02": (503, "database_unavailable"),  # crash_shutdown
+    "57P03": (503, "database_unavailable"),  # cannot_connect_now
+}
+
+#: Connection settings for every pooled connection.
+CONNECTION_KWARGS: dict[str, Any] = {
+    "autocommit": True,               # one statement per request: no BEGIN/COMMIT round trips
+    "row_factory": dict_row,
+    "application_name": "ootd-api",
+    "options": "-c statement_timeout=5000",
+}
+
+
+def http_error(exc: DatabaseError) -> ApiError:
+    """The ApiError for a database error (its message is the function's own, e.g. 'unknown user 42')."""
+    status, code = SQLSTATE_HTTP.get(exc.sqlstate, (None, None))
+    if status is None:
+        if exc.sqlstate.startswith("08"):
+            status, code = 503, "database_unavailable"
+        else:
+            log.error("unexpected database error: %s", exc)
+            return ApiError(500, "internal", "internal error")
+    message = exc.message if status < 500 else f"database unavailable: {exc.message}"
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return ApiError(status, code, message, headers)
+
+
+def _set_role(conn: psycopg.Connection) -> None:
+    """Pool `configure` callback: the connection acts as ootd_api from now on."""
+    conn.execute(query("api_set_role"))
+
+
+class Database:
+    """The pool and the four calls the API makes."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 5.0):
+        self.timeout = timeout
+        self.pool = ConnectionPool(
+            url, min_size=min_size, max_size=max_size, timeout=timeout, kwargs=dict(CONNECTION_KWARGS),
+            configure=_set_role, name="ootd-api", open=True,
+        )
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # ------------------------------------------------------------ the calls --
+    def feed(self, user_id: int, at: datetime | None, limit: int) -> list[dict]:
+        return self._rows("api_feed", {"user_id": user_id, "at": at, "limit": limit})
+
+    def like(self, user_id: int, outfit_id: int) -> bool:
+        return bool(self._rows("api_like", {"user_id": user_id, "outfit_id": outfit_id})[0]["created"])
+
+    def unlike(self, user_id: int, outfit_id: int) -> bool:
+        return bool(self._rows("api_unlike", {"user_id": user_id, "outfit_id": outfit_id})[0]["removed"])
+
+    def serving_status(self, timeout: float | None = None) -> dict:
+        return self._rows("api_serving_status", None, timeout)[0]
+
+    # -------------------------------------------------------------- plumbing --
+    def _rows(self, name: str, params: dict | None, timeout: float | None = None) -> list[dict]:
+        try:
+            with self.pool.connection(timeout=timeout or self.timeout) as conn:
+                return conn.execute(query(name), params).fetchall()
+        except PoolTimeout as exc:
+            raise ApiError(503, "database_unavailable", "database unavailable: no connection within "
+                           f"{timeout or self.timeout:g} s", {"Retry-After": "1"}) from exc
+        except psycopg.Error as exc:
+            if exc.sqlstate is None:  # lost connection, server gone: the pool discards it
+                raise ApiError(503, "database_unavailable", "database unavailable", {"Retry-After": "1"}) from exc
+            raise http_error(DatabaseError.from_psycopg(exc)) from exc
+
+
+def check(url: str) -> None:
+    """Fail fast (DatabaseError) if `url` cannot connect or cannot act as ootd_api."""
+    try:
+        with psycopg.connect(url, **CONNECTION_KWARGS) as conn:
+            _set_role(conn)
+            conn.execute(query("api_serving_status")).fetchall()
+    except psycopg.OperationalError as exc:
+        raise DatabaseError("08006", f"cannot connect to the database: {str(exc).strip().splitlines()[0]}") from exc
+    except psycopg.Error as exc:
+        raise DatabaseError.from_psycopg(exc) from exc

@@ -1,0 +1,419 @@
+-- =============================================================================
+-- Revision 0004: likes (frozen)
+-- ootd.like / ootd.unlike, the likes trigger that learns style_dna and taste,
+-- ootd.serving_status.
+-- =============================================================================
+SET ROLE ootd_owner;
+
+-- ---------------------------------------------------------------- tables ----
+ALTER TABLE ootd.users
+    ADD COLUMN likes_count integer NOT NULL DEFAULT 0 CHECK (likes_count >= 0),
+    ADD COLUMN taste_norm  real NOT NULL DEFAULT 1 CHECK (taste_norm >= 0);
+COMMENT ON COLUMN ootd.users.likes_count IS 'Current likes; with the stated profile as one more observation, the weight of the running means the likes trigger keeps.';
+COMMENT ON COLUMN ootd.users.taste_norm IS 'Length of the running mean of liked unit embeddings whose direction is taste (lets an unlike subtract exactly).';
+
+-- ------------------------------------------------------------- functions ----
+-- style_dna gains color_affinity (kept by the likes trigger).
+-- The likes trigger's own UPDATE of users skips validation and feed forgetting
+-- (ootd.learning); the likes triggers forget those feeds.
+CREATE OR REPLACE FUNCTION ootd._forget_feeds()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'users' THEN
+        IF current_setting('ootd.learning', true) = 'on' THEN
+            RETURN NULL;  -- a like changed the profile; the likes trigger forgets those feeds
+        END IF;
+        UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.id FROM changed c) AND m.epoch <> 0;
+    ELSE
+        UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.user_id FROM changed c) AND m.epoch <> 0;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ootd._users_validate()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    bad     record;
+    v_vocab jsonb;
+BEGIN
+    IF current_setting('ootd.learning', true) = 'on' THEN
+        RETURN NULL;  -- ootd._learn_from_likes writes only values it validated
+    END IF;
+    v_vocab := ootd.vocabulary();  -- once per statement, not per row
+    SELECT n.id, n.timezone INTO bad
+    FROM new_rows n
+    WHERE NOT EXISTS (SELECT 1 FROM ootd.timezones t WHERE t.name = n.timezone)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'user %: invalid time zone "%": not an IANA time zone name', bad.id, bad.timezone
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use a name such as America/Los_Angeles (see ootd.timezones); POSIX strings like UTC+5 have reversed signs and are rejected.';
+    END IF;
+
+    SELECT s.id, s.problem INTO bad
+    FROM (SELECT n.id, ootd._style_shape_problem(n.style_dna, n.style_rules) AS problem
+          FROM new_rows n) s
+    WHERE s.problem IS NOT NULL
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'user %: %', bad.id, bad.problem
+            USING ERRCODE = 'check_violation', TABLE = 'users', SCHEMA = 'ootd';
+    END IF;
+
+    SELECT s.id, s.problem INTO bad
+    FROM (SELECT n.id, ootd._style_vocabulary_problem(n.style_dna, n.style_rules, v_vocab) AS problem
+          FROM new_rows n) s
+    WHERE s.problem IS NOT NULL
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'user %: %', bad.id, bad.problem
+            USING ERRCODE = 'foreign_key_violation', TABLE = 'users', SCHEMA = 'ootd',
+                  HINT = 'Known names are listed by SELECT ootd.vocabulary();';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ootd._style_shape_problem(p_dna jsonb, p_rules jsonb)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN jsonb_typeof(p_dna) IS DISTINCT FROM 'object' THEN
+            'style_dna must be a JSON object'
+        WHEN jsonb_typeof(p_rules) IS DISTINCT FROM 'object' THEN
+            'style_rules must be a JSON object'
+        WHEN p_dna - '{archetype,preferred_colors,category_affinity,color_affinity,vibe,trend,dare}'::text[] <> '{}' THEN
+            format('style_dna has unknown key %s (known: archetype, preferred_colors, category_affinity, color_affinity, vibe, trend, dare)',
+                   jsonb_path_query_first(p_dna - '{archetype,preferred_colors,category_affinity,color_affinity,vibe,trend,dare}'::text[],
+                                          '$.keyvalue().key'))
+        WHEN p_rules - '{liked_categories,disliked_categories,disliked_colors}'::text[] <> '{}' THEN
+            format('style_rules has unknown key %s (known: liked_categories, disliked_categories, disliked_colors)',
+                   jsonb_path_query_first(p_rules - '{liked_categories,disliked_categories,disliked_colors}'::text[],
+                                          '$.keyvalue().key'))
+        WHEN p_dna ? 'archetype' AND jsonb_typeof(p_dna -> 'archetype') <> 'string' THEN
+            'style_dna.archetype must be a string'
+        WHEN p_dna ? 'preferred_colors' AND (jsonb_typeof(p_dna -> 'preferred_colors') <> 'array'
+              OR jsonb_path_exists(p_dna, '$.preferred_colors[*] ? (@.type() != "string")')) THEN
+            'style_dna.preferred_colors must be an array of color names'
+        WHEN p_dna ? 'category_affinity' AND (jsonb_typeof(p_dna -> 'category_affinity') <> 'object'
+              OR jsonb_path_exists(p_dna, '$.category_affinity.* ? (@.type() != "number" || @ < 0)')) THEN
+            'style_dna.category_affinity must map category names to numbers >= 0'
+        WHEN p_dna ? 'color_affinity' AND (jsonb_typeof(p_dna -> 'color_affinity') <> 'object'
+              OR jsonb_path_exists(p_dna, '$.color_affinity.* ? (@.type() != "number" || @ < 0)')) THEN
+            'style_dna.color_affinity must map color names to numbers >= 0'
+        WHEN jsonb_path_exists(p_dna, '$.vibe ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
+            'style_dna.vibe must be a number between 0 and 1'
+        WHEN jsonb_path_exists(p_dna, '$.trend ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
+            'style_dna.trend must be a number between 0 and 1'
+        WHEN jsonb_path_exists(p_dna, '$.dare ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
+            'style_dna.dare must be a number between 0 and 1'
+        WHEN p_rules ? 'liked_categories' AND (jsonb_typeof(p_rules -> 'liked_categories') <> 'array'
+              OR jsonb_path_exists(p_rules, '$.liked_categories[*] ? (@.type() != "string")')) THEN
+            'style_rules.liked_categories must be an array of category names'
+        WHEN p_rules ? 'disliked_categories' AND (jsonb_typeof(p_rules -> 'disliked_categories') <> 'array'
+              OR jsonb_path_exists(p_rules, '$.disliked_categories[*] ? (@.type() != "string")')) THEN
+            'style_rules.disliked_categories must be an array of category names'
+        WHEN p_rules ? 'disliked_colors' AND (jsonb_typeof(p_rules -> 'disliked_colors') <> 'array'
+              OR jsonb_path_exists(p_rules, '$.disliked_colors[*] ? (@.type() != "string")')) THEN
+            'style_rules.disliked_colors must be an array of color names'
+        WHEN jsonb_path_exists(p_rules, '$.liked_categories[*] ? (@ == $.disliked_categories[*])') THEN
+            format('category %s is both liked and disliked in style_rules',
+                   jsonb_path_query_first(p_rules, '$.liked_categories[*] ? (@ == $.disliked_categories[*])'))
+    END
+$$;
+
+CREATE OR REPLACE FUNCTION ootd._style_vocabulary_problem(p_dna jsonb, p_rules jsonb, p_vocab jsonb)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN p_dna ? 'archetype' AND NOT (p_vocab -> 'archetypes') @> (p_dna -> 'archetype') THEN
+            format('unknown archetype %s in style_dna.archetype', p_dna -> 'archetype')
+        WHEN NOT (p_dna -> 'preferred_colors') <@ (p_vocab -> 'colors') THEN
+            format('unknown color %s in style_dna.preferred_colors',
+                   jsonb_path_query_first(p_dna, '$.preferred_colors[*] ? (!(@ == $colors[*]))', p_vocab))
+        WHEN p_dna -> 'category_affinity' <> '{}'
+             AND jsonb_path_exists(p_dna, '$.category_affinity.keyvalue() ? (!(@.key == $categories[*]))', p_vocab) THEN
+            format('unknown category %s in style_dna.category_affinity',
+                   jsonb_path_query_first(p_dna, '$.category_affinity.keyvalue() ? (!(@.key == $categories[*])).key', p_vocab))
+        WHEN p_dna -> 'color_affinity' <> '{}'
+             AND jsonb_path_exists(p_dna, '$.color_affinity.keyvalue() ? (!(@.key == $colors[*]))', p_vocab) THEN
+            format('unknown color %s in style_dna.color_affinity',
+                   jsonb_path_query_first(p_dna, '$.color_affinity.keyvalue() ? (!(@.key == $colors[*])).key', p_vocab))
+        WHEN NOT (p_rules -> 'liked_categories') <@ (p_vocab -> 'categories') THEN
+            format('unknown category %s in style_rules.liked_categories',
+                   jsonb_path_query_first(p_rules, '$.liked_categories[*] ? (!(@ == $categories[*]))', p_vocab))
+        WHEN NOT (p_rules -> 'disliked_categories') <@ (p_vocab -> 'categories') THEN
+            format('unknown category %s in style_rules.disliked_categories',
+                   jsonb_path_query_first(p_rules, '$.disliked_categories[*] ? (!(@ == $categories[*]))', p_vocab))
+        WHEN NOT (p_rules -> 'disliked_colors') <@ (p_vocab -> 'colors') THEN
+            format('unknown color %s in style_rules.disliked_colors',
+                   jsonb_path_query_first(p_rules, '$.disliked_colors[*] ? (!(@ == $colors[*]))', p_vocab))
+    END
+$$;
+
+-- ootd._learn_from_likes(): statement-level trigger on ootd.likes, for INSERT
+-- and for DELETE (transition table `changed`).  In the same transaction it
+-- folds the statement's likes into each user's profile (or takes unliked ones
+-- back out).  One outfit at a time, with n the user's likes before it and
+-- W = 1 + n observations (the stated profile counts as one):
+--   likes_count          n + 1 (unlike: n - 1)
+--   vibe, trend, dare    running means: (W x old + outfit's) / (W + 1), and
+--                        (W x old - outfit's) / (W - 1) for an unlike, which
+--                        restores the old value; a missing value starts at 0.5
+--   taste, taste_norm    the same running mean of unit embeddings, kept as
+--                        direction (taste, unit length; cosine needs nothing
+--                        else) and length (taste_norm), so an unlike subtracts
+--                        exactly what the like added
+--   category_affinity    [category] + 1 (unlike: - 1; a key reaching 0 goes)
+--   color_affinity       [color] + 1 (unlike: - 1); the first like seeds it with
+--                        the stated preferred_colors at 0.5, 0.499, ... in
+--                        stated order, so stated colors are never forgotten and
+--                        undoing every like restores the stated list exactly
+--   preferred_colors     the strongest 8 of color_affinity: by strength, then
+--                        by the latest like of that color, then by name.  A like
+--                        only moves its color up (to the front of its strength
+--                        group), so the list is updated in place; an unlike
+--                        recomputes it from the user's remaining likes.
+-- Lost updates and deadlocks: each user row is locked FOR NO KEY UPDATE, in
+-- user-id order, and that read returns the newest committed version (READ
+-- COMMITTED); every change is computed from it while the lock is held.
+-- Concurrent likes of one user queue on the row lock; statements touching
+-- several users lock them in the same order, so they cannot deadlock.  (Under
+-- REPEATABLE READ a concurrent like of the same user is a 40001 to retry.)
+-- The values written come from the validated row and from ootd.outfits (whose
+-- category and color reference the vocabulary), so the users validation
+-- trigger is told to skip this UPDATE (ootd.learning).
+CREATE FUNCTION ootd._learn_from_likes()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_sign   integer := CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END;
+    r        record;
+    o        ootd.outfits;
+    u        ootd.users;
+    v_dna    jsonb;
+    v_cats   jsonb;
+    v_colors jsonb;
+    v_list   jsonb;
+    v_w      numeric;          -- observations behind the running means
+    v_vibe   numeric;
+    v_trend  numeric;
+    v_dare   numeric;
+    v_sum    public.vector;    -- W x the running mean of the taste
+    v_taste  public.vector;
+    v_norm   real;
+    v_left   numeric;
+    v_pos    integer;
+BEGIN
+    FOR r IN
+        SELECT c.user_id, array_agg(x ORDER BY c.liked_at, c.outfit_id) AS outfits
+        FROM changed c JOIN ootd.outfits x ON x.id = c.outfit_id
+        GROUP BY c.user_id
+        ORDER BY c.user_id
+    LOOP
+        SELECT * INTO u FROM ootd.users WHERE id = r.user_id FOR NO KEY UPDATE;
+        CONTINUE WHEN NOT FOUND;       -- the user is being deleted (likes cascade)
+        v_dna    := u.style_dna;
+        v_cats   := coalesce(v_dna -> 'category_affinity', '{}');
+        v_colors := coalesce(v_dna -> 'color_affinity',
+                             (SELECT coalesce(jsonb_object_agg(s.color, trim_scale(0.5 - 0.001 * (s.i - 1))), '{}')
+                              FROM jsonb_array_elements_text(coalesce(v_dna -> 'preferred_colors', '[]'))
+                                   WITH ORDINALITY AS s(color, i)));
+        v_list   := coalesce(v_dna -> 'preferred_colors', '[]');
+        v_w      := 1 + u.likes_count;
+        v_vibe   := coalesce((v_dna ->> 'vibe')::numeric, 0.5);
+        v_trend  := coalesce((v_dna ->> 'trend')::numeric, 0.5);
+        v_dare   := coalesce((v_dna ->> 'dare')::numeric, 0.5);
+        v_sum    := CASE WHEN u.taste IS NOT NULL THEN
+                        u.taste OPERATOR(public.*)
+                        array_fill((v_w * u.taste_norm)::real, ARRAY[public.vector_dims(u.taste)])::public.vector END;
+
+        FOREACH o IN ARRAY r.outfits LOOP
+            IF v_w + v_sign >= 1 THEN
+                v_vibe  := (v_w * v_vibe  + v_sign * o.vibe::numeric)  / (v_w + v_sign);
+                v_trend := (v_w * v_trend + v_sign * o.trend::numeric) / (v_w + v_sign);
+                v_dare  := (v_w * v_dare  + v_sign * o.dare::numeric)  / (v_w + v_sign);
+                v_sum   := CASE WHEN v_sum IS NULL THEN CASE WHEN v_sign > 0 THEN o.embedding END
+                                WHEN v_sign > 0 THEN v_sum OPERATOR(public.+) o.embedding
+                                ELSE v_sum OPERATOR(public.-) o.embedding END;
+                v_w := v_w + v_sign;
+            END IF;
+            v_left := coalesce((v_cats ->> o.category)::numeric, 0) + v_sign;
+            v_cats := CASE WHEN v_left > 0 THEN jsonb_set(v_cats, ARRAY[o.category], to_jsonb(v_left))
+                           ELSE v_cats - o.category END;
+            v_left := coalesce((v_colors ->> o.color)::numeric, 0) + v_sign;
+            v_colors := CASE WHEN v_left > 0 THEN jsonb_set(v_colors, ARRAY[o.color], to_jsonb(trim_scale(v_left)))
+                             ELSE v_colors - o.color END;
+            IF v_sign > 0 THEN
+                -- the liked color goes to the front of its strength group
+                v_list := v_list - o.color;
+                v_pos := 0;
+                WHILE v_pos < jsonb_array_length(v_list)
+                      AND (v_colors ->> (v_list ->> v_pos))::numeric > v_left LOOP
+                    v_pos := v_pos + 1;
+                END LOOP;
+                v_list := jsonb_insert(v_list, ARRAY[v_pos::text], to_jsonb(o.color));
+                IF jsonb_array_length(v_list) > 8 THEN
+                    v_list := v_list - 8;
+                END IF;
+            END IF;
+        END LOOP;
+
+        IF u.likes_count + v_sign * cardinality(r.outfits) <= 0 THEN
+            -- no likes left: back to the stated colors, in stated order
+            v_list := (SELECT coalesce(jsonb_agg(e.key ORDER BY e.value::numeric DESC, e.key), '[]')
+                       FROM jsonb_each(v_colors) e);
+            v_dna := v_dna - 'color_affinity';
+        ELSE
+            IF v_sign < 0 THEN
+                v_list := (SELECT coalesce(jsonb_agg(t.key ORDER BY t.strength DESC, t.last_liked DESC NULLS LAST, t.key), '[]')
+                           FROM (SELECT e.key, e.value::numeric AS strength, rl.last_liked
+                                 FROM jsonb_each(v_colors) e
+                                 LEFT JOIN (SELECT x.color, max(l.liked_at) AS last_liked
+                                            FROM ootd.likes l JOIN ootd.outfits x ON x.id = l.outfit_id
+                                            WHERE l.user_id = u.id
+                                            GROUP BY x.color) rl ON rl.color = e.key
+                                 ORDER BY e.value::numeric DESC, rl.last_liked DESC NULLS LAST, e.key
+                                 LIMIT 8) t);
+            END IF;
+            v_dna := v_dna || jsonb_build_object('color_affinity', v_colors);
+        END IF;
+        v_dna := v_dna || jsonb_build_object(
+            'preferred_colors', v_list,
+            'category_affinity', v_cats,
+            'vibe',  trim_scale(round(least(1, greatest(0, v_vibe)), 12)),
+            'trend', trim_scale(round(least(1, greatest(0, v_trend)), 12)),
+            'dare',  trim_scale(round(least(1, greatest(0, v_dare)), 12)));
+        v_taste := u.taste;
+        v_norm  := u.taste_norm;
+        IF v_sum IS NOT NULL AND public.vector_norm(v_sum) > 1e-6 THEN
+            v_taste := public.l2_normalize(v_sum);
+            v_norm  := public.vector_norm(v_sum) / v_w;
+        END IF;
+
+        PERFORM set_config('ootd.learning', 'on', true);
+        UPDATE ootd.users
+        SET style_dna   = v_dna,
+            taste       = v_taste,
+            taste_norm  = v_norm,
+            likes_count = greatest(0, likes_count + v_sign * cardinality(r.outfits)),
+            updated_at  = now()
+        WHERE id = u.id;
+        PERFORM set_config('ootd.learning', 'off', true);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ootd._learn_from_likes() IS
+    'Private trigger: folds liked (or unliked) outfits into the user''s style_dna and taste, lock-ordered, no lost updates.';
+
+-- ootd.like(user, outfit): record a like; true if it is new, false if the user
+-- had already liked the outfit (then nothing changes).  The likes trigger
+-- updates the profile in the same transaction.  Unknown user or outfit:
+-- 23503 foreign_key_violation.
+CREATE FUNCTION ootd.like(p_user_id bigint, p_outfit_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ootd._check_like_target(p_user_id, p_outfit_id);
+    INSERT INTO ootd.likes (user_id, outfit_id) VALUES (p_user_id, p_outfit_id)
+    ON CONFLICT (user_id, outfit_id) DO NOTHING;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION ootd.like(bigint, bigint) IS
+    'Like an outfit: true if new, false if already liked; updates style_dna and taste in the same transaction.';
+
+-- ootd.unlike(user, outfit): take a like back; true if there was one.  The
+-- likes trigger reverses its effect on the profile.  Unknown user or outfit:
+-- 23503 foreign_key_violation.
+CREATE FUNCTION ootd.unlike(p_user_id bigint, p_outfit_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ootd._check_like_target(p_user_id, p_outfit_id);
+    DELETE FROM ootd.likes l WHERE l.user_id = p_user_id AND l.outfit_id = p_outfit_id;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION ootd.unlike(bigint, bigint) IS
+    'Take a like back: true if the user had liked the outfit; reverses its effect on style_dna and taste.';
+
+-- ootd._check_like_target(user, outfit): the readable errors of like/unlike.
+CREATE FUNCTION ootd._check_like_target(p_user_id bigint, p_outfit_id bigint)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ootd.users u WHERE u.id = p_user_id) THEN
+        RAISE EXCEPTION 'unknown user %', coalesce(p_user_id::text, 'NULL')
+            USING ERRCODE = 'foreign_key_violation', TABLE = 'users', SCHEMA = 'ootd';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ootd.outfits o WHERE o.id = p_outfit_id) THEN
+        RAISE EXCEPTION 'unknown outfit %', coalesce(p_outfit_id::text, 'NULL')
+            USING ERRCODE = 'foreign_key_violation', TABLE = 'outfits', SCHEMA = 'ootd';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ootd._check_like_target(bigint, bigint) IS
+    'Private: raises 23503 naming the unknown user or outfit of a like/unlike.';
+
+-- ootd.serving_status(at): is serving ready, and how much comes from the cache.
+-- pool_date is the UTC date of p_at (the nightly batch's default date);
+-- fallback_pools are that date's pools missing from ootd.pool_cache (their
+-- feeds are served from ootd.outfits: after a crash, or on a hot standby).
+CREATE FUNCTION ootd.serving_status(p_at timestamptz DEFAULT now())
+RETURNS TABLE (pool_date date, pools integer, cached_pools integer, fallback_pools integer, ready boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_day    date := (coalesce(p_at, now()) AT TIME ZONE 'UTC')::date;
+    v_pools  integer;
+    v_cached integer := 0;
+BEGIN
+    SELECT count(*) INTO v_pools FROM ootd.pools p WHERE p.pool_date = v_day;
+    IF NOT pg_is_in_recovery() THEN           -- a standby cannot read UNLOGGED tables
+        SELECT count(*) INTO v_cached
+        FROM ootd.pools p
+        WHERE p.pool_date = v_day
+          AND EXISTS (SELECT 1 FROM ootd.pool_cache c WHERE c.pool_date = p.pool_date AND c.cluster_id = p.cluster_id);
+    END IF;
+    RETURN QUERY SELECT v_day, v_pools, v_cached, v_pools - v_cached, v_pools > 0;
+END
+$$;
+COMMENT ON FUNCTION ootd.serving_status(timestamptz) IS
+    'Readiness: pools generated for the UTC date of p_at, how many are cached, how many fall back to durable storage.';
+
+-- -------------------------------------------------------------- triggers ----
+CREATE TRIGGER likes_learn_insert
+    AFTER INSERT ON ootd.likes
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._learn_from_likes();
+CREATE TRIGGER likes_learn_delete
+    AFTER DELETE ON ootd.likes
+    REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._learn_from_likes();
+
+-- ------------------------------------------------------------ privileges ----
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ootd FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ootd.like(bigint, bigint), ootd.unlike(bigint, bigint),
+                          ootd.serving_status(timestamptz) TO ootd_api;
+GRANT EXECUTE ON FUNCTION ootd.serving_status(timestamptz) TO ootd_analyst;
+
+RESET ROLE;
