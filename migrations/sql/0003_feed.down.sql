@@ -10,7 +10,6 @@ DROP VIEW ootd.cache_health;
 DROP VIEW ootd.cluster_overview;
 DROP FUNCTION ootd.rehydrate_cache(integer);
 DROP FUNCTION ootd.feed(bigint, timestamptz, integer);
-DROP FUNCTION ootd._feed_compute(bigint, timestamptz, integer);
 DROP FUNCTION ootd.feed_explain(bigint, timestamptz, integer);
 DROP FUNCTION ootd._forget_feeds();
 DROP FUNCTION ootd._bump_serving_epoch();

@@ -300,16 +300,19 @@ $$;
 COMMENT ON FUNCTION ootd.feed_explain(bigint, timestamptz, integer) IS
     'Every candidate of the user''s pool with each score component, veto and rank (NULL rank = vetoed); for analysts.';
 
--- ootd._feed_compute(user, at, limit): ootd.feed's slow path: rank with
--- ootd.feed_explain and, where the server accepts writes, memoize the answer.
-CREATE FUNCTION ootd._feed_compute(p_user_id bigint, p_at timestamptz, p_limit integer)
+-- ootd.feed(user, at, limit): the user's feed, p_limit outfits (1..20), zero
+-- LLM calls.  A repeat request for the same local date, priority daypart and
+-- limit is one indexed read of ootd.feed_memo; otherwise ootd.feed_explain
+-- ranks the pool (see its header for the steps) and, where the server accepts
+-- writes, the answer is memoized.  Same answer all local day.
+CREATE FUNCTION ootd.feed(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
 RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
                score double precision, headline text, cluster_id text, relaxed_rules text[])
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_at      timestamptz := p_at;
+    v_at      timestamptz := coalesce(p_at, now());
     v_epoch   bigint;
     v_tz      text;
     v_local   timestamp;
@@ -323,6 +326,32 @@ DECLARE
     v_cluster text;
     v_relaxed text[];
 BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 20 THEN
+        RAISE EXCEPTION 'p_limit must be between 1 and 20, got %', coalesce(p_limit::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- fast path: the memoized answer of this local date and daypart
+    RETURN QUERY
+    SELECT x.ord::integer, x.oid, x.title, x.category, x.color, x.daypart, x.score,
+           regexp_replace(m.headline, ' look for your [a-z]+ in ', ' look for your '
+                          || ootd._daypart_word(extract(hour FROM v_at AT TIME ZONE u.timezone)::integer) || ' in '),
+           m.cluster_id, m.relaxed_rules
+    FROM ootd.users u
+    JOIN ootd.feed_memo m
+      ON m.user_id = u.id
+     AND m.local_date = (v_at AT TIME ZONE u.timezone)::date
+     AND m.priority = CASE WHEN (v_at AT TIME ZONE u.timezone)::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END
+     AND m.row_limit = p_limit
+     AND m.epoch = (SELECT s.epoch FROM ootd.serving_state s)
+    CROSS JOIN LATERAL unnest(m.outfit_ids, m.titles, m.categories, m.colors, m.dayparts, m.scores)
+         WITH ORDINALITY AS x(oid, title, category, color, daypart, score, ord)
+    WHERE u.id = p_user_id
+    ORDER BY x.ord;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+
     -- slow path: rank now (raises P0002 for an unknown user)
     SELECT s.epoch INTO v_epoch FROM ootd.serving_state s;
     SELECT array_agg(e.outfit_id ORDER BY e.rank), array_agg(e.title ORDER BY e.rank),
@@ -337,6 +366,11 @@ BEGIN
     END IF;
 
     IF NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off' THEN
+        IF pg_current_xact_id_if_assigned() IS NULL THEN
+            -- The memo is a disposable cache: when it is this transaction's only
+            -- write, commit it without waiting for a WAL flush.
+            PERFORM set_config('synchronous_commit', 'off', true);
+        END IF;
         SELECT u.timezone INTO v_tz FROM ootd.users u WHERE u.id = p_user_id;
         v_local := v_at AT TIME ZONE v_tz;
         INSERT INTO ootd.feed_memo AS m (user_id, local_date, priority, row_limit, epoch, outfit_ids, titles,
@@ -356,49 +390,6 @@ BEGIN
     FROM unnest(v_ids, v_titles, v_cats, v_colors, v_parts, v_scores)
          WITH ORDINALITY AS x(oid, title, category, color, daypart, score, ord)
     ORDER BY x.ord;
-END
-$$;
-COMMENT ON FUNCTION ootd._feed_compute(bigint, timestamptz, integer) IS
-    'Private: ootd.feed''s slow path (rank, then memoize where writable).';
-
--- ootd.feed(user, at, limit): the user's feed, p_limit outfits (1..20), zero
--- LLM calls.  A repeat request for the same local date, priority daypart and
--- limit is one indexed read of ootd.feed_memo (STABLE, no write); otherwise
--- ootd._feed_compute ranks the pool with ootd.feed_explain (see its header
--- for the steps) and memoizes the answer.  Same answer all local day.
-CREATE FUNCTION ootd.feed(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
-RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
-               score double precision, headline text, cluster_id text, relaxed_rules text[])
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_at timestamptz := coalesce(p_at, now());
-BEGIN
-    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 20 THEN
-        RAISE EXCEPTION 'p_limit must be between 1 and 20, got %', coalesce(p_limit::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-
-    RETURN QUERY
-    SELECT x.ord::integer, x.oid, x.title, x.category, x.color, x.daypart, x.score,
-           split_part(m.headline, ' look for your ', 1) || ' look for your '
-           || ootd._daypart_word(extract(hour FROM v_at AT TIME ZONE u.timezone)::integer) || ' in ' || u.city,
-           m.cluster_id, m.relaxed_rules
-    FROM ootd.users u
-    JOIN ootd.feed_memo m
-      ON m.user_id = u.id
-     AND m.local_date = (v_at AT TIME ZONE u.timezone)::date
-     AND m.priority = CASE WHEN (v_at AT TIME ZONE u.timezone)::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END
-     AND m.row_limit = p_limit
-     AND m.epoch = (SELECT s.epoch FROM ootd.serving_state s)
-    CROSS JOIN LATERAL unnest(m.outfit_ids, m.titles, m.categories, m.colors, m.dayparts, m.scores)
-         WITH ORDINALITY AS x(oid, title, category, color, daypart, score, ord)
-    WHERE u.id = p_user_id
-    ORDER BY x.ord;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT * FROM ootd._feed_compute(p_user_id, v_at, p_limit);
-    END IF;
 END
 $$;
 COMMENT ON FUNCTION ootd.feed(bigint, timestamptz, integer) IS

@@ -7,6 +7,94 @@ DROP FUNCTION ootd.unlike(bigint, bigint);
 DROP FUNCTION ootd.like(bigint, bigint);
 DROP FUNCTION ootd._check_like_target(bigint, bigint);
 DROP FUNCTION ootd._learn_from_likes();
+CREATE OR REPLACE FUNCTION ootd.feed(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
+RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
+               score double precision, headline text, cluster_id text, relaxed_rules text[])
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_at      timestamptz := coalesce(p_at, now());
+    v_epoch   bigint;
+    v_tz      text;
+    v_local   timestamp;
+    v_ids     bigint[];
+    v_titles  text[];
+    v_cats    text[];
+    v_colors  text[];
+    v_parts   text[];
+    v_scores  double precision[];
+    v_head    text;
+    v_cluster text;
+    v_relaxed text[];
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 20 THEN
+        RAISE EXCEPTION 'p_limit must be between 1 and 20, got %', coalesce(p_limit::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- fast path: the memoized answer of this local date and daypart
+    RETURN QUERY
+    SELECT x.ord::integer, x.oid, x.title, x.category, x.color, x.daypart, x.score,
+           regexp_replace(m.headline, ' look for your [a-z]+ in ', ' look for your '
+                          || ootd._daypart_word(extract(hour FROM v_at AT TIME ZONE u.timezone)::integer) || ' in '),
+           m.cluster_id, m.relaxed_rules
+    FROM ootd.users u
+    JOIN ootd.feed_memo m
+      ON m.user_id = u.id
+     AND m.local_date = (v_at AT TIME ZONE u.timezone)::date
+     AND m.priority = CASE WHEN (v_at AT TIME ZONE u.timezone)::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END
+     AND m.row_limit = p_limit
+     AND m.epoch = (SELECT s.epoch FROM ootd.serving_state s)
+    CROSS JOIN LATERAL unnest(m.outfit_ids, m.titles, m.categories, m.colors, m.dayparts, m.scores)
+         WITH ORDINALITY AS x(oid, title, category, color, daypart, score, ord)
+    WHERE u.id = p_user_id
+    ORDER BY x.ord;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+
+    -- slow path: rank now (raises P0002 for an unknown user)
+    SELECT s.epoch INTO v_epoch FROM ootd.serving_state s;
+    SELECT array_agg(e.outfit_id ORDER BY e.rank), array_agg(e.title ORDER BY e.rank),
+           array_agg(e.category ORDER BY e.rank), array_agg(e.color ORDER BY e.rank),
+           array_agg(e.daypart ORDER BY e.rank), array_agg(e.score ORDER BY e.rank),
+           min(e.headline), min(e.cluster_id), min(e.relaxed_rules)
+    INTO v_ids, v_titles, v_cats, v_colors, v_parts, v_scores, v_head, v_cluster, v_relaxed
+    FROM ootd.feed_explain(p_user_id, v_at, p_limit) e
+    WHERE e.rank <= p_limit;
+    IF v_ids IS NULL THEN
+        RETURN;  -- no pool exists anywhere yet
+    END IF;
+
+    IF NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off' THEN
+        IF pg_current_xact_id_if_assigned() IS NULL THEN
+            -- The memo is a disposable cache: when it is this transaction's only
+            -- write, commit it without waiting for a WAL flush.
+            PERFORM set_config('synchronous_commit', 'off', true);
+        END IF;
+        SELECT u.timezone INTO v_tz FROM ootd.users u WHERE u.id = p_user_id;
+        v_local := v_at AT TIME ZONE v_tz;
+        INSERT INTO ootd.feed_memo AS m (user_id, local_date, priority, row_limit, epoch, outfit_ids, titles,
+                                         categories, colors, dayparts, scores, headline, cluster_id, relaxed_rules)
+        VALUES (p_user_id, v_local::date,
+                CASE WHEN v_local::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END,
+                p_limit, v_epoch, v_ids, v_titles, v_cats, v_colors, v_parts, v_scores, v_head, v_cluster, v_relaxed)
+        ON CONFLICT (user_id, local_date, priority, row_limit) DO UPDATE
+            SET epoch = excluded.epoch, outfit_ids = excluded.outfit_ids, titles = excluded.titles,
+                categories = excluded.categories, colors = excluded.colors, dayparts = excluded.dayparts,
+                scores = excluded.scores, headline = excluded.headline, cluster_id = excluded.cluster_id,
+                relaxed_rules = excluded.relaxed_rules, computed_at = now();
+    END IF;
+
+    RETURN QUERY
+    SELECT x.ord::integer, x.oid, x.title, x.category, x.color, x.daypart, x.score, v_head, v_cluster, v_relaxed
+    FROM unnest(v_ids, v_titles, v_cats, v_colors, v_parts, v_scores)
+         WITH ORDINALITY AS x(oid, title, category, color, daypart, score, ord)
+    ORDER BY x.ord;
+END
+$$;
+DROP FUNCTION ootd._feed_compute(bigint, timestamptz, integer);
 UPDATE ootd.users SET style_dna = style_dna - 'color_affinity' WHERE style_dna ? 'color_affinity';
 
 CREATE OR REPLACE FUNCTION ootd._style_shape_problem(p_dna jsonb, p_rules jsonb)

@@ -1,6 +1,7 @@
 -- =============================================================================
 -- Revision 0004: likes (frozen)
 -- ootd.like / ootd.unlike, the likes trigger that learns style_dna and taste,
+-- ootd.feed split into a STABLE fast path and ootd._feed_compute,
 -- ootd.serving_status.
 -- =============================================================================
 SET ROLE ootd_owner;
@@ -399,6 +400,109 @@ END
 $$;
 COMMENT ON FUNCTION ootd.serving_status(timestamptz) IS
     'Readiness: pools generated for the UTC date of p_at, how many are cached, how many fall back to durable storage.';
+
+-- ootd.feed gets a STABLE fast path (the memo read) and a VOLATILE slow path.
+-- ootd._feed_compute(user, at, limit): ootd.feed's slow path: rank with
+-- ootd.feed_explain and, where the server accepts writes, memoize the answer.
+CREATE FUNCTION ootd._feed_compute(p_user_id bigint, p_at timestamptz, p_limit integer)
+RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
+               score double precision, headline text, cluster_id text, relaxed_rules text[])
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_at      timestamptz := p_at;
+    v_epoch   bigint;
+    v_tz      text;
+    v_local   timestamp;
+    v_ids     bigint[];
+    v_titles  text[];
+    v_cats    text[];
+    v_colors  text[];
+    v_parts   text[];
+    v_scores  double precision[];
+    v_head    text;
+    v_cluster text;
+    v_relaxed text[];
+BEGIN
+    -- slow path: rank now (raises P0002 for an unknown user)
+    SELECT s.epoch INTO v_epoch FROM ootd.serving_state s;
+    SELECT array_agg(e.outfit_id ORDER BY e.rank), array_agg(e.title ORDER BY e.rank),
+           array_agg(e.category ORDER BY e.rank), array_agg(e.color ORDER BY e.rank),
+           array_agg(e.daypart ORDER BY e.rank), array_agg(e.score ORDER BY e.rank),
+           min(e.headline), min(e.cluster_id), min(e.relaxed_rules)
+    INTO v_ids, v_titles, v_cats, v_colors, v_parts, v_scores, v_head, v_cluster, v_relaxed
+    FROM ootd.feed_explain(p_user_id, v_at, p_limit) e
+    WHERE e.rank <= p_limit;
+    IF v_ids IS NULL THEN
+        RETURN;  -- no pool exists anywhere yet
+    END IF;
+
+    IF NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off' THEN
+        SELECT u.timezone INTO v_tz FROM ootd.users u WHERE u.id = p_user_id;
+        v_local := v_at AT TIME ZONE v_tz;
+        INSERT INTO ootd.feed_memo AS m (user_id, local_date, priority, row_limit, epoch, outfit_ids, titles,
+                                         categories, colors, dayparts, scores, headline, cluster_id, relaxed_rules)
+        VALUES (p_user_id, v_local::date,
+                CASE WHEN v_local::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END,
+                p_limit, v_epoch, v_ids, v_titles, v_cats, v_colors, v_parts, v_scores, v_head, v_cluster, v_relaxed)
+        ON CONFLICT (user_id, local_date, priority, row_limit) DO UPDATE
+            SET epoch = excluded.epoch, outfit_ids = excluded.outfit_ids, titles = excluded.titles,
+                categories = excluded.categories, colors = excluded.colors, dayparts = excluded.dayparts,
+                scores = excluded.scores, headline = excluded.headline, cluster_id = excluded.cluster_id,
+                relaxed_rules = excluded.relaxed_rules, computed_at = now();
+    END IF;
+
+    RETURN QUERY
+    SELECT x.ord::integer, x.oid, x.title, x.category, x.color, x.daypart, x.score, v_head, v_cluster, v_relaxed
+    FROM unnest(v_ids, v_titles, v_cats, v_colors, v_parts, v_scores)
+         WITH ORDINALITY AS x(oid, title, category, color, daypart, score, ord)
+    ORDER BY x.ord;
+END
+$$;
+COMMENT ON FUNCTION ootd._feed_compute(bigint, timestamptz, integer) IS
+    'Private: ootd.feed''s slow path (rank, then memoize where writable).';
+
+-- ootd.feed(user, at, limit): the user's feed, p_limit outfits (1..20), zero
+-- LLM calls.  A repeat request for the same local date, priority daypart and
+-- limit is one indexed read of ootd.feed_memo (STABLE, no write); otherwise
+-- ootd._feed_compute ranks the pool with ootd.feed_explain (see its header
+-- for the steps) and memoizes the answer.  Same answer all local day.
+CREATE OR REPLACE FUNCTION ootd.feed(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
+RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
+               score double precision, headline text, cluster_id text, relaxed_rules text[])
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_at timestamptz := coalesce(p_at, now());
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 20 THEN
+        RAISE EXCEPTION 'p_limit must be between 1 and 20, got %', coalesce(p_limit::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    RETURN QUERY
+    SELECT x.ord::integer, x.oid, x.title, x.category, x.color, x.daypart, x.score,
+           split_part(m.headline, ' look for your ', 1) || ' look for your '
+           || ootd._daypart_word(extract(hour FROM v_at AT TIME ZONE u.timezone)::integer) || ' in ' || u.city,
+           m.cluster_id, m.relaxed_rules
+    FROM ootd.users u
+    JOIN ootd.feed_memo m
+      ON m.user_id = u.id
+     AND m.local_date = (v_at AT TIME ZONE u.timezone)::date
+     AND m.priority = CASE WHEN (v_at AT TIME ZONE u.timezone)::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END
+     AND m.row_limit = p_limit
+     AND m.epoch = (SELECT s.epoch FROM ootd.serving_state s)
+    CROSS JOIN LATERAL unnest(m.outfit_ids, m.titles, m.categories, m.colors, m.dayparts, m.scores)
+         WITH ORDINALITY AS x(oid, title, category, color, daypart, score, ord)
+    WHERE u.id = p_user_id
+    ORDER BY x.ord;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT * FROM ootd._feed_compute(p_user_id, v_at, p_limit);
+    END IF;
+END
+$$;
 
 -- -------------------------------------------------------------- triggers ----
 CREATE TRIGGER likes_learn_insert
