@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-seed bench-nightly bench-feed install clean stop
+.PHONY: demo test bench bench-seed bench-nightly bench-feed bench-likes install clean stop
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ootd needs Python >= 3.11 (set PYTHON=...)")'
@@ -28,10 +28,13 @@ bench-seed: $(STAMP)
 bench-feed: $(STAMP)
 	$(PY) -m bench.feed
 
+bench-likes: $(STAMP)
+	$(PY) -m bench.likes
+
 bench-nightly: $(STAMP)
 	$(PY) -m bench.nightly
 
-bench: bench-seed bench-nightly bench-feed
+bench: bench-seed bench-nightly bench-feed bench-likes
 
 stop:
 	-$(VENV)/bin/ootd db stop

@@ -1,0 +1,106 @@
+"""Benchmark: likes with the learning trigger enabled vs disabled, on the 10,000-user seed.
+
+Goals (issue 5): pgbench inserts into ootd.likes, throughput with the trigger
+(likes_learn_insert) enabled / with it disabled >= 0.5; per-like latency p99
+<= 1 ms at 2 clients.  Rounds alternate enabled / disabled so both see the same
+machine; each round starts from an empty likes table and fresh profiles.
+The server runs with durable defaults (fsync and synchronous_commit on), so a
+like's latency includes its WAL flush.
+Usage: python -m bench.likes [--seconds S] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import psycopg
+
+from batch.nightly import NightlyConfig, run_nightly
+from batch.seed import seed_users
+from bench.common import bench_database, machine
+from cli.main import migrate
+from db.connect import connect
+from db.server import bin_dir
+
+DAY = date(2026, 4, 20)
+USERS = 10_000
+
+
+def pgbench(url: str, script: str, seconds: int, clients: int = 2) -> tuple[float, list[float]]:
+    """tps and every transaction's latency in ms (pgbench -l)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "script.sql")
+        path.write_text(script)
+        out = subprocess.run([str(bin_dir() / "pgbench"), "-n", "-M", "prepared", "-c", str(clients),
+                              "-j", str(clients), "-T", str(seconds), "-l", "--log-prefix", f"{tmp}/log",
+                              "-f", str(path), url], capture_output=True, text=True, check=True, cwd=tmp)
+        latencies = [int(line.split()[2]) / 1000.0
+                     for log in Path(tmp).glob("log*") for line in log.read_text().splitlines()]
+    return float(re.search(r"tps = ([0-9.]+)", out.stdout).group(1)), latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def reset(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE ootd.likes")
+        conn.execute("UPDATE ootd.users SET likes_count = 0, style_dna = style_dna - 'color_affinity' "
+                     "WHERE likes_count > 0 OR style_dna ? 'color_affinity'")
+        conn.execute("VACUUM ANALYZE ootd.users, ootd.likes")
+        conn.execute("CHECKPOINT")
+
+
+def set_trigger(url: str, enabled: bool) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER TABLE ootd.likes {'ENABLE' if enabled else 'DISABLE'} TRIGGER likes_learn_insert")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    with bench_database() as url:
+        migrate(url)
+        with connect(url) as conn:
+            seed_users(conn, USERS, 42)
+        run_nightly(url, NightlyConfig(day=DAY, llm="offline"))
+        with psycopg.connect(url, autocommit=True) as conn:
+            low, high = conn.execute("SELECT min(id), max(id) FROM ootd.outfits").fetchone()
+        insert = (f"\\set u random(1, {USERS})\n\\set o random({low}, {high})\n"
+                  "INSERT INTO ootd.likes (user_id, outfit_id) VALUES (:u, :o) ON CONFLICT DO NOTHING;\n")
+        like = (f"\\set u random(1, {USERS})\n\\set o random({low}, {high})\n"
+                "SELECT ootd.like(:u, :o);\n")
+        results: dict[str, list[tuple[float, list[float]]]] = {"enabled": [], "disabled": [], "like()": []}
+        for _ in range(args.rounds):
+            for mode in ("enabled", "disabled"):
+                reset(url)
+                set_trigger(url, mode == "enabled")
+                results[mode].append(pgbench(url, insert, args.seconds))
+            set_trigger(url, True)
+            reset(url)
+            results["like()"].append(pgbench(url, like, args.seconds))
+    print(f"machine: {machine()}; pgbench -M prepared -c 2 -j 2, {args.rounds} x {args.seconds} s per mode, "
+          f"fsync and synchronous_commit on")
+    tps = {mode: statistics.median(t for t, _ in runs) for mode, runs in results.items()}
+    for mode, runs in results.items():
+        lat = [x for _, lats in runs for x in lats]
+        label = "ootd.like()" if mode == "like()" else f"INSERT, trigger {mode}"
+        print(f"  {label:<26} {tps[mode]:>8,.0f} tps   latency p50 {pct(lat, 0.5):.3f} ms  "
+              f"p99 {pct(lat, 0.99):.3f} ms  ({len(lat):,} likes)")
+    print(f"throughput ratio enabled/disabled: {tps['enabled'] / tps['disabled']:.2f} (goal >= 0.5); "
+          f"per-like p99 with the trigger: "
+          f"{pct([x for _, lats in results['enabled'] for x in lats], 0.99):.3f} ms (goal <= 1 ms)")
+
+
+if __name__ == "__main__":
+    main()

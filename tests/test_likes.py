@@ -1,0 +1,256 @@
+"""Likes: ootd.like / ootd.unlike and the trigger that learns style_dna and taste."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector
+from psycopg import errors
+
+from tests.conftest import SERVED_DAY
+
+NOON = f"{SERVED_DAY} 12:00+00"
+
+
+def connect(url: str) -> psycopg.Connection:
+    conn = psycopg.connect(url, autocommit=True)
+    register_vector(conn)
+    return conn
+
+
+def profile(conn, user_id):
+    return conn.execute("SELECT style_dna, taste, taste_norm, likes_count, updated_at FROM ootd.users WHERE id = %s",
+                        (user_id,)).fetchone()
+
+
+def outfit(conn, outfit_id):
+    return conn.execute("SELECT category, color, vibe, trend, dare, embedding FROM ootd.outfits WHERE id = %s",
+                        (outfit_id,)).fetchone()
+
+
+@pytest.fixture
+def db(served_url):
+    with connect(served_url) as conn:
+        yield conn
+
+
+def a_user_and_a_new_color_outfit(conn):
+    """A user with a stated profile, and an outfit whose color and category the user has not touched."""
+    user_id, dna = conn.execute(
+        "SELECT id, style_dna FROM ootd.users WHERE style_dna ? 'vibe' AND taste IS NOT NULL "
+        "AND jsonb_array_length(style_dna -> 'preferred_colors') BETWEEN 1 AND 3 ORDER BY id LIMIT 1").fetchone()
+    outfit_id = conn.execute(
+        "SELECT id FROM ootd.outfits WHERE NOT (%s::jsonb -> 'preferred_colors') ? color "
+        "AND NOT coalesce(%s::jsonb -> 'category_affinity', '{}') ? category ORDER BY id LIMIT 1",
+        (psycopg.types.json.Jsonb(dna), psycopg.types.json.Jsonb(dna))).fetchone()[0]
+    return user_id, outfit_id
+
+
+def test_one_like_updates_every_field_and_unlike_restores_them(db):
+    user_id, outfit_id = a_user_and_a_new_color_outfit(db)
+    dna0, taste0, norm0, count0, _ = profile(db, user_id)
+    category, color, vibe, trend, dare, embedding = outfit(db, outfit_id)
+    assert count0 == 0 and norm0 == pytest.approx(1.0)
+
+    assert db.execute("SELECT ootd.like(%s, %s)", (user_id, outfit_id)).fetchone()[0] is True
+    dna1, taste1, norm1, count1, _ = profile(db, user_id)
+    assert count1 == 1
+    # colors: stated ones seeded at 0.5, 0.499, ... in stated order; the liked one counts 1 and leads
+    stated = dna0["preferred_colors"]
+    assert dna1["color_affinity"] == {color: 1} | {c: round(0.5 - 0.001 * i, 3) for i, c in enumerate(stated)}
+    assert dna1["preferred_colors"] == [color] + stated
+    assert dna1["category_affinity"] == dna0.get("category_affinity", {}) | {category: 1}
+    # running means with the stated value as one observation
+    for key, value in (("vibe", vibe), ("trend", trend), ("dare", dare)):
+        assert dna1[key] == pytest.approx((dna0[key] + value) / 2, abs=1e-6), key
+    expected = (taste0.to_numpy() + embedding.to_numpy()) / 2
+    assert taste1.to_numpy() == pytest.approx(expected / np.linalg.norm(expected), abs=1e-5)
+    assert norm1 == pytest.approx(float(np.linalg.norm(expected)), abs=1e-5)
+    assert dna1["archetype"] == dna0["archetype"]
+
+    assert db.execute("SELECT ootd.unlike(%s, %s)", (user_id, outfit_id)).fetchone()[0] is True
+    dna2, taste2, norm2, count2, _ = profile(db, user_id)
+    assert count2 == 0
+    assert {k: v for k, v in dna2.items() if k not in ("vibe", "trend", "dare")} == \
+           {k: v for k, v in dna0.items() if k not in ("vibe", "trend", "dare")}
+    for key in ("vibe", "trend", "dare"):
+        assert dna2[key] == pytest.approx(dna0[key], abs=1e-9)
+    assert taste2.to_numpy() == pytest.approx(taste0.to_numpy(), abs=2e-4)  # float4 vectors
+    assert norm2 == pytest.approx(1.0, abs=1e-3)
+    assert db.execute("SELECT ootd.unlike(%s, %s)", (user_id, outfit_id)).fetchone()[0] is False
+
+
+def test_a_plain_insert_into_likes_learns_too(db):
+    user_id, outfit_id = a_user_and_a_new_color_outfit(db)
+    color = outfit(db, outfit_id)[1]
+    db.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (%s, %s)", (user_id, outfit_id))
+    dna, _, _, count, _ = profile(db, user_id)
+    assert count == 1 and dna["preferred_colors"][0] == color
+    db.execute("DELETE FROM ootd.likes WHERE user_id = %s", (user_id,))
+    assert profile(db, user_id)[3] == 0
+
+
+def test_a_repeated_like_changes_nothing(db):
+    user_id, outfit_id = a_user_and_a_new_color_outfit(db)
+    assert db.execute("SELECT ootd.like(%s, %s)", (user_id, outfit_id)).fetchone()[0] is True
+    before = profile(db, user_id)
+    assert db.execute("SELECT ootd.like(%s, %s)", (user_id, outfit_id)).fetchone()[0] is False
+    assert profile(db, user_id) == before  # updated_at included
+    assert db.execute("SELECT count(*) FROM ootd.likes WHERE user_id = %s", (user_id,)).fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("call", ["like", "unlike"])
+def test_unknown_user_or_outfit_is_23503_and_changes_nothing(db, call):
+    user_id, outfit_id = a_user_and_a_new_color_outfit(db)
+    before = profile(db, user_id)
+    with pytest.raises(errors.ForeignKeyViolation) as caught:
+        db.execute(f"SELECT ootd.{call}(99999999, %s)", (outfit_id,))
+    assert caught.value.diag.message_primary == "unknown user 99999999"
+    with pytest.raises(errors.ForeignKeyViolation) as caught:
+        db.execute(f"SELECT ootd.{call}(%s, 99999999)", (user_id,))
+    assert caught.value.diag.message_primary == "unknown outfit 99999999"
+    with pytest.raises(errors.ForeignKeyViolation):  # the table's own foreign key, for direct inserts
+        db.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (%s, 99999999)", (user_id,))
+    assert profile(db, user_id) == before
+    assert db.execute("SELECT count(*) FROM ootd.likes").fetchone()[0] == 0
+
+
+def test_preferred_colors_keep_the_strongest_eight_by_frequency_then_recency(db):
+    user_id = db.execute("SELECT id FROM ootd.users WHERE jsonb_array_length(style_dna -> 'preferred_colors') = 2 "
+                         "ORDER BY id LIMIT 1").fetchone()[0]
+    stated = profile(db, user_id)[0]["preferred_colors"]
+    # one outfit per color not stated, 9 colors: liked in order, each in its own transaction
+    rows = db.execute("SELECT DISTINCT ON (color) color, id FROM ootd.outfits WHERE color <> ALL (%s) "
+                      "ORDER BY color, id", (stated,)).fetchall()[:9]
+    assert len(rows) == 9
+    for _, outfit_id in rows:
+        db.execute("SELECT ootd.like(%s, %s)", (user_id, outfit_id))
+    dna = profile(db, user_id)[0]
+    liked = [color for color, _ in rows]
+    # all nine liked colors count 1 and beat the stated ones (0.5): the 8 most recent, newest first
+    assert dna["preferred_colors"] == liked[::-1][:8]
+    assert set(dna["color_affinity"]) == set(liked) | set(stated)
+    # a second like of the oldest color makes it the strongest
+    second = db.execute("SELECT id FROM ootd.outfits WHERE color = %s AND id <> %s ORDER BY id LIMIT 1",
+                        (liked[0], rows[0][1])).fetchone()[0]
+    db.execute("SELECT ootd.like(%s, %s)", (user_id, second))
+    dna = profile(db, user_id)[0]
+    assert dna["preferred_colors"][0] == liked[0] and dna["color_affinity"][liked[0]] == 2
+    assert dna["preferred_colors"][1:] == liked[::-1][:7]
+    # undo everything: back to the stated list, in stated order
+    db.execute("SELECT ootd.unlike(%s, %s)", (user_id, second))
+    assert profile(db, user_id)[0]["preferred_colors"] == liked[::-1][:8]
+    for _, outfit_id in rows:
+        db.execute("SELECT ootd.unlike(%s, %s)", (user_id, outfit_id))
+    dna = profile(db, user_id)[0]
+    assert dna["preferred_colors"] == stated and "color_affinity" not in dna
+
+
+def test_eight_sessions_liking_for_one_user_lose_nothing(served_url, db):
+    user_id, _ = a_user_and_a_new_color_outfit(db)
+    dna0, _, _, _, _ = profile(db, user_id)
+    outfits = [r[0] for r in db.execute("SELECT id FROM ootd.outfits ORDER BY id LIMIT 320").fetchall()]
+    assert len(outfits) == 320
+    barrier = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def worker(share: list[int], verb: str) -> None:
+        try:
+            with connect(served_url) as conn:
+                barrier.wait()
+                for outfit_id in share:
+                    assert conn.execute(f"SELECT ootd.{verb}(%s, %s)", (user_id, outfit_id)).fetchone()[0]
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    def run(verb: str) -> None:
+        threads = [threading.Thread(target=worker, args=(outfits[i::8], verb)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert failures == []
+
+    run("like")
+    dna, _, _, count, _ = profile(db, user_id)
+    assert count == 320
+    liked = db.execute("SELECT o.category, o.color FROM ootd.likes l JOIN ootd.outfits o ON o.id = l.outfit_id "
+                       "WHERE l.user_id = %s", (user_id,)).fetchall()
+    categories = Counter(c for c, _ in liked)
+    colors = Counter(c for _, c in liked)
+    stated0 = dna0.get("category_affinity", {})
+    assert dna["category_affinity"] == {k: stated0.get(k, 0) + categories.get(k, 0)
+                                        for k in set(stated0) | set(categories)}
+    stated_colors = {c: 0.5 - 0.001 * i for i, c in enumerate(dna0["preferred_colors"])}
+    assert set(dna["color_affinity"]) == set(colors) | set(stated_colors)
+    for color, strength in dna["color_affinity"].items():
+        assert strength == pytest.approx(colors.get(color, 0) + stated_colors.get(color, 0)), color
+    assert len(dna["preferred_colors"]) == 8
+    assert [dna["color_affinity"][c] for c in dna["preferred_colors"]] == \
+           sorted(dna["color_affinity"].values(), reverse=True)[:8]
+
+    run("unlike")
+    dna, _, _, count, _ = profile(db, user_id)
+    assert count == 0
+    assert dna["preferred_colors"] == dna0["preferred_colors"]
+    assert dna["category_affinity"] == dna0.get("category_affinity", {})
+    for key in ("vibe", "trend", "dare"):
+        assert dna[key] == pytest.approx(dna0[key], abs=1e-9)
+
+
+def test_multi_user_statements_in_opposite_orders_do_not_deadlock(served_url, db):
+    users = [r[0] for r in db.execute("SELECT id FROM ootd.users ORDER BY id LIMIT 2").fetchall()]
+    outfits = [r[0] for r in db.execute("SELECT id FROM ootd.outfits ORDER BY id LIMIT 120").fetchall()]
+    barrier = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def worker(order: list[int], share: list[int]) -> None:
+        try:
+            with psycopg.connect(served_url, autocommit=True) as conn:
+                barrier.wait()
+                for outfit_id in share:  # one statement, two users, rows in opposite orders
+                    conn.execute("INSERT INTO ootd.likes (user_id, outfit_id) "
+                                 "SELECT u, %s FROM unnest(%s::bigint[]) u", (outfit_id, order))
+        except BaseException as exc:  # noqa: BLE001
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(users, outfits[0::2])),
+               threading.Thread(target=worker, args=(users[::-1], outfits[1::2]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    counts = db.execute("SELECT id, likes_count FROM ootd.users WHERE id = ANY(%s) ORDER BY id", (users,)).fetchall()
+    assert [c for _, c in counts] == [120, 120]
+
+
+def test_liking_a_color_moves_it_up_in_the_next_feed(db):
+    # a user, a color absent from their preferences, present (unvetoed) in their pool
+    user_id = db.execute("SELECT id FROM ootd.users WHERE NOT style_rules ?| '{disliked_categories,disliked_colors}' "
+                         "AND taste IS NOT NULL "
+                         "ORDER BY id LIMIT 1").fetchone()[0]
+    explain = "SELECT outfit_id, color, rank, color_boost FROM ootd.feed_explain(%s, %s, 20)"
+    before = db.execute(explain, (user_id, NOON)).fetchall()
+    dna = profile(db, user_id)[0]
+    candidates = [(oid, color, rank) for oid, color, rank, _ in before
+                  if color not in dna.get("preferred_colors", []) and rank is not None and rank > 3]
+    assert candidates
+    target_outfit, color, rank_before = candidates[-1]
+    feed_before = [r[0] for r in db.execute("SELECT outfit_id FROM ootd.feed(%s, %s, 20)", (user_id, NOON))]
+    # like three outfits of that color from other pools (so the target itself is not "already liked")
+    others = [r[0] for r in db.execute(
+        "SELECT id FROM ootd.outfits WHERE color = %s AND id <> ALL (%s) ORDER BY id LIMIT 3",
+        (color, [oid for oid, *_ in before])).fetchall()]
+    assert len(others) == 3
+    for outfit_id in others:
+        db.execute("SELECT ootd.like(%s, %s)", (user_id, outfit_id))
+    after = {oid: (rank, boost) for oid, _, rank, boost in db.execute(explain, (user_id, NOON)).fetchall()}
+    assert after[target_outfit][1] > 1  # the color boost now applies
+    assert after[target_outfit][0] < rank_before
+    feed_after = [r[0] for r in db.execute("SELECT outfit_id FROM ootd.feed(%s, %s, 20)", (user_id, NOON))]
+    assert feed_after.index(target_outfit) < feed_before.index(target_outfit)
