@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from api.errors import ApiError
@@ -45,10 +45,15 @@ SQLSTATE_HTTP: dict[str, tuple[int, str]] = {
     "57P03": (503, "database_unavailable"),  # cannot_connect_now
 }
 
+#: The columns of ootd.feed, in order (the SQL contract).
+FEED_COLUMNS = ("rank", "outfit_id", "title", "category", "color", "daypart", "score", "headline", "cluster_id",
+                "relaxed_rules")
+SERVING_STATUS_COLUMNS = ("pool_date", "pools", "cached_pools", "fallback_pools", "ready")
+
 #: Connection settings for every pooled connection.
 CONNECTION_KWARGS: dict[str, Any] = {
     "autocommit": True,               # one statement per request: no BEGIN/COMMIT round trips
-    "row_factory": dict_row,
+    "row_factory": tuple_row,         # a feed is built from positions: cheaper than dicts, per request
     "application_name": "ootd-api",
     "options": "-c statement_timeout=5000",
 }
@@ -60,6 +65,8 @@ def http_error(exc: DatabaseError) -> ApiError:
     if status is None:
         if exc.sqlstate.startswith("08"):
             status, code = 503, "database_unavailable"
+        elif exc.sqlstate.startswith("22"):  # data_exception: the value a client sent
+            status, code = 400, "invalid_parameter"
         else:
             log.error("unexpected database error: %s", exc)
             return ApiError(500, "internal", "internal error")
@@ -87,20 +94,21 @@ class Database:
         self.pool.close()
 
     # ------------------------------------------------------------ the calls --
-    def feed(self, user_id: int, at: datetime | None, limit: int) -> list[dict]:
+    def feed(self, user_id: int, at: datetime | None, limit: int) -> list[tuple]:
+        """ootd.feed's rows as tuples, columns in FEED_COLUMNS order."""
         return self._rows("api_feed", {"user_id": user_id, "at": at, "limit": limit})
 
     def like(self, user_id: int, outfit_id: int) -> bool:
-        return bool(self._rows("api_like", {"user_id": user_id, "outfit_id": outfit_id})[0]["created"])
+        return bool(self._rows("api_like", {"user_id": user_id, "outfit_id": outfit_id})[0][0])
 
     def unlike(self, user_id: int, outfit_id: int) -> bool:
-        return bool(self._rows("api_unlike", {"user_id": user_id, "outfit_id": outfit_id})[0]["removed"])
+        return bool(self._rows("api_unlike", {"user_id": user_id, "outfit_id": outfit_id})[0][0])
 
-    def serving_status(self, timeout: float | None = None) -> dict:
-        return self._rows("api_serving_status", None, timeout)[0]
+    def serving_status(self, timeout: float | None = None) -> dict[str, Any]:
+        return dict(zip(SERVING_STATUS_COLUMNS, self._rows("api_serving_status", None, timeout)[0]))
 
     # -------------------------------------------------------------- plumbing --
-    def _rows(self, name: str, params: dict | None, timeout: float | None = None) -> list[dict]:
+    def _rows(self, name: str, params: dict | None, timeout: float | None = None) -> list[tuple]:
         try:
             with self.pool.connection(timeout=timeout or self.timeout) as conn:
                 return conn.execute(query(name), params).fetchall()

@@ -7,9 +7,13 @@ that JSON body, so a client never has to parse HTML.
 
 from __future__ import annotations
 
-from typing import Mapping
+import json
+from typing import Any, Mapping
 
-from flask import Response, jsonify
+from flask import Response
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 class ApiError(Exception):
@@ -23,12 +27,13 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """Compact JSON, without jsonify's per-call app lookups (the feed is the hot path)."""
+    return Response(_ENCODER.encode(body), status=status, headers=headers, mimetype="application/json")
+
+
 def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+    return json_response({"error": {"code": code, "message": message}}, status, headers)
 
 
 def bad_request(code: str, message: str) -> ApiError:

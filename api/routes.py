@@ -10,24 +10,26 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import wraps
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 
 from api import metrics
-from api.auth import MAX_USER_ID, authenticate
-from api.connector import Database
-from api.errors import ApiError, bad_request, error_response
+from api.auth import MAX_USER_ID
+from api.connector import FEED_COLUMNS, Database
+from api.errors import ApiError, bad_request, error_response, json_response
 from api.openapi import spec
 
 bp = Blueprint("ootd", __name__)
 
 MAX_LIMIT = 20
+_ITEM_KEYS = FEED_COLUMNS[:7]  # rank .. score
 _DIGITS = re.compile(r"[0-9]{1,19}")
 # "+05:30" arrives as " 05:30" when a client forgets to percent-encode "+".
 _UNENCODED_PLUS = re.compile(r"^(.*[0-9.])[ ]([0-9]{2}(?::?[0-9]{2})?)$")
+_LEAP_SECOND = re.compile(r"(?<=T[0-9]{2}:[0-9]{2}):60(?=[.,Z+-]|$)")
 
 
 # ------------------------------------------------------------------ parsing --
@@ -42,14 +44,18 @@ def parse_at(text: str | None) -> datetime | None:
     """An ISO 8601 timestamp with a UTC offset (naive times are ambiguous: 400)."""
     if text is None:
         return None
-    candidate = _UNENCODED_PLUS.sub(r"\1+\2", text.strip())
+    candidate = _UNENCODED_PLUS.sub(r"\1+\2", text.strip()).upper()  # RFC 3339 allows "t" and "z"
+    leap = _LEAP_SECOND.search(candidate)  # 23:59:60 is valid RFC 3339; datetime stops at :59
+    if leap:
+        candidate = candidate[:leap.start()] + ":59" + candidate[leap.end():]
     try:
         value = datetime.fromisoformat(candidate)
-    except ValueError:
-        raise bad_request("invalid_at", f"at must be an ISO 8601 timestamp with a UTC offset, "
-                                        f"e.g. 2026-04-20T15:00:00Z; got {text!r}") from None
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise bad_request("invalid_at", f"at must include a UTC offset (Z or +HH:MM); got {text!r}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise bad_request("invalid_at", f"at must include a UTC offset (Z or +HH:MM); got {text!r}")
+        value = value.astimezone(timezone.utc) + timedelta(seconds=1 if leap else 0)
+    except (ValueError, OverflowError):  # not ISO 8601, or out of range once moved to UTC
+        raise bad_request("invalid_at", f"at must be an ISO 8601 timestamp with a UTC offset between years "
+                                        f"1 and 9999, e.g. 2026-04-20T15:00:00Z; got {text!r}") from None
     return value
 
 
@@ -83,6 +89,8 @@ def outfit_id_from(body: dict[str, Any]) -> int:
     if "outfit_id" not in body:
         raise bad_request("invalid_body", "outfit_id is required")
     value = body["outfit_id"]
+    if isinstance(value, float) and value.is_integer():  # JSON Schema: 5.0 is the integer 5
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_USER_ID:
         raise bad_request("invalid_outfit_id", f"outfit_id must be an integer between 1 and {MAX_USER_ID}")
     return value
@@ -93,71 +101,80 @@ def _db() -> Database:
     return current_app.extensions["ootd"].db
 
 
-def user_route(view: Callable[..., Response]) -> Callable[..., Response]:
-    """401 without a valid token, 400 for a bad id, 403 when the token names another user."""
+def user_route(*query: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """401 without a valid token, 400 for a bad id, 403 when the token names another user,
+    400 for a query parameter other than `query` (a typo such as `limt=5` must not pass silently)."""
+    allowed = frozenset(query)
 
-    @wraps(view)
-    def wrapper(user_id: str, **kwargs: Any) -> Response:
-        subject = authenticate(request.headers.get("Authorization"), current_app.extensions["ootd"].secret)
-        uid = parse_id(user_id, "user_id")
-        if uid != subject:
-            raise ApiError(403, "forbidden", f"this token is for user {subject}, not user {uid}")
-        return view(uid, **kwargs)
+    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+        @wraps(view)
+        def wrapper(user_id: str, **kwargs: Any) -> Response:
+            req = request._get_current_object()  # one proxy lookup, not one per attribute
+            state = current_app.extensions["ootd"]
+            subject = state.auth.user_id(req.headers.get("Authorization"))
+            uid = parse_id(user_id, "user_id")
+            if uid != subject:
+                raise ApiError(403, "forbidden", f"this token is for user {subject}, not user {uid}")
+            args = req.args
+            if args and not allowed.issuperset(args):
+                unknown = sorted(set(args) - allowed)[0]
+                expected = ", ".join(sorted(allowed)) or "none"
+                raise bad_request("invalid_parameter", f"unknown query parameter {unknown!r} (expected: {expected})")
+            return view(state.db, args, uid, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorate
 
 
 # ------------------------------------------------------------------- routes --
 @bp.get("/v1/users/<user_id>/feed", provide_automatic_options=False)
-@user_route
-def feed(user_id: int) -> Response:
-    at = parse_at(request.args.get("at"))
-    limit = parse_limit(request.args.get("limit"))
-    rows = _db().feed(user_id, at, limit)
+@user_route("at", "limit")
+def feed(db: Database, args: Mapping[str, str], user_id: int) -> Response:
+    at = parse_at(args.get("at"))
+    limit = parse_limit(args.get("limit"))
+    rows = db.feed(user_id, at, limit)
     if not rows:
         metrics.FEEDS_EMPTY.inc()
         raise ApiError(503, "no_pools", "no outfit pools exist yet (run ootd nightly)", {"Retry-After": "60"})
-    first = rows[0]
-    relaxed = list(first["relaxed_rules"] or [])
+    _, _, _, _, _, daypart, _, headline, cluster_id, relaxed = rows[0]
+    relaxed = list(relaxed or ())
     if relaxed:
         metrics.FEEDS_RELAXED.inc()
         metrics.RULES_RELAXED.inc(len(relaxed))
-    return jsonify({
+    return json_response({
         "user_id": user_id,
-        "cluster_id": first["cluster_id"],
-        "headline": first["headline"],
-        "daypart": first["daypart"],
+        "cluster_id": cluster_id,
+        "headline": headline,
+        "daypart": daypart,
         "relaxed_rules": relaxed,
-        "items": [{"rank": r["rank"], "outfit_id": r["outfit_id"], "title": r["title"], "category": r["category"],
-                   "color": r["color"], "daypart": r["daypart"], "score": r["score"]} for r in rows],
+        "items": [dict(zip(_ITEM_KEYS, row)) for row in rows],  # the first 7 columns
     })
 
 
 @bp.post("/v1/users/<user_id>/likes", provide_automatic_options=False)
-@user_route
-def like(user_id: int) -> Response:
+@user_route()
+def like(db: Database, args: Mapping[str, str], user_id: int) -> Response:
     outfit_id = outfit_id_from(json_body())
-    created = _db().like(user_id, outfit_id)
+    created = db.like(user_id, outfit_id)
     metrics.LIKES.labels("like", "new" if created else "existing").inc()
-    response = jsonify({"user_id": user_id, "outfit_id": outfit_id, "liked": True, "created": created})
-    response.status_code = 201 if created else 200
-    if created:
-        response.headers["Location"] = f"/v1/users/{user_id}/likes/{outfit_id}"
-    return response
+    return json_response({"user_id": user_id, "outfit_id": outfit_id, "liked": True, "created": created},
+                         201 if created else 200,
+                         {"Location": f"/v1/users/{user_id}/likes/{outfit_id}"} if created else None)
 
 
 @bp.delete("/v1/users/<user_id>/likes/<outfit_id>", provide_automatic_options=False)
-@user_route
-def unlike(user_id: int, outfit_id: str) -> Response:
+@user_route()
+def unlike(db: Database, args: Mapping[str, str], user_id: int, outfit_id: str) -> Response:
     oid = parse_id(outfit_id, "outfit_id")
-    removed = _db().unlike(user_id, oid)
+    removed = db.unlike(user_id, oid)
     metrics.LIKES.labels("unlike", "removed" if removed else "absent").inc()
-    return jsonify({"user_id": user_id, "outfit_id": oid, "liked": False, "removed": removed})
+    return json_response({"user_id": user_id, "outfit_id": oid, "liked": False, "removed": removed})
 
 
 @bp.get("/healthz", provide_automatic_options=False)
 def healthz() -> Response:
-    return jsonify({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 @bp.get("/readyz", provide_automatic_options=False)
@@ -166,7 +183,7 @@ def readyz() -> Response:
     if not status["ready"]:
         return error_response(503, "not_ready", f"no pools for {status['pool_date']} yet (run ootd nightly)",
                               {"Retry-After": "60"})
-    return jsonify({"status": "ready", "pool_date": status["pool_date"].isoformat(), "pools": status["pools"],
+    return json_response({"status": "ready", "pool_date": status["pool_date"].isoformat(), "pools": status["pools"],
                     "cached_pools": status["cached_pools"], "fallback_pools": status["fallback_pools"]})
 
 
@@ -182,4 +199,4 @@ def metrics_view() -> Response:
 
 @bp.get("/openapi.json", provide_automatic_options=False)
 def openapi() -> Response:
-    return jsonify(spec())
+    return json_response(spec())

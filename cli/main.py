@@ -29,6 +29,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = _int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port (1..65535), got {text!r}")
+    return value
+
+
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -191,6 +198,34 @@ def cmd_demo(args: argparse.Namespace) -> None:
     with connect(url) as conn:
         print_feeds(conn)
     print('\nNext: psql "$(.venv/bin/ootd db url)" -c "SELECT * FROM ootd.feed(1, now())"')
+    _print_serve_hint(1)
+
+
+def _print_serve_hint(user_id: int) -> None:
+    """How to serve the API and curl a feed, with a token valid for a day."""
+    from api.auth import issue_token, load_secret
+
+    try:
+        token = issue_token(user_id, load_secret(create=True))
+    except ValueError as exc:  # e.g. OOTD_API_SECRET too short: the demo itself succeeded
+        print(f"\nHTTP API: {exc}")
+        return
+    print("\nHTTP API (gunicorn, 2 workers), in another terminal:  .venv/bin/ootd serve --port 8000")
+    print(f"then (this token is user {user_id}'s, valid 24 h; mint others with: .venv/bin/ootd token <id>):")
+    print(f'  curl -s -H "Authorization: Bearer {token}" http://127.0.0.1:8000/v1/users/{user_id}/feed')
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from api.server import ServeConfig, serve
+
+    serve(ServeConfig(host=args.host, port=args.port, workers=args.workers, threads=args.threads,
+                      access_log=args.access_log))
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    from api.auth import issue_token, load_secret
+
+    print(issue_token(args.id, load_secret(create=True), ttl_s=args.ttl))
 
 
 # --------------------------------------------------------------------- main --
@@ -238,6 +273,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=_positive_int, default=10_000)
     p.add_argument("--seed", type=_int, default=42)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help="serve the HTTP API with gunicorn (SIGTERM: graceful shutdown)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000)")
+    p.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default: 2)")
+    p.add_argument("--threads", type=_positive_int, default=4,
+                   help="threads per worker, each with a pooled connection (default: 4; 1 = sync workers)")
+    p.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("token", help="print a bearer token for one user (HS256, OOTD_API_SECRET)")
+    p.add_argument("id", type=_positive_int, help="the user id the token names")
+    p.add_argument("--ttl", type=_positive_int, default=24 * 3600, help="seconds until it expires (default: 86400)")
+    p.set_defaults(func=cmd_token)
     return parser
 
 

@@ -134,3 +134,18 @@ SELECT ootd.unlike(%(user_id)s, %(outfit_id)s) AS removed;
 
 -- name: api_serving_status
 SELECT * FROM ootd.serving_status(now());
+
+-- ------------------------------------------------------------ generate_pool ---
+-- Used by ootd.generate_pool's PL/Python body (batch/plpython_body.py), which
+-- otherwise runs the nightly queries above (its placeholders become $1, $2...).
+
+-- name: generate_pool_lock
+SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('ootd.generate_pool'), pg_catalog.hashtext(%s));
+
+-- name: generate_pool_settings
+SELECT s.item
+FROM pg_catalog.pg_db_role_setting r
+CROSS JOIN LATERAL unnest(r.setconfig) AS s(item)
+WHERE r.setrole = 0
+  AND r.setdatabase = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
+  AND starts_with(s.item, 'ootd.');

@@ -427,30 +427,39 @@ CREATE TABLE ootd.serving_state (
 COMMENT ON TABLE ootd.serving_state IS 'One row: the serving epoch that validates ootd.feed_memo rows.';
 INSERT INTO ootd.serving_state DEFAULT VALUES;
 
--- Memoized feeds: what ootd.feed served a user for a local date, priority
--- daypart and limit.  Makes a repeat request one indexed read, keeps the day's
--- answer stable, and tells tomorrow's ranking what was served today (the
--- served_decay).  UNLOGGED like the cache: a crash empties it and feeds are
--- recomputed (identically, except that yesterday's served_decay is forgotten).
+-- Memoized feeds: one row per rank of what ootd.feed served a user for one
+-- priority window and limit.  The windows of a local date are Daytime (00:00
+-- to 15:00 local) and NightOut (15:00 to 24:00 local), stored as the instants
+-- valid_from/valid_to, so a repeat request is a single index range read with
+-- no time-zone lookup.  The memo keeps the day's answer stable, and tells
+-- tomorrow's ranking what was served today (the served_decay); rows older
+-- than yesterday are dropped when the user's feed is next computed.  UNLOGGED
+-- like the cache: a crash empties it and feeds are recomputed (identically,
+-- except that yesterday's served_decay is forgotten).
 CREATE UNLOGGED TABLE ootd.feed_memo (
     user_id       bigint NOT NULL,
-    local_date    date NOT NULL,
-    priority      text NOT NULL,
     row_limit     integer NOT NULL,
+    valid_from    timestamptz NOT NULL,
+    valid_to      timestamptz NOT NULL,
+    rank          integer NOT NULL,
+    local_date    date NOT NULL,
     epoch         bigint NOT NULL,
-    outfit_ids    bigint[] NOT NULL,
-    titles        text[] NOT NULL,
-    categories    text[] NOT NULL,
-    colors        text[] NOT NULL,
-    dayparts      text[] NOT NULL,
-    scores        double precision[] NOT NULL,
-    headline      text NOT NULL,
+    timezone      text NOT NULL,
+    city          text NOT NULL,
+    outfit_id     bigint NOT NULL,
+    title         text NOT NULL,
+    category      text NOT NULL,
+    color         text NOT NULL,
+    daypart       text NOT NULL,
+    score         double precision NOT NULL,
+    headline_head text NOT NULL,
     cluster_id    text NOT NULL,
     relaxed_rules text[] NOT NULL,
     computed_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (user_id, local_date, priority, row_limit)
+    PRIMARY KEY (user_id, row_limit, valid_from, rank)
 );
-COMMENT ON TABLE ootd.feed_memo IS 'UNLOGGED memo of served feeds per user, local date, priority daypart and limit.';
+COMMENT ON TABLE ootd.feed_memo IS 'UNLOGGED memo of served feeds: a row per rank, per user, limit and priority window (valid_from, valid_to).';
+COMMENT ON COLUMN ootd.feed_memo.headline_head IS 'The headline up to " look for your " (the daypart word and city are added per request).';
 
 -- =============================================================================
 -- 6. Functions
@@ -875,6 +884,29 @@ $$;
 COMMENT ON FUNCTION ootd.record_llm_calls(date, text, jsonb) IS
     'Append LLM ledger rows (one per request) for a cluster.';
 
+-- ootd.generate_pool(cluster_id): one cluster's pool generated from inside the
+-- database, for DBAs who live in psql or schedule with pg_cron.  Where the
+-- server has plpython3u, migration 0005 installs a PL/Python function whose
+-- body is batch/plpython_body.py: the batch's own generation, validation and
+-- storage (status stored | exists | failed; see docs/generate_pool.md).  This
+-- is the version for servers without it (the embedded default, most managed
+-- services): same signature, SQLSTATE 0A000, and the way that works instead.
+CREATE FUNCTION ootd.generate_pool(p_cluster_id text)
+RETURNS TABLE (cluster_id text, status text, provider text, model text, outfits integer, requests integer,
+               error text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'ootd.generate_pool(%) needs plpython3u, which this server does not have; generate pools with `ootd nightly` instead',
+                    quote_literal(p_cluster_id)
+        USING ERRCODE = 'feature_not_supported',
+              HINT = 'Run `ootd nightly --date YYYY-MM-DD` (from cron, with DATABASE_URL set) on a machine with ootd installed; see docs/generate_pool.md.';
+END
+$$;
+COMMENT ON FUNCTION ootd.generate_pool(text) IS
+    'Generate one cluster''s pool in the database (PL/Python). This server has no plpython3u: raises 0A000; use `ootd nightly`.';
+
 
 -- ootd._daypart_word(hour): the headline's word for a local hour.
 CREATE FUNCTION ootd._daypart_word(p_hour integer)
@@ -999,8 +1031,8 @@ BEGIN
     v_hour := extract(hour FROM v_local)::integer;
     v_priority := CASE WHEN v_local::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END;
     v_archetype := coalesce(u.style_dna ->> 'archetype', ootd.default_archetype());
-    SELECT array_agg(DISTINCT x.id) INTO v_served          -- what was served yesterday
-    FROM ootd.feed_memo m, unnest(m.outfit_ids) AS x(id)
+    SELECT array_agg(DISTINCT m.outfit_id) INTO v_served    -- what was served yesterday
+    FROM ootd.feed_memo m
     WHERE m.user_id = u.id AND m.local_date = v_date - 1;
     SELECT w.condition INTO v_weather
     FROM ootd.weather_daily w WHERE w.city = u.city AND w.day <= v_date
@@ -1134,6 +1166,9 @@ DECLARE
     v_at      timestamptz := p_at;
     v_epoch   bigint;
     v_tz      text;
+    v_city    text;
+    v_from    timestamptz;
+    v_to      timestamptz;
     v_local   timestamp;
     v_ids     bigint[];
     v_titles  text[];
@@ -1159,18 +1194,32 @@ BEGIN
     END IF;
 
     IF NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off' THEN
-        SELECT u.timezone INTO v_tz FROM ootd.users u WHERE u.id = p_user_id;
+        SELECT u.timezone, u.city INTO v_tz, v_city FROM ootd.users u WHERE u.id = p_user_id;
         v_local := v_at AT TIME ZONE v_tz;
-        INSERT INTO ootd.feed_memo AS m (user_id, local_date, priority, row_limit, epoch, outfit_ids, titles,
-                                         categories, colors, dayparts, scores, headline, cluster_id, relaxed_rules)
-        VALUES (p_user_id, v_local::date,
-                CASE WHEN v_local::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END,
-                p_limit, v_epoch, v_ids, v_titles, v_cats, v_colors, v_parts, v_scores, v_head, v_cluster, v_relaxed)
-        ON CONFLICT (user_id, local_date, priority, row_limit) DO UPDATE
-            SET epoch = excluded.epoch, outfit_ids = excluded.outfit_ids, titles = excluded.titles,
-                categories = excluded.categories, colors = excluded.colors, dayparts = excluded.dayparts,
-                scores = excluded.scores, headline = excluded.headline, cluster_id = excluded.cluster_id,
-                relaxed_rules = excluded.relaxed_rules, computed_at = now();
+        IF v_local::time >= time '15:00' THEN         -- the NightOut window of the local date
+            v_from := (v_local::date + time '15:00') AT TIME ZONE v_tz;
+            v_to   := (v_local::date + 1)::timestamp AT TIME ZONE v_tz;
+        ELSE                                          -- the Daytime window
+            v_from := v_local::date::timestamp AT TIME ZONE v_tz;
+            v_to   := (v_local::date + time '15:00') AT TIME ZONE v_tz;
+        END IF;
+        DELETE FROM ootd.feed_memo m
+        WHERE m.user_id = p_user_id
+          AND (m.local_date < v_local::date - 1 OR (m.row_limit = p_limit AND m.valid_from = v_from));
+        INSERT INTO ootd.feed_memo AS m (user_id, row_limit, valid_from, valid_to, rank, local_date, epoch,
+                                         timezone, city, outfit_id, title, category, color, daypart, score,
+                                         headline_head, cluster_id, relaxed_rules)
+        SELECT p_user_id, p_limit, v_from, v_to, x.ord, v_local::date, v_epoch, v_tz, v_city,
+               x.oid, x.title, x.category, x.color, x.daypart, x.score,
+               split_part(v_head, ' look for your ', 1), v_cluster, v_relaxed
+        FROM unnest(v_ids, v_titles, v_cats, v_colors, v_parts, v_scores)
+             WITH ORDINALITY AS x(oid, title, category, color, daypart, score, ord)
+        ON CONFLICT ON CONSTRAINT feed_memo_pkey DO UPDATE
+            SET valid_to = excluded.valid_to, local_date = excluded.local_date, epoch = excluded.epoch,
+                timezone = excluded.timezone, city = excluded.city, outfit_id = excluded.outfit_id,
+                title = excluded.title, category = excluded.category, color = excluded.color,
+                daypart = excluded.daypart, score = excluded.score, headline_head = excluded.headline_head,
+                cluster_id = excluded.cluster_id, relaxed_rules = excluded.relaxed_rules, computed_at = now();
     END IF;
 
     RETURN QUERY
@@ -1184,8 +1233,9 @@ COMMENT ON FUNCTION ootd._feed_compute(bigint, timestamptz, integer) IS
     'Private: ootd.feed''s slow path (rank, then memoize where writable).';
 
 -- ootd.feed(user, at, limit): the user's feed, p_limit outfits (1..20), zero
--- LLM calls.  A repeat request for the same local date, priority daypart and
--- limit is one indexed read of ootd.feed_memo (STABLE, no write); otherwise
+-- LLM calls.  A repeat request within the same priority window (local date
+-- and daypart) and limit is one index range read of ootd.feed_memo (STABLE,
+-- no write, no time-zone lookup); otherwise
 -- ootd._feed_compute ranks the pool with ootd.feed_explain (see its header
 -- for the steps) and memoizes the answer.  Same answer all local day.
 CREATE FUNCTION ootd.feed(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
@@ -1203,21 +1253,16 @@ BEGIN
     END IF;
 
     RETURN QUERY
-    SELECT x.ord::integer, x.oid, x.title, x.category, x.color, x.daypart, x.score,
-           split_part(m.headline, ' look for your ', 1) || ' look for your '
-           || ootd._daypart_word(extract(hour FROM v_at AT TIME ZONE u.timezone)::integer) || ' in ' || u.city,
+    SELECT m.rank, m.outfit_id, m.title, m.category, m.color, m.daypart, m.score,
+           m.headline_head || ' look for your '
+           || ootd._daypart_word(extract(hour FROM v_at AT TIME ZONE m.timezone)::integer) || ' in ' || m.city,
            m.cluster_id, m.relaxed_rules
-    FROM ootd.users u
-    JOIN ootd.feed_memo m
-      ON m.user_id = u.id
-     AND m.local_date = (v_at AT TIME ZONE u.timezone)::date
-     AND m.priority = CASE WHEN (v_at AT TIME ZONE u.timezone)::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END
-     AND m.row_limit = p_limit
-     AND m.epoch = (SELECT s.epoch FROM ootd.serving_state s)
-    CROSS JOIN LATERAL unnest(m.outfit_ids, m.titles, m.categories, m.colors, m.dayparts, m.scores)
-         WITH ORDINALITY AS x(oid, title, category, color, daypart, score, ord)
-    WHERE u.id = p_user_id
-    ORDER BY x.ord;
+    FROM ootd.feed_memo m
+    WHERE m.user_id = p_user_id
+      AND m.row_limit = p_limit
+      AND m.valid_from <= v_at AND v_at < m.valid_to
+      AND m.epoch = (SELECT s.epoch FROM ootd.serving_state s)
+    ORDER BY m.rank;
     IF NOT FOUND THEN
         RETURN QUERY SELECT * FROM ootd._feed_compute(p_user_id, v_at, p_limit);
     END IF;
@@ -1635,6 +1680,7 @@ GRANT EXECUTE ON FUNCTION ootd.put_weather(date, text, jsonb), ootd.default_arch
                           ootd.store_pool(date, text, text, text, integer, jsonb),
                           ootd.refresh_pool_cache(date, integer),
                           ootd.record_llm_calls(date, text, jsonb) TO ootd_batch;
+GRANT EXECUTE ON FUNCTION ootd.generate_pool(text) TO ootd_batch;
 GRANT EXECUTE ON FUNCTION ootd.default_archetype(), ootd.user_clusters(date), ootd.cluster_demand(date)
     TO ootd_analyst;
 

@@ -243,8 +243,8 @@ def test_no_pools_at_all_gives_an_empty_feed_not_an_error(seeded_url):
 
 
 def memo_epoch(conn, user_id):
-    return conn.execute("SELECT epoch FROM ootd.feed_memo WHERE user_id = %s ORDER BY local_date DESC, priority "
-                        "LIMIT 1", (user_id,)).fetchone()
+    return conn.execute("SELECT DISTINCT epoch FROM ootd.feed_memo WHERE user_id = %s AND local_date = %s",
+                        (user_id, DAY)).fetchone()
 
 
 def test_a_repeat_request_is_served_from_the_memo(served):
@@ -253,7 +253,7 @@ def test_a_repeat_request_is_served_from_the_memo(served):
     current = served.execute("SELECT epoch FROM ootd.serving_state").fetchone()[0]
     assert memo_epoch(served, 31) == (current,)
     # tamper with the memo: a repeat request returns it, proving the fast path is used
-    served.execute("UPDATE ootd.feed_memo SET titles[1] = 'Memoized' WHERE user_id = 31")
+    served.execute("UPDATE ootd.feed_memo SET title = 'Memoized' WHERE user_id = 31 AND rank = 1")
     assert feed(served, 31)[0][2] == "Memoized"
     served.execute("DELETE FROM ootd.feed_memo WHERE user_id = 31")
     assert feed(served, 31) == first

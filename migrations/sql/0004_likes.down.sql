@@ -95,6 +95,200 @@ BEGIN
 END
 $$;
 DROP FUNCTION ootd._feed_compute(bigint, timestamptz, integer);
+DROP TABLE ootd.feed_memo;
+-- Memoized feeds: what ootd.feed served a user for a local date, priority
+-- daypart and limit.  Makes a repeat request one indexed read, keeps the day's
+-- answer stable, and tells tomorrow's ranking what was served today (the
+-- served_decay).  UNLOGGED like the cache: a crash empties it and feeds are
+-- recomputed (identically, except that yesterday's served_decay is forgotten).
+CREATE UNLOGGED TABLE ootd.feed_memo (
+    user_id       bigint NOT NULL,
+    local_date    date NOT NULL,
+    priority      text NOT NULL,
+    row_limit     integer NOT NULL,
+    epoch         bigint NOT NULL,
+    outfit_ids    bigint[] NOT NULL,
+    titles        text[] NOT NULL,
+    categories    text[] NOT NULL,
+    colors        text[] NOT NULL,
+    dayparts      text[] NOT NULL,
+    scores        double precision[] NOT NULL,
+    headline      text NOT NULL,
+    cluster_id    text NOT NULL,
+    relaxed_rules text[] NOT NULL,
+    computed_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, local_date, priority, row_limit)
+);
+COMMENT ON TABLE ootd.feed_memo IS 'UNLOGGED memo of served feeds per user, local date, priority daypart and limit.';
+
+CREATE OR REPLACE FUNCTION ootd.feed_explain(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
+RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
+               vetoed_by text[], priority boolean, color_boost double precision,
+               category_boost double precision, affinity_boost double precision,
+               liked_penalty double precision, served_penalty double precision, cosine double precision,
+               daypart_bonus double precision,
+               jitter double precision, score double precision, headline text, cluster_id text,
+               pool_date date, source text, relaxed_rules text[])
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u            ootd.users;
+    v_local      timestamp;
+    v_date       date;
+    v_hour       integer;
+    v_priority   text;
+    v_archetype  text;
+    v_weather    text;
+    v_pool_date  date;
+    v_cluster    text;
+    v_pool_wx    text;
+    v_source     text := 'durable';
+    v_candidates ootd._candidate[];
+    v_headline   text;
+    v_adjectives text;
+    v_order      text[];
+    v_level      integer := 0;
+    v_relaxed    text[] := '{}';
+    v_served     bigint[];
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 20 THEN
+        RAISE EXCEPTION 'p_limit must be between 1 and 20, got %', coalesce(p_limit::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO u FROM ootd.users WHERE id = p_user_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown user %', coalesce(p_user_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found';
+    END IF;
+
+    -- 1. local time
+    v_local := coalesce(p_at, now()) AT TIME ZONE u.timezone;
+    v_date := v_local::date;
+    v_hour := extract(hour FROM v_local)::integer;
+    v_priority := CASE WHEN v_local::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END;
+    v_archetype := coalesce(u.style_dna ->> 'archetype', ootd.default_archetype());
+    SELECT array_agg(DISTINCT x.id) INTO v_served          -- what was served yesterday
+    FROM ootd.feed_memo m, unnest(m.outfit_ids) AS x(id)
+    WHERE m.user_id = u.id AND m.local_date = v_date - 1;
+    SELECT w.condition INTO v_weather
+    FROM ootd.weather_daily w WHERE w.city = u.city AND w.day <= v_date
+    ORDER BY w.day DESC LIMIT 1;
+
+    -- 2. pool choice (each branch is one index probe; the first that finds wins)
+    SELECT s.pool_date, s.cluster_id, s.weather INTO v_pool_date, v_cluster, v_pool_wx
+    FROM (
+        (SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p
+         WHERE p.archetype = v_archetype AND p.weather = v_weather AND p.pool_date <= v_date
+         ORDER BY p.pool_date DESC LIMIT 1)
+        UNION ALL
+        (SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p
+         WHERE p.archetype = v_archetype AND p.pool_date <= v_date
+         ORDER BY p.pool_date DESC, p.members DESC, p.cluster_id LIMIT 1)
+        UNION ALL
+        (SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p
+         WHERE p.pool_date <= v_date
+         ORDER BY p.pool_date DESC, p.members DESC, p.cluster_id LIMIT 1)
+        UNION ALL
+        (SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p
+         ORDER BY p.pool_date, p.members DESC, p.cluster_id LIMIT 1)
+    ) s
+    LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN;  -- no pool exists anywhere yet
+    END IF;
+
+    IF NOT pg_is_in_recovery() THEN
+        SELECT array_agg(ROW(c.outfit_id, c.daypart, c.title, c.category, c.color, c.embedding)::ootd._candidate)
+        INTO v_candidates
+        FROM ootd.pool_cache c WHERE c.pool_date = v_pool_date AND c.cluster_id = v_cluster;
+        IF v_candidates IS NOT NULL THEN
+            v_source := 'cache';
+        END IF;
+    END IF;
+    IF v_candidates IS NULL THEN
+        SELECT array_agg(ROW(o.id, o.daypart, o.title, o.category, o.color, o.embedding)::ootd._candidate)
+        INTO v_candidates
+        FROM ootd.outfits o WHERE o.pool_date = v_pool_date AND o.cluster_id = v_cluster;
+    END IF;
+
+    -- 5. headline: "A breezy minimalist look for your afternoon in Torrance"
+    SELECT w.adjective || ' ' || a.adjective INTO v_adjectives
+    FROM ootd.weather_conditions w, ootd.archetypes a
+    WHERE w.name = coalesce(v_weather, v_pool_wx) AND a.name = v_archetype;
+    v_headline := CASE WHEN v_adjectives ~* '^[aeiou]' THEN 'An ' ELSE 'A ' END || v_adjectives
+                  || ' look for your ' || ootd._daypart_word(v_hour) || ' in ' || u.city;
+
+    -- 3. veto cascade, computed only when the rules leave nothing at all:
+    -- v_order lists the veto entries strictest first (most outfits blocked),
+    -- and v_level is how many of them must be relaxed to fill the feed.
+    IF NOT EXISTS (SELECT 1 FROM unnest(v_candidates) c
+                   WHERE NOT coalesce(u.style_rules -> 'disliked_categories' ? c.category, false)
+                     AND NOT coalesce(u.style_rules -> 'disliked_colors' ? c.color, false)) THEN
+        SELECT array_agg(b.rule ORDER BY b.n DESC, b.rule) INTO v_order
+        FROM (SELECT v.rule, count(*) AS n
+              FROM unnest(v_candidates) c,
+                   unnest(ARRAY['disliked_categories:' || c.category, 'disliked_colors:' || c.color]) AS v(rule)
+              WHERE (v.rule LIKE 'disliked_categories:%' AND u.style_rules -> 'disliked_categories' ? c.category)
+                 OR (v.rule LIKE 'disliked_colors:%' AND u.style_rules -> 'disliked_colors' ? c.color)
+              GROUP BY v.rule) b;
+        SELECT min(x.level) INTO v_level
+        FROM (SELECT l.level, count(*) OVER (ORDER BY l.level) AS served_at_level
+              FROM (SELECT greatest(array_position(v_order, 'disliked_categories:' || c.category),
+                                    coalesce(array_position(v_order, 'disliked_colors:' || c.color), 0)) AS level
+                    FROM unnest(v_candidates) c) l) x
+        WHERE x.served_at_level >= least(p_limit, cardinality(v_candidates));
+        v_relaxed := coalesce(v_order[1:v_level], '{}');
+    END IF;
+
+    RETURN QUERY
+    WITH w AS (
+        SELECT * FROM ootd.scoring_weights LIMIT 1
+    ), scored AS (
+        SELECT c.outfit_id, c.title, c.category, c.color, c.daypart,
+               array_remove(ARRAY[
+                   CASE WHEN u.style_rules -> 'disliked_categories' ? c.category
+                        THEN 'disliked_categories:' || c.category END,
+                   CASE WHEN u.style_rules -> 'disliked_colors' ? c.color
+                        THEN 'disliked_colors:' || c.color END], NULL) AS violations,
+               c.daypart = v_priority AS priority,
+               CASE WHEN u.style_dna -> 'preferred_colors' ? c.color THEN w.preferred_color ELSE 1 END AS color_boost,
+               CASE WHEN u.style_rules -> 'liked_categories' ? c.category THEN w.liked_category ELSE 1 END AS category_boost,
+               1 + w.category_affinity * ln(1 + greatest(coalesce(
+                   (u.style_dna -> 'category_affinity' ->> c.category)::double precision, 0), 0)) AS affinity_boost,
+               CASE WHEN EXISTS (SELECT 1 FROM ootd.likes l WHERE l.user_id = u.id AND l.outfit_id = c.outfit_id)
+                    THEN w.liked_decay ELSE 1 END AS liked_penalty,
+               CASE WHEN c.outfit_id = ANY (v_served) THEN w.served_decay ELSE 1 END AS served_penalty,
+               coalesce(1 - (u.taste OPERATOR(public.<=>) c.embedding), 0) AS cosine,
+               CASE WHEN c.daypart = v_priority THEN w.daypart_priority ELSE 0 END AS daypart_bonus,
+               w.jitter * (hashint8extended(c.outfit_id, u.id # (v_date - date '2000-01-01'))::double precision
+                           / 9223372036854775808.0) AS jitter,
+               w.cosine AS cosine_weight
+        FROM unnest(v_candidates) c CROSS JOIN w
+    ), totals AS (
+        SELECT s.*,
+               s.violations <@ v_relaxed AS served,
+               s.color_boost * s.category_boost * s.affinity_boost * s.liked_penalty * s.served_penalty
+               + s.cosine_weight * s.cosine + s.daypart_bonus + s.jitter AS score
+        FROM scored s
+    ), ordered AS (
+        SELECT t.*,
+               row_number() OVER (PARTITION BY t.served, t.priority, t.category
+                                  ORDER BY t.score DESC, t.outfit_id) AS nth_of_category
+        FROM totals t
+    )
+    SELECT CASE WHEN o.served
+                THEN row_number() OVER (ORDER BY o.served DESC, o.priority DESC, (o.nth_of_category > 2),
+                                                 o.score DESC, o.outfit_id)::integer END,
+           o.outfit_id, o.title, o.category, o.color, o.daypart, o.violations, o.priority,
+           o.color_boost, o.category_boost, o.affinity_boost, o.liked_penalty, o.served_penalty, o.cosine,
+           o.daypart_bonus,
+           o.jitter, o.score, v_headline, v_cluster, v_pool_date, v_source, v_relaxed
+    FROM ordered o
+    ORDER BY 1 NULLS LAST, o.score DESC, o.outfit_id;
+END
+$$;
+
 UPDATE ootd.users SET style_dna = style_dna - 'color_affinity' WHERE style_dna ? 'color_affinity';
 
 CREATE OR REPLACE FUNCTION ootd._style_shape_problem(p_dna jsonb, p_rules jsonb)

@@ -401,6 +401,211 @@ $$;
 COMMENT ON FUNCTION ootd.serving_status(timestamptz) IS
     'Readiness: pools generated for the UTC date of p_at, how many are cached, how many fall back to durable storage.';
 
+-- ootd.feed_memo becomes a row per rank keyed by the priority window's instants.
+DROP TABLE ootd.feed_memo;
+-- Memoized feeds: one row per rank of what ootd.feed served a user for one
+-- priority window and limit.  The windows of a local date are Daytime (00:00
+-- to 15:00 local) and NightOut (15:00 to 24:00 local), stored as the instants
+-- valid_from/valid_to, so a repeat request is a single index range read with
+-- no time-zone lookup.  The memo keeps the day's answer stable, and tells
+-- tomorrow's ranking what was served today (the served_decay); rows older
+-- than yesterday are dropped when the user's feed is next computed.  UNLOGGED
+-- like the cache: a crash empties it and feeds are recomputed (identically,
+-- except that yesterday's served_decay is forgotten).
+CREATE UNLOGGED TABLE ootd.feed_memo (
+    user_id       bigint NOT NULL,
+    row_limit     integer NOT NULL,
+    valid_from    timestamptz NOT NULL,
+    valid_to      timestamptz NOT NULL,
+    rank          integer NOT NULL,
+    local_date    date NOT NULL,
+    epoch         bigint NOT NULL,
+    timezone      text NOT NULL,
+    city          text NOT NULL,
+    outfit_id     bigint NOT NULL,
+    title         text NOT NULL,
+    category      text NOT NULL,
+    color         text NOT NULL,
+    daypart       text NOT NULL,
+    score         double precision NOT NULL,
+    headline_head text NOT NULL,
+    cluster_id    text NOT NULL,
+    relaxed_rules text[] NOT NULL,
+    computed_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, row_limit, valid_from, rank)
+);
+COMMENT ON TABLE ootd.feed_memo IS 'UNLOGGED memo of served feeds: a row per rank, per user, limit and priority window (valid_from, valid_to).';
+COMMENT ON COLUMN ootd.feed_memo.headline_head IS 'The headline up to " look for your " (the daypart word and city are added per request).';
+
+-- ootd.feed_explain reads what was served yesterday from the new memo.
+CREATE OR REPLACE FUNCTION ootd.feed_explain(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
+RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
+               vetoed_by text[], priority boolean, color_boost double precision,
+               category_boost double precision, affinity_boost double precision,
+               liked_penalty double precision, served_penalty double precision, cosine double precision,
+               daypart_bonus double precision,
+               jitter double precision, score double precision, headline text, cluster_id text,
+               pool_date date, source text, relaxed_rules text[])
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    u            ootd.users;
+    v_local      timestamp;
+    v_date       date;
+    v_hour       integer;
+    v_priority   text;
+    v_archetype  text;
+    v_weather    text;
+    v_pool_date  date;
+    v_cluster    text;
+    v_pool_wx    text;
+    v_source     text := 'durable';
+    v_candidates ootd._candidate[];
+    v_headline   text;
+    v_adjectives text;
+    v_order      text[];
+    v_level      integer := 0;
+    v_relaxed    text[] := '{}';
+    v_served     bigint[];
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 20 THEN
+        RAISE EXCEPTION 'p_limit must be between 1 and 20, got %', coalesce(p_limit::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO u FROM ootd.users WHERE id = p_user_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown user %', coalesce(p_user_id::text, 'NULL')
+            USING ERRCODE = 'no_data_found';
+    END IF;
+
+    -- 1. local time
+    v_local := coalesce(p_at, now()) AT TIME ZONE u.timezone;
+    v_date := v_local::date;
+    v_hour := extract(hour FROM v_local)::integer;
+    v_priority := CASE WHEN v_local::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END;
+    v_archetype := coalesce(u.style_dna ->> 'archetype', ootd.default_archetype());
+    SELECT array_agg(DISTINCT m.outfit_id) INTO v_served    -- what was served yesterday
+    FROM ootd.feed_memo m
+    WHERE m.user_id = u.id AND m.local_date = v_date - 1;
+    SELECT w.condition INTO v_weather
+    FROM ootd.weather_daily w WHERE w.city = u.city AND w.day <= v_date
+    ORDER BY w.day DESC LIMIT 1;
+
+    -- 2. pool choice (each branch is one index probe; the first that finds wins)
+    SELECT s.pool_date, s.cluster_id, s.weather INTO v_pool_date, v_cluster, v_pool_wx
+    FROM (
+        (SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p
+         WHERE p.archetype = v_archetype AND p.weather = v_weather AND p.pool_date <= v_date
+         ORDER BY p.pool_date DESC LIMIT 1)
+        UNION ALL
+        (SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p
+         WHERE p.archetype = v_archetype AND p.pool_date <= v_date
+         ORDER BY p.pool_date DESC, p.members DESC, p.cluster_id LIMIT 1)
+        UNION ALL
+        (SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p
+         WHERE p.pool_date <= v_date
+         ORDER BY p.pool_date DESC, p.members DESC, p.cluster_id LIMIT 1)
+        UNION ALL
+        (SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p
+         ORDER BY p.pool_date, p.members DESC, p.cluster_id LIMIT 1)
+    ) s
+    LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN;  -- no pool exists anywhere yet
+    END IF;
+
+    IF NOT pg_is_in_recovery() THEN
+        SELECT array_agg(ROW(c.outfit_id, c.daypart, c.title, c.category, c.color, c.embedding)::ootd._candidate)
+        INTO v_candidates
+        FROM ootd.pool_cache c WHERE c.pool_date = v_pool_date AND c.cluster_id = v_cluster;
+        IF v_candidates IS NOT NULL THEN
+            v_source := 'cache';
+        END IF;
+    END IF;
+    IF v_candidates IS NULL THEN
+        SELECT array_agg(ROW(o.id, o.daypart, o.title, o.category, o.color, o.embedding)::ootd._candidate)
+        INTO v_candidates
+        FROM ootd.outfits o WHERE o.pool_date = v_pool_date AND o.cluster_id = v_cluster;
+    END IF;
+
+    -- 5. headline: "A breezy minimalist look for your afternoon in Torrance"
+    SELECT w.adjective || ' ' || a.adjective INTO v_adjectives
+    FROM ootd.weather_conditions w, ootd.archetypes a
+    WHERE w.name = coalesce(v_weather, v_pool_wx) AND a.name = v_archetype;
+    v_headline := CASE WHEN v_adjectives ~* '^[aeiou]' THEN 'An ' ELSE 'A ' END || v_adjectives
+                  || ' look for your ' || ootd._daypart_word(v_hour) || ' in ' || u.city;
+
+    -- 3. veto cascade, computed only when the rules leave nothing at all:
+    -- v_order lists the veto entries strictest first (most outfits blocked),
+    -- and v_level is how many of them must be relaxed to fill the feed.
+    IF NOT EXISTS (SELECT 1 FROM unnest(v_candidates) c
+                   WHERE NOT coalesce(u.style_rules -> 'disliked_categories' ? c.category, false)
+                     AND NOT coalesce(u.style_rules -> 'disliked_colors' ? c.color, false)) THEN
+        SELECT array_agg(b.rule ORDER BY b.n DESC, b.rule) INTO v_order
+        FROM (SELECT v.rule, count(*) AS n
+              FROM unnest(v_candidates) c,
+                   unnest(ARRAY['disliked_categories:' || c.category, 'disliked_colors:' || c.color]) AS v(rule)
+              WHERE (v.rule LIKE 'disliked_categories:%' AND u.style_rules -> 'disliked_categories' ? c.category)
+                 OR (v.rule LIKE 'disliked_colors:%' AND u.style_rules -> 'disliked_colors' ? c.color)
+              GROUP BY v.rule) b;
+        SELECT min(x.level) INTO v_level
+        FROM (SELECT l.level, count(*) OVER (ORDER BY l.level) AS served_at_level
+              FROM (SELECT greatest(array_position(v_order, 'disliked_categories:' || c.category),
+                                    coalesce(array_position(v_order, 'disliked_colors:' || c.color), 0)) AS level
+                    FROM unnest(v_candidates) c) l) x
+        WHERE x.served_at_level >= least(p_limit, cardinality(v_candidates));
+        v_relaxed := coalesce(v_order[1:v_level], '{}');
+    END IF;
+
+    RETURN QUERY
+    WITH w AS (
+        SELECT * FROM ootd.scoring_weights LIMIT 1
+    ), scored AS (
+        SELECT c.outfit_id, c.title, c.category, c.color, c.daypart,
+               array_remove(ARRAY[
+                   CASE WHEN u.style_rules -> 'disliked_categories' ? c.category
+                        THEN 'disliked_categories:' || c.category END,
+                   CASE WHEN u.style_rules -> 'disliked_colors' ? c.color
+                        THEN 'disliked_colors:' || c.color END], NULL) AS violations,
+               c.daypart = v_priority AS priority,
+               CASE WHEN u.style_dna -> 'preferred_colors' ? c.color THEN w.preferred_color ELSE 1 END AS color_boost,
+               CASE WHEN u.style_rules -> 'liked_categories' ? c.category THEN w.liked_category ELSE 1 END AS category_boost,
+               1 + w.category_affinity * ln(1 + greatest(coalesce(
+                   (u.style_dna -> 'category_affinity' ->> c.category)::double precision, 0), 0)) AS affinity_boost,
+               CASE WHEN EXISTS (SELECT 1 FROM ootd.likes l WHERE l.user_id = u.id AND l.outfit_id = c.outfit_id)
+                    THEN w.liked_decay ELSE 1 END AS liked_penalty,
+               CASE WHEN c.outfit_id = ANY (v_served) THEN w.served_decay ELSE 1 END AS served_penalty,
+               coalesce(1 - (u.taste OPERATOR(public.<=>) c.embedding), 0) AS cosine,
+               CASE WHEN c.daypart = v_priority THEN w.daypart_priority ELSE 0 END AS daypart_bonus,
+               w.jitter * (hashint8extended(c.outfit_id, u.id # (v_date - date '2000-01-01'))::double precision
+                           / 9223372036854775808.0) AS jitter,
+               w.cosine AS cosine_weight
+        FROM unnest(v_candidates) c CROSS JOIN w
+    ), totals AS (
+        SELECT s.*,
+               s.violations <@ v_relaxed AS served,
+               s.color_boost * s.category_boost * s.affinity_boost * s.liked_penalty * s.served_penalty
+               + s.cosine_weight * s.cosine + s.daypart_bonus + s.jitter AS score
+        FROM scored s
+    ), ordered AS (
+        SELECT t.*,
+               row_number() OVER (PARTITION BY t.served, t.priority, t.category
+                                  ORDER BY t.score DESC, t.outfit_id) AS nth_of_category
+        FROM totals t
+    )
+    SELECT CASE WHEN o.served
+                THEN row_number() OVER (ORDER BY o.served DESC, o.priority DESC, (o.nth_of_category > 2),
+                                                 o.score DESC, o.outfit_id)::integer END,
+           o.outfit_id, o.title, o.category, o.color, o.daypart, o.violations, o.priority,
+           o.color_boost, o.category_boost, o.affinity_boost, o.liked_penalty, o.served_penalty, o.cosine,
+           o.daypart_bonus,
+           o.jitter, o.score, v_headline, v_cluster, v_pool_date, v_source, v_relaxed
+    FROM ordered o
+    ORDER BY 1 NULLS LAST, o.score DESC, o.outfit_id;
+END
+$$;
+
 -- ootd.feed gets a STABLE fast path (the memo read) and a VOLATILE slow path.
 -- ootd._feed_compute(user, at, limit): ootd.feed's slow path: rank with
 -- ootd.feed_explain and, where the server accepts writes, memoize the answer.
@@ -414,6 +619,9 @@ DECLARE
     v_at      timestamptz := p_at;
     v_epoch   bigint;
     v_tz      text;
+    v_city    text;
+    v_from    timestamptz;
+    v_to      timestamptz;
     v_local   timestamp;
     v_ids     bigint[];
     v_titles  text[];
@@ -439,18 +647,32 @@ BEGIN
     END IF;
 
     IF NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off' THEN
-        SELECT u.timezone INTO v_tz FROM ootd.users u WHERE u.id = p_user_id;
+        SELECT u.timezone, u.city INTO v_tz, v_city FROM ootd.users u WHERE u.id = p_user_id;
         v_local := v_at AT TIME ZONE v_tz;
-        INSERT INTO ootd.feed_memo AS m (user_id, local_date, priority, row_limit, epoch, outfit_ids, titles,
-                                         categories, colors, dayparts, scores, headline, cluster_id, relaxed_rules)
-        VALUES (p_user_id, v_local::date,
-                CASE WHEN v_local::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END,
-                p_limit, v_epoch, v_ids, v_titles, v_cats, v_colors, v_parts, v_scores, v_head, v_cluster, v_relaxed)
-        ON CONFLICT (user_id, local_date, priority, row_limit) DO UPDATE
-            SET epoch = excluded.epoch, outfit_ids = excluded.outfit_ids, titles = excluded.titles,
-                categories = excluded.categories, colors = excluded.colors, dayparts = excluded.dayparts,
-                scores = excluded.scores, headline = excluded.headline, cluster_id = excluded.cluster_id,
-                relaxed_rules = excluded.relaxed_rules, computed_at = now();
+        IF v_local::time >= time '15:00' THEN         -- the NightOut window of the local date
+            v_from := (v_local::date + time '15:00') AT TIME ZONE v_tz;
+            v_to   := (v_local::date + 1)::timestamp AT TIME ZONE v_tz;
+        ELSE                                          -- the Daytime window
+            v_from := v_local::date::timestamp AT TIME ZONE v_tz;
+            v_to   := (v_local::date + time '15:00') AT TIME ZONE v_tz;
+        END IF;
+        DELETE FROM ootd.feed_memo m
+        WHERE m.user_id = p_user_id
+          AND (m.local_date < v_local::date - 1 OR (m.row_limit = p_limit AND m.valid_from = v_from));
+        INSERT INTO ootd.feed_memo AS m (user_id, row_limit, valid_from, valid_to, rank, local_date, epoch,
+                                         timezone, city, outfit_id, title, category, color, daypart, score,
+                                         headline_head, cluster_id, relaxed_rules)
+        SELECT p_user_id, p_limit, v_from, v_to, x.ord, v_local::date, v_epoch, v_tz, v_city,
+               x.oid, x.title, x.category, x.color, x.daypart, x.score,
+               split_part(v_head, ' look for your ', 1), v_cluster, v_relaxed
+        FROM unnest(v_ids, v_titles, v_cats, v_colors, v_parts, v_scores)
+             WITH ORDINALITY AS x(oid, title, category, color, daypart, score, ord)
+        ON CONFLICT ON CONSTRAINT feed_memo_pkey DO UPDATE
+            SET valid_to = excluded.valid_to, local_date = excluded.local_date, epoch = excluded.epoch,
+                timezone = excluded.timezone, city = excluded.city, outfit_id = excluded.outfit_id,
+                title = excluded.title, category = excluded.category, color = excluded.color,
+                daypart = excluded.daypart, score = excluded.score, headline_head = excluded.headline_head,
+                cluster_id = excluded.cluster_id, relaxed_rules = excluded.relaxed_rules, computed_at = now();
     END IF;
 
     RETURN QUERY
@@ -464,8 +686,9 @@ COMMENT ON FUNCTION ootd._feed_compute(bigint, timestamptz, integer) IS
     'Private: ootd.feed''s slow path (rank, then memoize where writable).';
 
 -- ootd.feed(user, at, limit): the user's feed, p_limit outfits (1..20), zero
--- LLM calls.  A repeat request for the same local date, priority daypart and
--- limit is one indexed read of ootd.feed_memo (STABLE, no write); otherwise
+-- LLM calls.  A repeat request within the same priority window (local date
+-- and daypart) and limit is one index range read of ootd.feed_memo (STABLE,
+-- no write, no time-zone lookup); otherwise
 -- ootd._feed_compute ranks the pool with ootd.feed_explain (see its header
 -- for the steps) and memoizes the answer.  Same answer all local day.
 CREATE OR REPLACE FUNCTION ootd.feed(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
@@ -483,21 +706,16 @@ BEGIN
     END IF;
 
     RETURN QUERY
-    SELECT x.ord::integer, x.oid, x.title, x.category, x.color, x.daypart, x.score,
-           split_part(m.headline, ' look for your ', 1) || ' look for your '
-           || ootd._daypart_word(extract(hour FROM v_at AT TIME ZONE u.timezone)::integer) || ' in ' || u.city,
+    SELECT m.rank, m.outfit_id, m.title, m.category, m.color, m.daypart, m.score,
+           m.headline_head || ' look for your '
+           || ootd._daypart_word(extract(hour FROM v_at AT TIME ZONE m.timezone)::integer) || ' in ' || m.city,
            m.cluster_id, m.relaxed_rules
-    FROM ootd.users u
-    JOIN ootd.feed_memo m
-      ON m.user_id = u.id
-     AND m.local_date = (v_at AT TIME ZONE u.timezone)::date
-     AND m.priority = CASE WHEN (v_at AT TIME ZONE u.timezone)::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END
-     AND m.row_limit = p_limit
-     AND m.epoch = (SELECT s.epoch FROM ootd.serving_state s)
-    CROSS JOIN LATERAL unnest(m.outfit_ids, m.titles, m.categories, m.colors, m.dayparts, m.scores)
-         WITH ORDINALITY AS x(oid, title, category, color, daypart, score, ord)
-    WHERE u.id = p_user_id
-    ORDER BY x.ord;
+    FROM ootd.feed_memo m
+    WHERE m.user_id = p_user_id
+      AND m.row_limit = p_limit
+      AND m.valid_from <= v_at AND v_at < m.valid_to
+      AND m.epoch = (SELECT s.epoch FROM ootd.serving_state s)
+    ORDER BY m.rank;
     IF NOT FOUND THEN
         RETURN QUERY SELECT * FROM ootd._feed_compute(p_user_id, v_at, p_limit);
     END IF;

@@ -1,0 +1,94 @@
+"""`ootd serve`: the API under gunicorn (never the Flask development server).
+
+This process becomes gunicorn's master: it resolves the database URL and the
+token secret once, checks that it can act as `ootd_api`, then forks the
+workers, each of which builds its own app and connection pool (nothing
+database-related crosses a fork).  SIGTERM or SIGINT stops accepting
+connections, lets in-flight requests finish (up to `graceful_timeout`) and
+exits 0; SIGHUP reloads the workers.
+
+Metrics: `PROMETHEUS_MULTIPROC_DIR` is pointed at a fresh temporary directory
+before any worker imports prometheus_client, a dead worker's files are marked
+by `child_exit`, and the directory is removed when the master exits.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2
+    threads: int = 4
+    graceful_timeout: int = 15
+    access_log: bool = False
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, config: ServeConfig, database_url: str, secret: str):
+        self.config = config
+        self.database_url = database_url
+        self.secret = secret
+        super().__init__(prog="ootd serve")
+
+    def load_config(self) -> None:
+        c = self.config
+        settings = {
+            "bind": [f"{c.host}:{c.port}"],
+            "workers": c.workers,
+            "worker_class": "gthread" if c.threads > 1 else "sync",
+            "threads": c.threads,
+            "graceful_timeout": c.graceful_timeout,
+            "timeout": 30,
+            "keepalive": 5,
+            "accesslog": "-" if c.access_log else None,
+            "errorlog": "-",
+            "proc_name": "ootd-api",
+            "child_exit": _child_exit,
+        }
+        for key, value in settings.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        from api.app import create_app
+
+        return create_app(self.database_url, self.secret, pool_min=1, pool_max=self.config.threads)
+
+
+def serve(config: ServeConfig, database_url: str | None = None) -> None:
+    """Run gunicorn in this process until SIGTERM/SIGINT (then exit 0)."""
+    if "prometheus_client" in sys.modules and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        raise RuntimeError("prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set")
+    from api.auth import load_secret
+    from api.connector import check
+    from db.connect import database_url as default_url
+
+    url = database_url or default_url()
+    secret = load_secret(create=True)
+    check(url)  # fail now, with the SQLSTATE, rather than in every worker
+    metrics_dir = tempfile.mkdtemp(prefix="ootd-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    master = os.getpid()
+    try:
+        _Gunicorn(config, url, secret).run()
+    finally:
+        # A worker's sys.exit unwinds through these frames too (it was forked from here):
+        # only the master may remove the directory the other workers still write to.
+        if os.getpid() == master:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,172 @@
+"""`ootd serve` and `ootd token` as a user runs them: a real gunicorn on a loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from batch.nightly import NightlyConfig, run_nightly
+from db import REPO_ROOT
+from tests.conftest import SERVED_TEMPLATE, create_database, drop_database, run_cli
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def request(base: str, path: str, token: str | None = None, method: str = "GET", body: bytes | None = None,
+            content_type: str | None = None, timeout: float = 30) -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(base + path, data=body, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if content_type:
+        req.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+@pytest.fixture(scope="module")
+def live_db(pg_server, served_template):
+    name = create_database(pg_server, SERVED_TEMPLATE)
+    url = pg_server.dsn(name)
+    run_nightly(url, NightlyConfig(day=datetime.now(timezone.utc).date(), llm="offline"))
+    yield url
+    drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="module")
+def server(live_db, tmp_path_factory):
+    """`ootd serve --workers 2` with no OOTD_API_SECRET: it uses the per-install secret under OOTD_HOME."""
+    home = tmp_path_factory.mktemp("ootd-home")
+    tmp = tmp_path_factory.mktemp("server-tmp")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("OOTD_API_SECRET", "PROMETHEUS_MULTIPROC_DIR")}
+    env.update(DATABASE_URL=live_db, OOTD_HOME=str(home), TMPDIR=str(tmp))
+    log = (tmp_path_factory.mktemp("log") / "serve.log").open("w+")
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "2"],
+                            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if request(base, "/healthz", timeout=2)[0] == 200:
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            proc.kill()
+            pytest.fail(f"ootd serve did not start:\n{log.read()}")
+        time.sleep(0.1)
+    yield {"proc": proc, "base": base, "home": home, "tmp": tmp, "log": log, "url": live_db}
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def token(server, user_id: int) -> str:
+    result = run_cli("token", str(user_id), env={"OOTD_HOME": str(server["home"])})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_token_printed_by_ootd_token_is_accepted_by_ootd_serve(server):
+    secret_file = server["home"] / "api_secret"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    status, headers, body = request(server["base"], "/v1/users/7/feed?limit=5", token(server, 7))
+    assert status == 200, body
+    assert headers["Content-Type"] == "application/json"
+    feed = json.loads(body)
+    assert feed["user_id"] == 7 and len(feed["items"]) == 5
+    assert request(server["base"], "/v1/users/8/feed", token(server, 7))[0] == 403
+    assert request(server["base"], "/v1/users/7/feed")[0] == 401
+
+
+def test_errors_over_real_http_are_json(server):
+    status, _, body = request(server["base"], "/nope")
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+    status, _, body = request(server["base"], "/v1/users/7/likes", token(server, 7), method="POST",
+                              body=b'{"outfit_id": 1, "pad": "' + b"x" * 10_000 + b'"}',
+                              content_type="application/json")
+    assert status == 413 and json.loads(body)["error"]["code"] == "request_entity_too_large"
+    assert request(server["base"], "/readyz")[0] == 200
+
+
+def test_metrics_add_up_every_workers_requests(server):
+    tok = token(server, 9)
+    for _ in range(40):  # spread over both workers by the kernel's accept balancing
+        assert request(server["base"], "/v1/users/9/feed", tok)[0] == 200
+    status, headers, body = request(server["base"], "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    text = body.decode()
+    line = next(l for l in text.splitlines()
+                if l.startswith('ootd_http_requests_total{method="GET",route="/v1/users/<user_id>/feed",status="200"}'))
+    assert float(line.rsplit(" ", 1)[1]) >= 40
+    assert "ootd_fallback_pools 0.0" in text
+    assert 'ootd_http_request_duration_seconds_bucket{le="0.02",method="GET",route="/v1/users/<user_id>/feed"}' in text
+
+
+def test_sigterm_lets_the_in_flight_request_finish_then_exits_0(server):
+    """A like blocked on a table lock is in flight when SIGTERM arrives: it still gets its 201."""
+    tok = token(server, 21)
+    outfit_id = json.loads(request(server["base"], "/v1/users/21/feed", tok)[2])["items"][0]["outfit_id"]
+    result: dict = {}
+    with psycopg.connect(server["url"]) as blocker:
+        blocker.execute("LOCK TABLE ootd.likes IN ACCESS EXCLUSIVE MODE")  # held until commit
+
+        def like() -> None:
+            result["response"] = request(server["base"], "/v1/users/21/likes", tok, method="POST",
+                                         body=json.dumps({"outfit_id": outfit_id}).encode(),
+                                         content_type="application/json")
+
+        thread = threading.Thread(target=like)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not blocker.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ootd-api' "
+                                  "AND wait_event_type = 'Lock'").fetchone()[0]:
+            assert time.monotonic() < deadline, "the like never reached the lock"
+            time.sleep(0.05)
+        server["proc"].send_signal(signal.SIGTERM)
+        time.sleep(1.0)  # the master is shutting down, the request is still waiting on the lock
+        assert server["proc"].poll() is None
+    thread.join(timeout=20)
+    server["log"].seek(0)
+    assert result["response"][0] == 201, (result["response"], server["log"].read())
+    assert server["proc"].wait(timeout=30) == 0
+    server["log"].seek(0)
+    assert "Shutting down" in server["log"].read()
+    assert not any(Path(server["tmp"]).glob("ootd-metrics-*"))  # the multiprocess metrics dir is removed
+    with pytest.raises(OSError):
+        request(server["base"], "/healthz", timeout=2)
+
+
+def test_serve_fails_fast_when_the_database_is_unreachable(pg_server, tmp_path):
+    result = run_cli("serve", "--port", str(free_port()),
+                     env={"DATABASE_URL": pg_server.dsn("no_such_database"), "OOTD_HOME": str(tmp_path)})
+    assert result.returncode == 1
+    assert result.stderr.startswith("ootd: error: cannot connect to the database")
+
+
+def test_token_command_validates_its_input(tmp_path):
+    assert run_cli("token", "0", env={"OOTD_HOME": str(tmp_path)}).returncode == 2
+    short = run_cli("token", "7", env={"OOTD_HOME": str(tmp_path), "OOTD_API_SECRET": "short"})
+    assert short.returncode == 1 and "OOTD_API_SECRET must be at least 32 bytes" in short.stderr
