@@ -49,8 +49,6 @@ def create_app(database_url: str | None = None, secret: str | None = None, *,
 
     app = Flask("ootd.api")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.json.sort_keys = False
-    app.json.compact = True
     app.extensions["ootd"] = State(
         db=Database(database_url or default_url(), min_size=pool_min, max_size=pool_max, timeout=pool_timeout),
         auth=Authenticator(secret or load_secret()),

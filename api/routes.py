@@ -96,7 +96,7 @@ def outfit_id_from(body: dict[str, Any]) -> int:
     return value
 
 
-# --------------------------------------------------------------------- auth --
+# ------------------------------------------------------------ auth, state --
 def _db() -> Database:
     return current_app.extensions["ootd"].db
 
@@ -184,7 +184,7 @@ def readyz() -> Response:
         return error_response(503, "not_ready", f"no pools for {status['pool_date']} yet (run ootd nightly)",
                               {"Retry-After": "60"})
     return json_response({"status": "ready", "pool_date": status["pool_date"].isoformat(), "pools": status["pools"],
-                    "cached_pools": status["cached_pools"], "fallback_pools": status["fallback_pools"]})
+                          "cached_pools": status["cached_pools"], "fallback_pools": status["fallback_pools"]})
 
 
 @bp.get("/metrics", provide_automatic_options=False)

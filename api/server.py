@@ -40,6 +40,14 @@ def _child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+def _worker_exit(server: Any, worker: Any) -> None:
+    """After the last request: close the worker's pool (clean disconnects, no EOF noise in the server log)."""
+    app = getattr(worker, "wsgi", None)
+    state = getattr(app, "extensions", {}).get("ootd")
+    if state is not None:
+        state.db.close()
+
+
 class _Gunicorn(BaseApplication):
     def __init__(self, config: ServeConfig, database_url: str, secret: str):
         self.config = config
@@ -61,6 +69,7 @@ class _Gunicorn(BaseApplication):
             "errorlog": "-",
             "proc_name": "ootd-api",
             "child_exit": _child_exit,
+            "worker_exit": _worker_exit,
         }
         for key, value in settings.items():
             self.cfg.set(key, value)

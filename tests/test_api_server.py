@@ -153,7 +153,9 @@ def test_sigterm_lets_the_in_flight_request_finish_then_exits_0(server):
     assert result["response"][0] == 201, (result["response"], server["log"].read())
     assert server["proc"].wait(timeout=30) == 0
     server["log"].seek(0)
-    assert "Shutting down" in server["log"].read()
+    log = server["log"].read()
+    assert "Shutting down" in log
+    assert "Traceback" not in log and "Exception" not in log, log
     assert not any(Path(server["tmp"]).glob("ootd-metrics-*"))  # the multiprocess metrics dir is removed
     with pytest.raises(OSError):
         request(server["base"], "/healthz", timeout=2)
@@ -170,3 +172,18 @@ def test_token_command_validates_its_input(tmp_path):
     assert run_cli("token", "0", env={"OOTD_HOME": str(tmp_path)}).returncode == 2
     short = run_cli("token", "7", env={"OOTD_HOME": str(tmp_path), "OOTD_API_SECRET": "short"})
     assert short.returncode == 1 and "OOTD_API_SECRET must be at least 32 bytes" in short.stderr
+
+
+def test_demo_ends_with_a_curl_line_whose_token_the_server_accepts(tmp_path, monkeypatch, capsys):
+    from api.auth import Authenticator, load_secret
+    from cli.main import _print_serve_hint
+
+    monkeypatch.setenv("OOTD_HOME", str(tmp_path))
+    monkeypatch.delenv("OOTD_API_SECRET", raising=False)
+    _print_serve_hint(1)
+    out = capsys.readouterr().out
+    assert "ootd serve --port 8000" in out
+    curl = next(line for line in out.splitlines() if line.strip().startswith("curl "))
+    token = curl.split("Bearer ", 1)[1].split('"', 1)[0]
+    assert curl.endswith("http://127.0.0.1:8000/v1/users/1/feed")
+    assert Authenticator(load_secret(create=False)).user_id(f"Bearer {token}") == 1

@@ -715,7 +715,7 @@ BEGIN
       AND m.row_limit = p_limit
       AND m.valid_from <= v_at AND v_at < m.valid_to
       AND m.epoch = (SELECT s.epoch FROM ootd.serving_state s)
-    ORDER BY m.rank;
+    ORDER BY m.valid_from, m.rank;   -- one window matches: the primary key's order, no sort
     IF NOT FOUND THEN
         RETURN QUERY SELECT * FROM ootd._feed_compute(p_user_id, v_at, p_limit);
     END IF;
