@@ -31,10 +31,8 @@ AT = f"{DAY} 12:00+00"
 USERS = 10_000
 FEED_SQL = "SELECT * FROM ootd.feed(%s, %s)"
 BARE_MEMO_READ = """
-SELECT m.rank, m.outfit_id, m.title, m.category, m.color, m.daypart, m.score,
-       m.headline_head || ' look for your '
-       || ootd._daypart_word(extract(hour FROM %(at)s::timestamptz AT TIME ZONE m.timezone)::integer)
-       || ' in ' || m.city, m.cluster_id, m.relaxed_rules
+SELECT m.rank, m.outfit_id, m.title, m.category, m.color, m.daypart, m.score, m.headline,
+       m.cluster_id, m.relaxed_rules
 FROM ootd.feed_memo m
 WHERE m.user_id = %(user)s AND m.row_limit = 3 AND m.valid_from <= %(at)s AND %(at)s < m.valid_to
   AND m.epoch = (SELECT s.epoch FROM ootd.serving_state s)

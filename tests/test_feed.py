@@ -290,3 +290,21 @@ def test_read_only_transactions_are_served_without_writing(served):
         served.execute("SET TRANSACTION READ ONLY")
         assert len(feed(served, 35)) == 3
     assert served.execute("SELECT count(*) FROM ootd.feed_memo WHERE user_id = 35").fetchone()[0] == 0
+
+
+def test_the_memo_serves_each_headline_window_of_the_priority_window(served):
+    """One ranking per priority window, stored with the headline of each daypart inside it."""
+    served.execute("DELETE FROM ootd.feed_memo WHERE user_id = 36")
+    tz = served.execute("SELECT timezone FROM ootd.users WHERE id = 36").fetchone()[0]
+    night = served.execute(LOCAL, (36, f"{DAY} 03:00", tz, 3)).fetchall()
+    assert served.execute("SELECT count(*) FROM ootd.feed_memo WHERE user_id = 36").fetchone()[0] == 9
+    morning = served.execute(LOCAL, (36, f"{DAY} 09:00", tz, 3)).fetchall()
+    afternoon = served.execute(LOCAL, (36, f"{DAY} 14:59", tz, 3)).fetchall()
+    assert [r[:7] for r in night] == [r[:7] for r in morning] == [r[:7] for r in afternoon]
+    assert " for your night in " in night[0][7]
+    assert " for your morning in " in morning[0][7]
+    assert " for your afternoon in " in afternoon[0][7]
+    assert served.execute("SELECT count(*) FROM ootd.feed_memo WHERE user_id = 36").fetchone()[0] == 9
+    evening = served.execute(LOCAL, (36, f"{DAY} 18:00", tz, 3)).fetchall()  # NightOut: ranked anew
+    assert evening[0][5] == "NightOut" and " for your evening in " in evening[0][7]
+    assert served.execute("SELECT count(*) FROM ootd.feed_memo WHERE user_id = 36").fetchone()[0] == 18

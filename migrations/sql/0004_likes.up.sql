@@ -404,10 +404,12 @@ COMMENT ON FUNCTION ootd.serving_status(timestamptz) IS
 -- ootd.feed_memo becomes a row per rank keyed by the priority window's instants.
 DROP TABLE ootd.feed_memo;
 -- Memoized feeds: one row per rank of what ootd.feed served a user for one
--- priority window and limit.  The windows of a local date are Daytime (00:00
--- to 15:00 local) and NightOut (15:00 to 24:00 local), stored as the instants
--- valid_from/valid_to, so a repeat request is a single index range read with
--- no time-zone lookup.  The memo keeps the day's answer stable, and tells
+-- window of a local date and a limit.  A ranking holds for a priority window
+-- (Daytime 00:00-15:00 local, NightOut 15:00-24:00), and is stored once per
+-- headline window inside it (night 0-5, morning 5-12, afternoon 12-15 | 15-17,
+-- evening 17-21, night 21-24: where ootd._daypart_word changes), with the
+-- finished headline and the window's instants valid_from/valid_to, so a repeat
+-- request is a single index range read with no time-zone or string work.  The memo keeps the day's answer stable, and tells
 -- tomorrow's ranking what was served today (the served_decay); rows older
 -- than yesterday are dropped when the user's feed is next computed.  UNLOGGED
 -- like the cache: a crash empties it and feeds are recomputed (identically,
@@ -420,22 +422,19 @@ CREATE UNLOGGED TABLE ootd.feed_memo (
     rank          integer NOT NULL,
     local_date    date NOT NULL,
     epoch         bigint NOT NULL,
-    timezone      text NOT NULL,
-    city          text NOT NULL,
     outfit_id     bigint NOT NULL,
     title         text NOT NULL,
     category      text NOT NULL,
     color         text NOT NULL,
     daypart       text NOT NULL,
     score         double precision NOT NULL,
-    headline_head text NOT NULL,
+    headline      text NOT NULL,
     cluster_id    text NOT NULL,
     relaxed_rules text[] NOT NULL,
     computed_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, row_limit, valid_from, rank)
 );
-COMMENT ON TABLE ootd.feed_memo IS 'UNLOGGED memo of served feeds: a row per rank, per user, limit and priority window (valid_from, valid_to).';
-COMMENT ON COLUMN ootd.feed_memo.headline_head IS 'The headline up to " look for your " (the daypart word and city are added per request).';
+COMMENT ON TABLE ootd.feed_memo IS 'UNLOGGED memo of served feeds: a row per rank, per user, limit and headline window (valid_from, valid_to).';
 
 -- ootd.feed_explain reads what was served yesterday from the new memo.
 CREATE OR REPLACE FUNCTION ootd.feed_explain(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
@@ -658,21 +657,30 @@ BEGIN
         END IF;
         DELETE FROM ootd.feed_memo m
         WHERE m.user_id = p_user_id
-          AND (m.local_date < v_local::date - 1 OR (m.row_limit = p_limit AND m.valid_from = v_from));
+          AND (m.local_date < v_local::date - 1
+               OR (m.row_limit = p_limit AND m.valid_from >= v_from AND m.valid_from < v_to));
+        -- the ranking, once per headline window of the priority window (hours
+        -- where ootd._daypart_word or the priority changes)
         INSERT INTO ootd.feed_memo AS m (user_id, row_limit, valid_from, valid_to, rank, local_date, epoch,
-                                         timezone, city, outfit_id, title, category, color, daypart, score,
-                                         headline_head, cluster_id, relaxed_rules)
-        SELECT p_user_id, p_limit, v_from, v_to, x.ord, v_local::date, v_epoch, v_tz, v_city,
-               x.oid, x.title, x.category, x.color, x.daypart, x.score,
-               split_part(v_head, ' look for your ', 1), v_cluster, v_relaxed
-        FROM unnest(v_ids, v_titles, v_cats, v_colors, v_parts, v_scores)
+                                         outfit_id, title, category, color, daypart, score, headline,
+                                         cluster_id, relaxed_rules)
+        SELECT p_user_id, p_limit,
+               (v_local::date + make_interval(hours => w.from_hour)) AT TIME ZONE v_tz,
+               (v_local::date + make_interval(hours => w.to_hour)) AT TIME ZONE v_tz,
+               x.ord, v_local::date, v_epoch, x.oid, x.title, x.category, x.color, x.daypart, x.score,
+               split_part(v_head, ' look for your ', 1) || ' look for your '
+               || ootd._daypart_word(w.from_hour) || ' in ' || v_city,
+               v_cluster, v_relaxed
+        FROM (VALUES (0, 5), (5, 12), (12, 15), (15, 17), (17, 21), (21, 24)) AS w(from_hour, to_hour)
+        CROSS JOIN unnest(v_ids, v_titles, v_cats, v_colors, v_parts, v_scores)
              WITH ORDINALITY AS x(oid, title, category, color, daypart, score, ord)
+        WHERE (w.from_hour >= 15) = (v_local::time >= time '15:00')
         ON CONFLICT ON CONSTRAINT feed_memo_pkey DO UPDATE
             SET valid_to = excluded.valid_to, local_date = excluded.local_date, epoch = excluded.epoch,
-                timezone = excluded.timezone, city = excluded.city, outfit_id = excluded.outfit_id,
-                title = excluded.title, category = excluded.category, color = excluded.color,
-                daypart = excluded.daypart, score = excluded.score, headline_head = excluded.headline_head,
-                cluster_id = excluded.cluster_id, relaxed_rules = excluded.relaxed_rules, computed_at = now();
+                outfit_id = excluded.outfit_id, title = excluded.title, category = excluded.category,
+                color = excluded.color, daypart = excluded.daypart, score = excluded.score,
+                headline = excluded.headline, cluster_id = excluded.cluster_id,
+                relaxed_rules = excluded.relaxed_rules, computed_at = now();
     END IF;
 
     RETURN QUERY
@@ -687,8 +695,8 @@ COMMENT ON FUNCTION ootd._feed_compute(bigint, timestamptz, integer) IS
 
 -- ootd.feed(user, at, limit): the user's feed, p_limit outfits (1..20), zero
 -- LLM calls.  A repeat request within the same priority window (local date
--- and daypart) and limit is one index range read of ootd.feed_memo (STABLE,
--- no write, no time-zone lookup); otherwise
+-- and headline daypart) and limit is one index range read of ootd.feed_memo
+-- (STABLE, no write, no time-zone or string work); otherwise
 -- ootd._feed_compute ranks the pool with ootd.feed_explain (see its header
 -- for the steps) and memoizes the answer.  Same answer all local day.
 CREATE OR REPLACE FUNCTION ootd.feed(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
@@ -706,9 +714,7 @@ BEGIN
     END IF;
 
     RETURN QUERY
-    SELECT m.rank, m.outfit_id, m.title, m.category, m.color, m.daypart, m.score,
-           m.headline_head || ' look for your '
-           || ootd._daypart_word(extract(hour FROM v_at AT TIME ZONE m.timezone)::integer) || ' in ' || m.city,
+    SELECT m.rank, m.outfit_id, m.title, m.category, m.color, m.daypart, m.score, m.headline,
            m.cluster_id, m.relaxed_rules
     FROM ootd.feed_memo m
     WHERE m.user_id = p_user_id
