@@ -1348,10 +1348,10 @@ DECLARE
     v_cats   jsonb;
     v_colors jsonb;
     v_list   jsonb;
-    v_w      numeric;          -- observations behind the running means
-    v_vibe   numeric;
-    v_trend  numeric;
-    v_dare   numeric;
+    v_w      double precision; -- observations behind the running means
+    v_vibe   double precision;
+    v_trend  double precision;
+    v_dare   double precision;
     v_sum    public.vector;    -- W x the running mean of the taste
     v_taste  public.vector;
     v_norm   real;
@@ -1368,24 +1368,27 @@ BEGIN
         CONTINUE WHEN NOT FOUND;       -- the user is being deleted (likes cascade)
         v_dna    := u.style_dna;
         v_cats   := coalesce(v_dna -> 'category_affinity', '{}');
-        v_colors := coalesce(v_dna -> 'color_affinity',
-                             (SELECT coalesce(jsonb_object_agg(s.color, trim_scale(0.5 - 0.001 * (s.i - 1))), '{}')
-                              FROM jsonb_array_elements_text(coalesce(v_dna -> 'preferred_colors', '[]'))
-                                   WITH ORDINALITY AS s(color, i)));
         v_list   := coalesce(v_dna -> 'preferred_colors', '[]');
+        v_colors := v_dna -> 'color_affinity';
+        IF v_colors IS NULL THEN       -- first like: seed the stated colors (no query: plain expressions)
+            v_colors := '{}';
+            FOR i IN 0 .. jsonb_array_length(v_list) - 1 LOOP
+                v_colors := v_colors || jsonb_build_object(v_list ->> i, trim_scale(0.5 - 0.001 * i));
+            END LOOP;
+        END IF;
         v_w      := 1 + u.likes_count;
-        v_vibe   := coalesce((v_dna ->> 'vibe')::numeric, 0.5);
-        v_trend  := coalesce((v_dna ->> 'trend')::numeric, 0.5);
-        v_dare   := coalesce((v_dna ->> 'dare')::numeric, 0.5);
+        v_vibe   := coalesce((v_dna ->> 'vibe')::double precision, 0.5);
+        v_trend  := coalesce((v_dna ->> 'trend')::double precision, 0.5);
+        v_dare   := coalesce((v_dna ->> 'dare')::double precision, 0.5);
         v_sum    := CASE WHEN u.taste IS NOT NULL THEN
                         u.taste OPERATOR(public.*)
                         array_fill((v_w * u.taste_norm)::real, ARRAY[public.vector_dims(u.taste)])::public.vector END;
 
         FOREACH o IN ARRAY r.outfits LOOP
             IF v_w + v_sign >= 1 THEN
-                v_vibe  := (v_w * v_vibe  + v_sign * o.vibe::numeric)  / (v_w + v_sign);
-                v_trend := (v_w * v_trend + v_sign * o.trend::numeric) / (v_w + v_sign);
-                v_dare  := (v_w * v_dare  + v_sign * o.dare::numeric)  / (v_w + v_sign);
+                v_vibe  := (v_w * v_vibe  + v_sign * o.vibe::numeric::double precision)  / (v_w + v_sign);
+                v_trend := (v_w * v_trend + v_sign * o.trend::numeric::double precision) / (v_w + v_sign);
+                v_dare  := (v_w * v_dare  + v_sign * o.dare::numeric::double precision)  / (v_w + v_sign);
                 v_sum   := CASE WHEN v_sum IS NULL THEN CASE WHEN v_sign > 0 THEN o.embedding END
                                 WHEN v_sign > 0 THEN v_sum OPERATOR(public.+) o.embedding
                                 ELSE v_sum OPERATOR(public.-) o.embedding END;
@@ -1434,9 +1437,9 @@ BEGIN
         v_dna := v_dna || jsonb_build_object(
             'preferred_colors', v_list,
             'category_affinity', v_cats,
-            'vibe',  trim_scale(round(least(1, greatest(0, v_vibe)), 12)),
-            'trend', trim_scale(round(least(1, greatest(0, v_trend)), 12)),
-            'dare',  trim_scale(round(least(1, greatest(0, v_dare)), 12)));
+            'vibe',  trim_scale(round(least(1, greatest(0, v_vibe))::numeric, 12)),
+            'trend', trim_scale(round(least(1, greatest(0, v_trend))::numeric, 12)),
+            'dare',  trim_scale(round(least(1, greatest(0, v_dare))::numeric, 12)));
         v_taste := u.taste;
         v_norm  := u.taste_norm;
         IF v_sum IS NOT NULL AND public.vector_norm(v_sum) > 1e-6 THEN
