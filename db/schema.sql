@@ -1357,6 +1357,7 @@ DECLARE
     v_norm   real;
     v_left   numeric;
     v_pos    integer;
+    v_flag   text;
 BEGIN
     FOR r IN
         SELECT c.user_id, array_agg(x ORDER BY c.liked_at, c.outfit_id) AS outfits
@@ -1447,7 +1448,7 @@ BEGIN
             v_norm  := public.vector_norm(v_sum) / v_w;
         END IF;
 
-        PERFORM set_config('ootd.learning', 'on', true);
+        v_flag := set_config('ootd.learning', 'on', true);   -- an assignment: no SPI query
         UPDATE ootd.users
         SET style_dna   = v_dna,
             taste       = v_taste,
@@ -1455,7 +1456,7 @@ BEGIN
             likes_count = greatest(0, likes_count + v_sign * cardinality(r.outfits)),
             updated_at  = now()
         WHERE id = u.id;
-        PERFORM set_config('ootd.learning', 'off', true);
+        v_flag := set_config('ootd.learning', 'off', true);
     END LOOP;
     RETURN NULL;
 END
