@@ -9,20 +9,18 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from batch.nightly import NightlyConfig, run_nightly
-from tests.conftest import create_database, drop_database, SEEDED_TEMPLATE
+from tests.conftest import SERVED_DAY, create_database, drop_database
 
-DAY = date(2026, 4, 20)
+DAY = date.fromisoformat(SERVED_DAY)
 FEED = "SELECT * FROM ootd.feed(%s, %s::timestamptz, %s)"
 LOCAL = "SELECT * FROM ootd.feed(%s, (%s::timestamp AT TIME ZONE %s), %s)"
 
 
 @pytest.fixture(scope="module")
-def served(pg_server, seeded_template):
-    """10,000 users with pools for DAY (offline stylist), shared read-only by this module."""
-    name = create_database(pg_server, SEEDED_TEMPLATE)
+def served(pg_server, served_template):
+    """10,000 users with pools for DAY (offline stylist), shared by this module."""
+    name = create_database(pg_server, served_template)
     url = pg_server.dsn(name)
-    run_nightly(url, NightlyConfig(day=DAY, llm="offline"))
     with psycopg.connect(url, autocommit=True) as conn:
         yield conn
     drop_database(pg_server, name)
