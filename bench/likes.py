@@ -1,7 +1,8 @@
 """Benchmark: likes with the learning trigger enabled vs disabled, on the 10,000-user seed.
 
 Goals (issue 5): pgbench inserts into ootd.likes, throughput with the trigger
-(likes_learn_insert) enabled / with it disabled >= 0.5; per-like latency p99
+(likes_learn_insert: learns the profile and forgets memoized feeds) enabled / with
+it disabled >= 0.5; per-like latency p99
 <= 1 ms at 2 clients.  Rounds alternate enabled / disabled so both see the same
 machine; each round starts from an empty likes table and fresh profiles.
 The server runs with durable defaults (fsync and synchronous_commit on), so a

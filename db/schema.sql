@@ -932,27 +932,24 @@ END
 $$;
 COMMENT ON FUNCTION ootd._bump_serving_epoch() IS 'Private trigger: invalidates every memoized feed (cache or weights changed).';
 
--- ootd._forget_feeds(): trigger over a transition table `changed` holding a
--- user_id column; marks those users' memoized feeds stale (epoch 0) but keeps
--- them as the record of what was served.
+-- ootd._forget_feeds(): statement-level trigger on UPDATE of ootd.users
+-- (transition table `changed`); marks those users' memoized feeds stale
+-- (epoch 0) but keeps them as the record of what was served.  Likes forget
+-- feeds in ootd._learn_from_likes, whose own UPDATE of users is skipped here.
 CREATE FUNCTION ootd._forget_feeds()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF TG_TABLE_NAME = 'users' THEN
-        IF current_setting('ootd.learning', true) = 'on' THEN
-            RETURN NULL;  -- a like changed the profile; the likes trigger forgets those feeds
-        END IF;
-        UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.id FROM changed c) AND m.epoch <> 0;
-    ELSE
-        UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.user_id FROM changed c) AND m.epoch <> 0;
+    IF current_setting('ootd.learning', true) = 'on' THEN
+        RETURN NULL;  -- a like changed the profile; ootd._learn_from_likes forgets those feeds
     END IF;
+    UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.id FROM changed c) AND m.epoch <> 0;
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION ootd._forget_feeds() IS 'Private trigger: a user''s profile or likes changed, so their memoized feeds are stale.';
+COMMENT ON FUNCTION ootd._forget_feeds() IS 'Private trigger: a user''s profile changed, so their memoized feeds are stale.';
 
 -- ootd.feed_explain(user, at, limit): the whole last mile for one user, every
 -- candidate of the chosen pool with each score component.  ootd.feed() keeps
@@ -1302,38 +1299,60 @@ $$;
 COMMENT ON FUNCTION ootd.rehydrate_cache(integer) IS
     'Refill ootd.pool_cache with the last p_days days of durable pools (after a crash emptied it); returns rows added.';
 
+-- ootd._seed_colors(stated): the color_affinity a user's first like starts
+-- from: each stated preferred color at 0.5, 0.499, ... in stated order, so
+-- stated colors rank below any liked one and keep their order among themselves.
+CREATE FUNCTION ootd._seed_colors(p_stated jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(jsonb_object_agg(e.color, trim_scale(0.5 - 0.001 * (e.i - 1))), '{}')
+    FROM jsonb_array_elements_text(coalesce(p_stated, '[]')) WITH ORDINALITY AS e(color, i)
+$$;
+COMMENT ON FUNCTION ootd._seed_colors(jsonb) IS
+    'Private: color_affinity seeded from the stated preferred_colors (0.5, 0.499, ... in stated order).';
+
 -- ootd._learn_from_likes(): statement-level trigger on ootd.likes, for INSERT
 -- and for DELETE (transition table `changed`).  In the same transaction it
 -- folds the statement's likes into each user's profile (or takes unliked ones
--- back out).  One outfit at a time, with n the user's likes before it and
--- W = 1 + n observations (the stated profile counts as one):
+-- back out) and forgets those users' memoized feeds.  One outfit at a time,
+-- with n the user's likes before it and W = 1 + n observations (the stated
+-- profile counts as one):
 --   likes_count          n + 1 (unlike: n - 1)
---   vibe, trend, dare    running means: (W x old + outfit's) / (W + 1), and
---                        (W x old - outfit's) / (W - 1) for an unlike, which
---                        restores the old value; a missing value starts at 0.5
+--   vibe, trend, dare    running means in double precision: (W x old +
+--                        outfit's) / (W + 1), and (W x old - outfit's) / (W - 1)
+--                        for an unlike, which restores the old value; a
+--                        missing value starts at 0.5; stored rounded to 12
+--                        decimals
 --   taste, taste_norm    the same running mean of unit embeddings, kept as
 --                        direction (taste, unit length; cosine needs nothing
 --                        else) and length (taste_norm), so an unlike subtracts
 --                        exactly what the like added
 --   category_affinity    [category] + 1 (unlike: - 1; a key reaching 0 goes)
 --   color_affinity       [color] + 1 (unlike: - 1); the first like seeds it with
---                        the stated preferred_colors at 0.5, 0.499, ... in
---                        stated order, so stated colors are never forgotten and
---                        undoing every like restores the stated list exactly
+--                        ootd._seed_colors(stated preferred_colors), so stated
+--                        colors are never forgotten and undoing every like
+--                        restores the stated list exactly
 --   preferred_colors     the strongest 8 of color_affinity: by strength, then
 --                        by the latest like of that color, then by name.  A like
---                        only moves its color up (to the front of its strength
---                        group), so the list is updated in place; an unlike
---                        recomputes it from the user's remaining likes.
--- Lost updates and deadlocks: each user row is locked FOR NO KEY UPDATE, in
--- user-id order, and that read returns the newest committed version (READ
--- COMMITTED); every change is computed from it while the lock is held.
--- Concurrent likes of one user queue on the row lock; statements touching
--- several users lock them in the same order, so they cannot deadlock.  (Under
--- REPEATABLE READ a concurrent like of the same user is a 40001 to retry.)
+--                        only moves its color up: it goes in front of its
+--                        strength group, behind the colors that are stronger,
+--                        so the list is updated in place; an unlike recomputes
+--                        it from the user's remaining likes.
+-- One like (the common statement) is one UPDATE whose SET computes the new
+-- profile from the row it updates; every other statement goes through the
+-- loop, one user at a time.  Both compute the same values.
+-- Lost updates and deadlocks: the single-like UPDATE locks its row and, if a
+-- concurrent like of the same user committed first, re-reads the newest
+-- version and recomputes (READ COMMITTED); the loop locks each user row FOR
+-- NO KEY UPDATE, in user-id order, and computes from that read.  Statements
+-- touching several users lock them in the same order, so they cannot
+-- deadlock.  (Under REPEATABLE READ a concurrent like of the same user is a
+-- 40001 to retry.)
 -- The values written come from the validated row and from ootd.outfits (whose
--- category and color reference the vocabulary), so the users validation
--- trigger is told to skip this UPDATE (ootd.learning).
+-- category and color reference the vocabulary), so the users validation and
+-- feed-forgetting triggers are told to skip these UPDATEs (ootd.learning).
 CREATE FUNCTION ootd._learn_from_likes()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -1341,6 +1360,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_sign   integer := CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END;
+    v_rows   bigint;
+    v_user   bigint;
+    v_outfit bigint;
     r        record;
     o        ootd.outfits;
     u        ootd.users;
@@ -1356,9 +1378,59 @@ DECLARE
     v_taste  public.vector;
     v_norm   real;
     v_left   numeric;
-    v_pos    integer;
     v_flag   text;
 BEGIN
+    SELECT count(*), min(c.user_id), min(c.outfit_id) INTO v_rows, v_user, v_outfit FROM changed c;
+    IF v_rows = 0 THEN
+        RETURN NULL;                   -- nothing changed (a repeated like)
+    END IF;
+    v_flag := set_config('ootd.learning', 'on', true);   -- an assignment: no SPI query
+
+    IF v_rows = 1 AND v_sign > 0 THEN
+        -- One like: the loop's arithmetic for one outfit, as one statement.
+        UPDATE ootd.users p
+        SET (style_dna, taste, taste_norm, likes_count, updated_at) = (
+            SELECT p.style_dna || jsonb_build_object(
+                       'color_affinity',
+                           jsonb_set(z.seeded, ARRAY[x.color],
+                                     to_jsonb(trim_scale(coalesce((z.seeded ->> x.color)::numeric, 0) + 1))),
+                       'preferred_colors',
+                           jsonb_insert(coalesce(p.style_dna -> 'preferred_colors', '[]') - x.color,
+                                        ARRAY[jsonb_array_length(jsonb_path_query_array(z.seeded, '$.* ? (@ > $s)',
+                                                  jsonb_build_object('s', coalesce((z.seeded ->> x.color)::numeric, 0) + 1)))::text],
+                                        to_jsonb(x.color)) - 8,
+                       'category_affinity',
+                           jsonb_set(coalesce(p.style_dna -> 'category_affinity', '{}'), ARRAY[x.category],
+                                     to_jsonb(coalesce((p.style_dna -> 'category_affinity' ->> x.category)::numeric, 0) + 1)),
+                       'vibe',  round(least(1, greatest(0, (z.w * coalesce((p.style_dna ->> 'vibe')::float8, 0.5)
+                                                            + x.vibe::float8) / (z.w + 1))) * 1e12) / 1e12,
+                       'trend', round(least(1, greatest(0, (z.w * coalesce((p.style_dna ->> 'trend')::float8, 0.5)
+                                                            + x.trend::float8) / (z.w + 1))) * 1e12) / 1e12,
+                       'dare',  round(least(1, greatest(0, (z.w * coalesce((p.style_dna ->> 'dare')::float8, 0.5)
+                                                            + x.dare::float8) / (z.w + 1))) * 1e12) / 1e12),
+                   CASE WHEN public.vector_norm(z.total) > 1e-6 THEN public.l2_normalize(z.total) ELSE p.taste END,
+                   CASE WHEN public.vector_norm(z.total) > 1e-6 THEN public.vector_norm(z.total) / (z.w + 1)
+                        ELSE p.taste_norm END,
+                   p.likes_count + 1,
+                   now()
+            FROM ootd.outfits x,
+                 LATERAL (SELECT 1 + p.likes_count::float8 AS w,
+                                 coalesce(p.style_dna -> 'color_affinity',
+                                          ootd._seed_colors(p.style_dna -> 'preferred_colors')) AS seeded,
+                                 CASE WHEN p.taste IS NULL THEN x.embedding
+                                      ELSE p.taste OPERATOR(public.*)
+                                           array_fill(((1 + p.likes_count::float8) * p.taste_norm)::real,
+                                                      ARRAY[public.vector_dims(p.taste)])::public.vector
+                                           OPERATOR(public.+) x.embedding END AS total
+                          OFFSET 0) z              -- evaluated once, not once per use
+            WHERE x.id = v_outfit)
+        WHERE p.id = v_user;
+        UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id = v_user AND m.epoch <> 0;
+        v_flag := set_config('ootd.learning', 'off', true);
+        RETURN NULL;
+    END IF;
+
+    UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.user_id FROM changed c) AND m.epoch <> 0;
     FOR r IN
         SELECT c.user_id, array_agg(x ORDER BY c.liked_at, c.outfit_id) AS outfits
         FROM changed c JOIN ootd.outfits x ON x.id = c.outfit_id
@@ -1370,13 +1442,7 @@ BEGIN
         v_dna    := u.style_dna;
         v_cats   := coalesce(v_dna -> 'category_affinity', '{}');
         v_list   := coalesce(v_dna -> 'preferred_colors', '[]');
-        v_colors := v_dna -> 'color_affinity';
-        IF v_colors IS NULL THEN       -- first like: seed the stated colors (no query: plain expressions)
-            v_colors := '{}';
-            FOR i IN 0 .. jsonb_array_length(v_list) - 1 LOOP
-                v_colors := v_colors || jsonb_build_object(v_list ->> i, trim_scale(0.5 - 0.001 * i));
-            END LOOP;
-        END IF;
+        v_colors := coalesce(v_dna -> 'color_affinity', ootd._seed_colors(v_list));
         v_w      := 1 + u.likes_count;
         v_vibe   := coalesce((v_dna ->> 'vibe')::double precision, 0.5);
         v_trend  := coalesce((v_dna ->> 'trend')::double precision, 0.5);
@@ -1387,9 +1453,9 @@ BEGIN
 
         FOREACH o IN ARRAY r.outfits LOOP
             IF v_w + v_sign >= 1 THEN
-                v_vibe  := (v_w * v_vibe  + v_sign * o.vibe::numeric::double precision)  / (v_w + v_sign);
-                v_trend := (v_w * v_trend + v_sign * o.trend::numeric::double precision) / (v_w + v_sign);
-                v_dare  := (v_w * v_dare  + v_sign * o.dare::numeric::double precision)  / (v_w + v_sign);
+                v_vibe  := (v_w * v_vibe  + v_sign * o.vibe::double precision)  / (v_w + v_sign);
+                v_trend := (v_w * v_trend + v_sign * o.trend::double precision) / (v_w + v_sign);
+                v_dare  := (v_w * v_dare  + v_sign * o.dare::double precision)  / (v_w + v_sign);
                 v_sum   := CASE WHEN v_sum IS NULL THEN CASE WHEN v_sign > 0 THEN o.embedding END
                                 WHEN v_sign > 0 THEN v_sum OPERATOR(public.+) o.embedding
                                 ELSE v_sum OPERATOR(public.-) o.embedding END;
@@ -1402,17 +1468,11 @@ BEGIN
             v_colors := CASE WHEN v_left > 0 THEN jsonb_set(v_colors, ARRAY[o.color], to_jsonb(trim_scale(v_left)))
                              ELSE v_colors - o.color END;
             IF v_sign > 0 THEN
-                -- the liked color goes to the front of its strength group
-                v_list := v_list - o.color;
-                v_pos := 0;
-                WHILE v_pos < jsonb_array_length(v_list)
-                      AND (v_colors ->> (v_list ->> v_pos))::numeric > v_left LOOP
-                    v_pos := v_pos + 1;
-                END LOOP;
-                v_list := jsonb_insert(v_list, ARRAY[v_pos::text], to_jsonb(o.color));
-                IF jsonb_array_length(v_list) > 8 THEN
-                    v_list := v_list - 8;
-                END IF;
+                -- the liked color goes behind the colors stronger than it (8 at most)
+                v_list := jsonb_insert(v_list - o.color,
+                                       ARRAY[jsonb_array_length(jsonb_path_query_array(v_colors, '$.* ? (@ > $s)',
+                                                 jsonb_build_object('s', v_left)))::text],
+                                       to_jsonb(o.color)) - 8;
             END IF;
         END LOOP;
 
@@ -1438,9 +1498,9 @@ BEGIN
         v_dna := v_dna || jsonb_build_object(
             'preferred_colors', v_list,
             'category_affinity', v_cats,
-            'vibe',  trim_scale(round(least(1, greatest(0, v_vibe))::numeric, 12)),
-            'trend', trim_scale(round(least(1, greatest(0, v_trend))::numeric, 12)),
-            'dare',  trim_scale(round(least(1, greatest(0, v_dare))::numeric, 12)));
+            'vibe',  round(least(1, greatest(0, v_vibe))  * 1e12) / 1e12,
+            'trend', round(least(1, greatest(0, v_trend)) * 1e12) / 1e12,
+            'dare',  round(least(1, greatest(0, v_dare))  * 1e12) / 1e12);
         v_taste := u.taste;
         v_norm  := u.taste_norm;
         IF v_sum IS NOT NULL AND public.vector_norm(v_sum) > 1e-6 THEN
@@ -1448,7 +1508,6 @@ BEGIN
             v_norm  := public.vector_norm(v_sum) / v_w;
         END IF;
 
-        v_flag := set_config('ootd.learning', 'on', true);   -- an assignment: no SPI query
         UPDATE ootd.users
         SET style_dna   = v_dna,
             taste       = v_taste,
@@ -1456,13 +1515,13 @@ BEGIN
             likes_count = greatest(0, likes_count + v_sign * cardinality(r.outfits)),
             updated_at  = now()
         WHERE id = u.id;
-        v_flag := set_config('ootd.learning', 'off', true);
     END LOOP;
+    v_flag := set_config('ootd.learning', 'off', true);
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION ootd._learn_from_likes() IS
-    'Private trigger: folds liked (or unliked) outfits into the user''s style_dna and taste, lock-ordered, no lost updates.';
+    'Private trigger: folds liked (or unliked) outfits into the user''s style_dna and taste and forgets their memoized feeds; no lost updates, no deadlocks.';
 
 -- ootd.like(user, outfit): record a like; true if it is new, false if the user
 -- had already liked the outfit (then nothing changes).  The likes trigger
@@ -1645,14 +1704,6 @@ CREATE TRIGGER scoring_weights_bump_epoch
 CREATE TRIGGER users_forget_feeds
     AFTER UPDATE ON ootd.users
     REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION ootd._forget_feeds();
-CREATE TRIGGER likes_forget_feeds_insert
-    AFTER INSERT ON ootd.likes
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION ootd._forget_feeds();
-CREATE TRIGGER likes_forget_feeds_delete
-    AFTER DELETE ON ootd.likes
-    REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION ootd._forget_feeds();
 CREATE TRIGGER likes_learn_insert
     AFTER INSERT ON ootd.likes

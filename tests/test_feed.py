@@ -258,10 +258,18 @@ def test_a_repeat_request_is_served_from_the_memo(served):
 
 
 def test_likes_profile_edits_and_weight_changes_invalidate_memoized_feeds(served):
-    feed(served, 32)
-    served.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (32, %s)", (feed(served, 32)[0][1],))
+    current = served.execute("SELECT epoch FROM ootd.serving_state").fetchone()[0]
+    liked = feed(served, 32)[0][1]
+    served.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (32, %s)", (liked,))  # one like
     assert memo_epoch(served, 32) == (0,)
-    served.execute("DELETE FROM ootd.likes WHERE user_id = 32")
+    feed(served, 32)
+    assert memo_epoch(served, 32) == (current,)
+    served.execute("DELETE FROM ootd.likes WHERE user_id = 32")  # an unlike
+    assert memo_epoch(served, 32) == (0,)
+    feed(served, 32)
+    served.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (32, %s), (36, %s)", (liked, liked))
+    assert memo_epoch(served, 32) == (0,)  # a statement liking for several users
+    served.execute("DELETE FROM ootd.likes WHERE user_id IN (32, 36)")
     feed(served, 33)
     served.execute("UPDATE ootd.users SET style_dna = style_dna || '{\"vibe\": 0.9}' WHERE id = 33")
     assert memo_epoch(served, 33) == (0,)

@@ -150,6 +150,37 @@ def test_preferred_colors_keep_the_strongest_eight_by_frequency_then_recency(db)
     assert dna["preferred_colors"] == stated and "color_affinity" not in dna
 
 
+def test_a_single_like_learns_exactly_what_a_multi_row_statement_learns(db):
+    """The trigger's one-like UPDATE and its per-user loop (any other statement) compute the same profile."""
+    users = [r[0] for r in db.execute("SELECT id FROM ootd.users WHERE taste IS NOT NULL "
+                                      "AND jsonb_array_length(style_dna -> 'preferred_colors') >= 2 "
+                                      "ORDER BY id LIMIT 3").fetchall()]
+    stated = profile(db, users[0])[0]["preferred_colors"]
+    by_color = dict(db.execute("SELECT DISTINCT ON (color) color, id FROM ootd.outfits ORDER BY color, id").fetchall())
+    new_colors = sorted(set(by_color) - set(stated))
+    history = [by_color[stated[1]], by_color[new_colors[0]], by_color[new_colors[1]]]
+    for outfit_id in history:  # users[0] has likes; users[1] has none (its next like seeds color_affinity)
+        db.execute("SELECT ootd.like(%s, %s)", (users[0], outfit_id))
+    again = db.execute("SELECT id FROM ootd.outfits WHERE color = %s AND id <> ALL (%s) ORDER BY id LIMIT 1",
+                       (new_colors[0], history)).fetchone()[0]
+    cases = [(users[0], by_color[stated[0]]),   # a stated color
+             (users[0], again),                 # a color liked before
+             (users[0], by_color[new_colors[2]]),  # a new color
+             (users[1], by_color[new_colors[0]])]  # a first like
+    other = (users[2], by_color[new_colors[3]])
+    fields = "SELECT style_dna, taste::text, taste_norm, likes_count FROM ootd.users WHERE id = %s"
+    for user_id, outfit_id in cases:
+        with db.transaction(force_rollback=True):
+            db.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (%s, %s)", (user_id, outfit_id))
+            single = db.execute(fields, (user_id,)).fetchone()
+        with db.transaction(force_rollback=True):
+            db.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (%s, %s), (%s, %s)",
+                       (user_id, outfit_id, *other))
+            multi = db.execute(fields, (user_id,)).fetchone()
+        assert single == multi, (user_id, outfit_id)
+        assert single[3] == profile(db, user_id)[3] + 1
+
+
 def test_eight_sessions_liking_for_one_user_lose_nothing(served_url, db):
     user_id, _ = a_user_and_a_new_color_outfit(db)
     dna0, _, _, _, _ = profile(db, user_id)

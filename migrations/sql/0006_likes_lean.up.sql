@@ -1,0 +1,262 @@
+-- =============================================================================
+-- Revision 0006: a leaner likes trigger (frozen)
+-- One like is one UPDATE computed from the row it updates (no separate locking
+-- read, no PL/pgSQL expression per field); the likes trigger also forgets the
+-- user's memoized feeds, so the two likes_forget_feeds triggers go; the running
+-- means are rounded in double precision; preferred_colors places a liked color
+-- behind every stronger color of color_affinity.
+-- =============================================================================
+SET ROLE ootd_owner;
+
+-- ------------------------------------------------------------- triggers ----
+DROP TRIGGER likes_forget_feeds_insert ON ootd.likes;
+DROP TRIGGER likes_forget_feeds_delete ON ootd.likes;
+
+-- ------------------------------------------------------------ functions ----
+-- ootd._forget_feeds(): statement-level trigger on UPDATE of ootd.users
+-- (transition table `changed`); marks those users' memoized feeds stale
+-- (epoch 0) but keeps them as the record of what was served.  Likes forget
+-- feeds in ootd._learn_from_likes, whose own UPDATE of users is skipped here.
+CREATE OR REPLACE FUNCTION ootd._forget_feeds()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF current_setting('ootd.learning', true) = 'on' THEN
+        RETURN NULL;  -- a like changed the profile; ootd._learn_from_likes forgets those feeds
+    END IF;
+    UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.id FROM changed c) AND m.epoch <> 0;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ootd._forget_feeds() IS 'Private trigger: a user''s profile changed, so their memoized feeds are stale.';
+
+-- ootd._seed_colors(stated): the color_affinity a user's first like starts
+-- from: each stated preferred color at 0.5, 0.499, ... in stated order, so
+-- stated colors rank below any liked one and keep their order among themselves.
+CREATE FUNCTION ootd._seed_colors(p_stated jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(jsonb_object_agg(e.color, trim_scale(0.5 - 0.001 * (e.i - 1))), '{}')
+    FROM jsonb_array_elements_text(coalesce(p_stated, '[]')) WITH ORDINALITY AS e(color, i)
+$$;
+COMMENT ON FUNCTION ootd._seed_colors(jsonb) IS
+    'Private: color_affinity seeded from the stated preferred_colors (0.5, 0.499, ... in stated order).';
+
+-- ootd._learn_from_likes(): statement-level trigger on ootd.likes, for INSERT
+-- and for DELETE (transition table `changed`).  In the same transaction it
+-- folds the statement's likes into each user's profile (or takes unliked ones
+-- back out) and forgets those users' memoized feeds.  One outfit at a time,
+-- with n the user's likes before it and W = 1 + n observations (the stated
+-- profile counts as one):
+--   likes_count          n + 1 (unlike: n - 1)
+--   vibe, trend, dare    running means in double precision: (W x old +
+--                        outfit's) / (W + 1), and (W x old - outfit's) / (W - 1)
+--                        for an unlike, which restores the old value; a
+--                        missing value starts at 0.5; stored rounded to 12
+--                        decimals
+--   taste, taste_norm    the same running mean of unit embeddings, kept as
+--                        direction (taste, unit length; cosine needs nothing
+--                        else) and length (taste_norm), so an unlike subtracts
+--                        exactly what the like added
+--   category_affinity    [category] + 1 (unlike: - 1; a key reaching 0 goes)
+--   color_affinity       [color] + 1 (unlike: - 1); the first like seeds it with
+--                        ootd._seed_colors(stated preferred_colors), so stated
+--                        colors are never forgotten and undoing every like
+--                        restores the stated list exactly
+--   preferred_colors     the strongest 8 of color_affinity: by strength, then
+--                        by the latest like of that color, then by name.  A like
+--                        only moves its color up: it goes in front of its
+--                        strength group, behind the colors that are stronger,
+--                        so the list is updated in place; an unlike recomputes
+--                        it from the user's remaining likes.
+-- One like (the common statement) is one UPDATE whose SET computes the new
+-- profile from the row it updates; every other statement goes through the
+-- loop, one user at a time.  Both compute the same values.
+-- Lost updates and deadlocks: the single-like UPDATE locks its row and, if a
+-- concurrent like of the same user committed first, re-reads the newest
+-- version and recomputes (READ COMMITTED); the loop locks each user row FOR
+-- NO KEY UPDATE, in user-id order, and computes from that read.  Statements
+-- touching several users lock them in the same order, so they cannot
+-- deadlock.  (Under REPEATABLE READ a concurrent like of the same user is a
+-- 40001 to retry.)
+-- The values written come from the validated row and from ootd.outfits (whose
+-- category and color reference the vocabulary), so the users validation and
+-- feed-forgetting triggers are told to skip these UPDATEs (ootd.learning).
+CREATE OR REPLACE FUNCTION ootd._learn_from_likes()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_sign   integer := CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END;
+    v_rows   bigint;
+    v_user   bigint;
+    v_outfit bigint;
+    r        record;
+    o        ootd.outfits;
+    u        ootd.users;
+    v_dna    jsonb;
+    v_cats   jsonb;
+    v_colors jsonb;
+    v_list   jsonb;
+    v_w      double precision; -- observations behind the running means
+    v_vibe   double precision;
+    v_trend  double precision;
+    v_dare   double precision;
+    v_sum    public.vector;    -- W x the running mean of the taste
+    v_taste  public.vector;
+    v_norm   real;
+    v_left   numeric;
+    v_flag   text;
+BEGIN
+    SELECT count(*), min(c.user_id), min(c.outfit_id) INTO v_rows, v_user, v_outfit FROM changed c;
+    IF v_rows = 0 THEN
+        RETURN NULL;                   -- nothing changed (a repeated like)
+    END IF;
+    v_flag := set_config('ootd.learning', 'on', true);   -- an assignment: no SPI query
+
+    IF v_rows = 1 AND v_sign > 0 THEN
+        -- One like: the loop's arithmetic for one outfit, as one statement.
+        UPDATE ootd.users p
+        SET (style_dna, taste, taste_norm, likes_count, updated_at) = (
+            SELECT p.style_dna || jsonb_build_object(
+                       'color_affinity',
+                           jsonb_set(z.seeded, ARRAY[x.color],
+                                     to_jsonb(trim_scale(coalesce((z.seeded ->> x.color)::numeric, 0) + 1))),
+                       'preferred_colors',
+                           jsonb_insert(coalesce(p.style_dna -> 'preferred_colors', '[]') - x.color,
+                                        ARRAY[jsonb_array_length(jsonb_path_query_array(z.seeded, '$.* ? (@ > $s)',
+                                                  jsonb_build_object('s', coalesce((z.seeded ->> x.color)::numeric, 0) + 1)))::text],
+                                        to_jsonb(x.color)) - 8,
+                       'category_affinity',
+                           jsonb_set(coalesce(p.style_dna -> 'category_affinity', '{}'), ARRAY[x.category],
+                                     to_jsonb(coalesce((p.style_dna -> 'category_affinity' ->> x.category)::numeric, 0) + 1)),
+                       'vibe',  round(least(1, greatest(0, (z.w * coalesce((p.style_dna ->> 'vibe')::float8, 0.5)
+                                                            + x.vibe::float8) / (z.w + 1))) * 1e12) / 1e12,
+                       'trend', round(least(1, greatest(0, (z.w * coalesce((p.style_dna ->> 'trend')::float8, 0.5)
+                                                            + x.trend::float8) / (z.w + 1))) * 1e12) / 1e12,
+                       'dare',  round(least(1, greatest(0, (z.w * coalesce((p.style_dna ->> 'dare')::float8, 0.5)
+                                                            + x.dare::float8) / (z.w + 1))) * 1e12) / 1e12),
+                   CASE WHEN public.vector_norm(z.total) > 1e-6 THEN public.l2_normalize(z.total) ELSE p.taste END,
+                   CASE WHEN public.vector_norm(z.total) > 1e-6 THEN public.vector_norm(z.total) / (z.w + 1)
+                        ELSE p.taste_norm END,
+                   p.likes_count + 1,
+                   now()
+            FROM ootd.outfits x,
+                 LATERAL (SELECT 1 + p.likes_count::float8 AS w,
+                                 coalesce(p.style_dna -> 'color_affinity',
+                                          ootd._seed_colors(p.style_dna -> 'preferred_colors')) AS seeded,
+                                 CASE WHEN p.taste IS NULL THEN x.embedding
+                                      ELSE p.taste OPERATOR(public.*)
+                                           array_fill(((1 + p.likes_count::float8) * p.taste_norm)::real,
+                                                      ARRAY[public.vector_dims(p.taste)])::public.vector
+                                           OPERATOR(public.+) x.embedding END AS total
+                          OFFSET 0) z              -- evaluated once, not once per use
+            WHERE x.id = v_outfit)
+        WHERE p.id = v_user;
+        UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id = v_user AND m.epoch <> 0;
+        v_flag := set_config('ootd.learning', 'off', true);
+        RETURN NULL;
+    END IF;
+
+    UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.user_id FROM changed c) AND m.epoch <> 0;
+    FOR r IN
+        SELECT c.user_id, array_agg(x ORDER BY c.liked_at, c.outfit_id) AS outfits
+        FROM changed c JOIN ootd.outfits x ON x.id = c.outfit_id
+        GROUP BY c.user_id
+        ORDER BY c.user_id
+    LOOP
+        SELECT * INTO u FROM ootd.users WHERE id = r.user_id FOR NO KEY UPDATE;
+        CONTINUE WHEN NOT FOUND;       -- the user is being deleted (likes cascade)
+        v_dna    := u.style_dna;
+        v_cats   := coalesce(v_dna -> 'category_affinity', '{}');
+        v_list   := coalesce(v_dna -> 'preferred_colors', '[]');
+        v_colors := coalesce(v_dna -> 'color_affinity', ootd._seed_colors(v_list));
+        v_w      := 1 + u.likes_count;
+        v_vibe   := coalesce((v_dna ->> 'vibe')::double precision, 0.5);
+        v_trend  := coalesce((v_dna ->> 'trend')::double precision, 0.5);
+        v_dare   := coalesce((v_dna ->> 'dare')::double precision, 0.5);
+        v_sum    := CASE WHEN u.taste IS NOT NULL THEN
+                        u.taste OPERATOR(public.*)
+                        array_fill((v_w * u.taste_norm)::real, ARRAY[public.vector_dims(u.taste)])::public.vector END;
+
+        FOREACH o IN ARRAY r.outfits LOOP
+            IF v_w + v_sign >= 1 THEN
+                v_vibe  := (v_w * v_vibe  + v_sign * o.vibe::double precision)  / (v_w + v_sign);
+                v_trend := (v_w * v_trend + v_sign * o.trend::double precision) / (v_w + v_sign);
+                v_dare  := (v_w * v_dare  + v_sign * o.dare::double precision)  / (v_w + v_sign);
+                v_sum   := CASE WHEN v_sum IS NULL THEN CASE WHEN v_sign > 0 THEN o.embedding END
+                                WHEN v_sign > 0 THEN v_sum OPERATOR(public.+) o.embedding
+                                ELSE v_sum OPERATOR(public.-) o.embedding END;
+                v_w := v_w + v_sign;
+            END IF;
+            v_left := coalesce((v_cats ->> o.category)::numeric, 0) + v_sign;
+            v_cats := CASE WHEN v_left > 0 THEN jsonb_set(v_cats, ARRAY[o.category], to_jsonb(v_left))
+                           ELSE v_cats - o.category END;
+            v_left := coalesce((v_colors ->> o.color)::numeric, 0) + v_sign;
+            v_colors := CASE WHEN v_left > 0 THEN jsonb_set(v_colors, ARRAY[o.color], to_jsonb(trim_scale(v_left)))
+                             ELSE v_colors - o.color END;
+            IF v_sign > 0 THEN
+                -- the liked color goes behind the colors stronger than it (8 at most)
+                v_list := jsonb_insert(v_list - o.color,
+                                       ARRAY[jsonb_array_length(jsonb_path_query_array(v_colors, '$.* ? (@ > $s)',
+                                                 jsonb_build_object('s', v_left)))::text],
+                                       to_jsonb(o.color)) - 8;
+            END IF;
+        END LOOP;
+
+        IF u.likes_count + v_sign * cardinality(r.outfits) <= 0 THEN
+            -- no likes left: back to the stated colors, in stated order
+            v_list := (SELECT coalesce(jsonb_agg(e.key ORDER BY e.value::numeric DESC, e.key), '[]')
+                       FROM jsonb_each(v_colors) e);
+            v_dna := v_dna - 'color_affinity';
+        ELSE
+            IF v_sign < 0 THEN
+                v_list := (SELECT coalesce(jsonb_agg(t.key ORDER BY t.strength DESC, t.last_liked DESC NULLS LAST, t.key), '[]')
+                           FROM (SELECT e.key, e.value::numeric AS strength, rl.last_liked
+                                 FROM jsonb_each(v_colors) e
+                                 LEFT JOIN (SELECT x.color, max(l.liked_at) AS last_liked
+                                            FROM ootd.likes l JOIN ootd.outfits x ON x.id = l.outfit_id
+                                            WHERE l.user_id = u.id
+                                            GROUP BY x.color) rl ON rl.color = e.key
+                                 ORDER BY e.value::numeric DESC, rl.last_liked DESC NULLS LAST, e.key
+                                 LIMIT 8) t);
+            END IF;
+            v_dna := v_dna || jsonb_build_object('color_affinity', v_colors);
+        END IF;
+        v_dna := v_dna || jsonb_build_object(
+            'preferred_colors', v_list,
+            'category_affinity', v_cats,
+            'vibe',  round(least(1, greatest(0, v_vibe))  * 1e12) / 1e12,
+            'trend', round(least(1, greatest(0, v_trend)) * 1e12) / 1e12,
+            'dare',  round(least(1, greatest(0, v_dare))  * 1e12) / 1e12);
+        v_taste := u.taste;
+        v_norm  := u.taste_norm;
+        IF v_sum IS NOT NULL AND public.vector_norm(v_sum) > 1e-6 THEN
+            v_taste := public.l2_normalize(v_sum);
+            v_norm  := public.vector_norm(v_sum) / v_w;
+        END IF;
+
+        UPDATE ootd.users
+        SET style_dna   = v_dna,
+            taste       = v_taste,
+            taste_norm  = v_norm,
+            likes_count = greatest(0, likes_count + v_sign * cardinality(r.outfits)),
+            updated_at  = now()
+        WHERE id = u.id;
+    END LOOP;
+    v_flag := set_config('ootd.learning', 'off', true);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ootd._learn_from_likes() IS
+    'Private trigger: folds liked (or unliked) outfits into the user''s style_dna and taste and forgets their memoized feeds; no lost updates, no deadlocks.';
+
+-- ------------------------------------------------------------ privileges ----
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ootd FROM PUBLIC;
+
+RESET ROLE;
