@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-seed bench-nightly bench-feed bench-likes bench-api install clean stop plpython
+.PHONY: demo test bench bench-seed bench-nightly bench-feed bench-likes bench-api bench-api-ceiling install clean stop plpython
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ootd needs Python >= 3.11 (set PYTHON=...)")'
@@ -52,6 +52,10 @@ bench-nightly: $(STAMP)
 bench-api: $(STAMP)
 	@command -v wrk >/dev/null || { echo "bench-api needs wrk: sudo apt-get install wrk (or brew install wrk)"; exit 2; }
 	$(PY) -m bench.api
+
+bench-api-ceiling: $(STAMP)
+	@command -v wrk >/dev/null || { echo "bench-api-ceiling needs wrk: sudo apt-get install wrk (or brew install wrk)"; exit 2; }
+	$(PY) -m bench.api_ceiling
 
 bench: bench-seed bench-nightly bench-feed bench-likes bench-api
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -65,6 +66,12 @@ class _Gunicorn(BaseApplication):
             "graceful_timeout": c.graceful_timeout,
             "timeout": 30,
             "keepalive": 5,
+            # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads new
+            # connections over the workers.  With one shared socket, whichever worker wakes
+            # first accepts: a few keep-alive clients could all land on one worker and leave
+            # the other idle (bench/api_ceiling.py saw 1 run in 3 with every connection on one
+            # worker, at a third of the throughput).
+            "reuse_port": True,
             "accesslog": "-" if c.access_log else None,
             "errorlog": "-",
             "proc_name": "ootd-api",
@@ -80,6 +87,27 @@ class _Gunicorn(BaseApplication):
         return create_app(self.database_url, self.secret, pool_min=1, pool_max=self.config.threads)
 
 
+class PortInUse(ValueError):
+    """The address `ootd serve` was asked to listen on is taken."""
+
+
+def check_port(host: str, port: int) -> None:
+    """PortInUse if something listens on host:port already.
+
+    The workers' SO_REUSEPORT sockets would otherwise share the port silently with
+    another server of the same user (say, an older `ootd serve`): a plain bind
+    conflicts with any listener, so it is the check.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # closed connections in TIME_WAIT are fine
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                            f"(another server? try --port)") from None
+
+
 def serve(config: ServeConfig, database_url: str | None = None) -> None:
     """Run gunicorn in this process until SIGTERM/SIGINT (then exit 0)."""
     if "prometheus_client" in sys.modules and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -91,6 +119,7 @@ def serve(config: ServeConfig, database_url: str | None = None) -> None:
     url = database_url or default_url()
     secret = load_secret(create=True)
     check(url)  # fail now, with the SQLSTATE, rather than in every worker
+    check_port(config.host, config.port)
     metrics_dir = tempfile.mkdtemp(prefix="ootd-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     master = os.getpid()

@@ -125,6 +125,16 @@ def test_metrics_add_up_every_workers_requests(server):
     assert 'ootd_http_request_duration_seconds_bucket{le="0.02",method="GET",route="/v1/users/<user_id>/feed"}' in text
 
 
+def test_a_second_server_on_the_same_port_fails_fast(server):
+    """The workers listen with SO_REUSEPORT; a second `ootd serve` must not silently share their port."""
+    port = server["base"].rsplit(":", 1)[1]
+    result = run_cli("serve", "--port", port, env={"DATABASE_URL": server["url"], "OOTD_HOME": str(server["home"])},
+                     timeout=60)  # a server that shares the port would run until killed
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"ootd: error: cannot listen on 127.0.0.1:{port}: Address already in use")
+    assert request(server["base"], "/healthz")[0] == 200
+
+
 def test_sigterm_lets_the_in_flight_request_finish_then_exits_0(server):
     """A like blocked on a table lock is in flight when SIGTERM arrives: it still gets its 201."""
     tok = token(server, 21)
