@@ -78,7 +78,7 @@ def test_one_like_updates_every_field_and_unlike_restores_them(db):
     assert {k: v for k, v in dna2.items() if k not in ("vibe", "trend", "dare")} == \
            {k: v for k, v in dna0.items() if k not in ("vibe", "trend", "dare")}
     for key in ("vibe", "trend", "dare"):
-        assert dna2[key] == pytest.approx(dna0[key], abs=1e-9)
+        assert dna2[key] == dna0[key], key  # exactly: the outfit's real counts with 6 decimals both ways
     assert taste2.to_numpy() == pytest.approx(taste0.to_numpy(), abs=2e-4)  # float4 vectors
     assert norm2 == pytest.approx(1.0, abs=1e-3)
     assert db.execute("SELECT ootd.unlike(%s, %s)", (user_id, outfit_id)).fetchone()[0] is False

@@ -55,9 +55,10 @@ COMMENT ON FUNCTION ootd._seed_colors(jsonb) IS
 --   likes_count          n + 1 (unlike: n - 1)
 --   vibe, trend, dare    running means in double precision: (W x old +
 --                        outfit's) / (W + 1), and (W x old - outfit's) / (W - 1)
---                        for an unlike, which restores the old value; a
---                        missing value starts at 0.5; stored rounded to 12
---                        decimals
+--                        for an unlike, which restores the old value; the
+--                        outfit's value (a real) counts with 6 decimals, a
+--                        missing mean starts at 0.5, means are stored rounded
+--                        to 12 decimals
 --   taste, taste_norm    the same running mean of unit embeddings, kept as
 --                        direction (taste, unit length; cosine needs nothing
 --                        else) and length (taste_norm), so an unlike subtracts
@@ -136,11 +137,11 @@ BEGIN
                            jsonb_set(coalesce(p.style_dna -> 'category_affinity', '{}'), ARRAY[x.category],
                                      to_jsonb(coalesce((p.style_dna -> 'category_affinity' ->> x.category)::numeric, 0) + 1)),
                        'vibe',  round(least(1, greatest(0, (z.w * coalesce((p.style_dna ->> 'vibe')::float8, 0.5)
-                                                            + x.vibe::float8) / (z.w + 1))) * 1e12) / 1e12,
+                                                            + round(x.vibe::float8 * 1e6) / 1e6) / (z.w + 1))) * 1e12) / 1e12,
                        'trend', round(least(1, greatest(0, (z.w * coalesce((p.style_dna ->> 'trend')::float8, 0.5)
-                                                            + x.trend::float8) / (z.w + 1))) * 1e12) / 1e12,
+                                                            + round(x.trend::float8 * 1e6) / 1e6) / (z.w + 1))) * 1e12) / 1e12,
                        'dare',  round(least(1, greatest(0, (z.w * coalesce((p.style_dna ->> 'dare')::float8, 0.5)
-                                                            + x.dare::float8) / (z.w + 1))) * 1e12) / 1e12),
+                                                            + round(x.dare::float8 * 1e6) / 1e6) / (z.w + 1))) * 1e12) / 1e12),
                    CASE WHEN public.vector_norm(z.total) > 1e-6 THEN public.l2_normalize(z.total) ELSE p.taste END,
                    CASE WHEN public.vector_norm(z.total) > 1e-6 THEN public.vector_norm(z.total) / (z.w + 1)
                         ELSE p.taste_norm END,
@@ -186,9 +187,9 @@ BEGIN
 
         FOREACH o IN ARRAY r.outfits LOOP
             IF v_w + v_sign >= 1 THEN
-                v_vibe  := (v_w * v_vibe  + v_sign * o.vibe::double precision)  / (v_w + v_sign);
-                v_trend := (v_w * v_trend + v_sign * o.trend::double precision) / (v_w + v_sign);
-                v_dare  := (v_w * v_dare  + v_sign * o.dare::double precision)  / (v_w + v_sign);
+                v_vibe  := (v_w * v_vibe  + v_sign * (round(o.vibe::double precision * 1e6) / 1e6))  / (v_w + v_sign);
+                v_trend := (v_w * v_trend + v_sign * (round(o.trend::double precision * 1e6) / 1e6)) / (v_w + v_sign);
+                v_dare  := (v_w * v_dare  + v_sign * (round(o.dare::double precision * 1e6) / 1e6))  / (v_w + v_sign);
                 v_sum   := CASE WHEN v_sum IS NULL THEN CASE WHEN v_sign > 0 THEN o.embedding END
                                 WHEN v_sign > 0 THEN v_sum OPERATOR(public.+) o.embedding
                                 ELSE v_sum OPERATOR(public.-) o.embedding END;
