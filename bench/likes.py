@@ -33,10 +33,17 @@ from db.server import bin_dir
 
 DAY = date(2026, 4, 20)
 USERS = 10_000
+# Each round starts from a CHECKPOINT and fresh profiles: its first seconds write a full-page
+# image of every users page touched first and seed every user's color_affinity.  The p99 after
+# this warm-up is the steady state (production checkpoints every few minutes, and a user's
+# first like happens once); the p99 of the whole round is the goal's figure.
+WARM_UP_S = 3
 
 
-def pgbench(url: str, script: str, seconds: int, clients: int = 2, durable: bool = True) -> tuple[float, list[float]]:
-    """tps and every transaction's latency in ms (pgbench -l); durable=False: synchronous_commit off."""
+def pgbench(url: str, script: str, seconds: int, clients: int = 2,
+            durable: bool = True) -> tuple[float, list[float], list[float]]:
+    """tps, every transaction's latency in ms (pgbench -l), and those completed after the first
+    WARM_UP_S seconds; durable=False: synchronous_commit off."""
     env = dict(os.environ, PGOPTIONS="" if durable else "-c synchronous_commit=off")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "script.sql")
@@ -44,9 +51,11 @@ def pgbench(url: str, script: str, seconds: int, clients: int = 2, durable: bool
         out = subprocess.run([str(bin_dir() / "pgbench"), "-n", "-M", "prepared", "-c", str(clients),
                               "-j", str(clients), "-T", str(seconds), "-l", "--log-prefix", f"{tmp}/log",
                               "-f", str(path), url], capture_output=True, text=True, check=True, cwd=tmp, env=env)
-        latencies = [int(line.split()[2]) / 1000.0
-                     for log in Path(tmp).glob("log*") for line in log.read_text().splitlines()]
-    return float(re.search(r"tps = ([0-9.]+)", out.stdout).group(1)), latencies
+        rows = [(int(f[4]) + int(f[5]) / 1e6, int(f[2]) / 1000.0)   # (completed at, latency in ms)
+                for log in Path(tmp).glob("log*") for f in (line.split() for line in log.read_text().splitlines())]
+    start = min(t for t, _ in rows)
+    return (float(re.search(r"tps = ([0-9.]+)", out.stdout).group(1)), [ms for _, ms in rows],
+            [ms for t, ms in rows if t >= start + WARM_UP_S])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -84,7 +93,7 @@ def main() -> None:
                   "INSERT INTO ootd.likes (user_id, outfit_id) VALUES (:u, :o) ON CONFLICT DO NOTHING;\n")
         like = (f"\\set u random(1, {USERS})\n\\set o random({low}, {high})\n"
                 "SELECT ootd.like(:u, :o);\n")
-        results: dict[str, list[tuple[float, list[float]]]] = {
+        results: dict[str, list[tuple[float, list[float], list[float]]]] = {
             "enabled": [], "disabled": [], "like()": [], "enabled, no flush": [], "disabled, no flush": []}
         for _ in range(args.rounds):
             for mode in ("enabled", "disabled"):
@@ -100,18 +109,18 @@ def main() -> None:
             results["like()"].append(pgbench(url, like, args.seconds))
     print(f"machine: {machine()}; pgbench -M prepared -c 2 -j 2, {args.rounds} x {args.seconds} s per mode, "
           f"fsync and synchronous_commit on")
-    tps = {mode: statistics.median(t for t, _ in runs) for mode, runs in results.items()}
+    tps = {mode: statistics.median(t for t, _, _ in runs) for mode, runs in results.items()}
+    p99 = {mode: pct([x for _, lats, _ in runs for x in lats], 0.99) for mode, runs in results.items()}
+    steady = {mode: pct([x for _, _, lats in runs for x in lats], 0.99) for mode, runs in results.items()}
     for mode, runs in results.items():
-        lat = [x for _, lats in runs for x in lats]
+        lat = [x for _, lats, _ in runs for x in lats]
         label = "ootd.like()" if mode == "like()" else f"INSERT, trigger {mode}"
         print(f"  {label:<36} {tps[mode]:>8,.0f} tps   latency p50 {pct(lat, 0.5):.3f} ms  "
-              f"p99 {pct(lat, 0.99):.3f} ms  ({len(lat):,} likes)")
+              f"p99 {p99[mode]:.3f} ms (after {WARM_UP_S} s: {steady[mode]:.3f} ms)  ({len(lat):,} likes)")
     print(f"throughput ratio enabled/disabled: {tps['enabled'] / tps['disabled']:.2f} (goal >= 0.5); "
-          f"per-like p99 with the trigger: "
-          f"{pct([x for _, lats in results['enabled'] for x in lats], 0.99):.3f} ms (goal <= 1 ms); "
-          f"without the WAL flush wait (synchronous_commit off): ratio "
-          f"{tps['enabled, no flush'] / tps['disabled, no flush']:.2f}, p99 "
-          f"{pct([x for _, lats in results['enabled, no flush'] for x in lats], 0.99):.3f} ms")
+          f"per-like p99 with the trigger: {p99['enabled']:.3f} ms (goal <= 1 ms; after the {WARM_UP_S} s "
+          f"warm-up: {steady['enabled']:.3f} ms); without the WAL flush wait (synchronous_commit off): ratio "
+          f"{tps['enabled, no flush'] / tps['disabled, no flush']:.2f}, p99 {p99['enabled, no flush']:.3f} ms")
 
 
 if __name__ == "__main__":
