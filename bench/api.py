@@ -67,6 +67,11 @@ def start_server(url: str, secret: str, port: int, workers: int, threads: int, l
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", str(workers),
                              "--threads", str(threads)], cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
                             stdout=log.open("w"), stderr=subprocess.STDOUT)
+    return wait_until_serving(proc, port, log)
+
+
+def wait_until_serving(proc: subprocess.Popen, port: int, log: Path) -> subprocess.Popen:
+    """`proc` once /healthz answers 200 on `port`; exits with the server's log if it never does."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -77,7 +82,7 @@ def start_server(url: str, secret: str, port: int, workers: int, threads: int, l
         if proc.poll() is not None:
             break
     proc.kill()
-    raise SystemExit(f"ootd serve did not start:\n{log.read_text()}")
+    raise SystemExit(f"the server did not start:\n{log.read_text()}")
 
 
 def lua_table(values) -> str:

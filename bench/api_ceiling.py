@@ -24,11 +24,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.api import FEED_USERS, USERS, feed_script, free_port, http, parse_wrk
+from bench.api import FEED_USERS, USERS, feed_script, free_port, wait_until_serving, wrk
 from bench.common import bench_database, machine
 
 VARIANTS = ("real", "canned", "select1")
@@ -93,8 +92,7 @@ def processes(master: int) -> dict[str, list[int]]:
 def measure(base: str, path: str, seconds: float, script: Path | None, master: int) -> dict:
     procs = processes(master)
     before, wrk_before = cpu_seconds(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
-    cmd = ["wrk", "-t1", "-c8", f"-d{max(1, round(seconds))}s", "--latency"] + (["-s", str(script)] if script else [])
-    result = parse_wrk(subprocess.run(cmd + [base + path], capture_output=True, text=True, check=True).stdout)
+    result = wrk(base, path, seconds, 8, script)
     after, wrk_after = cpu_seconds(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
     n = result["requests"]
     result["cpu_us"] = {k: (after[k] - before[k]) / n * 1e6 for k in before}
@@ -109,15 +107,7 @@ def serve(variant: str, url: str, secret: str, port: int, log: Path) -> subproce
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "4",
                              "--keep-alive", "5", "--reuse-port", "-b", f"127.0.0.1:{port}", "bench.api_ceiling:app"],
                             env=env, stdin=subprocess.DEVNULL, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if http(f"http://127.0.0.1:{port}", "/healthz")[0] == 200:
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"gunicorn did not start:\n{log.read_text()}")
+    return wait_until_serving(proc, port, log)
 
 
 def main() -> None:

@@ -119,6 +119,7 @@ BEGIN
         RETURN NULL;                   -- nothing changed (a repeated like)
     END IF;
     v_flag := set_config('ootd.learning', 'on', true);   -- an assignment: no SPI query
+    UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.user_id FROM changed c) AND m.epoch <> 0;
 
     IF v_rows = 1 AND v_sign > 0 THEN
         -- One like: the loop's arithmetic for one outfit, as one statement.
@@ -159,12 +160,10 @@ BEGIN
                           OFFSET 0) z              -- evaluated once, not once per use
             WHERE x.id = v_outfit)
         WHERE p.id = v_user;
-        UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id = v_user AND m.epoch <> 0;
         v_flag := set_config('ootd.learning', 'off', true);
         RETURN NULL;
     END IF;
 
-    UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.user_id FROM changed c) AND m.epoch <> 0;
     FOR r IN
         SELECT c.user_id, array_agg(x ORDER BY c.liked_at, c.outfit_id) AS outfits
         FROM changed c JOIN ootd.outfits x ON x.id = c.outfit_id
