@@ -27,6 +27,7 @@ bp = Blueprint("ootd", __name__)
 MAX_LIMIT = 20
 _ITEM_KEYS = FEED_COLUMNS[:7]  # rank .. score
 _DIGITS = re.compile(r"[0-9]{1,19}")
+_LIMIT = re.compile(r"[0-9]{1,3}")
 # "+05:30" arrives as " 05:30" when a client forgets to percent-encode "+".
 _UNENCODED_PLUS = re.compile(r"^(.*[0-9.])[ ]([0-9]{2}(?::?[0-9]{2})?)$")
 _LEAP_SECOND = re.compile(r"(?<=T[0-9]{2}:[0-9]{2}):60(?=[.,Z+-]|$)")
@@ -62,7 +63,7 @@ def parse_at(text: str | None) -> datetime | None:
 def parse_limit(text: str | None) -> int:
     if text is None:
         return 3
-    if not re.fullmatch(r"[0-9]{1,3}", text) or not 1 <= int(text) <= MAX_LIMIT:
+    if not _LIMIT.fullmatch(text) or not 1 <= int(text) <= MAX_LIMIT:
         raise bad_request("invalid_limit", f"limit must be an integer between 1 and {MAX_LIMIT}, got {text!r}")
     return int(text)
 

@@ -8,6 +8,9 @@ machine; each round starts from an empty likes table and fresh profiles.
 The server runs with durable defaults (fsync and synchronous_commit on), so a
 like's latency includes its WAL flush; a second pair of rounds runs with
 synchronous_commit off for the session, which shows the like's own CPU path.
+Per mode it also prints the WAL each like writes (LSN difference) and, on PostgreSQL 18+
+as a superuser, the client backends' WAL flushes from pg_stat_io: flushes per like and
+their mean time (track_wal_io_timing on for the pgbench sessions).
 Usage: python -m bench.likes [--seconds S] [--rounds R]
 """
 
@@ -19,6 +22,8 @@ import re
 import statistics
 import subprocess
 import tempfile
+import time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -40,11 +45,40 @@ USERS = 10_000
 WARM_UP_S = 3
 
 
-def pgbench(url: str, script: str, seconds: int, clients: int = 2,
-            durable: bool = True) -> tuple[float, list[float], list[float]]:
-    """tps, every transaction's latency in ms (pgbench -l), and those completed after the first
-    WARM_UP_S seconds; durable=False: synchronous_commit off."""
-    env = dict(os.environ, PGOPTIONS="" if durable else "-c synchronous_commit=off")
+# The client backends' WAL writes and flushes since the last pg_stat_reset_shared('io')
+# (PostgreSQL 18 counts WAL in pg_stat_io; times need track_wal_io_timing).
+WAL_IO = """SELECT sum(fsyncs)::bigint, sum(fsync_time)::float8 FROM pg_stat_io
+            WHERE object = 'wal' AND backend_type = 'client backend'"""
+
+
+@dataclass
+class Run:
+    tps: float
+    latencies: list[float]        # every transaction's, in ms
+    steady: list[float]           # those completed after the first WARM_UP_S seconds
+    wal_bytes: int                # WAL written during the run (all backends)
+    flushes: int | None = None    # WAL fsyncs by the client backends (None: not measurable)
+    flush_ms: float | None = None
+
+
+def wal_io_available(url: str) -> bool:
+    """pg_stat_io counts WAL (PostgreSQL 18+) and we may reset it and time flushes (superuser)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return bool(conn.execute("SELECT current_setting('server_version_num')::int >= 180000 "
+                                 "AND current_setting('is_superuser')::bool").fetchone()[0])
+
+
+def pgbench(url: str, script: str, seconds: int, clients: int = 2, durable: bool = True,
+            wal_io: bool = False) -> Run:
+    """One pgbench run; durable=False: synchronous_commit off; wal_io: count the WAL flushes."""
+    options = [] if durable else ["-c synchronous_commit=off"]
+    if wal_io:
+        options.append("-c track_wal_io_timing=on")
+    env = dict(os.environ, PGOPTIONS=" ".join(options))
+    with psycopg.connect(url, autocommit=True) as conn:
+        if wal_io:
+            conn.execute("SELECT pg_stat_reset_shared('io')")
+        lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "script.sql")
         path.write_text(script)
@@ -54,11 +88,23 @@ def pgbench(url: str, script: str, seconds: int, clients: int = 2,
         rows = [(int(f[4]) + int(f[5]) / 1e6, int(f[2]) / 1000.0)   # (completed at, latency in ms)
                 for log in Path(tmp).glob("log*") for f in (line.split() for line in log.read_text().splitlines())]
     start = min(t for t, _ in rows)
-    return (float(re.search(r"tps = ([0-9.]+)", out.stdout).group(1)), [ms for _, ms in rows],
-            [ms for t, ms in rows if t >= start + WARM_UP_S])
+    run = Run(float(re.search(r"tps = ([0-9.]+)", out.stdout).group(1)), [ms for _, ms in rows],
+              [ms for t, ms in rows if t >= start + WARM_UP_S], 0)
+    with psycopg.connect(url, autocommit=True) as conn:
+        run.wal_bytes = int(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", (lsn,)).fetchone()[0])
+        if wal_io:  # pgbench's backends report their I/O statistics as they exit
+            deadline = time.monotonic() + 10
+            while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbench'"
+                               ).fetchone()[0] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            run.flushes, run.flush_ms = conn.execute(WAL_IO).fetchone()
+    return run
 
 
 def pct(values: list[float], q: float) -> float:
+    """The q-quantile of `values` (NaN for none: a run no longer than the warm-up)."""
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
@@ -93,35 +139,41 @@ def main() -> None:
                   "INSERT INTO ootd.likes (user_id, outfit_id) VALUES (:u, :o) ON CONFLICT DO NOTHING;\n")
         like = (f"\\set u random(1, {USERS})\n\\set o random({low}, {high})\n"
                 "SELECT ootd.like(:u, :o);\n")
-        results: dict[str, list[tuple[float, list[float], list[float]]]] = {
+        wal_io = wal_io_available(url)
+        results: dict[str, list[Run]] = {
             "enabled": [], "disabled": [], "like()": [], "enabled, no flush": [], "disabled, no flush": []}
         for _ in range(args.rounds):
             for mode in ("enabled", "disabled"):
                 reset(url)
                 set_trigger(url, mode == "enabled")
-                results[mode].append(pgbench(url, insert, args.seconds))
+                results[mode].append(pgbench(url, insert, args.seconds, wal_io=wal_io))
             for mode in ("enabled", "disabled"):  # the same without waiting for the WAL flush
                 reset(url)
                 set_trigger(url, mode == "enabled")
                 results[f"{mode}, no flush"].append(pgbench(url, insert, args.seconds, durable=False))
             set_trigger(url, True)
             reset(url)
-            results["like()"].append(pgbench(url, like, args.seconds))
+            results["like()"].append(pgbench(url, like, args.seconds, wal_io=wal_io))
     print(f"machine: {machine()}; pgbench -M prepared -c 2 -j 2, {args.rounds} x {args.seconds} s per mode, "
           f"fsync and synchronous_commit on")
-    tps = {mode: statistics.median(t for t, _, _ in runs) for mode, runs in results.items()}
-    p99 = {mode: pct([x for _, lats, _ in runs for x in lats], 0.99) for mode, runs in results.items()}
-    steady = {mode: pct([x for _, _, lats in runs for x in lats], 0.99) for mode, runs in results.items()}
+    tps = {mode: statistics.median(r.tps for r in runs) for mode, runs in results.items()}
+    p99 = {mode: pct([x for r in runs for x in r.latencies], 0.99) for mode, runs in results.items()}
+    steady = {mode: pct([x for r in runs for x in r.steady], 0.99) for mode, runs in results.items()}
     for mode, runs in results.items():
-        lat = [x for _, lats, _ in runs for x in lats]
+        lat = [x for r in runs for x in r.latencies]
         label = "ootd.like()" if mode == "like()" else f"INSERT, trigger {mode}"
+        wal = f"WAL {sum(r.wal_bytes for r in runs) / len(lat):,.0f} B/like"
+        flushes = [r for r in runs if r.flushes]
+        if flushes:
+            n = sum(r.flushes for r in flushes)
+            wal += (f", {n / sum(len(r.latencies) for r in flushes):.2f} flushes/like "
+                    f"of {sum(r.flush_ms for r in flushes) / n * 1000:.0f} us")
         print(f"  {label:<36} {tps[mode]:>8,.0f} tps   latency p50 {pct(lat, 0.5):.3f} ms  "
-              f"p99 {p99[mode]:.3f} ms (after {WARM_UP_S} s: {steady[mode]:.3f} ms)  ({len(lat):,} likes)")
+              f"p99 {p99[mode]:.3f} ms (after {WARM_UP_S} s: {steady[mode]:.3f} ms)  ({len(lat):,} likes; {wal})")
     print(f"throughput ratio enabled/disabled: {tps['enabled'] / tps['disabled']:.2f} (goal >= 0.5); "
           f"per-like p99 with the trigger: {p99['enabled']:.3f} ms (goal <= 1 ms; after the {WARM_UP_S} s "
           f"warm-up: {steady['enabled']:.3f} ms); without the WAL flush wait (synchronous_commit off): ratio "
           f"{tps['enabled, no flush'] / tps['disabled, no flush']:.2f}, p99 {p99['enabled, no flush']:.3f} ms")
-
 
 if __name__ == "__main__":
     main()
