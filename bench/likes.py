@@ -45,8 +45,8 @@ USERS = 10_000
 WARM_UP_S = 3
 
 
-# The client backends' WAL writes and flushes since the last pg_stat_reset_shared('io')
-# (PostgreSQL 18 counts WAL in pg_stat_io; times need track_wal_io_timing).
+# The client backends' WAL flushes and their total time in ms since the last
+# pg_stat_reset_shared('io') (PostgreSQL 18 counts WAL in pg_stat_io; times need track_wal_io_timing).
 WAL_IO = """SELECT sum(fsyncs)::bigint, sum(fsync_time)::float8 FROM pg_stat_io
             WHERE object = 'wal' AND backend_type = 'client backend'"""
 
@@ -57,8 +57,8 @@ class Run:
     latencies: list[float]        # every transaction's, in ms
     steady: list[float]           # those completed after the first WARM_UP_S seconds
     wal_bytes: int                # WAL written during the run (all backends)
-    flushes: int | None = None    # WAL fsyncs by the client backends (None: not measurable)
-    flush_ms: float | None = None
+    flushes: int | None           # WAL fsyncs by the client backends (None: not measured)
+    flush_ms: float | None        # their total time
 
 
 def wal_io_available(url: str) -> bool:
@@ -87,18 +87,18 @@ def pgbench(url: str, script: str, seconds: int, clients: int = 2, durable: bool
                               "-f", str(path), url], capture_output=True, text=True, check=True, cwd=tmp, env=env)
         rows = [(int(f[4]) + int(f[5]) / 1e6, int(f[2]) / 1000.0)   # (completed at, latency in ms)
                 for log in Path(tmp).glob("log*") for f in (line.split() for line in log.read_text().splitlines())]
-    start = min(t for t, _ in rows)
-    run = Run(float(re.search(r"tps = ([0-9.]+)", out.stdout).group(1)), [ms for _, ms in rows],
-              [ms for t, ms in rows if t >= start + WARM_UP_S], 0)
+    flushes = flush_ms = None
     with psycopg.connect(url, autocommit=True) as conn:
-        run.wal_bytes = int(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", (lsn,)).fetchone()[0])
+        wal_bytes = int(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", (lsn,)).fetchone()[0])
         if wal_io:  # pgbench's backends report their I/O statistics as they exit
             deadline = time.monotonic() + 10
             while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbench'"
                                ).fetchone()[0] and time.monotonic() < deadline:
                 time.sleep(0.05)
-            run.flushes, run.flush_ms = conn.execute(WAL_IO).fetchone()
-    return run
+            flushes, flush_ms = conn.execute(WAL_IO).fetchone()
+    start = min(t for t, _ in rows)
+    return Run(float(re.search(r"tps = ([0-9.]+)", out.stdout).group(1)), [ms for _, ms in rows],
+               [ms for t, ms in rows if t >= start + WARM_UP_S], wal_bytes, flushes, flush_ms)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -157,23 +157,25 @@ def main() -> None:
     print(f"machine: {machine()}; pgbench -M prepared -c 2 -j 2, {args.rounds} x {args.seconds} s per mode, "
           f"fsync and synchronous_commit on")
     tps = {mode: statistics.median(r.tps for r in runs) for mode, runs in results.items()}
-    p99 = {mode: pct([x for r in runs for x in r.latencies], 0.99) for mode, runs in results.items()}
+    latencies = {mode: [x for r in runs for x in r.latencies] for mode, runs in results.items()}
+    p99 = {mode: pct(lat, 0.99) for mode, lat in latencies.items()}
     steady = {mode: pct([x for r in runs for x in r.steady], 0.99) for mode, runs in results.items()}
     for mode, runs in results.items():
-        lat = [x for r in runs for x in r.latencies]
+        lat = latencies[mode]
         label = "ootd.like()" if mode == "like()" else f"INSERT, trigger {mode}"
         wal = f"WAL {sum(r.wal_bytes for r in runs) / len(lat):,.0f} B/like"
-        flushes = [r for r in runs if r.flushes]
-        if flushes:
-            n = sum(r.flushes for r in flushes)
-            wal += (f", {n / sum(len(r.latencies) for r in flushes):.2f} flushes/like "
-                    f"of {sum(r.flush_ms for r in flushes) / n * 1000:.0f} us")
+        counted = [r for r in runs if r.flushes]  # runs with pg_stat_io figures
+        if counted:
+            n = sum(r.flushes for r in counted)
+            wal += (f", {n / sum(len(r.latencies) for r in counted):.2f} flushes/like "
+                    f"of {sum(r.flush_ms for r in counted) / n * 1000:.0f} us")
         print(f"  {label:<36} {tps[mode]:>8,.0f} tps   latency p50 {pct(lat, 0.5):.3f} ms  "
               f"p99 {p99[mode]:.3f} ms (after {WARM_UP_S} s: {steady[mode]:.3f} ms)  ({len(lat):,} likes; {wal})")
     print(f"throughput ratio enabled/disabled: {tps['enabled'] / tps['disabled']:.2f} (goal >= 0.5); "
           f"per-like p99 with the trigger: {p99['enabled']:.3f} ms (goal <= 1 ms; after the {WARM_UP_S} s "
           f"warm-up: {steady['enabled']:.3f} ms); without the WAL flush wait (synchronous_commit off): ratio "
           f"{tps['enabled, no flush'] / tps['disabled, no flush']:.2f}, p99 {p99['enabled, no flush']:.3f} ms")
+
 
 if __name__ == "__main__":
     main()
