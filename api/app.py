@@ -8,6 +8,7 @@ with Flask's test client against a real database.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import time
@@ -96,10 +97,33 @@ _STARTED = "ootd.started"
 
 
 def _timed(wsgi_app):
-    """Stamp the request's start in its WSGI environ (cheaper than a before_request hook)."""
+    """Stamp the request's start in its WSGI environ (cheaper than a before_request hook); bound a chunked body."""
 
     def app(environ, start_response):
         environ[_STARTED] = time.perf_counter()
+        if "HTTP_TRANSFER_ENCODING" in environ and environ.get("wsgi.input_terminated"):
+            _buffer_body(environ)
         return wsgi_app(environ, start_response)
 
     return app
+
+
+def _buffer_body(environ: dict, limit: int = MAX_BODY_BYTES) -> None:
+    """Give a body sent without Content-Length (Transfer-Encoding: chunked, decoded by the server) one, as a
+    buffering proxy does: read at most `limit` + 1 bytes of it, whatever the client sends, and declare those.
+
+    Werkzeug bounds such a stream at MAX_CONTENT_LENGTH but stops there silently: a 5 KB chunked like came
+    through as its first 4 KiB (valid JSON when the rest was spaces) and 10 MiB as 4 KiB of invalid JSON.
+    Declared, a body past the limit is a Content-Length past MAX_CONTENT_LENGTH: the same 413 as any other.
+    A malformed chunk raises here, outside Flask, and gunicorn answers 400 (api/server.py).
+    """
+    stream = environ["wsgi.input"]
+    data = bytearray()
+    while len(data) <= limit:
+        chunk = stream.read(limit + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    environ["wsgi.input"] = io.BytesIO(bytes(data))
+    environ["CONTENT_LENGTH"] = str(len(data))
+    del environ["HTTP_TRANSFER_ENCODING"]  # Werkzeug ignores Content-Length next to chunked

@@ -113,16 +113,36 @@ class Database:
 
     # -------------------------------------------------------------- plumbing --
     def _rows(self, name: str, params: dict | None, timeout: float | None = None) -> list[tuple]:
+        """The statement's rows.  Once, on a connection found closed, again on another one.
+
+        A restart or pg_terminate_backend closes the pooled connections while they sit idle, and the pool
+        only notices when one is used: without the retry, each of them cost a request its 503.  So the
+        first such failure checks every idle connection (`pool.check()` discards the dead ones and opens
+        replacements, each configured with SET ROLE like any new one) and runs the statement again.  Every
+        call is safe to repeat: feed and serving_status read; like and unlike set a state, so a repeat
+        ends in the same state (only `created`/`removed` could then describe the repeat, not the first
+        attempt, if the connection died after the server had committed).
+        """
+        timeout = timeout or self.timeout
+        sql = query(name)
         try:
-            with self.pool.connection(timeout=timeout or self.timeout) as conn:
-                cursor = self._cursors.get(conn)
-                if cursor is None:
-                    cursor = self._cursors[conn] = conn.cursor()
-                cursor.execute(query(name), params)
-                return cursor.fetchall()
+            for attempt in (1, 2):
+                with self.pool.connection(timeout=timeout) as conn:
+                    cursor = self._cursors.get(conn)
+                    if cursor is None:
+                        cursor = self._cursors[conn] = conn.cursor()
+                    try:
+                        cursor.execute(sql, params)
+                        return cursor.fetchall()
+                    except psycopg.Error:
+                        if attempt == 2 or not conn.closed:
+                            raise
+                log.warning("database connection lost; checking the pool's other connections and retrying once")
+                self.pool.check()  # the closed one went back to the pool above, which discarded it
+            raise AssertionError("unreachable")
         except PoolTimeout as exc:
             raise ApiError(503, "database_unavailable", "database unavailable: no connection within "
-                           f"{timeout or self.timeout:g} s", {"Retry-After": "1"}) from exc
+                           f"{timeout:g} s", {"Retry-After": "1"}) from exc
         except psycopg.Error as exc:
             if exc.sqlstate is None:  # lost connection, server gone: the pool discards it
                 raise ApiError(503, "database_unavailable", "database unavailable", {"Retry-After": "1"}) from exc

@@ -2,7 +2,9 @@
 
 Views raise `ApiError`; the app's handlers turn it, Werkzeug's HTTP errors
 (404 for unknown routes, 405, 413) and anything unexpected (500, logged) into
-that JSON body, so a client never has to parse HTML.
+that JSON body, so a client never has to parse HTML.  Requests gunicorn itself
+rejects before the app sees them (a request line or headers past its limits,
+malformed HTTP) get the same body from the worker class in api/server.py.
 """
 
 from __future__ import annotations
@@ -32,8 +34,13 @@ def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | Non
     return Response(_ENCODER.encode(body), status=status, headers=headers, mimetype="application/json")
 
 
+def error_body(code: str, message: str) -> str:
+    """The JSON text of an error (also written by the gunicorn worker, outside any app)."""
+    return _ENCODER.encode({"error": {"code": code, "message": message}})
+
+
 def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    return json_response({"error": {"code": code, "message": message}}, status, headers)
+    return Response(error_body(code, message), status=status, headers=headers, mimetype="application/json")
 
 
 def bad_request(code: str, message: str) -> ApiError:

@@ -202,29 +202,35 @@ def _api_message(exc: Any) -> str:
 
 def call_with_retries(fn: Callable[[], tuple[T, Usage]], *, kind: str, provider: str, model: str,
                       attempts: list[Attempt], max_retries: int,
-                      sleep: Callable[[float], None] = time.sleep) -> T:
+                      sleep: Callable[[float], None] = time.sleep,
+                      before_send: Callable[[str, int], int | None] | None = None) -> T:
     """Call `fn` until it succeeds, appending one Attempt per request.
 
     Retries timeouts, connection errors, 408/409/429 and 5xx up to
     `max_retries` times, waiting Retry-After when the server gives one, else
     an exponential backoff with jitter (0.5 s, 1 s, 2 s ... capped at 8 s).
+    `before_send(kind, attempt)` runs before every request and returns the id
+    of its ledger row, so a request the process dies during is still counted.
     """
     number = sum(1 for a in attempts if a.kind == kind)
     for retry in range(max_retries + 1):
         number += 1
+        ledger_id = before_send(kind, number) if before_send else None
         started = time.perf_counter()
         try:
             value, usage = fn()
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, then re-raised or retried
             retryable, status, wait, message = classify(exc)
             attempts.append(Attempt(kind=kind, model=model, provider=provider, attempt=number, status="error",
-                                    latency_ms=_ms(started), http_status=status, error=message))
+                                    latency_ms=_ms(started), http_status=status, error=message,
+                                    ledger_id=ledger_id))
             if not retryable or retry == max_retries:
                 raise Failure(message, status) from exc
             sleep(wait if wait is not None else min(8.0, 0.5 * 2 ** retry) * (0.5 + random.random() / 2))
             continue
         attempts.append(Attempt(kind=kind, model=model, provider=provider, attempt=number, status="ok",
-                                latency_ms=_ms(started), usage=usage, http_status=200 if provider == "openai" else None))
+                                latency_ms=_ms(started), usage=usage, http_status=200 if provider == "openai" else None,
+                                ledger_id=ledger_id))
         return value
     raise AssertionError("unreachable")
 
@@ -234,9 +240,9 @@ def _ms(started: float) -> float:
 
 
 def ledger_rows(attempts: list[Attempt]) -> list[dict[str, Any]]:
-    """Attempts as the JSON rows ootd.record_llm_calls() takes."""
+    """Attempts as the JSON rows ootd.record_llm_calls() takes (an id finishes a row written before sending)."""
     return [{
-        "provider": a.provider, "kind": a.kind, "model": a.model, "attempt": a.attempt, "status": a.status,
+        "id": a.ledger_id, "provider": a.provider, "kind": a.kind, "model": a.model, "attempt": a.attempt, "status": a.status,
         "http_status": a.http_status, "prompt_tokens": a.usage.prompt_tokens,
         "completion_tokens": a.usage.completion_tokens, "latency_ms": a.latency_ms,
         "error": (a.error or None) and a.error[:1000],

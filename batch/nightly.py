@@ -1,13 +1,17 @@
 """`ootd nightly`: one LLM call per style cluster, pools stored durably, cache refreshed.
 
 Steps, each a named query:
+ 0. refuse a day more than one day after the database's date (unless forced),
+    and refill the cache if a crash emptied it (ootd.rehydrate_cache);
  1. take the nightly advisory lock (a second run waits, or exits with --no-wait);
  2. record the day's weather for every city (the first forecast of a day wins);
  3. read ootd.cluster_demand(day): K rows, never the N users;
  4. for each cluster without a pool, in a bounded thread pool: generate,
-    validate (one retry with the problems as feedback), embed;
- 5. as each cluster finishes, in one transaction: its ledger rows and, if
-    valid, its pool (so a killed run resumes where it stopped);
+    validate (one retry with the problems as feedback), embed; every request's
+    ledger row is committed (status 'sent') before the request goes out;
+ 5. as each cluster finishes, in one transaction: its ledger rows finished
+    and, if valid, its pool (so a killed run resumes where it stopped, and its
+    ledger counts every request a server may have billed);
  6. ootd.refresh_pool_cache(day) in one transaction.
 A cluster that fails keeps serving its most recent earlier pool (ootd.feed
 falls back to it); nothing partial is ever stored.
@@ -16,6 +20,7 @@ falls back to it); nothing partial is ever stored.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -65,6 +70,7 @@ class NightlyConfig:
     timeout_s: float = 60.0
     max_retries: int = 3                  # per request, for 429 / 5xx / timeouts
     wait: bool = True                     # wait for a concurrent run instead of exiting
+    force: bool = False                   # allow a day more than one day after the database's date
 
     @classmethod
     def from_env(cls, day: date, llm: str | None = None, **overrides: Any) -> "NightlyConfig":
@@ -100,6 +106,7 @@ class NightlyReport:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_outfits: int = 0
+    restored_cache_rows: int = 0          # cache rows ootd.rehydrate_cache put back before the run
     seconds: float = 0.0
     cost: dict[str, Any] | None = None    # the day's row of ootd.llm_cost_daily
 
@@ -131,7 +138,11 @@ def run_nightly(url: str | None, config: NightlyConfig, *, stylist: Stylist | No
         stylist, embedder = stylist or default_stylist, embedder or default_embedder
     report = NightlyReport(day=config.day, llm=stylist.name, model=stylist.model)
 
-    with connect(url, autocommit=True) as conn:
+    with connect(url, autocommit=True) as conn, connect(url, autocommit=True) as ledger_conn:
+        if not config.force:
+            run(conn, "check_pool_date", (config.day,))
+        report.restored_cache_rows = one(conn, "rehydrate_cache")["restored"]
+        ledger = RequestLedger(ledger_conn)
         if not one(conn, "nightly_try_lock")["locked"]:
             if not config.wait:
                 raise NightlyBusy("another `ootd nightly` run is in progress; try again later")
@@ -148,7 +159,8 @@ def run_nightly(url: str | None, config: NightlyConfig, *, stylist: Stylist | No
             report.skipped = len(clusters) - len(todo)
             notify("start", len(todo))
             with ThreadPoolExecutor(max_workers=max(1, config.concurrency)) as pool:
-                futures = [pool.submit(generate_cluster, c, vocabulary, stylist, embedder, config) for c in todo]
+                futures = [pool.submit(generate_cluster, c, vocabulary, stylist, embedder, config, ledger)
+                           for c in todo]
                 for future in as_completed(futures):
                     outcome = future.result()
                     _save(conn, outcome, stylist)
@@ -162,9 +174,34 @@ def run_nightly(url: str | None, config: NightlyConfig, *, stylist: Stylist | No
     return report
 
 
+class RequestLedger:
+    """Commits each LLM request's ledger row (status 'sent') before the request is sent.
+
+    Its own autocommit connection, shared by the worker threads under a lock,
+    so a run killed mid-request still counts every request a server may have
+    received; the cluster's transaction later finishes the rows by id.
+    """
+
+    def __init__(self, conn: Any):
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def sender(self, cluster: Cluster, provider: str, model: str) -> Callable[[str, int], int]:
+        def before_send(kind: str, attempt: int) -> int:
+            with self._lock:
+                return one(self._conn, "record_llm_request",
+                           (cluster.pool_date, cluster.cluster_id, provider, kind, model, attempt))["id"]
+        return before_send
+
+
 def generate_cluster(cluster: Cluster, vocabulary: Vocabulary, stylist: Stylist, embedder: Embedder,
-                     config: NightlyConfig) -> ClusterOutcome:
-    """Generate, validate (one retry with feedback) and embed one cluster's pool."""
+                     config: NightlyConfig, ledger: RequestLedger | None = None) -> ClusterOutcome:
+    """Generate, validate (one retry with feedback) and embed one cluster's pool.
+
+    With a `ledger`, every request's ledger row is committed before it is sent;
+    without one (ootd.generate_pool's single transaction), the rows are written
+    with the outcome.
+    """
     attempts: list[Attempt] = []
     outcome = ClusterOutcome(cluster=cluster, status="failed", attempts=attempts)
     feedback: str | None = None
@@ -174,7 +211,8 @@ def generate_cluster(cluster: Cluster, vocabulary: Vocabulary, stylist: Stylist,
             content = call_with_retries(
                 lambda: _generate(stylist, cluster, vocabulary, feedback),
                 kind="chat", provider=stylist.name, model=stylist.model,
-                attempts=attempts, max_retries=config.max_retries)
+                attempts=attempts, max_retries=config.max_retries,
+                before_send=ledger and ledger.sender(cluster, stylist.name, stylist.model))
             try:
                 outfits = validate_pool(content, vocabulary)
                 break
@@ -189,7 +227,8 @@ def generate_cluster(cluster: Cluster, vocabulary: Vocabulary, stylist: Stylist,
             vectors, _ = embedder.embed(texts)
         else:
             vectors = call_with_retries(lambda: embedder.embed(texts), kind="embedding", provider=embedder.name,
-                                        model=embedder.model, attempts=attempts, max_retries=config.max_retries)
+                                        model=embedder.model, attempts=attempts, max_retries=config.max_retries,
+                                        before_send=ledger and ledger.sender(cluster, embedder.name, embedder.model))
     except Failure as exc:
         outcome.error = str(exc)
         return outcome

@@ -4,8 +4,14 @@ Deterministic: user k's attributes depend only on (seed, k), generated in
 fixed chunks of CHUNK ids with a NumPy generator seeded by (seed, chunk), so
 `--users 20000` after `--users 10000` adds users 10001..20000 and leaves the
 first ten thousand exactly as they were.  Re-running never duplicates: ids
-that already exist are skipped.  Rows stream into one `COPY`, validated by the
-users table's statement-level trigger in one set-based pass.
+that already exist are skipped.
+
+Seeding runs in batches of BATCH ids (by default; ten chunks), each its own
+transaction: take the seed lock, find the ids of the batch that already
+exist, stream the rest through one `COPY` (validated by the users table's
+statement-level trigger in one set-based pass), commit.  An interrupted seed
+keeps every committed batch and leaves at most one batch of dead rows; running
+it again fills in only what is missing.  At most MAX_USERS users per call.
 
 The population is skewed the way a fashion app's is: big cities dominate,
 "Minimal" and "Casual" outnumber "Glam", each archetype favours its own
@@ -25,7 +31,9 @@ import psycopg
 from batch import embed
 from db.connect import all_rows, copy_chunks, one, run
 
-CHUNK = 10_000
+CHUNK = 10_000          # ids drawn together from one generator seeded by (seed, chunk)
+BATCH = 100_000         # ids per COPY and per transaction (10 chunks)
+MAX_USERS = 10_000_000  # the most `ootd seed --users` accepts (about 5 GB of users)
 
 # archetype -> (population share, favoured colors, favoured categories, (vibe, trend, dare) means)
 PROFILES: dict[str, tuple[float, list[str], list[str], tuple[float, float, float]]] = {
@@ -83,32 +91,54 @@ class SeedResult:
     seconds: float
 
 
-def seed_users(conn: psycopg.Connection, users: int, seed: int) -> SeedResult:
-    """Create users 1..`users` that do not exist yet, in one transaction."""
+def check_request(users: int, seed: int, batch_size: int = BATCH) -> None:
+    """Raise ValueError, with a message for people, unless seed_users can do this."""
     if users < 1:
         raise ValueError("--users must be at least 1")
+    if users > MAX_USERS:
+        raise ValueError(f"--users must be at most {MAX_USERS:,}, got {users:,}")
+    if seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, got {seed}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+
+
+def seed_users(conn: psycopg.Connection, users: int, seed: int, *, batch_size: int = BATCH) -> SeedResult:
+    """Create users 1..`users` that do not exist yet, committing every `batch_size` ids.
+
+    Whatever `conn` has open is committed first; then each batch is one
+    transaction of its own (see the module docstring).
+    """
+    check_request(users, seed, batch_size)
     started = time.perf_counter()
-    run(conn, "lock_seed")
-    vocab = Vocabulary.load(conn)
-    existing = one(conn, "count_users_in_range", (users,))["n"]
-    if existing == users:
-        return SeedResult(users, 0, existing, time.perf_counter() - started)
-    present = set()
-    if existing:
-        present = set(one(conn, "user_ids_in_range", (users,))["ids"])
-    lines = _lines(vocab, users, seed, present)
-    copy_chunks(conn, "copy_users_text", lines)
+    if not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.commit()
+    vocab: Vocabulary | None = None
+    existing = 0
+    for first in range(1, users + 1, batch_size):
+        last = min(users, first + batch_size - 1)
+        with conn.transaction():  # BEGIN ... COMMIT (the connection is idle here)
+            run(conn, "lock_seed")
+            present_count = one(conn, "seed_count_between", (first, last))["n"]
+            existing += present_count
+            if present_count == last - first + 1:
+                continue
+            present: set[int] = set()
+            if present_count:
+                present = set(one(conn, "seed_ids_between", (first, last))["ids"])
+            vocab = vocab or Vocabulary.load(conn)
+            copy_chunks(conn, "copy_users_text", _lines(vocab, seed, first, last, present))
     return SeedResult(users, users - existing, existing, time.perf_counter() - started)
 
 
-def _lines(vocab: Vocabulary, users: int, seed: int, present: set[int]) -> Iterator[bytes]:
-    for chunk in range((users + CHUNK - 1) // CHUNK):
-        yield generate_chunk(vocab, seed, chunk, limit=users, skip=present)
+def _lines(vocab: Vocabulary, seed: int, first: int, last: int, present: set[int]) -> Iterator[bytes]:
+    for chunk in range((first - 1) // CHUNK, (last - 1) // CHUNK + 1):
+        yield generate_chunk(vocab, seed, chunk, limit=last, skip=present, start=first)
 
 
 def generate_chunk(vocab: Vocabulary, seed: int, chunk: int, *, limit: int,
-                   skip: set[int] = frozenset()) -> bytes:
-    """COPY text rows for ids chunk*CHUNK+1 .. min(limit, (chunk+1)*CHUNK), minus `skip`.
+                   skip: set[int] = frozenset(), start: int = 1) -> bytes:
+    """COPY text rows for ids max(start, chunk*CHUNK+1) .. min(limit, (chunk+1)*CHUNK), minus `skip`.
 
     Every random draw is made for the whole chunk up front (vectorized), so
     a user's attributes do not depend on how many users are requested.
@@ -171,12 +201,17 @@ def generate_chunk(vocab: Vocabulary, seed: int, chunk: int, *, limit: int,
     city_names = [_copy_text(c) for c in vocab.cities]
     tz_names = [_copy_text(t) for t in vocab.city_timezones]
     last = max(0, min(n, limit - first_id + 1))
-    vectors = embed.vector_literals(taste[:last])
-    rows = zip(range(first_id, first_id + last), arche_idx.tolist(), has_arche.tolist(),
-               city_idx.tolist(), traveller.tolist(), other_city.tolist(),
-               veto_all.tolist(), veto.tolist(), color_veto.tolist(),
-               n_colors.tolist(), n_liked.tolist(), n_disliked.tolist(), n_bad_colors.tolist(),
-               color_rank.tolist(), cat_rank.tolist(), traits.tolist(), vectors)
+    lo = min(last, max(0, start - first_id))
+    if lo == last:
+        return b""
+    part = slice(lo, last)
+    vectors = embed.vector_literals(taste[part])
+    rows = zip(range(first_id + lo, first_id + last), arche_idx[part].tolist(), has_arche[part].tolist(),
+               city_idx[part].tolist(), traveller[part].tolist(), other_city[part].tolist(),
+               veto_all[part].tolist(), veto[part].tolist(), color_veto[part].tolist(),
+               n_colors[part].tolist(), n_liked[part].tolist(), n_disliked[part].tolist(),
+               n_bad_colors[part].tolist(), color_rank[part].tolist(), cat_rank[part].tolist(),
+               traits[part].tolist(), vectors)
     out: list[str] = []
     for (user_id, a, has_a, city, travels, other, all_out, vetoes, color_vetoes,
          k_col, k_liked, k_dis, k_bad, c_rank, g_rank, (vibe, trend, dare), vector) in rows:

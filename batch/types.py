@@ -71,6 +71,7 @@ class Attempt:
     usage: Usage = field(default_factory=Usage)
     http_status: int | None = None
     error: str | None = None
+    ledger_id: int | None = None     # its ootd.llm_calls row, written (status 'sent') before sending
 
 
 class Stylist(Protocol):

@@ -72,7 +72,9 @@ def cmd_db(args: argparse.Namespace) -> None:
         raise CommandError(f"'ootd db {args.action}' manages the embedded server; DATABASE_URL is set")
     server = default_server()
     if args.action == "start":
-        print(server.ensure_running())
+        url = server.ensure_running(announce=lambda line: print(line, file=sys.stderr, flush=True))
+        print(url)
+        _rehydrate_cache(url)
     elif args.action == "stop":
         print("stopped" if server.stop() else "not running")
     elif args.action == "status":
@@ -82,31 +84,50 @@ def cmd_db(args: argparse.Namespace) -> None:
             raise SystemExit(3)
 
 
-def migrate(url: str | None = None, revision: str = "head") -> None:
-    """`alembic upgrade <revision>` on `url` (default: DATABASE_URL or embedded)."""
+def migrate(url: str | None = None, revision: str = "head", allow_data_loss: bool = False) -> str:
+    """`alembic upgrade <revision>` on `url` (default: DATABASE_URL or embedded), or `alembic downgrade
+    <revision>` when `revision` is behind the database's; returns "upgrade" or "downgrade".
+
+    A downgrade that would destroy rows refuses (CommandError, nothing changed) unless allow_data_loss.
+    """
     from alembic import command
     from alembic.config import Config
+    from alembic.util import CommandError as AlembicCommandError
+    from sqlalchemy import create_engine, pool
     from sqlalchemy.exc import DBAPIError
 
     from db.connect import DatabaseError, database_url, sqlalchemy_url
+    from migrations.guard import CONFIG_ATTRIBUTE, is_downgrade
 
+    target = sqlalchemy_url(url or database_url())
     config = Config(str(REPO_ROOT / "alembic.ini"))
-    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url or database_url()).replace("%", "%%"))
+    config.set_main_option("sqlalchemy.url", target.replace("%", "%%"))
+    config.attributes[CONFIG_ATTRIBUTE] = allow_data_loss
     try:
-        command.upgrade(config, revision)
+        engine = create_engine(target, poolclass=pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                down = is_downgrade(config, connection, revision)
+        finally:
+            engine.dispose()
+        (command.downgrade if down else command.upgrade)(config, revision)
     except DBAPIError as exc:
         raise DatabaseError.from_psycopg(exc.orig) from exc
+    except AlembicCommandError as exc:  # e.g. the downgrade guard's refusal, an unknown revision
+        raise CommandError(str(exc)) from None
+    return "downgrade" if down else "upgrade"
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
-    migrate(revision=args.revision)
-    print(f"migrated to {args.revision}")
+    direction = migrate(revision=args.revision, allow_data_loss=args.allow_data_loss)
+    print(f"{'downgraded' if direction == 'downgrade' else 'migrated'} to {args.revision}")
 
 
 def cmd_seed(args: argparse.Namespace) -> None:
-    from batch.seed import seed_users
+    from batch.seed import check_request, seed_users
     from db.connect import connect
 
+    check_request(args.users, args.seed)  # before connecting: bad input starts and changes nothing
     with connect() as conn:
         result = seed_users(conn, args.users, args.seed)
     print(f"seeded {result.created:,} new users ({result.existing:,} already present) "
@@ -122,6 +143,37 @@ def cmd_user(args: argparse.Namespace) -> None:
             "style_dna": args.dna, "style_rules": args.rules,
         })
     print(json.dumps({k: row[k] for k in ("id", "city", "timezone", "style_dna", "style_rules")}))
+
+
+def cmd_city(args: argparse.Namespace) -> None:
+    from db.connect import connect, one
+
+    with connect() as conn:
+        row = one(conn, "add_city", {
+            "name": args.name, "timezone": args.timezone, "latitude": args.lat, "longitude": args.lon,
+            "country": args.country, "population_k": args.population_k,
+        })
+    print(json.dumps(row))
+
+
+def _rehydrate_cache(url: str | None = None) -> None:
+    """Refill the UNLOGGED pool cache if a crash emptied it (a no-op otherwise).
+
+    Best effort: a database without the schema yet, or a role that may not
+    call it, is left alone (feeds are right without the cache, only slower).
+    """
+    from db.connect import DatabaseError, connect, one
+
+    try:
+        with connect(url) as conn:
+            restored = one(conn, "rehydrate_cache")["restored"]
+    except DatabaseError as exc:
+        if exc.sqlstate not in ("3F000", "42883", "42501"):  # no schema / no function / no privilege
+            raise
+        return
+    if restored:
+        print(f"ootd: the pool cache was empty after a crash: restored {restored:,} rows from durable storage",
+              file=sys.stderr)
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
@@ -142,12 +194,12 @@ def _date(text: str):
 
 
 def nightly(url: str | None, day, llm: str | None, concurrency: int = 4, wait: bool = True,
-            timeout: float = 60.0):
+            timeout: float = 60.0, force: bool = False):
     """Run the nightly batch with a progress bar; returns the report."""
     from batch.nightly import NightlyConfig, run_nightly
     from cli.report import NightlyProgress
 
-    config = NightlyConfig.from_env(day, llm, concurrency=concurrency, wait=wait, timeout_s=timeout)
+    config = NightlyConfig.from_env(day, llm, concurrency=concurrency, wait=wait, timeout_s=timeout, force=force)
     with NightlyProgress() as progress:
         return run_nightly(url, config, progress=progress)
 
@@ -160,7 +212,7 @@ def cmd_nightly(args: argparse.Namespace) -> None:
 
     day = args.date or datetime.now(timezone.utc).date()
     try:
-        report = nightly(None, day, args.llm, args.concurrency, not args.no_wait, args.timeout)
+        report = nightly(None, day, args.llm, args.concurrency, not args.no_wait, args.timeout, args.force)
     except NightlyBusy as exc:
         raise CommandError(str(exc)) from None
     print_nightly(report)
@@ -169,10 +221,11 @@ def cmd_nightly(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from batch.seed import seed_users
+    from batch.seed import check_request, seed_users
     from cli.report import print_population
     from db.connect import connect, database_url
 
+    check_request(args.users, args.seed)  # before anything starts or changes
     url = database_url()
     print(f"database: {url}")
     migrate(url)
@@ -218,13 +271,20 @@ def _print_serve_hint(user_id: int) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     from api.server import ServeConfig, serve
 
+    _rehydrate_cache()
     serve(ServeConfig(host=args.host, port=args.port, workers=args.workers, threads=args.threads,
                       access_log=args.access_log))
 
 
 def cmd_token(args: argparse.Namespace) -> None:
-    from api.auth import issue_token, load_secret
+    from api.auth import issue_token, load_secret, secret_file
+    from db.connect import connect, one
 
+    if os.environ.get("OOTD_API_SECRET") is not None or secret_file().exists():
+        load_secret(create=False)  # an unusable secret is reported first
+    with connect() as conn:
+        if not one(conn, "user_exists", (args.id,))["exists"]:
+            raise CommandError(f"unknown user {args.id}")
     print(issue_token(args.id, load_secret(create=True), ttl_s=args.ttl))
 
 
@@ -240,22 +300,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["url", "start", "stop", "status"])
     p.set_defaults(func=cmd_db)
 
-    p = sub.add_parser("migrate", help="install or upgrade the schema (alembic upgrade)")
-    p.add_argument("--revision", default="head", help="target revision (default: head)")
+    p = sub.add_parser("migrate", help="install, upgrade or downgrade the schema (alembic upgrade/downgrade)")
+    p.add_argument("--revision", default="head",
+                   help="target revision (default: head); an older one than the database's downgrades")
+    p.add_argument("--allow-data-loss", action="store_true",
+                   help="let a downgrade drop tables or columns that hold rows (refused otherwise)")
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("seed", help="create synthetic users deterministically")
-    p.add_argument("--users", type=_positive_int, required=True, help="create users 1..N")
-    p.add_argument("--seed", type=_int, default=42, help="random seed (default: 42)")
+    p.add_argument("--users", type=_positive_int, required=True,
+                   help="create users 1..N (at most 10,000,000; committed 100,000 at a time)")
+    p.add_argument("--seed", type=_int, default=42, help="random seed, >= 0 (default: 42)")
     p.set_defaults(func=cmd_seed)
 
-    p = sub.add_parser("user", help="create or update one user")
+    p = sub.add_parser("user", help="create a user, or update only the options given",
+                       description="Create a user (--city required) or update one: only the options given "
+                                   "change; --dna and --rules set the keys they name and keep the others.")
     p.add_argument("id", type=_positive_int)
-    p.add_argument("--city", required=True, help="a city in ootd.cities, e.g. Torrance")
+    p.add_argument("--city", help="a city in ootd.cities, any case, e.g. torrance (required for a new user)")
     p.add_argument("--timezone", help="IANA zone name (default: the city's)")
-    p.add_argument("--dna", type=_json_object, default="{}", help="style_dna as a JSON object")
-    p.add_argument("--rules", type=_json_object, default="{}", help="style_rules as a JSON object")
+    p.add_argument("--dna", type=_json_object, help="style_dna keys to set, as a JSON object")
+    p.add_argument("--rules", type=_json_object, help="style_rules keys to set, as a JSON object")
     p.set_defaults(func=cmd_user)
+
+    p = sub.add_parser("city", help="add a city users may live in")
+    city = p.add_subparsers(dest="city_action", required=True, metavar="ACTION")
+    p = city.add_parser("add", help="add a city (validated: IANA time zone, coordinates)")
+    p.add_argument("name", help="the city's name, e.g. Torrance")
+    p.add_argument("--timezone", required=True, help="IANA zone name, e.g. America/Los_Angeles")
+    p.add_argument("--lat", type=float, required=True, help="latitude, -90..90")
+    p.add_argument("--lon", type=float, required=True, help="longitude, -180..180")
+    p.add_argument("--country", default="ZZ", help="ISO 3166 code, e.g. US (default: ZZ, unknown)")
+    p.add_argument("--population-k", type=_positive_int, default=100,
+                   help="metro population in thousands; weights seeded users (default: 100)")
+    p.set_defaults(func=cmd_city)
 
     p = sub.add_parser("nightly", help="generate today's pools: one LLM call per style cluster")
     p.add_argument("--date", type=_date, help="pool date, YYYY-MM-DD (default: today, UTC)")
@@ -264,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=_positive_int, default=4, help="requests in flight (default: 4)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per LLM request (default: 60)")
     p.add_argument("--no-wait", action="store_true", help="exit instead of waiting for a concurrent run")
+    p.add_argument("--force", action="store_true",
+                   help="generate a date more than one day after the database's current date")
     p.set_defaults(func=cmd_nightly)
 
     p = sub.add_parser("summary", help="print the population summary")
@@ -284,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("token", help="print a bearer token for one user (HS256, OOTD_API_SECRET)")
-    p.add_argument("id", type=_positive_int, help="the user id the token names")
+    p.add_argument("id", type=_positive_int, help="the user id the token names (the user must exist)")
     p.add_argument("--ttl", type=_positive_int, default=24 * 3600, help="seconds until it expires (default: 86400)")
     p.set_defaults(func=cmd_token)
     return parser

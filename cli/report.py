@@ -61,16 +61,17 @@ class NightlyProgress:
         self.task = None
 
     def __enter__(self) -> "NightlyProgress":
-        self.progress.start()
-        return self
+        return self  # the bar starts with the run: an error before it leaves stderr one line
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.task is not None:  # stopping a bar that never started would still print a blank line
+            self.progress.stop()
 
     def __call__(self, event: str, value: Any) -> None:
         if event == "waiting":
             self.console.print(value)
         elif event == "start":
+            self.progress.start()
             self.task = self.progress.add_task("clusters", total=value)
         elif event == "cluster" and self.task is not None:
             mark = "" if value.status == "stored" else " [red]failed[/red]"
@@ -85,7 +86,9 @@ def print_nightly(report: Any, console: Console | None = None) -> None:
     table.add_row("users (clustered)", f"{report.users:,} ({report.clustered_users:,})")
     table.add_row("clusters K", f"{report.clusters} ({report.skipped} already done, {report.stored} generated now)")
     table.add_row("LLM calls this run", f"{report.chat_requests} chat, {report.embedding_requests} embedding")
-    table.add_row("failures", ", ".join(f"{c} ({e})" for c, e in report.failed) or "0")
+    failed = "; ".join(f"{c} ({e})" for c, e in report.failed)
+    table.add_row("failed clusters", f"{len(report.failed)}: {failed}" if failed else "0")
+    table.add_row("failed or unfinished LLM requests", _failed_requests(cost))
     table.add_row("tokens this run", f"{report.prompt_tokens:,} prompt + {report.completion_tokens:,} completion"
                   + (" (estimated)" if report.llm == "offline" else ""))
     table.add_row("cached outfits", f"{report.cached_outfits:,}")
@@ -96,6 +99,17 @@ def print_nightly(report: Any, console: Console | None = None) -> None:
                       f"(at reference prices ${cost['naive_cost_at_reference_usd'] or 0:,.2f})")
     table.add_row("wall time", f"{report.seconds:.1f} s")
     console.print(table)
+
+
+def _failed_requests(cost: dict[str, Any]) -> str:
+    """The day's ledger rows (ootd.llm_calls) whose status is not 'ok', out of all of them.
+
+    A failed request is not a failed cluster: a 429 or 500 that a retry
+    fixed, or an invalid answer that the second attempt fixed, still counts.
+    """
+    failed = cost.get("failed_calls") or 0
+    total = (cost.get("chat_calls") or 0) + (cost.get("embedding_calls") or 0)
+    return f"{failed:,} of {total:,} today (ledger: ootd.llm_calls, status other than 'ok')"
 
 
 def print_feeds(conn: psycopg.Connection, console: Console | None = None) -> None:

@@ -9,6 +9,8 @@ named queries from `db/queries.sql` (see `db.queries`) through `run` / `one`
 from __future__ import annotations
 
 import os
+import re
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
@@ -24,13 +26,22 @@ from db.queries import query
 
 
 def database_url() -> str:
-    """`DATABASE_URL` if set, else the embedded default (started on demand)."""
+    """`DATABASE_URL` if set, else the embedded default (started on demand, saying where on stderr)."""
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
     from db.server import default_server
 
-    return default_server().ensure_running()
+    return default_server().ensure_running(announce=lambda line: print(line, file=sys.stderr, flush=True))
+
+
+def redact(url: str) -> str:
+    """The DSN without its password (URL or `key=value` form), for messages."""
+    if "://" in url:
+        url = re.sub(r"^([a-z0-9+.-]+://[^:/?#@]*):[^@/?#]*@", r"\1@", url, flags=re.IGNORECASE)
+        url = re.sub(r"([?&])password=[^&#]*&?", r"\1", url).rstrip("?&")
+        return url
+    return re.sub(r"\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", "", url).strip()
 
 
 def sqlalchemy_url(url: str | None = None) -> str:
@@ -55,8 +66,9 @@ def _configure(conn: psycopg.Connection) -> None:
 @contextmanager
 def connect(url: str | None = None, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
     """A configured connection; commits on success, rolls back on error."""
+    url = url or database_url()
     try:
-        conn = psycopg.connect(url or database_url(), autocommit=autocommit, row_factory=dict_row)
+        conn = psycopg.connect(url, autocommit=autocommit, row_factory=dict_row)
     except psycopg.OperationalError as exc:
         raise DatabaseError("08006", f"cannot connect to the database: {_first_line(exc)}") from exc
     with conn:
@@ -64,7 +76,10 @@ def connect(url: str | None = None, *, autocommit: bool = False) -> Iterator[psy
         try:
             yield conn
         except psycopg.Error as exc:
-            raise DatabaseError.from_psycopg(exc) from exc
+            error = DatabaseError.from_psycopg(exc)
+            if error.names_missing_ootd_object():
+                error = error.not_migrated(url)
+            raise error from exc
 
 
 def run(conn: psycopg.Connection, name: str, params: Sequence[Any] | dict | None = None) -> None:
@@ -118,11 +133,45 @@ class DatabaseError(Exception):
             hint=diag.message_hint,
         )
 
+    def names_missing_ootd_object(self) -> bool:
+        """Schema ootd, or a table or function in it, does not exist: `ootd migrate` was not run."""
+        return self.sqlstate in _UNDEFINED_STATES and bool(_OOTD_OBJECT.search(self.message))
+
+    def not_migrated(self, url: str) -> DatabaseError:
+        """This error, reworded to say which database lacks the schema and what to run."""
+        where = redact(url)
+        if _has_ootd_schema(url):
+            message = (f"the ootd schema in the database ({where}) is not up to date ({self.message}): "
+                       f"run 'ootd migrate'")
+        else:
+            message = f"the database has no ootd schema ({where}): run 'ootd migrate' first"
+        if not os.environ.get("DATABASE_URL"):
+            from db.server import default_server
+
+            server = default_server()
+            if url == server.dsn():
+                message += f" (the embedded server's data is in {server.home}; OOTD_HOME chooses another)"
+        return DatabaseError(self.sqlstate, message, hint=self.hint)
+
     def __str__(self) -> str:
         text = f"{self.message} (SQLSTATE {self.sqlstate})"
         if self.detail:
             text += f"; {self.detail}"
         return text
+
+
+#: undefined schema, table or function
+_UNDEFINED_STATES = frozenset({"3F000", "42P01", "42883"})
+_OOTD_OBJECT = re.compile(r'\bootd\.|schema "ootd"')
+
+
+def _has_ootd_schema(url: str) -> bool:
+    """Whether schema ootd exists (asked on a connection of its own: the caller's has failed)."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            return conn.execute("SELECT to_regnamespace('ootd') IS NOT NULL").fetchone()[0]
+    except psycopg.Error:
+        return False
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,6 +10,15 @@ SELECT ootd.vocabulary() AS vocabulary;
 -- name: put_user
 SELECT * FROM ootd.put_user(%(id)s, %(city)s, %(timezone)s, %(style_dna)s, %(style_rules)s);
 
+-- name: user_exists
+SELECT EXISTS (SELECT 1 FROM ootd.users WHERE id = %s) AS exists;
+
+-- name: add_city
+SELECT * FROM ootd.add_city(%(name)s, %(timezone)s, %(latitude)s, %(longitude)s, %(country)s, %(population_k)s);
+
+-- name: rehydrate_cache
+SELECT ootd.rehydrate_cache() AS restored;
+
 -- ---------------------------------------------------------------- seeding ---
 
 -- name: lock_seed
@@ -21,11 +30,11 @@ SELECT name, timezone, population_k FROM ootd.cities ORDER BY name;
 -- name: seed_archetypes
 SELECT name, keywords FROM ootd.archetypes ORDER BY name;
 
--- name: count_users_in_range
-SELECT count(*) AS n FROM ootd.users WHERE id BETWEEN 1 AND %s;
+-- name: seed_count_between
+SELECT count(*) AS n FROM ootd.users WHERE id BETWEEN %s AND %s;
 
--- name: user_ids_in_range
-SELECT coalesce(array_agg(id), '{}') AS ids FROM ootd.users WHERE id BETWEEN 1 AND %s;
+-- name: seed_ids_between
+SELECT coalesce(array_agg(id), '{}') AS ids FROM ootd.users WHERE id BETWEEN %s AND %s;
 
 -- name: copy_users_text
 COPY ootd.users (id, city, timezone, style_dna, style_rules, taste) FROM STDIN;
@@ -92,6 +101,12 @@ SELECT * FROM ootd.cluster_demand(%s);
 
 -- name: store_pool
 SELECT ootd.store_pool(%s, %s, %s, %s, %s, %s) AS stored;
+
+-- name: check_pool_date
+SELECT ootd.check_pool_date(%s);
+
+-- name: record_llm_request
+SELECT ootd.record_llm_request(%s, %s, %s, %s, %s, %s) AS id;
 
 -- name: record_llm_calls
 SELECT ootd.record_llm_calls(%s, %s, %s) AS recorded;

@@ -177,6 +177,7 @@ CREATE TABLE ootd.cities (
 );
 COMMENT ON TABLE ootd.cities IS 'Cities users live in: weather is looked up per city; headlines name the city.';
 COMMENT ON COLUMN ootd.cities.population_k IS 'Approximate metro population in thousands (weights synthetic users).';
+CREATE UNIQUE INDEX cities_lower_name_key ON ootd.cities (lower(name));
 
 INSERT INTO ootd.cities (name, country, timezone, latitude, longitude, population_k) VALUES
     ('Torrance',      'US', 'America/Los_Angeles',            33.8358, -118.3406,   145),
@@ -336,15 +337,17 @@ CREATE TABLE ootd.llm_calls (
     kind              text NOT NULL CHECK (kind IN ('chat', 'embedding')),
     model             text NOT NULL,
     attempt           smallint NOT NULL DEFAULT 1 CHECK (attempt >= 1),
-    status            text NOT NULL CHECK (status IN ('ok', 'invalid', 'error')),
+    status            text NOT NULL CHECK (status IN ('sent', 'ok', 'invalid', 'error')),
     http_status       integer,
     prompt_tokens     integer NOT NULL DEFAULT 0 CHECK (prompt_tokens >= 0),
     completion_tokens integer NOT NULL DEFAULT 0 CHECK (completion_tokens >= 0),
-    latency_ms        double precision NOT NULL CHECK (latency_ms >= 0),
-    error             text
+    latency_ms        double precision CHECK (latency_ms >= 0),
+    error             text,
+    CONSTRAINT llm_calls_finished_check CHECK (status = 'sent' OR latency_ms IS NOT NULL)
 );
 CREATE INDEX llm_calls_pool_idx ON ootd.llm_calls (pool_date, cluster_id);
-COMMENT ON TABLE ootd.llm_calls IS 'The LLM ledger: one row per request (chat or embedding), successful or not.';
+COMMENT ON TABLE ootd.llm_calls IS 'The LLM ledger: one row per request (chat or embedding), written (status sent) before it is sent, then finished.';
+COMMENT ON COLUMN ootd.llm_calls.status IS 'sent: recorded before sending, outcome unknown (the run was killed); ok, invalid (answered, failed validation) or error.';
 
 -- One row, tuned by analysts with UPDATE; read by ootd.feed() on every call.
 CREATE TABLE ootd.scoring_weights (
@@ -575,8 +578,8 @@ COMMENT ON FUNCTION ootd._style_vocabulary_problem(jsonb, jsonb, jsonb) IS
 -- ootd._users_validate(): statement-level trigger over the transition table
 -- `new_rows`, so a COPY of a million users is validated in three set-based
 -- passes instead of a million PL/pgSQL calls.  Raising aborts the statement:
--- nothing is written.  The likes trigger's own UPDATE is skipped (see
--- ootd._learn_from_likes).
+-- nothing is written.  No setting skips it: the likes trigger's UPDATEs are
+-- validated like any other.
 --   22023 invalid_parameter_value  time zone is not an IANA zone name
 --   23514 check_violation          style_dna / style_rules have the wrong shape
 --   23503 foreign_key_violation    an archetype, category or color is unknown
@@ -588,9 +591,6 @@ DECLARE
     bad     record;
     v_vocab jsonb;
 BEGIN
-    IF current_setting('ootd.learning', true) = 'on' THEN
-        RETURN NULL;  -- ootd._learn_from_likes writes only values it validated
-    END IF;
     v_vocab := ootd.vocabulary();  -- once per statement, not per row
     SELECT n.id, n.timezone INTO bad
     FROM new_rows n
@@ -628,47 +628,156 @@ $$;
 COMMENT ON FUNCTION ootd._users_validate() IS
     'Private trigger: validates time zone, style_dna and style_rules of every inserted/updated user, set-based.';
 
--- ootd.put_user(...): create or update one user.  The time zone defaults to
--- the city's; an unknown city is a foreign-key error with a readable message.
+-- ootd._name_similarity(a, b): Dice coefficient of the two names' distinct
+-- lower-case letter pairs, 0..1 (1 = the same pairs).
+CREATE FUNCTION ootd._name_similarity(p_a text, p_b text)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    WITH a AS (SELECT DISTINCT substr(lower(p_a), i, 2) AS pair FROM generate_series(1, length(p_a) - 1) i),
+         b AS (SELECT DISTINCT substr(lower(p_b), i, 2) AS pair FROM generate_series(1, length(p_b) - 1) i)
+    SELECT coalesce(2.0 * (SELECT count(*) FROM a JOIN b USING (pair))
+                    / nullif((SELECT count(*) FROM a) + (SELECT count(*) FROM b), 0), 0)::double precision
+$$;
+COMMENT ON FUNCTION ootd._name_similarity(text, text) IS
+    'Private: Dice coefficient of two names'' lower-case letter pairs (0 = nothing shared, 1 = same pairs).';
+
+-- ootd._closest_cities(name): up to three known city names most like `name`
+-- (Dice coefficient of letter pairs, at least 0.5), "A, B or C"; NULL if none.
+CREATE FUNCTION ootd._closest_cities(p_name text)
+RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT regexp_replace(string_agg(m.name, ', ' ORDER BY m.similarity DESC, m.name), ', ([^,]*)$', ' or \1')
+    FROM (SELECT c.name, ootd._name_similarity(c.name, p_name) AS similarity
+          FROM ootd.cities c
+          ORDER BY 2 DESC, 1
+          LIMIT 3) m
+    WHERE m.similarity >= 0.5
+$$;
+COMMENT ON FUNCTION ootd._closest_cities(text) IS
+    'Private: up to three city names closest to a misspelt one, as "A, B or C" (NULL if none is close).';
+
+-- ootd._resolve_city(name): the city's canonical name and time zone, matched
+-- whatever the case ("torrance" is Torrance).  Unknown: 23503 naming the
+-- closest known names.
+CREATE FUNCTION ootd._resolve_city(p_name text, OUT name text, OUT timezone text)
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    SELECT c.name, c.timezone INTO name, timezone FROM ootd.cities c WHERE lower(c.name) = lower(p_name);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown city "%"%', p_name,
+                        coalesce(' (did you mean ' || ootd._closest_cities(p_name) || '?)', '')
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Known cities are listed by SELECT name FROM ootd.cities; add one with ootd.add_city(...) (ootd city add).';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ootd._resolve_city(text) IS
+    'Private: canonical name and time zone of a city given in any case; 23503 with the closest names if unknown.';
+
+-- ootd.put_user(...): create a user, or update one.  A new user needs a city
+-- (the time zone defaults to the city's).  An update changes only what is
+-- given (NULL = keep): a new city moves the time zone with it unless one is
+-- given; style_dna and style_rules are merged key by key, so setting
+-- style_rules never touches the learned style_dna (and unlikes stay exact).
+-- Cities match whatever the case.  Errors: 22023 bad id, 23502 new user
+-- without a city, 23503 unknown city; the users triggers check the rest.
 CREATE FUNCTION ootd.put_user(
     p_id          bigint,
-    p_city        text,
+    p_city        text DEFAULT NULL,
     p_timezone    text DEFAULT NULL,
-    p_style_dna   jsonb DEFAULT '{}',
-    p_style_rules jsonb DEFAULT '{}'
+    p_style_dna   jsonb DEFAULT NULL,
+    p_style_rules jsonb DEFAULT NULL
 )
 RETURNS ootd.users
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_city_tz text;
-    v_user    ootd.users;
+    v_city ootd.cities;
+    v_user ootd.users;
 BEGIN
     IF p_id IS NULL OR p_id <= 0 THEN
         RAISE EXCEPTION 'user id must be a positive integer, got %', coalesce(p_id::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT c.timezone INTO v_city_tz FROM ootd.cities c WHERE c.name = p_city;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown city "%"', p_city
-            USING ERRCODE = 'foreign_key_violation',
-                  HINT = 'Known cities are listed by SELECT name FROM ootd.cities;';
+    IF p_city IS NOT NULL THEN
+        SELECT r.name, r.timezone INTO v_city.name, v_city.timezone FROM ootd._resolve_city(p_city) r;
+    END IF;
+    UPDATE ootd.users u
+    SET city        = coalesce(v_city.name, u.city),
+        timezone    = coalesce(p_timezone, v_city.timezone, u.timezone),
+        style_dna   = u.style_dna || coalesce(p_style_dna, '{}'),
+        style_rules = u.style_rules || coalesce(p_style_rules, '{}'),
+        updated_at  = now()
+    WHERE u.id = p_id
+    RETURNING u.* INTO v_user;
+    IF FOUND THEN
+        RETURN v_user;
+    END IF;
+    IF p_city IS NULL THEN
+        RAISE EXCEPTION 'user % does not exist: a new user needs a city', p_id
+            USING ERRCODE = 'not_null_violation',
+                  HINT = 'Give one, e.g. ootd user ID --city Torrance.';
     END IF;
     INSERT INTO ootd.users AS u (id, city, timezone, style_dna, style_rules)
-    VALUES (p_id, p_city, coalesce(p_timezone, v_city_tz),
+    VALUES (p_id, v_city.name, coalesce(p_timezone, v_city.timezone),
             coalesce(p_style_dna, '{}'), coalesce(p_style_rules, '{}'))
-    ON CONFLICT (id) DO UPDATE
-        SET city        = excluded.city,
-            timezone    = excluded.timezone,
-            style_dna   = excluded.style_dna,
-            style_rules = excluded.style_rules,
-            updated_at  = now()
     RETURNING u.* INTO v_user;
     RETURN v_user;
 END
 $$;
 COMMENT ON FUNCTION ootd.put_user(bigint, text, text, jsonb, jsonb) IS
-    'Create or update a user (time zone defaults to the city''s); validation errors name the offending value.';
+    'Create a user (needs a city) or update one: only the arguments given change, style documents merge key by key.';
+
+-- ootd.add_city(name, timezone, latitude, longitude, country, population_k):
+-- a new city users may live in (weather is forecast for it from the next
+-- nightly run).  Errors: 22023 empty name, unknown time zone or coordinates
+-- out of range, 23505 a city of that name exists (any case).
+CREATE FUNCTION ootd.add_city(p_name text, p_timezone text, p_latitude double precision,
+                              p_longitude double precision, p_country text DEFAULT 'ZZ',
+                              p_population_k integer DEFAULT 100)
+RETURNS ootd.cities
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_name text := btrim(p_name);
+    v_city ootd.cities;
+BEGIN
+    IF coalesce(v_name, '') = '' THEN
+        RAISE EXCEPTION 'a city needs a name' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ootd.timezones t WHERE t.name = p_timezone) THEN
+        RAISE EXCEPTION 'city "%": invalid time zone "%": not an IANA time zone name', v_name, p_timezone
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a name such as America/Los_Angeles (see ootd.timezones).';
+    END IF;
+    IF p_latitude IS NULL OR p_longitude IS NULL OR p_latitude NOT BETWEEN -90 AND 90
+       OR p_longitude NOT BETWEEN -180 AND 180 THEN
+        RAISE EXCEPTION 'city "%": latitude must be within -90..90 and longitude within -180..180, got % and %',
+                        v_name, coalesce(p_latitude::text, 'NULL'), coalesce(p_longitude::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_country IS NULL OR p_country !~ '^[A-Z]{2}$' THEN
+        RAISE EXCEPTION 'city "%": country must be an ISO 3166 code of two capital letters, got "%"', v_name, p_country
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_population_k IS NULL OR p_population_k <= 0 THEN
+        RAISE EXCEPTION 'city "%": population_k must be a positive number of thousands', v_name
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT c.* INTO v_city FROM ootd.cities c WHERE lower(c.name) = lower(v_name);
+    IF FOUND THEN
+        RAISE EXCEPTION 'city "%" already exists as "%"', v_name, v_city.name USING ERRCODE = 'unique_violation';
+    END IF;
+    INSERT INTO ootd.cities AS c (name, country, timezone, latitude, longitude, population_k)
+    VALUES (v_name, p_country, p_timezone, p_latitude, p_longitude, p_population_k)
+    RETURNING c.* INTO v_city;
+    RETURN v_city;
+END
+$$;
+COMMENT ON FUNCTION ootd.add_city(text, text, double precision, double precision, text, integer) IS
+    'Add a city users may live in (ZZ = country unknown); validates time zone and coordinates, names are unique in any case.';
 
 
 -- ootd.put_weather(day, source, forecasts): record one day's weather for many
@@ -837,9 +946,11 @@ COMMENT ON FUNCTION ootd.store_pool(date, text, text, text, integer, jsonb) IS
     'Store one pool of 20 outfits (10 Daytime, 10 NightOut) with embeddings, atomically; never overwrites.';
 
 -- ootd.refresh_pool_cache(day, keep_days): copy the day's durable pools into
--- the UNLOGGED cache and drop entries older than keep_days, in one
--- transaction.  DELETE + INSERT (not TRUNCATE) takes no lock a reader waits
--- on: readers keep seeing the old rows until commit, then all the new ones.
+-- the UNLOGGED cache and drop entries more than keep_days older than both the
+-- day and the database's current date (so a far-future day never evicts the
+-- pools being served today), in one transaction.  DELETE + INSERT (not
+-- TRUNCATE) takes no lock a reader waits on: readers keep seeing the old rows
+-- until commit, then all the new ones.
 CREATE FUNCTION ootd.refresh_pool_cache(p_day date, p_keep_days integer DEFAULT 3)
 RETURNS integer
 LANGUAGE plpgsql
@@ -847,7 +958,8 @@ AS $$
 DECLARE
     v_rows integer;
 BEGIN
-    DELETE FROM ootd.pool_cache c WHERE c.pool_date = p_day OR c.pool_date < p_day - p_keep_days;
+    DELETE FROM ootd.pool_cache c
+    WHERE c.pool_date = p_day OR c.pool_date < least(p_day, current_date) - p_keep_days;
     INSERT INTO ootd.pool_cache (pool_date, cluster_id, outfit_id, slot, daypart, title, category, color,
                                  vibe, trend, dare, embedding)
     SELECT o.pool_date, o.cluster_id, o.id, o.slot, o.daypart, o.title, o.category, o.color,
@@ -861,27 +973,77 @@ $$;
 COMMENT ON FUNCTION ootd.refresh_pool_cache(date, integer) IS
     'Replace the cache rows of a day with its durable pools and prune days older than keep_days; one transaction.';
 
--- ootd.record_llm_calls(day, cluster, calls): append ledger rows, one per
--- request.  calls = [{"provider","kind","model","attempt","status",
--- "http_status","prompt_tokens","completion_tokens","latency_ms","error"}].
+-- ootd.record_llm_request(day, cluster, provider, kind, model, attempt): the
+-- ledger row of a request about to be sent (status 'sent'), committed before
+-- it goes out, so a run killed mid-request still counts every request the
+-- server may have received (and billed).  Returns its id for
+-- ootd.record_llm_calls to finish.
+CREATE FUNCTION ootd.record_llm_request(p_pool_date date, p_cluster_id text, p_provider text, p_kind text,
+                                        p_model text, p_attempt integer)
+RETURNS bigint
+LANGUAGE sql
+AS $$
+    INSERT INTO ootd.llm_calls (pool_date, cluster_id, provider, kind, model, attempt, status)
+    VALUES (p_pool_date, p_cluster_id, p_provider, p_kind, p_model, p_attempt, 'sent')
+    RETURNING id
+$$;
+COMMENT ON FUNCTION ootd.record_llm_request(date, text, text, text, text, integer) IS
+    'Ledger row (status sent) of an LLM request about to be sent; returns its id.';
+
+-- ootd.record_llm_calls(day, cluster, calls): the outcome of a cluster's
+-- requests, one per element: an element with the "id" of its
+-- ootd.record_llm_request row finishes that row, one without is appended.
+-- calls = [{"id","provider","kind","model","attempt","status","http_status",
+-- "prompt_tokens","completion_tokens","latency_ms","error"}].
 CREATE FUNCTION ootd.record_llm_calls(p_pool_date date, p_cluster_id text, p_calls jsonb)
 RETURNS integer
 LANGUAGE sql
 AS $$
-    WITH inserted AS (
+    WITH calls AS (
+        SELECT c.*
+        FROM jsonb_to_recordset(p_calls) AS c(id bigint, provider text, kind text, model text, attempt smallint,
+                                              status text, http_status integer, prompt_tokens integer,
+                                              completion_tokens integer, latency_ms double precision, error text)
+    ), finished AS (
+        UPDATE ootd.llm_calls l
+        SET status = c.status, http_status = c.http_status, prompt_tokens = coalesce(c.prompt_tokens, 0),
+            completion_tokens = coalesce(c.completion_tokens, 0), latency_ms = c.latency_ms, error = c.error
+        FROM calls c
+        WHERE l.id = c.id AND l.pool_date = p_pool_date AND l.cluster_id = p_cluster_id
+        RETURNING 1
+    ), inserted AS (
         INSERT INTO ootd.llm_calls (pool_date, cluster_id, provider, kind, model, attempt, status, http_status,
                                     prompt_tokens, completion_tokens, latency_ms, error)
         SELECT p_pool_date, p_cluster_id, c.provider, c.kind, c.model, c.attempt, c.status, c.http_status,
                coalesce(c.prompt_tokens, 0), coalesce(c.completion_tokens, 0), c.latency_ms, c.error
-        FROM jsonb_to_recordset(p_calls) AS c(provider text, kind text, model text, attempt smallint, status text,
-                                              http_status integer, prompt_tokens integer, completion_tokens integer,
-                                              latency_ms double precision, error text)
+        FROM calls c
+        WHERE c.id IS NULL
         RETURNING 1
     )
-    SELECT count(*)::integer FROM inserted
+    SELECT ((SELECT count(*) FROM finished) + (SELECT count(*) FROM inserted))::integer
 $$;
 COMMENT ON FUNCTION ootd.record_llm_calls(date, text, jsonb) IS
-    'Append LLM ledger rows (one per request) for a cluster.';
+    'Finish (by id) or append the LLM ledger rows of a cluster''s requests; returns rows written.';
+
+-- ootd.check_pool_date(day): raises 22023 when a pool date lies more than one
+-- day after the database's current date (the latest local date anywhere): a
+-- typo such as 9999-12-31 would spend a night of LLM calls on nobody.
+-- `ootd nightly --force` skips the check.
+CREATE FUNCTION ootd.check_pool_date(p_day date)
+RETURNS void
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    IF p_day IS NULL OR p_day > current_date + 1 THEN
+        RAISE EXCEPTION 'pool date % is more than one day after the database''s current date %',
+                        coalesce(p_day::text, 'NULL'), current_date
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Generate it anyway with ootd nightly --force.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ootd.check_pool_date(date) IS
+    'Raises 22023 if a pool date is more than one day after current_date (ootd nightly refuses it unless --force).';
 
 -- ootd.generate_pool(cluster_id): one cluster's pool generated from inside the
 -- database, for DBAs who live in psql or schedule with pg_cron.  Where the
@@ -934,17 +1096,14 @@ COMMENT ON FUNCTION ootd._bump_serving_epoch() IS 'Private trigger: invalidates 
 
 -- ootd._forget_feeds(): statement-level trigger on UPDATE of ootd.users
 -- (transition table `changed`); marks those users' memoized feeds stale
--- (epoch 0) but keeps them as the record of what was served.  Likes forget
--- feeds in ootd._learn_from_likes, whose own UPDATE of users is skipped here.
+-- (epoch 0) but keeps them as the record of what was served.  A like's own
+-- UPDATE of users comes through here too: this is where likes forget feeds.
 CREATE FUNCTION ootd._forget_feeds()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF current_setting('ootd.learning', true) = 'on' THEN
-        RETURN NULL;  -- a like changed the profile; ootd._learn_from_likes forgets those feeds
-    END IF;
     UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.id FROM changed c) AND m.epoch <> 0;
     RETURN NULL;
 END
@@ -1274,30 +1433,41 @@ $$;
 COMMENT ON FUNCTION ootd.feed(bigint, timestamptz, integer) IS
     'The user''s Outfit-of-the-Day feed at a moment: ranked outfits, headline, cluster, relaxed veto rules.';
 
--- ootd.rehydrate_cache(days): after an unclean shutdown (crash recovery
--- empties UNLOGGED tables) copy the latest days of durable pools back into
--- the cache.  Idempotent; returns rows added.  Feeds never need it to be
--- correct, only to be served from the cache.
-CREATE FUNCTION ootd.rehydrate_cache(p_days integer DEFAULT 3)
+-- ootd.rehydrate_cache(day, days): after an unclean shutdown (crash recovery
+-- empties UNLOGGED tables) copy the durable pools of the local dates being
+-- served around `day` (day - days .. day + 1) back into the cache.
+-- Idempotent, and writes nothing when the cache already holds them (or on a
+-- hot standby, which cannot write), so `ootd db start`, `ootd serve` and `ootd nightly` call it every time.
+-- Returns rows added.  Feeds never need it to be correct, only to be served
+-- from the cache.
+CREATE FUNCTION ootd.rehydrate_cache(p_day date DEFAULT current_date, p_days integer DEFAULT 3)
 RETURNS integer
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_rows integer;
 BEGIN
+    IF pg_is_in_recovery() OR NOT EXISTS (
+           SELECT 1 FROM ootd.outfits o
+           WHERE o.pool_date BETWEEN p_day - p_days AND p_day + 1
+             AND NOT EXISTS (SELECT 1 FROM ootd.pool_cache c
+                             WHERE c.pool_date = o.pool_date AND c.cluster_id = o.cluster_id AND c.outfit_id = o.id)) THEN
+        RETURN 0;                      -- a standby, or nothing missing: no write, no cache epoch bump
+    END IF;
     INSERT INTO ootd.pool_cache (pool_date, cluster_id, outfit_id, slot, daypart, title, category, color,
                                  vibe, trend, dare, embedding)
     SELECT o.pool_date, o.cluster_id, o.id, o.slot, o.daypart, o.title, o.category, o.color,
            o.vibe, o.trend, o.dare, o.embedding
     FROM ootd.outfits o
-    WHERE o.pool_date > (SELECT max(p.pool_date) FROM ootd.pools p) - p_days
+    WHERE o.pool_date BETWEEN p_day - p_days AND p_day + 1
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     RETURN v_rows;
 END
 $$;
-COMMENT ON FUNCTION ootd.rehydrate_cache(integer) IS
-    'Refill ootd.pool_cache with the last p_days days of durable pools (after a crash emptied it); returns rows added.';
+COMMENT ON FUNCTION ootd.rehydrate_cache(date, integer) IS
+    'Refill ootd.pool_cache with the durable pools of day - days .. day + 1 (after a crash emptied it); returns rows added, 0 without writing when none is missing.';
 
 -- ootd._seed_colors(stated): the color_affinity a user's first like starts
 -- from: each stated preferred color at 0.5, 0.499, ... in stated order, so
@@ -1316,7 +1486,8 @@ COMMENT ON FUNCTION ootd._seed_colors(jsonb) IS
 -- ootd._learn_from_likes(): statement-level trigger on ootd.likes, for INSERT
 -- and for DELETE (transition table `changed`).  In the same transaction it
 -- folds the statement's likes into each user's profile (or takes unliked ones
--- back out) and forgets those users' memoized feeds.  One outfit at a time,
+-- back out); its UPDATE of users goes through the users triggers like any
+-- other (validated, memoized feeds forgotten).  One outfit at a time,
 -- with n the user's likes before it and W = 1 + n observations (the stated
 -- profile counts as one):
 --   likes_count          n + 1 (unlike: n - 1)
@@ -1351,9 +1522,11 @@ COMMENT ON FUNCTION ootd._seed_colors(jsonb) IS
 -- touching several users lock them in the same order, so they cannot
 -- deadlock.  (Under REPEATABLE READ a concurrent like of the same user is a
 -- 40001 to retry.)
--- The values written come from the validated row and from ootd.outfits (whose
--- category and color reference the vocabulary), so the users validation and
--- feed-forgetting triggers are told to skip these UPDATEs (ootd.learning).
+-- Precision: means are float8 rounded to 12 decimals and taste is float4, so
+-- undoing likes restores the earlier values up to rounding that grows with
+-- the likes in between: means within 1e-11 and taste (each component, and
+-- taste_norm) within 1e-5 per like, e.g. 1e-9 and 1e-3 after 100 likes and
+-- their unlikes; every other field is restored exactly (tests/test_likes.py).
 CREATE FUNCTION ootd._learn_from_likes()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -1379,14 +1552,11 @@ DECLARE
     v_taste  public.vector;
     v_norm   real;
     v_left   numeric;
-    v_flag   text;
 BEGIN
     SELECT count(*), min(c.user_id), min(c.outfit_id) INTO v_rows, v_user, v_outfit FROM changed c;
     IF v_rows = 0 THEN
         RETURN NULL;                   -- nothing changed (a repeated like)
     END IF;
-    v_flag := set_config('ootd.learning', 'on', true);   -- an assignment: no SPI query
-    UPDATE ootd.feed_memo m SET epoch = 0 WHERE m.user_id IN (SELECT c.user_id FROM changed c) AND m.epoch <> 0;
 
     IF v_rows = 1 AND v_sign > 0 THEN
         -- One like: the loop's arithmetic for one outfit, as one statement.
@@ -1427,7 +1597,6 @@ BEGIN
                           OFFSET 0) z              -- evaluated once, not once per use
             WHERE x.id = v_outfit)
         WHERE p.id = v_user;
-        v_flag := set_config('ootd.learning', 'off', true);
         RETURN NULL;
     END IF;
 
@@ -1516,12 +1685,11 @@ BEGIN
             updated_at  = now()
         WHERE id = u.id;
     END LOOP;
-    v_flag := set_config('ootd.learning', 'off', true);
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION ootd._learn_from_likes() IS
-    'Private trigger: folds liked (or unliked) outfits into the user''s style_dna and taste and forgets their memoized feeds; no lost updates, no deadlocks.';
+    'Private trigger: folds liked (or unliked) outfits into the user''s style_dna and taste; no lost updates, no deadlocks.';
 
 -- ootd.like(user, outfit): record a like; true if it is new, false if the user
 -- had already liked the outfit (then nothing changes).  The likes trigger
@@ -1740,14 +1908,16 @@ GRANT EXECUTE ON FUNCTION ootd.put_weather(date, text, jsonb), ootd.default_arch
                           ootd.user_clusters(date), ootd.cluster_demand(date),
                           ootd.store_pool(date, text, text, text, integer, jsonb),
                           ootd.refresh_pool_cache(date, integer),
-                          ootd.record_llm_calls(date, text, jsonb) TO ootd_batch;
+                          ootd.record_llm_calls(date, text, jsonb),
+                          ootd.record_llm_request(date, text, text, text, text, integer),
+                          ootd.check_pool_date(date) TO ootd_batch;
 GRANT EXECUTE ON FUNCTION ootd.generate_pool(text) TO ootd_batch;
 GRANT EXECUTE ON FUNCTION ootd.default_archetype(), ootd.user_clusters(date), ootd.cluster_demand(date)
     TO ootd_analyst;
 
 GRANT EXECUTE ON FUNCTION ootd.feed(bigint, timestamptz, integer) TO ootd_api, ootd_analyst;
 GRANT EXECUTE ON FUNCTION ootd.feed_explain(bigint, timestamptz, integer) TO ootd_analyst;
-GRANT EXECUTE ON FUNCTION ootd.rehydrate_cache(integer) TO ootd_batch;
+GRANT EXECUTE ON FUNCTION ootd.rehydrate_cache(date, integer) TO ootd_batch, ootd_api;
 GRANT SELECT ON ootd.cluster_overview, ootd.cache_health TO ootd_analyst;
 GRANT EXECUTE ON FUNCTION ootd.like(bigint, bigint), ootd.unlike(bigint, bigint),
                           ootd.serving_status(timestamptz) TO ootd_api;

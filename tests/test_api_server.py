@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -83,8 +84,53 @@ def server(live_db, tmp_path_factory):
         proc.wait()
 
 
+def raw_request(base: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send `data` as it is (no HTTP client would send these requests) and read one response.
+
+    A thread sends, so that a server answering before it has read a large body is read meanwhile.
+    """
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        def send() -> None:
+            try:
+                sock.sendall(data)
+            except OSError:  # the server answered and closed without reading the rest: allowed
+                pass
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        try:
+            reader = sock.makefile("rb")
+            status = int(reader.readline().split(b" ", 2)[1])
+            headers = {}
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = reader.read(int(headers.get("content-length", "0")))
+        finally:
+            # gunicorn reads at most 64 KiB past what the app read, then closes (FIN first, so the response
+            # arrives whole): the sender's remaining bytes reset the connection, which may be gone already.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # unblocks the sender
+            sender.join(timeout=30)
+    return status, headers, body
+
+
+def json_error(headers: dict[str, str], body: bytes) -> dict:
+    assert headers["content-type"] == "application/json", body
+    payload = json.loads(body)
+    assert set(payload) == {"error"} and set(payload["error"]) == {"code", "message"}, payload
+    assert isinstance(payload["error"]["message"], str) and payload["error"]["message"]
+    return payload["error"]
+
+
+def chunked(body: bytes, size: int = 65536) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size])
+                    for i in range(0, len(body), size)) + b"0\r\n\r\n"
+
+
 def token(server, user_id: int) -> str:
-    result = run_cli("token", str(user_id), env={"OOTD_HOME": str(server["home"])})
+    result = run_cli("token", str(user_id), env={"OOTD_HOME": str(server["home"]), "DATABASE_URL": server["url"]})
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -133,6 +179,59 @@ def test_a_second_server_on_the_same_port_fails_fast(server):
     assert result.returncode == 1
     assert result.stderr.startswith(f"ootd: error: cannot listen on 127.0.0.1:{port}: Address already in use")
     assert request(server["base"], "/healthz")[0] == 200
+
+
+HOST = b"Host: 127.0.0.1\r\n"
+LIKE = b"POST /v1/users/7/likes HTTP/1.1\r\n" + HOST
+
+
+@pytest.mark.parametrize("request_bytes, status, code", [
+    (b"GET /healthz HTTP/1.1\r\n" + HOST + b"X-Big: " + b"a" * 9000 + b"\r\n\r\n",
+     431, "request_header_fields_too_large"),
+    (b"GET /healthz?q=" + b"a" * 5000 + b" HTTP/1.1\r\n" + HOST + b"\r\n", 414, "uri_too_long"),
+    (b"GET /healthz HTTP/1.1\r\n" + HOST + b"".join(b"X-H%d: v\r\n" % i for i in range(100)) + b"\r\n",
+     431, "request_header_fields_too_large"),  # 101 with Host
+    (LIKE + b"Content-Type: application/json\r\nContent-Length: -1\r\n\r\n", 400, "bad_request"),
+    (LIKE + b"Content-Type: application/\x00json\r\nContent-Length: 2\r\n\r\n{}", 400, "bad_request"),
+    (b"GET * HTTP/1.1\r\n" + HOST + b"\r\n", 400, "bad_request"),
+    (LIKE + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+     400, "bad_request"),  # a malformed chunk, found while the app reads the body
+    (b"GET /healthz HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: gzip\r\n\r\n", 400, "bad_request"),
+    (b"GET /healthz HTTP/9.9\r\n" + HOST + b"\r\n", 400, "bad_request"),
+], ids=["9000-byte-header", "5000-byte-query", "101-headers", "negative-content-length", "nul-in-content-type",
+        "get-asterisk", "malformed-chunk", "gzip-transfer-encoding", "http-9.9"])
+def test_requests_gunicorn_rejects_get_json_errors(server, request_bytes, status, code):
+    """gunicorn answers these before the app runs: the status is its own, the body the API's JSON error."""
+    got_status, headers, body = raw_request(server["base"], request_bytes)
+    assert got_status == status, body
+    assert json_error(headers, body)["code"] == code
+    assert request(server["base"], "/healthz")[0] == 200
+
+
+@pytest.mark.parametrize("body", [
+    b'{"outfit_id": 4}' + b" " * 5000 + b"garbage",  # its first 4 KiB are valid JSON
+    b"x" * (10 << 20),
+], ids=["5000-spaces-then-garbage", "10-MiB"])
+def test_a_chunked_body_over_4_kib_is_413(server, body):
+    tok = token(server, 31)
+    head = (b"POST /v1/users/31/likes HTTP/1.1\r\n" + HOST + f"Authorization: Bearer {tok}\r\n".encode()
+            + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    status, headers, response = raw_request(server["base"], head + chunked(body))
+    assert status == 413, response
+    assert json_error(headers, response) == {"code": "request_entity_too_large",
+                                             "message": "request body larger than 4096 bytes"}
+    with psycopg.connect(server["url"]) as conn:
+        assert conn.execute("SELECT count(*) FROM ootd.likes WHERE user_id = 31").fetchone()[0] == 0
+
+
+def test_a_chunked_like_within_4_kib_is_accepted(server):
+    tok = token(server, 32)
+    outfit_id = json.loads(request(server["base"], "/v1/users/32/feed", tok)[2])["items"][0]["outfit_id"]
+    head = (b"POST /v1/users/32/likes HTTP/1.1\r\n" + HOST + f"Authorization: Bearer {tok}\r\n".encode()
+            + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    status, _, response = raw_request(server["base"], head + chunked(json.dumps({"outfit_id": outfit_id}).encode(), 5))
+    assert status == 201, response
+    assert json.loads(response)["outfit_id"] == outfit_id
 
 
 def test_sigterm_lets_the_in_flight_request_finish_then_exits_0(server):

@@ -195,7 +195,7 @@ def test_cache_miss_serves_identical_results_from_durable_pools(served):
         assert served.execute("SELECT DISTINCT source FROM ootd.feed_explain(5, %s)",
                               (f"{DAY} 12:00+00",)).fetchall() == [("durable",)]
     finally:
-        assert served.execute("SELECT ootd.rehydrate_cache()").fetchone()[0] == saved
+        assert served.execute("SELECT ootd.rehydrate_cache(%s)", (DAY,)).fetchone()[0] == saved
     assert feed(served, 5, limit=20) == before
 
 

@@ -285,3 +285,28 @@ def test_liking_a_color_moves_it_up_in_the_next_feed(db):
     assert after[target_outfit][0] < rank_before
     feed_after = [r[0] for r in db.execute("SELECT outfit_id FROM ootd.feed(%s, %s, 20)", (user_id, NOON))]
     assert feed_after.index(target_outfit) < feed_before.index(target_outfit)
+
+
+def test_undoing_a_hundred_likes_restores_the_profile_within_the_documented_bound(db):
+    # README and ootd._learn_from_likes: means within 1e-11 and taste within 1e-5 per like in between;
+    # every other field exactly.
+    rng = np.random.default_rng(17)
+    outfits = [r[0] for r in db.execute("SELECT id FROM ootd.outfits ORDER BY id")]
+    users = [r[0] for r in db.execute("SELECT id FROM ootd.users WHERE style_dna ? 'vibe' AND taste IS NOT NULL "
+                                      "ORDER BY id LIMIT 5")]
+    for user_id in users:
+        dna0, taste0, norm0, count0, _ = profile(db, user_id)
+        picks = [int(o) for o in rng.choice(outfits, 100, replace=False)]
+        for outfit_id in picks:
+            db.execute("SELECT ootd.like(%s, %s)", (user_id, outfit_id))
+        assert profile(db, user_id)[3] == count0 + 100
+        for outfit_id in rng.permutation(picks):
+            db.execute("SELECT ootd.unlike(%s, %s)", (user_id, int(outfit_id)))
+        dna, taste, norm, count, _ = profile(db, user_id)
+        assert count == count0
+        means = ("vibe", "trend", "dare")
+        assert {k: v for k, v in dna.items() if k not in means} == {k: v for k, v in dna0.items() if k not in means}
+        for key in means:
+            assert abs(dna[key] - dna0[key]) <= 100 * 1e-11, key
+        assert np.abs(taste.to_numpy() - taste0.to_numpy()).max() <= 100 * 1e-5
+        assert abs(norm - norm0) <= 100 * 1e-5

@@ -290,3 +290,79 @@ def test_cli_nightly_errors_are_one_line(seeded_url):
                                      "(and OPENAI_BASE_URL for a non-OpenAI server)")
     with psycopg.connect(seeded_url) as conn:
         assert conn.execute("SELECT count(*) FROM ootd.weather_daily").fetchone()[0] == 0
+
+
+def test_a_killed_run_leaves_a_ledger_row_for_every_request_the_server_received(seeded_url, fake):
+    # Every answer takes 30 s, so requests are in flight when the run is killed.
+    fake.slow_seconds = 30
+    fake.always("timeout")
+    env = {**os.environ, "DATABASE_URL": seeded_url, "OPENAI_API_KEY": "test-key",
+           "OPENAI_BASE_URL": fake.base_url}
+    env.pop("OOTD_HOME", None)
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "nightly", "--date", DAY.isoformat(),
+                             "--llm", "openai", "--concurrency", "4", "--timeout", "60"],
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(fake.chat_requests()) < 4:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    received = len(fake.requests)
+    with psycopg.connect(seeded_url) as conn:
+        rows = conn.execute("SELECT status, latency_ms, count(*) FROM ootd.llm_calls GROUP BY 1, 2").fetchall()
+        failed = conn.execute("SELECT failed_calls, chat_calls FROM ootd.llm_cost_daily WHERE pool_date = %s",
+                              (DAY,)).fetchone()
+    assert received == 4
+    assert rows == [("sent", None, 4)]          # recorded before sending, outcome unknown
+    assert failed == (4, 4)                     # and counted by the cost view: not ok, but billed
+
+
+def test_ledger_rows_written_before_sending_are_finished_with_the_outcome(seeded_url, fake):
+    fake.plan("500", "ok", match="_")
+    openai_run(seeded_url, fake, weather=FixedWeather())
+    with psycopg.connect(seeded_url) as conn:
+        statuses = conn.execute("SELECT status, http_status, count(*) FROM ootd.llm_calls "
+                                "WHERE kind = 'chat' GROUP BY 1, 2 ORDER BY 1").fetchall()
+        clusters = len(distinct_clusters(conn))
+        assert conn.execute("SELECT count(*) FROM ootd.llm_calls WHERE status = 'sent' OR latency_ms IS NULL"
+                            ).fetchone()[0] == 0
+    assert statuses == [("error", 500, 1), ("ok", 200, clusters)]
+    assert len(fake.chat_requests()) == clusters + 1
+
+
+def test_a_date_far_in_the_future_is_refused_unless_forced(seeded_url):
+    with psycopg.connect(seeded_url) as conn:
+        today = conn.execute("SELECT current_date").fetchone()[0]
+    result = run_cli("nightly", "--date", "9999-12-31", "--llm", "offline", env={"DATABASE_URL": seeded_url})
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"ootd: error: pool date 9999-12-31 is more than one day after the database's current date {today} "
+        "(SQLSTATE 22023)")
+    with psycopg.connect(seeded_url) as conn:
+        assert conn.execute("SELECT count(*) FROM ootd.llm_calls").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM ootd.weather_daily").fetchone()[0] == 0
+    tomorrow = run_cli("nightly", "--date", str(today + timedelta(days=1)), "--llm", "offline",
+                       env={"DATABASE_URL": seeded_url})
+    assert tomorrow.returncode == 0, tomorrow.stderr
+
+
+def test_a_forced_far_future_run_keeps_todays_pools_in_the_cache(seeded_url):
+    with psycopg.connect(seeded_url) as conn:
+        today = conn.execute("SELECT current_date").fetchone()[0]
+    run_nightly(seeded_url, NightlyConfig(day=today, llm="offline"), weather=FixedWeather())
+    far = date(9999, 12, 31)
+    run_nightly(seeded_url, NightlyConfig(day=far, llm="offline", force=True), weather=FixedWeather())
+    with psycopg.connect(seeded_url, autocommit=True) as conn:
+        cached = dict(conn.execute("SELECT pool_date, count(*) FROM ootd.pool_cache GROUP BY 1").fetchall())
+        assert cached == {today: 200, far: 200}
+        # after a crash empties the cache, rehydration works from today, not from the latest pool date
+        conn.execute("TRUNCATE ootd.pool_cache")
+        assert conn.execute("SELECT ootd.rehydrate_cache()").fetchone()[0] == 200
+        assert conn.execute("SELECT ootd.rehydrate_cache()").fetchone()[0] == 0   # nothing missing: no write
+        assert dict(conn.execute("SELECT pool_date, count(*) FROM ootd.pool_cache GROUP BY 1").fetchall()) == {
+            today: 200}

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import psycopg
 import pytest
 
 from batch.seed import seed_users
-from db.connect import connect
+from db.connect import DatabaseError, connect
+from db.server import EmbeddedServer
 from tests.conftest import run_cli
 
 FINGERPRINT = ("SELECT md5(string_agg(concat_ws('|', id, city, timezone, style_dna::text, style_rules::text, taste::text), "
                "E'\\n' ORDER BY id)) AS digest, count(*) AS n FROM ootd.users")
 
 
-def seed(url: str, users: int, seed_value: int):
+def seed(url: str, users: int, seed_value: int, **options):
     with connect(url) as c:
-        return seed_users(c, users, seed_value)
+        return seed_users(c, users, seed_value, **options)
 
 
 def fingerprint(conn: psycopg.Connection, where: str = "") -> dict:
@@ -130,3 +134,81 @@ def test_cli_seed_reports_and_rejects_bad_counts(db_url):
     bad = run_cli("seed", "--users", "-5", env={"DATABASE_URL": db_url})
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1] == "ootd seed: error: argument --users: expected a positive integer, got '-5'"
+
+
+def test_cli_seed_refuses_more_users_than_the_maximum_before_connecting(db_url, tmp_path):
+    for users, shown in (("99999999999999999999", "99,999,999,999,999,999,999"), ("10000001", "10,000,001")):
+        bad = run_cli("seed", "--users", users, env={"DATABASE_URL": db_url}, timeout=60)
+        assert bad.returncode == 1
+        assert bad.stderr.strip() == f"ootd: error: --users must be at most 10,000,000, got {shown}"
+    negative_seed = run_cli("seed", "--users", "10", "--seed", "-1", env={"DATABASE_URL": db_url}, timeout=60)
+    assert negative_seed.returncode == 1
+    assert negative_seed.stderr.strip() == "ootd: error: --seed must be a non-negative integer, got -1"
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM ootd.users").fetchone()[0] == 0
+    # refused before anything is started: no embedded server appears in the working directory
+    try:
+        nowhere = run_cli("seed", "--users", "10000001", cwd=tmp_path, timeout=60)
+        assert nowhere.returncode == 1 and not (tmp_path / ".ootd").exists(), nowhere.stderr
+    finally:
+        if (tmp_path / ".ootd" / "pgdata" / "PG_VERSION").exists():
+            EmbeddedServer((tmp_path / ".ootd").resolve()).stop("immediate")
+
+
+GATE = 4242  # advisory lock key the test trigger waits on
+
+
+def test_seed_commits_batch_by_batch_so_a_killed_seed_keeps_them_and_resumes(db_url, population):
+    """A seed killed in its fourth batch keeps three committed batches and leaves one batch of dead rows.
+
+    A test-only statement trigger makes the fourth batch's COPY (all its rows
+    written, not committed) wait on an advisory lock the test holds; the test
+    then terminates that backend, as a killed client or server would.
+    """
+    batch, users = 1_000, 10_000
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        admin.execute(f"""
+            CREATE FUNCTION public.hold_fourth_batch() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF (SELECT count(*) FROM ootd.users) > 3 * {batch} THEN
+                    PERFORM pg_advisory_xact_lock({GATE});
+                END IF;
+                RETURN NULL;
+            END $$""")
+        admin.execute("CREATE TRIGGER hold_fourth_batch AFTER INSERT ON ootd.users "
+                      "FOR EACH STATEMENT EXECUTE FUNCTION public.hold_fourth_batch()")
+        admin.execute("SELECT pg_advisory_lock(%s)", (GATE,))
+        errors: list[BaseException] = []
+
+        def seed_in_batches() -> None:
+            try:
+                seed(db_url, users, 42, batch_size=batch)
+            except BaseException as exc:  # noqa: BLE001 - the test inspects it
+                errors.append(exc)
+
+        worker = threading.Thread(target=seed_in_batches)
+        worker.start()
+        try:
+            deadline = time.monotonic() + 120
+            while (waiting := admin.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
+                                            "AND classid = 0 AND objid = %s AND NOT granted", (GATE,)).fetchone()) is None:
+                assert worker.is_alive() and time.monotonic() < deadline, errors
+                time.sleep(0.02)
+            assert admin.execute("SELECT pg_terminate_backend(%s, 60000)", waiting).fetchone()[0]
+        finally:
+            worker.join(120)
+        assert len(errors) == 1 and isinstance(errors[0], DatabaseError), errors
+
+        assert admin.execute("SELECT count(*), min(id), max(id) FROM ootd.users").fetchone() == (3 * batch, 1, 3 * batch)
+        admin.execute("SELECT pg_stat_clear_snapshot()")
+        inserted = admin.execute("SELECT n_tup_ins FROM pg_stat_user_tables "
+                                 "WHERE relid = 'ootd.users'::regclass").fetchone()[0]
+        assert inserted - 3 * batch == batch  # the dead rows: the one batch in flight, no more
+        admin.execute("DROP TRIGGER hold_fourth_batch ON ootd.users")
+        admin.execute("SELECT pg_advisory_unlock(%s)", (GATE,))
+
+    resumed = seed(db_url, users, 42, batch_size=batch)
+    assert (resumed.created, resumed.existing) == (users - 3 * batch, 3 * batch)
+    with psycopg.connect(db_url) as conn:
+        # the same users as one uninterrupted seed with the default batch size
+        assert fingerprint(conn) == fingerprint(population)

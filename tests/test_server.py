@@ -88,3 +88,23 @@ def test_unreachable_database_url_is_one_clear_line():
     assert result.returncode == 1
     assert result.stderr.startswith("ootd: error: cannot connect to the database")
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_command_run_elsewhere_says_which_server_it_started_and_that_it_needs_migrate(tmp_path: Path):
+    """Without OOTD_HOME, `ootd` in another directory starts a server there: it says so, and what to do."""
+    home = (tmp_path / ".ootd").resolve()
+    try:
+        first = run_cli("summary", cwd=tmp_path)
+        assert first.returncode == 1
+        started, error = first.stderr.strip().splitlines()
+        assert started == f"ootd: created and started the embedded PostgreSQL in {home} (set OOTD_HOME to use another)"
+        url = EmbeddedServer(home).dsn()
+        assert error == (f"ootd: error: the database has no ootd schema ({url}): run 'ootd migrate' first "
+                         f"(the embedded server's data is in {home}; OOTD_HOME chooses another) (SQLSTATE 42P01)")
+
+        again = run_cli("summary", cwd=tmp_path)  # already running: only the error, still naming the directory
+        assert again.returncode == 1
+        assert again.stderr.strip() == error
+    finally:
+        stop = run_cli("db", "stop", cwd=tmp_path)
+        assert stop.returncode == 0 and stop.stdout.strip() in ("stopped", "not running"), stop.stderr

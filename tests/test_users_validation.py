@@ -145,3 +145,103 @@ def test_cli_rejects_malformed_json_before_touching_the_database(db_url, conn, e
         "'{\"disliked_categories\": ['")
     assert "Traceback" not in result.stderr
     assert snapshot(conn) == existing
+
+
+# ------------------------------------------------------ no setting skips a check --
+@pytest.mark.parametrize("setting", ["ootd.learning", "ootd.anything"])
+def test_no_session_setting_switches_validation_off(conn, existing, setting):
+    conn.execute(f"SET {setting} = 'on'")
+    with pytest.raises(errors.InvalidParameterValue) as caught:
+        conn.execute("UPDATE ootd.users SET timezone = 'Foo/Bar', style_dna = '[1,2]' WHERE id = 1")
+    assert caught.value.diag.message_primary == 'user 1: invalid time zone "Foo/Bar": not an IANA time zone name'
+    with pytest.raises(errors.CheckViolation):
+        conn.execute("UPDATE ootd.users SET style_dna = '[1,2]' WHERE id = 1")
+    assert snapshot(conn) == existing
+
+
+# ------------------------------------------------------------ put_user merges --
+def test_updating_a_user_changes_only_what_is_given(conn, existing):
+    before = conn.execute("SELECT * FROM ootd.users WHERE id = 1").fetchone()
+    row = conn.execute("SELECT * FROM ootd.put_user(1, p_style_rules => %s)",
+                       (json.dumps({"disliked_categories": ["Dress"]}),)).fetchone()
+    assert row["style_dna"] == GOOD_DNA                                   # untouched
+    assert row["style_rules"] == GOOD_RULES | {"disliked_categories": ["Dress"]}  # key by key
+    assert (row["city"], row["timezone"]) == (before["city"], before["timezone"])
+    row = conn.execute("SELECT * FROM ootd.put_user(1, 'oslo')").fetchone()   # any case; the zone follows
+    assert (row["city"], row["timezone"]) == ("Oslo", "Europe/Oslo")
+    assert row["style_dna"] == GOOD_DNA and row["style_rules"]["disliked_categories"] == ["Dress"]
+
+
+def test_a_new_user_still_needs_a_city(conn, existing):
+    with pytest.raises(errors.NotNullViolation) as caught:
+        conn.execute("SELECT ootd.put_user(2, p_style_rules => '{}')")
+    assert caught.value.diag.message_primary == "user 2 does not exist: a new user needs a city"
+    assert snapshot(conn) == existing
+
+
+def test_cli_update_keeps_learned_style_dna_and_unlikes_invent_nothing(served_url):
+    with psycopg.connect(served_url, autocommit=True) as conn:
+        conn.row_factory = psycopg.rows.dict_row
+        user = conn.execute("SELECT id, city, style_dna FROM ootd.users WHERE style_dna ? 'vibe' "
+                            "ORDER BY id LIMIT 1").fetchone()
+        outfit_id = conn.execute("SELECT min(id) AS id FROM ootd.outfits").fetchone()["id"]
+        conn.execute("SELECT ootd.like(%s, %s)", (user["id"], outfit_id))
+        learned = conn.execute("SELECT style_dna FROM ootd.users WHERE id = %s", (user["id"],)).fetchone()
+        result = run_cli("user", str(user["id"]), "--rules", '{"disliked_colors": ["Orange"]}',
+                         env={"DATABASE_URL": served_url})
+        assert result.returncode == 0, result.stderr
+        printed = json.loads(result.stdout)
+        assert printed["city"] == user["city"] and printed["style_rules"]["disliked_colors"] == ["Orange"]
+        assert conn.execute("SELECT style_dna FROM ootd.users WHERE id = %s", (user["id"],)).fetchone() == learned
+        conn.execute("SELECT ootd.unlike(%s, %s)", (user["id"], outfit_id))
+        after = conn.execute("SELECT style_dna FROM ootd.users WHERE id = %s", (user["id"],)).fetchone()["style_dna"]
+        assert after == user["style_dna"]     # back to the stated profile: nothing invented
+
+
+def test_cli_new_user_without_city_is_refused(db_url, conn, existing):
+    result = run_cli("user", "7", "--rules", "{}", env={"DATABASE_URL": db_url})
+    assert result.returncode == 1
+    assert result.stderr.strip() == "ootd: error: user 7 does not exist: a new user needs a city (SQLSTATE 23502)"
+    assert snapshot(conn) == existing
+
+
+# ------------------------------------------------------------------- cities --
+@pytest.mark.parametrize("given, message", [
+    ("Torance", 'unknown city "Torance" (did you mean Torrance?)'),
+    ("sao paulo", 'unknown city "sao paulo" (did you mean São Paulo?)'),
+    ("Atlantis", 'unknown city "Atlantis"'),
+])
+def test_unknown_cities_suggest_the_closest_names(conn, existing, given, message):
+    with pytest.raises(errors.ForeignKeyViolation) as caught:
+        conn.execute("SELECT ootd.put_user(2, %s)", (given,))
+    assert caught.value.diag.message_primary == message
+    assert snapshot(conn) == existing
+
+
+def test_cli_city_add_then_a_user_lives_there(db_url, conn):
+    added = run_cli("city", "add", "Reykjavik", "--timezone", "Atlantic/Reykjavik", "--lat", "64.1466",
+                    "--lon", "-21.9426", "--country", "IS", env={"DATABASE_URL": db_url})
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout) == {"name": "Reykjavik", "country": "IS", "timezone": "Atlantic/Reykjavik",
+                                        "latitude": 64.1466, "longitude": -21.9426, "population_k": 100}
+    user = run_cli("user", "8", "--city", "REYKJAVIK", env={"DATABASE_URL": db_url})
+    assert user.returncode == 0, user.stderr
+    assert json.loads(user.stdout)["timezone"] == "Atlantic/Reykjavik"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["reykjavik", "--timezone", "Mars/Olympus", "--lat", "1", "--lon", "1"],
+     'city "reykjavik": invalid time zone "Mars/Olympus": not an IANA time zone name (SQLSTATE 22023)'),
+    (["Reykjavik", "--timezone", "Atlantic/Reykjavik", "--lat", "91", "--lon", "1"],
+     'city "Reykjavik": latitude must be within -90..90 and longitude within -180..180, got 91 and 1 (SQLSTATE 22023)'),
+    (["torrance", "--timezone", "America/Los_Angeles", "--lat", "33.8", "--lon", "-118.3"],
+     'city "torrance" already exists as "Torrance" (SQLSTATE 23505)'),
+    (["Reykjavik", "--timezone", "Atlantic/Reykjavik", "--lat", "64", "--lon", "-21", "--country", "Iceland"],
+     'city "Reykjavik": country must be an ISO 3166 code of two capital letters, got "Iceland" (SQLSTATE 22023)'),
+])
+def test_cli_city_add_rejects_bad_input_and_adds_nothing(db_url, conn, args, message):
+    before = conn.execute("SELECT count(*) AS n FROM ootd.cities").fetchone()["n"]
+    result = run_cli("city", "add", *args, env={"DATABASE_URL": db_url})
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"ootd: error: {message}"
+    assert conn.execute("SELECT count(*) AS n FROM ootd.cities").fetchone()["n"] == before
