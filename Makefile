@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench bench-seed bench-nightly bench-feed bench-likes bench-api bench-api-ceiling install clean stop plpython
+.PHONY: demo test lint format bench bench-seed bench-nightly bench-feed bench-feed-first bench-likes bench-api bench-api-ceiling install clean stop plpython
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ootd needs Python >= 3.11 (set PYTHON=...)")'
@@ -19,8 +19,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/ootd demo
 
-test: $(STAMP) plpython
+test: $(STAMP) plpython lint
 	$(PY) -m pytest
+
+# ruff: lint and format, clean (`make format` rewrites what the check would flag).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # Best effort, never fails the build: Debian's PL/Python for the system PostgreSQL 15, so that
 # tests/test_generate_pool.py also runs ootd.generate_pool's real plpython3u code path (those
@@ -40,8 +49,11 @@ plpython:
 bench-seed: $(STAMP)
 	$(PY) -m bench.seed
 
-bench-feed: $(STAMP)
-	$(PY) -m bench.feed
+bench-feed: bench-feed-first
+
+bench-feed-first: $(STAMP)
+	@$(PY) -c 'import redis, orjson' 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
+	$(PY) -m bench.feed_first
 
 bench-likes: $(STAMP)
 	$(PY) -m bench.likes

@@ -37,8 +37,14 @@ def _code(exc: HTTPException) -> str:
     return re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
 
 
-def create_app(database_url: str | None = None, secret: str | None = None, *,
-               pool_min: int = 1, pool_max: int = 4, pool_timeout: float = 5.0) -> Flask:
+def create_app(
+    database_url: str | None = None,
+    secret: str | None = None,
+    *,
+    pool_min: int = 1,
+    pool_max: int = 4,
+    pool_timeout: float = 5.0,
+) -> Flask:
     """The API over `database_url` (default: DATABASE_URL or the embedded server).
 
     `secret` signs and checks tokens (default: OOTD_API_SECRET, else the
@@ -62,8 +68,12 @@ def create_app(database_url: str | None = None, secret: str | None = None, *,
     def _observe(response: Response) -> Response:
         req = request._get_current_object()  # one proxy lookup, not one per attribute
         rule = req.url_rule
-        metrics.observe(rule.rule if rule is not None else "unmatched", req.method, response.status_code,
-                        time.perf_counter() - req.environ.get(_STARTED, time.perf_counter()))
+        metrics.observe(
+            rule.rule if rule is not None else "unmatched",
+            req.method,
+            response.status_code,
+            time.perf_counter() - req.environ.get(_STARTED, time.perf_counter()),
+        )
         return response
 
     @app.errorhandler(ApiError)

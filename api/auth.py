@@ -46,8 +46,10 @@ def load_secret(create: bool = True) -> str:
     value = os.environ.get("OOTD_API_SECRET")
     if value is not None:
         if len(value.encode()) < MIN_SECRET_BYTES:
-            raise SecretError(f"OOTD_API_SECRET must be at least {MIN_SECRET_BYTES} bytes "
-                              f"(try: python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+            raise SecretError(
+                f"OOTD_API_SECRET must be at least {MIN_SECRET_BYTES} bytes "
+                f"(try: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
         return value
     path = secret_file()
     if not path.exists():
@@ -127,8 +129,14 @@ class Authenticator:
     def _verify(self, token: str) -> tuple[int, float]:
         """(user id, exp) of a token whose signature, issuer and claims check out; raises 401 otherwise."""
         try:
-            claims = jwt.decode(token, self.secret, algorithms=[ALGORITHM], issuer=ISSUER, leeway=LEEWAY_S,
-                                options={"require": ["sub", "exp", "iat", "iss"]})
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                leeway=LEEWAY_S,
+                options={"require": ["sub", "exp", "iat", "iss"]},
+            )
         except jwt.ExpiredSignatureError:
             raise _unauthorized("token expired") from None
         except jwt.InvalidSignatureError:

@@ -30,31 +30,42 @@ log = logging.getLogger("ootd.api")
 
 #: SQLSTATE -> (HTTP status, error code).  Anything not listed is a bug: 500.
 SQLSTATE_HTTP: dict[str, tuple[int, str]] = {
-    "P0002": (404, "not_found"),          # no_data_found: unknown user (ootd.feed)
-    "23503": (404, "not_found"),          # foreign_key_violation: unknown user or outfit (like/unlike)
+    "P0002": (404, "not_found"),  # no_data_found: unknown user (ootd.feed)
+    "23503": (404, "not_found"),  # foreign_key_violation: unknown user or outfit (like/unlike)
     "22023": (400, "invalid_parameter"),  # invalid_parameter_value: limit outside 1..20
     "22P02": (400, "invalid_parameter"),  # invalid_text_representation
     "22003": (400, "invalid_parameter"),  # numeric_value_out_of_range
     "22007": (400, "invalid_parameter"),  # invalid_datetime_format
     "22008": (400, "invalid_parameter"),  # datetime_field_overflow
-    "40001": (503, "retry"),              # serialization_failure: transient
-    "40P01": (503, "retry"),              # deadlock_detected: transient
+    "25006": (503, "read_only"),  # read_only_sql_transaction: a like on a hot standby
+    "40001": (503, "retry"),  # serialization_failure: transient
+    "40P01": (503, "retry"),  # deadlock_detected: transient
     "53300": (503, "database_unavailable"),  # too_many_connections
-    "57014": (503, "timeout"),            # query_canceled (statement_timeout)
+    "57014": (503, "timeout"),  # query_canceled (statement_timeout)
     "57P01": (503, "database_unavailable"),  # admin_shutdown
     "57P02": (503, "database_unavailable"),  # crash_shutdown
     "57P03": (503, "database_unavailable"),  # cannot_connect_now
 }
 
 #: The columns of ootd.feed, in order (the SQL contract).
-FEED_COLUMNS = ("rank", "outfit_id", "title", "category", "color", "daypart", "score", "headline", "cluster_id",
-                "relaxed_rules")
-SERVING_STATUS_COLUMNS = ("pool_date", "pools", "cached_pools", "fallback_pools", "ready")
+FEED_COLUMNS = (
+    "rank",
+    "outfit_id",
+    "title",
+    "category",
+    "color",
+    "daypart",
+    "score",
+    "headline",
+    "cluster_id",
+    "relaxed_rules",
+)
+SERVING_STATUS_COLUMNS = ("pool_date", "pools", "cached_pools", "fallback_pools", "ready", "standby", "replay_lag_s")
 
 #: Connection settings for every pooled connection.
 CONNECTION_KWARGS: dict[str, Any] = {
-    "autocommit": True,               # one statement per request: no BEGIN/COMMIT round trips
-    "row_factory": tuple_row,         # a feed is built from positions: cheaper than dicts, per request
+    "autocommit": True,  # one statement per request: no BEGIN/COMMIT round trips
+    "row_factory": tuple_row,  # a feed is built from positions: cheaper than dicts, per request
     "application_name": "ootd-api",
     "options": "-c statement_timeout=5000",
 }
@@ -90,8 +101,14 @@ class Database:
         # (a new psycopg cursor per request costs ~15 us of Python); gone with its connection
         self._cursors: weakref.WeakKeyDictionary[psycopg.Connection, psycopg.Cursor] = weakref.WeakKeyDictionary()
         self.pool = ConnectionPool(
-            url, min_size=min_size, max_size=max_size, timeout=timeout, kwargs=dict(CONNECTION_KWARGS),
-            configure=_set_role, name="ootd-api", open=True,
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            kwargs=dict(CONNECTION_KWARGS),
+            configure=_set_role,
+            name="ootd-api",
+            open=True,
         )
 
     def close(self) -> None:
@@ -141,8 +158,12 @@ class Database:
                 self.pool.check()  # the closed one went back to the pool above, which discarded it
             raise AssertionError("unreachable")
         except PoolTimeout as exc:
-            raise ApiError(503, "database_unavailable", "database unavailable: no connection within "
-                           f"{timeout:g} s", {"Retry-After": "1"}) from exc
+            raise ApiError(
+                503,
+                "database_unavailable",
+                f"database unavailable: no connection within {timeout:g} s",
+                {"Retry-After": "1"},
+            ) from exc
         except psycopg.Error as exc:
             if exc.sqlstate is None:  # lost connection, server gone: the pool discards it
                 raise ApiError(503, "database_unavailable", "database unavailable", {"Retry-After": "1"}) from exc

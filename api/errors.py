@@ -14,7 +14,6 @@ from typing import Any, Mapping
 
 from flask import Response
 
-
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 

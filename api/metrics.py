@@ -16,33 +16,45 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
-                               generate_latest)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 #: Latency buckets around the 20 ms feed goal.
 BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
-REQUESTS = Counter("ootd_http_requests_total", "HTTP requests by route template, method and status.",
-                   ["route", "method", "status"])
-LATENCY = Histogram("ootd_http_request_duration_seconds", "HTTP request latency by route template and method.",
-                    ["route", "method"], buckets=BUCKETS)
-FEEDS_RELAXED = Counter("ootd_feed_relaxed_total",
-                        "Feeds served with at least one veto rule relaxed (the veto cascade fired).")
+REQUESTS = Counter(
+    "ootd_http_requests_total", "HTTP requests by route template, method and status.", ["route", "method", "status"]
+)
+LATENCY = Histogram(
+    "ootd_http_request_duration_seconds",
+    "HTTP request latency by route template and method.",
+    ["route", "method"],
+    buckets=BUCKETS,
+)
+FEEDS_RELAXED = Counter(
+    "ootd_feed_relaxed_total", "Feeds served with at least one veto rule relaxed (the veto cascade fired)."
+)
 RULES_RELAXED = Counter("ootd_feed_relaxed_rules_total", "Veto rules relaxed, summed over the feeds served.")
 FEEDS_EMPTY = Counter("ootd_feed_empty_total", "Feed requests answered 503 because no pool exists yet.")
 LIKES = Counter("ootd_likes_total", "Like and unlike calls by outcome.", ["action", "outcome"])
 
 # Serving state, read from ootd.serving_status() when /metrics is scraped.
 POOLS = Gauge("ootd_pools", "Pools generated for today's UTC date.", multiprocess_mode="mostrecent")
-CACHED_POOLS = Gauge("ootd_cached_pools", "Today's pools present in the UNLOGGED cache.",
-                     multiprocess_mode="mostrecent")
-FALLBACK_POOLS = Gauge("ootd_fallback_pools",
-                       "Today's pools missing from the cache, so feeds read them from durable storage.",
-                       multiprocess_mode="mostrecent")
-READY = Gauge("ootd_ready", "1 when today's pools exist (what /readyz reports), else 0.",
-              multiprocess_mode="mostrecent")
-DATABASE_UP = Gauge("ootd_database_up", "1 when the last scrape reached the database as ootd_api, else 0.",
-                    multiprocess_mode="mostrecent")
+CACHED_POOLS = Gauge(
+    "ootd_cached_pools", "Today's pools present in the UNLOGGED cache.", multiprocess_mode="mostrecent"
+)
+FALLBACK_POOLS = Gauge(
+    "ootd_fallback_pools",
+    "Today's pools missing from the cache, so feeds read them from durable storage.",
+    multiprocess_mode="mostrecent",
+)
+READY = Gauge(
+    "ootd_ready", "1 when today's pools exist (what /readyz reports), else 0.", multiprocess_mode="mostrecent"
+)
+DATABASE_UP = Gauge(
+    "ootd_database_up",
+    "1 when the last scrape reached the database as ootd_api, else 0.",
+    multiprocess_mode="mostrecent",
+)
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -56,8 +68,9 @@ def observe(route: str, method: str, status: int, seconds: float) -> None:
     key = (route, method, status)
     children = _children.get(key)
     if children is None:
-        children = _children.setdefault(key, (REQUESTS.labels(route, method, str(status)),
-                                              LATENCY.labels(route, method)))
+        children = _children.setdefault(
+            key, (REQUESTS.labels(route, method, str(status)), LATENCY.labels(route, method))
+        )
     children[0].inc()
     children[1].observe(seconds)
 

@@ -24,20 +24,32 @@ def _error(description: str, headers: dict | None = None) -> dict[str, Any]:
     return response
 
 
-_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.",
-                                "schema": {"type": "string"}}}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}}}
 _AUTH_ERRORS = {
-    "401": _error("Missing, malformed, expired or forged token.",
-                  {"WWW-Authenticate": {"description": 'Bearer challenge (RFC 6750), e.g. Bearer realm="ootd", '
-                                                      'error="invalid_token"', "schema": {"type": "string"}}}),
+    "401": _error(
+        "Missing, malformed, expired or forged token.",
+        {
+            "WWW-Authenticate": {
+                "description": 'Bearer challenge (RFC 6750), e.g. Bearer realm="ootd", error="invalid_token"',
+                "schema": {"type": "string"},
+            }
+        },
+    ),
     "403": _error("The token names another user."),
 }
-_UNAVAILABLE = _error("The database is unreachable or busy; retry.", _RETRY_AFTER)
+_UNAVAILABLE = _error(
+    "The database is unreachable or busy, or read-only (a hot standby: code read_only); retry.", _RETRY_AFTER
+)
 
 
 def _user_param() -> dict[str, Any]:
-    return {"name": "user_id", "in": "path", "required": True, "description": "The user (the token's subject).",
-            "schema": dict(_ID)}
+    return {
+        "name": "user_id",
+        "in": "path",
+        "required": True,
+        "description": "The user (the token's subject).",
+        "schema": dict(_ID),
+    }
 
 
 @lru_cache(maxsize=1)
@@ -51,7 +63,7 @@ def spec() -> dict[str, Any]:
             "version": "1.0.0",
             "summary": (summary or "").strip(),
             "description": "Outfit-of-the-day feeds served from PostgreSQL. Every error is "
-                           '`{"error": {"code", "message"}}`. Tokens: `ootd token <user id>`.',
+            '`{"error": {"code", "message"}}`. Tokens: `ootd token <user id>`.',
         },
         "paths": {
             "/v1/users/{user_id}/feed": {
@@ -61,21 +73,33 @@ def spec() -> dict[str, Any]:
                     "security": [{"bearerAuth": []}],
                     "parameters": [
                         _user_param(),
-                        {"name": "at", "in": "query", "required": False,
-                         "description": "The moment to serve, ISO 8601 with a UTC offset (default: now). "
-                                        "The offset matters: it decides the user's local date and daypart.",
-                         "schema": {"type": "string", "format": "date-time"}},
-                        {"name": "limit", "in": "query", "required": False, "description": "Outfits to return.",
-                         "schema": {"type": "integer", "minimum": 1, "maximum": 20, "default": 3}},
+                        {
+                            "name": "at",
+                            "in": "query",
+                            "required": False,
+                            "description": "The moment to serve, ISO 8601 with a UTC offset (default: now). "
+                            "The offset matters: it decides the user's local date and daypart.",
+                            "schema": {"type": "string", "format": "date-time"},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "description": "Outfits to return.",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 20, "default": 3},
+                        },
                     ],
                     "responses": {
-                        "200": {"description": "The feed.",
-                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Feed"}}}},
+                        "200": {
+                            "description": "The feed.",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Feed"}}},
+                        },
                         "400": _error("Bad user_id, at or limit."),
                         **_AUTH_ERRORS,
                         "404": _error("Unknown user."),
-                        "503": _error("No outfit pools exist yet (code no_pools), or the database is "
-                                      "unavailable.", _RETRY_AFTER),
+                        "503": _error(
+                            "No outfit pools exist yet (code no_pools), or the database is unavailable.", _RETRY_AFTER
+                        ),
                     },
                 },
             },
@@ -90,12 +114,20 @@ def spec() -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LikeRequest"}}},
                     },
                     "responses": {
-                        "201": {"description": "A new like.",
-                                "headers": {"Location": {"description": "The like's URL (DELETE it to unlike).",
-                                                         "schema": {"type": "string"}}},
-                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Like"}}}},
-                        "200": {"description": "Already liked; nothing changed.",
-                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Like"}}}},
+                        "201": {
+                            "description": "A new like.",
+                            "headers": {
+                                "Location": {
+                                    "description": "The like's URL (DELETE it to unlike).",
+                                    "schema": {"type": "string"},
+                                }
+                            },
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Like"}}},
+                        },
+                        "200": {
+                            "description": "Already liked; nothing changed.",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Like"}}},
+                        },
                         "400": _error("Bad user_id, malformed JSON, missing or non-integer outfit_id."),
                         **_AUTH_ERRORS,
                         "404": _error("Unknown user or outfit."),
@@ -115,8 +147,10 @@ def spec() -> dict[str, Any]:
                         {"name": "outfit_id", "in": "path", "required": True, "schema": dict(_ID)},
                     ],
                     "responses": {
-                        "200": {"description": "`removed` says whether there was a like to take back.",
-                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Unlike"}}}},
+                        "200": {
+                            "description": "`removed` says whether there was a like to take back.",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Unlike"}}},
+                        },
                         "400": _error("Bad user_id or outfit_id."),
                         **_AUTH_ERRORS,
                         "404": _error("Unknown user or outfit."),
@@ -129,9 +163,21 @@ def spec() -> dict[str, Any]:
                     "operationId": "healthz",
                     "summary": "Liveness: the process answers (no database call).",
                     "security": [],
-                    "responses": {"200": {"description": "Alive.", "content": {"application/json": {"schema": {
-                        "type": "object", "required": ["status"], "additionalProperties": False,
-                        "properties": {"status": {"const": "ok"}}}}}}},
+                    "responses": {
+                        "200": {
+                            "description": "Alive.",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["status"],
+                                        "additionalProperties": False,
+                                        "properties": {"status": {"const": "ok"}},
+                                    }
+                                }
+                            },
+                        }
+                    },
                 },
             },
             "/readyz": {
@@ -140,10 +186,15 @@ def spec() -> dict[str, Any]:
                     "summary": "Readiness: the database answers and today's pools exist (ootd.serving_status).",
                     "security": [],
                     "responses": {
-                        "200": {"description": "Ready.",
-                                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ready"}}}},
-                        "503": _error("No pools for today's UTC date (code not_ready), or the database is "
-                                      "unavailable (database_unavailable).", _RETRY_AFTER),
+                        "200": {
+                            "description": "Ready.",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ready"}}},
+                        },
+                        "503": _error(
+                            "No pools for today's UTC date (code not_ready), or the database is "
+                            "unavailable (database_unavailable).",
+                            _RETRY_AFTER,
+                        ),
                     },
                 },
             },
@@ -152,8 +203,12 @@ def spec() -> dict[str, Any]:
                     "operationId": "metrics",
                     "summary": "Prometheus metrics of every worker.",
                     "security": [],
-                    "responses": {"200": {"description": "Prometheus text format 0.0.4.",
-                                          "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format 0.0.4.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
                 },
             },
             "/openapi.json": {
@@ -161,27 +216,44 @@ def spec() -> dict[str, Any]:
                     "operationId": "openapi",
                     "summary": "This document.",
                     "security": [],
-                    "responses": {"200": {"description": "OpenAPI 3.1.",
-                                          "content": {"application/json": {"schema": {"type": "object"}}}}},
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.1.",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
                 },
             },
         },
         "components": {
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                               "description": "HS256 JWT naming one user (`sub`), with `exp`; "
-                                              "`ootd token <id>` prints one."},
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "HS256 JWT naming one user (`sub`), with `exp`; `ootd token <id>` prints one.",
+                },
             },
             "schemas": {
                 "Error": {
-                    "type": "object", "required": ["error"], "additionalProperties": False,
-                    "properties": {"error": {
-                        "type": "object", "required": ["code", "message"], "additionalProperties": False,
-                        "properties": {"code": {"type": "string", "examples": ["invalid_limit"]},
-                                       "message": {"type": "string"}}}},
+                    "type": "object",
+                    "required": ["error"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "code": {"type": "string", "examples": ["invalid_limit"]},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    },
                 },
                 "FeedItem": {
-                    "type": "object", "additionalProperties": False,
+                    "type": "object",
+                    "additionalProperties": False,
                     "required": ["rank", "outfit_id", "title", "category", "color", "daypart", "score"],
                     "properties": {
                         "rank": {"type": "integer", "minimum": 1},
@@ -194,47 +266,89 @@ def spec() -> dict[str, Any]:
                     },
                 },
                 "Feed": {
-                    "type": "object", "additionalProperties": False,
+                    "type": "object",
+                    "additionalProperties": False,
                     "required": ["user_id", "cluster_id", "headline", "daypart", "relaxed_rules", "items"],
                     "properties": {
                         "user_id": dict(_ID),
                         "cluster_id": {"type": "string", "examples": ["20260420_Minimal_Sunny"]},
-                        "headline": {"type": "string",
-                                     "examples": ["A breezy minimalist look for your afternoon in Torrance"]},
-                        "daypart": {"enum": ["Daytime", "NightOut"],
-                                    "description": "The daypart the feed puts first (that of its first item)."},
-                        "relaxed_rules": {"type": "array", "items": {"type": "string"},
-                                          "description": "Veto entries relaxed to fill the feed, "
-                                                         "e.g. disliked_categories:Dress."},
-                        "items": {"type": "array", "minItems": 1, "maxItems": 20,
-                                  "items": {"$ref": "#/components/schemas/FeedItem"}},
+                        "headline": {
+                            "type": "string",
+                            "examples": ["A breezy minimalist look for your afternoon in Torrance"],
+                        },
+                        "daypart": {
+                            "enum": ["Daytime", "NightOut"],
+                            "description": "The daypart the feed puts first (that of its first item).",
+                        },
+                        "relaxed_rules": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "Veto entries relaxed to fill the feed, e.g. disliked_categories:Dress.",
+                        },
+                        "items": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": 20,
+                            "items": {"$ref": "#/components/schemas/FeedItem"},
+                        },
                     },
                 },
                 "LikeRequest": {
-                    "type": "object", "required": ["outfit_id"], "additionalProperties": False,
+                    "type": "object",
+                    "required": ["outfit_id"],
+                    "additionalProperties": False,
                     "properties": {"outfit_id": dict(_ID)},
                 },
                 "Like": {
-                    "type": "object", "additionalProperties": False,
+                    "type": "object",
+                    "additionalProperties": False,
                     "required": ["user_id", "outfit_id", "liked", "created"],
-                    "properties": {"user_id": dict(_ID), "outfit_id": dict(_ID), "liked": {"const": True},
-                                   "created": {"type": "boolean"}},
+                    "properties": {
+                        "user_id": dict(_ID),
+                        "outfit_id": dict(_ID),
+                        "liked": {"const": True},
+                        "created": {"type": "boolean"},
+                    },
                 },
                 "Unlike": {
-                    "type": "object", "additionalProperties": False,
+                    "type": "object",
+                    "additionalProperties": False,
                     "required": ["user_id", "outfit_id", "liked", "removed"],
-                    "properties": {"user_id": dict(_ID), "outfit_id": dict(_ID), "liked": {"const": False},
-                                   "removed": {"type": "boolean"}},
+                    "properties": {
+                        "user_id": dict(_ID),
+                        "outfit_id": dict(_ID),
+                        "liked": {"const": False},
+                        "removed": {"type": "boolean"},
+                    },
                 },
                 "Ready": {
-                    "type": "object", "additionalProperties": False,
-                    "required": ["status", "pool_date", "pools", "cached_pools", "fallback_pools"],
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": [
+                        "status",
+                        "pool_date",
+                        "pools",
+                        "cached_pools",
+                        "fallback_pools",
+                        "standby",
+                        "replay_lag_s",
+                    ],
                     "properties": {
                         "status": {"const": "ready"},
                         "pool_date": {"type": "string", "format": "date"},
                         "pools": {"type": "integer", "minimum": 1},
                         "cached_pools": {"type": "integer", "minimum": 0},
                         "fallback_pools": {"type": "integer", "minimum": 0},
+                        "standby": {
+                            "type": "boolean",
+                            "description": "The database is a hot standby (read-only; feeds read the durable pools).",
+                        },
+                        "replay_lag_s": {
+                            "type": ["number", "null"],
+                            "minimum": 0,
+                            "description": "On a standby: seconds since the last replayed commit, "
+                            "0 when all WAL received is replayed. Null on a primary.",
+                        },
                     },
                 },
             },

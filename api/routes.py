@@ -48,15 +48,18 @@ def parse_at(text: str | None) -> datetime | None:
     candidate = _UNENCODED_PLUS.sub(r"\1+\2", text.strip()).upper()  # RFC 3339 allows "t" and "z"
     leap = _LEAP_SECOND.search(candidate)  # 23:59:60 is valid RFC 3339; datetime stops at :59
     if leap:
-        candidate = candidate[:leap.start()] + ":59" + candidate[leap.end():]
+        candidate = candidate[: leap.start()] + ":59" + candidate[leap.end() :]
     try:
         value = datetime.fromisoformat(candidate)
         if value.tzinfo is None or value.utcoffset() is None:
             raise bad_request("invalid_at", f"at must include a UTC offset (Z or +HH:MM); got {text!r}")
         value = value.astimezone(timezone.utc) + timedelta(seconds=1 if leap else 0)
     except (ValueError, OverflowError):  # not ISO 8601, or out of range once moved to UTC
-        raise bad_request("invalid_at", f"at must be an ISO 8601 timestamp with a UTC offset between years "
-                                        f"1 and 9999, e.g. 2026-04-20T15:00:00Z; got {text!r}") from None
+        raise bad_request(
+            "invalid_at",
+            f"at must be an ISO 8601 timestamp with a UTC offset between years "
+            f"1 and 9999, e.g. 2026-04-20T15:00:00Z; got {text!r}",
+        ) from None
     return value
 
 
@@ -71,8 +74,11 @@ def parse_limit(text: str | None) -> int:
 def json_body() -> dict[str, Any]:
     """The request's JSON object: 415 for another content type, 413 past MAX_CONTENT_LENGTH, 400 if malformed."""
     if request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type",
-                       f"expected Content-Type: application/json, got {request.mimetype or 'none'!r}")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"expected Content-Type: application/json, got {request.mimetype or 'none'!r}",
+        )
     data = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
     try:
         value = json.loads(data)
@@ -143,14 +149,16 @@ def feed(db: Database, args: Mapping[str, str], user_id: int) -> Response:
     if relaxed:
         metrics.FEEDS_RELAXED.inc()
         metrics.RULES_RELAXED.inc(len(relaxed))
-    return json_response({
-        "user_id": user_id,
-        "cluster_id": cluster_id,
-        "headline": headline,
-        "daypart": daypart,
-        "relaxed_rules": relaxed,
-        "items": [dict(zip(_ITEM_KEYS, row)) for row in rows],  # the first 7 columns
-    })
+    return json_response(
+        {
+            "user_id": user_id,
+            "cluster_id": cluster_id,
+            "headline": headline,
+            "daypart": daypart,
+            "relaxed_rules": relaxed,
+            "items": [dict(zip(_ITEM_KEYS, row)) for row in rows],  # the first 7 columns
+        }
+    )
 
 
 @bp.post("/v1/users/<user_id>/likes", provide_automatic_options=False)
@@ -159,9 +167,11 @@ def like(db: Database, args: Mapping[str, str], user_id: int) -> Response:
     outfit_id = outfit_id_from(json_body())
     created = db.like(user_id, outfit_id)
     metrics.LIKES.labels("like", "new" if created else "existing").inc()
-    return json_response({"user_id": user_id, "outfit_id": outfit_id, "liked": True, "created": created},
-                         201 if created else 200,
-                         {"Location": f"/v1/users/{user_id}/likes/{outfit_id}"} if created else None)
+    return json_response(
+        {"user_id": user_id, "outfit_id": outfit_id, "liked": True, "created": created},
+        201 if created else 200,
+        {"Location": f"/v1/users/{user_id}/likes/{outfit_id}"} if created else None,
+    )
 
 
 @bp.delete("/v1/users/<user_id>/likes/<outfit_id>", provide_automatic_options=False)
@@ -182,10 +192,20 @@ def healthz() -> Response:
 def readyz() -> Response:
     status = _db().serving_status(timeout=2.0)  # 503 when the database is unreachable
     if not status["ready"]:
-        return error_response(503, "not_ready", f"no pools for {status['pool_date']} yet (run ootd nightly)",
-                              {"Retry-After": "60"})
-    return json_response({"status": "ready", "pool_date": status["pool_date"].isoformat(), "pools": status["pools"],
-                          "cached_pools": status["cached_pools"], "fallback_pools": status["fallback_pools"]})
+        return error_response(
+            503, "not_ready", f"no pools for {status['pool_date']} yet (run ootd nightly)", {"Retry-After": "60"}
+        )
+    return json_response(
+        {
+            "status": "ready",
+            "pool_date": status["pool_date"].isoformat(),
+            "pools": status["pools"],
+            "cached_pools": status["cached_pools"],
+            "fallback_pools": status["fallback_pools"],
+            "standby": status["standby"],
+            "replay_lag_s": status["replay_lag_s"],
+        }
+    )
 
 
 @bp.get("/metrics", provide_automatic_options=False)

@@ -40,9 +40,9 @@ from gunicorn.workers.sync import SyncWorker
 from api.errors import error_body
 
 #: gunicorn's limits on what it reads before the app (its defaults, stated here because the README documents them).
-LIMIT_REQUEST_LINE = 4094         # bytes: method, path, query string and version; longer: 414
-LIMIT_REQUEST_FIELDS = 100        # header fields; more: 431
-LIMIT_REQUEST_FIELD_SIZE = 8190   # bytes per header field (name and value); longer: 431
+LIMIT_REQUEST_LINE = 4094  # bytes: method, path, query string and version; longer: 414
+LIMIT_REQUEST_FIELDS = 100  # header fields; more: 431
+LIMIT_REQUEST_FIELD_SIZE = 8190  # bytes per header field (name and value); longer: 431
 
 
 @dataclass
@@ -86,20 +86,23 @@ _MAX_MESSAGE = 200  # gunicorn's messages quote the offending input
 
 def _server_error(exc: BaseException, cfg: Any) -> tuple[int, str, str, str]:
     """(status, reason, code, message) for an exception gunicorn's worker caught."""
-    status, reason = next(((s, r) for kinds, s, r in _SERVER_ERRORS if isinstance(exc, kinds)),
-                          (500, "Internal Server Error"))
+    status, reason = next(
+        ((s, r) for kinds, s, r in _SERVER_ERRORS if isinstance(exc, kinds)), (500, "Internal Server Error")
+    )
     if status >= 500:
         return status, reason, "internal", "internal error"
     code = re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_")
     if status == 414:
         message = f"request line longer than {cfg.limit_request_line} bytes"
     elif status == 431:
-        message = (f"request headers too large: at most {cfg.limit_request_fields} header fields "
-                   f"of at most {cfg.limit_request_field_size} bytes each")
+        message = (
+            f"request headers too large: at most {cfg.limit_request_fields} header fields "
+            f"of at most {cfg.limit_request_field_size} bytes each"
+        )
     else:
         message = str(exc) or reason
         if len(message) > _MAX_MESSAGE:
-            message = message[:_MAX_MESSAGE - 3] + "..."
+            message = message[: _MAX_MESSAGE - 3] + "..."
     return status, reason, code, message
 
 
@@ -128,8 +131,10 @@ class _JsonErrors:
             resp.status, resp.response_length = f"{status} {reason}", len(body)
             resp.sent = len(body)  # what the access log prints (gunicorn's own pages log 0)
             self.log.access(resp, req, environ, datetime.now() - started)
-        head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n")
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
         try:
             util.write_nonblock(client, head.encode("latin-1") + body)
         except OSError:  # the client is gone
@@ -202,8 +207,9 @@ def check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
-                            f"(another server? try --port)") from None
+            raise PortInUse(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server? try --port)"
+            ) from None
 
 
 def serve(config: ServeConfig, database_url: str | None = None) -> None:

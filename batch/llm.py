@@ -9,6 +9,7 @@ honoured exactly.  A stylist or embedder makes exactly one request per call.
 from __future__ import annotations
 
 import email.utils
+import json
 import os
 import random
 import time
@@ -34,6 +35,8 @@ SYSTEM_PROMPT = (
     "that weather, true to the archetype, and varied enough that people with different vetoes still "
     "find options. Answer only with JSON matching the schema."
 )
+# Followed by the titles as JSON strings ("A", "B"), then a period (tests/fake_openai.py reads them back).
+AVOID_TITLES_PREFIX = "Do not repeat any of these titles from the last 3 days: "
 
 
 def build_messages(cluster: Cluster, vocabulary: Vocabulary, feedback: str | None = None) -> list[dict[str, str]]:
@@ -50,13 +53,17 @@ def build_messages(cluster: Cluster, vocabulary: Vocabulary, feedback: str | Non
         f"Mean vibe {cluster.mean_vibe:.2f}, trend {cluster.mean_trend:.2f}, dare {cluster.mean_dare:.2f} (0..1).",
         f"Main cities: {', '.join(cluster.cities) or 'various'}.",
         "",
-        "Design exactly 20 outfits: 10 with daypart \"Daytime\" and 10 with daypart \"NightOut\" (from 15:00 on).",
-        "Each: a shop-window title naming the hero piece (e.g. \"Beige Silk Midi Skirt\"), the hero piece's "
+        'Design exactly 20 outfits: 10 with daypart "Daytime" and 10 with daypart "NightOut" (from 15:00 on).',
+        'Each: a shop-window title naming the hero piece (e.g. "Beige Silk Midi Skirt"), the hero piece\'s '
         "category and color from the allowed lists, 2 to 6 pieces (hero first), vibe/trend/dare in [0, 1], "
         "and a one-line reason. All titles distinct; use at least 6 categories and 5 colors.",
         f"Allowed categories: {', '.join(vocabulary.categories)}.",
         f"Allowed colors: {', '.join(vocabulary.colors)}.",
     ]
+    if cluster.avoid_titles:
+        lines.append(
+            AVOID_TITLES_PREFIX + ", ".join(json.dumps(t, ensure_ascii=False) for t in cluster.avoid_titles) + "."
+        )
     if feedback:
         lines += ["", f"Your previous answer was rejected: {feedback}. Fix these problems."]
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]
@@ -89,8 +96,7 @@ class OpenAIStylist:
         self.client = client
         self.model = model
 
-    def generate(self, cluster: Cluster, vocabulary: Vocabulary,
-                 feedback: str | None = None) -> tuple[str, Usage]:
+    def generate(self, cluster: Cluster, vocabulary: Vocabulary, feedback: str | None = None) -> tuple[str, Usage]:
         response = self.client.chat.completions.create(
             model=self.model,
             messages=build_messages(cluster, vocabulary, feedback),
@@ -143,8 +149,10 @@ def outfit_text(outfit: dict[str, Any], cluster: Cluster) -> str:
     User taste vectors are built from archetype keywords, colors and categories
     (batch/seed.py), so these words put outfits in the same space.
     """
-    return (f"{outfit['title']}. {outfit['color']} {outfit['category']}. {', '.join(outfit['pieces'])}. "
-            f"{cluster.archetype} {' '.join(cluster.archetype_keywords)}.")
+    return (
+        f"{outfit['title']}. {outfit['color']} {outfit['category']}. {', '.join(outfit['pieces'])}. "
+        f"{cluster.archetype} {' '.join(cluster.archetype_keywords)}."
+    )
 
 
 # ---------------------------------------------------------------- retries --
@@ -200,10 +208,17 @@ def _api_message(exc: Any) -> str:
     return str(getattr(exc, "message", exc))[:200]
 
 
-def call_with_retries(fn: Callable[[], tuple[T, Usage]], *, kind: str, provider: str, model: str,
-                      attempts: list[Attempt], max_retries: int,
-                      sleep: Callable[[float], None] = time.sleep,
-                      before_send: Callable[[str, int], int | None] | None = None) -> T:
+def call_with_retries(
+    fn: Callable[[], tuple[T, Usage]],
+    *,
+    kind: str,
+    provider: str,
+    model: str,
+    attempts: list[Attempt],
+    max_retries: int,
+    sleep: Callable[[float], None] = time.sleep,
+    before_send: Callable[[str, int], int | None] | None = None,
+) -> T:
     """Call `fn` until it succeeds, appending one Attempt per request.
 
     Retries timeouts, connection errors, 408/409/429 and 5xx up to
@@ -221,16 +236,36 @@ def call_with_retries(fn: Callable[[], tuple[T, Usage]], *, kind: str, provider:
             value, usage = fn()
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, then re-raised or retried
             retryable, status, wait, message = classify(exc)
-            attempts.append(Attempt(kind=kind, model=model, provider=provider, attempt=number, status="error",
-                                    latency_ms=_ms(started), http_status=status, error=message,
-                                    ledger_id=ledger_id))
+            attempts.append(
+                Attempt(
+                    kind=kind,
+                    model=model,
+                    provider=provider,
+                    attempt=number,
+                    status="error",
+                    latency_ms=_ms(started),
+                    http_status=status,
+                    error=message,
+                    ledger_id=ledger_id,
+                )
+            )
             if not retryable or retry == max_retries:
                 raise Failure(message, status) from exc
-            sleep(wait if wait is not None else min(8.0, 0.5 * 2 ** retry) * (0.5 + random.random() / 2))
+            sleep(wait if wait is not None else min(8.0, 0.5 * 2**retry) * (0.5 + random.random() / 2))
             continue
-        attempts.append(Attempt(kind=kind, model=model, provider=provider, attempt=number, status="ok",
-                                latency_ms=_ms(started), usage=usage, http_status=200 if provider == "openai" else None,
-                                ledger_id=ledger_id))
+        attempts.append(
+            Attempt(
+                kind=kind,
+                model=model,
+                provider=provider,
+                attempt=number,
+                status="ok",
+                latency_ms=_ms(started),
+                usage=usage,
+                http_status=200 if provider == "openai" else None,
+                ledger_id=ledger_id,
+            )
+        )
         return value
     raise AssertionError("unreachable")
 
@@ -241,9 +276,19 @@ def _ms(started: float) -> float:
 
 def ledger_rows(attempts: list[Attempt]) -> list[dict[str, Any]]:
     """Attempts as the JSON rows ootd.record_llm_calls() takes (an id finishes a row written before sending)."""
-    return [{
-        "id": a.ledger_id, "provider": a.provider, "kind": a.kind, "model": a.model, "attempt": a.attempt, "status": a.status,
-        "http_status": a.http_status, "prompt_tokens": a.usage.prompt_tokens,
-        "completion_tokens": a.usage.completion_tokens, "latency_ms": a.latency_ms,
-        "error": (a.error or None) and a.error[:1000],
-    } for a in attempts]
+    return [
+        {
+            "id": a.ledger_id,
+            "provider": a.provider,
+            "kind": a.kind,
+            "model": a.model,
+            "attempt": a.attempt,
+            "status": a.status,
+            "http_status": a.http_status,
+            "prompt_tokens": a.usage.prompt_tokens,
+            "completion_tokens": a.usage.completion_tokens,
+            "latency_ms": a.latency_ms,
+            "error": (a.error or None) and a.error[:1000],
+        }
+        for a in attempts
+    ]

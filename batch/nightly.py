@@ -5,7 +5,9 @@ Steps, each a named query:
     and refill the cache if a crash emptied it (ootd.rehydrate_cache);
  1. take the nightly advisory lock (a second run waits, or exits with --no-wait);
  2. record the day's weather for every city (the first forecast of a day wins);
- 3. read ootd.cluster_demand(day): K rows, never the N users;
+ 3. read ootd.cluster_demand(day): K rows, never the N users, and
+    ootd.recent_titles(day): each cluster's titles of the 3 days before, once
+    for all clusters, so its prompt and validation avoid them;
  4. for each cluster without a pool, in a bounded thread pool: generate,
     validate (one retry with the problems as feedback), embed; every request's
     ledger row is committed (status 'sent') before the request goes out;
@@ -63,28 +65,31 @@ class NightlyBusy(RuntimeError):
 @dataclass(frozen=True)
 class NightlyConfig:
     day: date
-    llm: str = "offline"                  # 'offline' | 'openai'
+    llm: str = "offline"  # 'offline' | 'openai'
     model: str = DEFAULT_CHAT_MODEL
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     concurrency: int = 4
     timeout_s: float = 60.0
-    max_retries: int = 3                  # per request, for 429 / 5xx / timeouts
-    wait: bool = True                     # wait for a concurrent run instead of exiting
-    force: bool = False                   # allow a day more than one day after the database's date
+    max_retries: int = 3  # per request, for 429 / 5xx / timeouts
+    wait: bool = True  # wait for a concurrent run instead of exiting
+    force: bool = False  # allow a day more than one day after the database's date
 
     @classmethod
     def from_env(cls, day: date, llm: str | None = None, **overrides: Any) -> "NightlyConfig":
         chosen = llm or ("openai" if os.environ.get("OPENAI_API_KEY") else "offline")
-        return cls(day=day, llm=chosen,
-                   model=os.environ.get("OOTD_LLM_MODEL", DEFAULT_CHAT_MODEL),
-                   embedding_model=os.environ.get("OOTD_EMBEDDING_MODEL", DEFAULT_EMBEDDING_MODEL),
-                   **overrides)
+        return cls(
+            day=day,
+            llm=chosen,
+            model=os.environ.get("OOTD_LLM_MODEL", DEFAULT_CHAT_MODEL),
+            embedding_model=os.environ.get("OOTD_EMBEDDING_MODEL", DEFAULT_EMBEDDING_MODEL),
+            **overrides,
+        )
 
 
 @dataclass
 class ClusterOutcome:
     cluster: Cluster
-    status: str                           # 'stored' | 'failed'
+    status: str  # 'stored' | 'failed'
     attempts: list[Attempt] = field(default_factory=list)
     outfits: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
@@ -98,7 +103,7 @@ class NightlyReport:
     users: int = 0
     clustered_users: int = 0
     clusters: int = 0
-    skipped: int = 0                      # already had a pool for the day
+    skipped: int = 0  # already had a pool for the day
     stored: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     chat_requests: int = 0
@@ -106,9 +111,9 @@ class NightlyReport:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_outfits: int = 0
-    restored_cache_rows: int = 0          # cache rows ootd.rehydrate_cache put back before the run
+    restored_cache_rows: int = 0  # cache rows ootd.rehydrate_cache put back before the run
     seconds: float = 0.0
-    cost: dict[str, Any] | None = None    # the day's row of ootd.llm_cost_daily
+    cost: dict[str, Any] | None = None  # the day's row of ootd.llm_cost_daily
 
 
 Progress = Callable[[str, Any], None]
@@ -127,9 +132,15 @@ def make_providers(config: NightlyConfig) -> tuple[Stylist, Embedder]:
     return OpenAIStylist(client, config.model), OpenAIEmbedder(client, config.embedding_model)
 
 
-def run_nightly(url: str | None, config: NightlyConfig, *, stylist: Stylist | None = None,
-                embedder: Embedder | None = None, weather: Any = None,
-                progress: Progress | None = None) -> NightlyReport:
+def run_nightly(
+    url: str | None,
+    config: NightlyConfig,
+    *,
+    stylist: Stylist | None = None,
+    embedder: Embedder | None = None,
+    weather: Any = None,
+    progress: Progress | None = None,
+) -> NightlyReport:
     """Run the nightly batch for `config.day`; see the module docstring."""
     started = time.perf_counter()
     notify = progress or (lambda event, value: None)
@@ -159,8 +170,9 @@ def run_nightly(url: str | None, config: NightlyConfig, *, stylist: Stylist | No
             report.skipped = len(clusters) - len(todo)
             notify("start", len(todo))
             with ThreadPoolExecutor(max_workers=max(1, config.concurrency)) as pool:
-                futures = [pool.submit(generate_cluster, c, vocabulary, stylist, embedder, config, ledger)
-                           for c in todo]
+                futures = [
+                    pool.submit(generate_cluster, c, vocabulary, stylist, embedder, config, ledger) for c in todo
+                ]
                 for future in as_completed(futures):
                     outcome = future.result()
                     _save(conn, outcome, stylist)
@@ -189,14 +201,27 @@ class RequestLedger:
     def sender(self, cluster: Cluster, provider: str, model: str) -> Callable[[str, int], int]:
         def before_send(kind: str, attempt: int) -> int:
             with self._lock:
-                return one(self._conn, "record_llm_request",
-                           (cluster.pool_date, cluster.cluster_id, provider, kind, model, attempt))["id"]
+                return one(
+                    self._conn,
+                    "record_llm_request",
+                    (cluster.pool_date, cluster.cluster_id, provider, kind, model, attempt),
+                )["id"]
+
         return before_send
 
 
-def generate_cluster(cluster: Cluster, vocabulary: Vocabulary, stylist: Stylist, embedder: Embedder,
-                     config: NightlyConfig, ledger: RequestLedger | None = None) -> ClusterOutcome:
+def generate_cluster(
+    cluster: Cluster,
+    vocabulary: Vocabulary,
+    stylist: Stylist,
+    embedder: Embedder,
+    config: NightlyConfig,
+    ledger: RequestLedger | None = None,
+) -> ClusterOutcome:
     """Generate, validate (one retry with feedback) and embed one cluster's pool.
+
+    A pool that repeats one of the cluster's `avoid_titles` (the last 3 days')
+    is invalid output like any other: retried once with the titles named.
 
     With a `ledger`, every request's ledger row is committed before it is sent;
     without one (ootd.generate_pool's single transaction), the rows are written
@@ -210,11 +235,15 @@ def generate_cluster(cluster: Cluster, vocabulary: Vocabulary, stylist: Stylist,
         for _ in range(2):  # the first answer and one retry on invalid output
             content = call_with_retries(
                 lambda: _generate(stylist, cluster, vocabulary, feedback),
-                kind="chat", provider=stylist.name, model=stylist.model,
-                attempts=attempts, max_retries=config.max_retries,
-                before_send=ledger and ledger.sender(cluster, stylist.name, stylist.model))
+                kind="chat",
+                provider=stylist.name,
+                model=stylist.model,
+                attempts=attempts,
+                max_retries=config.max_retries,
+                before_send=ledger and ledger.sender(cluster, stylist.name, stylist.model),
+            )
             try:
-                outfits = validate_pool(content, vocabulary)
+                outfits = validate_pool(content, vocabulary, cluster.avoid_titles)
                 break
             except PoolInvalid as exc:
                 attempts[-1].status, attempts[-1].error = "invalid", str(exc)
@@ -226,9 +255,15 @@ def generate_cluster(cluster: Cluster, vocabulary: Vocabulary, stylist: Stylist,
         if embedder.name == "offline":
             vectors, _ = embedder.embed(texts)
         else:
-            vectors = call_with_retries(lambda: embedder.embed(texts), kind="embedding", provider=embedder.name,
-                                        model=embedder.model, attempts=attempts, max_retries=config.max_retries,
-                                        before_send=ledger and ledger.sender(cluster, embedder.name, embedder.model))
+            vectors = call_with_retries(
+                lambda: embedder.embed(texts),
+                kind="embedding",
+                provider=embedder.name,
+                model=embedder.model,
+                attempts=attempts,
+                max_retries=config.max_retries,
+                before_send=ledger and ledger.sender(cluster, embedder.name, embedder.model),
+            )
     except Failure as exc:
         outcome.error = str(exc)
         return outcome
@@ -251,8 +286,16 @@ def record_weather(conn: Any, day: date, provider: Any) -> None:
     from batch.weather import City, OfflineWeather
 
     provider = provider or OfflineWeather()
-    cities = [City(name=r["name"], country=r["country"], timezone=r["timezone"],
-                   latitude=r["latitude"], longitude=r["longitude"]) for r in all_rows(conn, "weather_cities")]
+    cities = [
+        City(
+            name=r["name"],
+            country=r["country"],
+            timezone=r["timezone"],
+            latitude=r["latitude"],
+            longitude=r["longitude"],
+        )
+        for r in all_rows(conn, "weather_cities")
+    ]
     forecasts = provider.forecast(cities, day)
     rows = [{"city": f.city, "condition": f.condition, "temp_c": round(float(f.temp_c), 1)} for f in forecasts]
     one(conn, "put_weather", (day, provider.name, Jsonb(rows)))
@@ -264,8 +307,18 @@ def _save(conn: Any, outcome: ClusterOutcome, stylist: Stylist) -> None:
     with conn.transaction():
         one(conn, "record_llm_calls", (cluster.pool_date, cluster.cluster_id, Jsonb(ledger_rows(outcome.attempts))))
         if outcome.status == "stored":
-            one(conn, "store_pool", (cluster.pool_date, cluster.cluster_id, stylist.name, stylist.model,
-                                     cluster.members, Jsonb(outcome.outfits)))
+            one(
+                conn,
+                "store_pool",
+                (
+                    cluster.pool_date,
+                    cluster.cluster_id,
+                    stylist.name,
+                    stylist.model,
+                    cluster.members,
+                    Jsonb(outcome.outfits),
+                ),
+            )
 
 
 def _count(report: NightlyReport, outcome: ClusterOutcome) -> None:

@@ -43,15 +43,15 @@ from batch.nightly import NightlyConfig, generate_cluster, record_weather
 from batch.types import Cluster, Vocabulary
 from db.connect import Jsonb, all_rows, one
 
-PROVIDER = "plpython"           # ootd.pools.provider and ootd.llm_calls.provider of LLM requests made here
+PROVIDER = "plpython"  # ootd.pools.provider and ootd.llm_calls.provider of LLM requests made here
 CLUSTER_ID = re.compile(r"^(\d{8})_([A-Z][A-Za-z]+)_([A-Z][A-Za-z]+)$")
-SETTINGS = {                    # ALTER DATABASE ... SET <name> -> NightlyConfig field / client option
+SETTINGS = {  # ALTER DATABASE ... SET <name> -> NightlyConfig field / client option
     "ootd.openai_base_url": "base_url",
     "ootd.llm_model": "model",
     "ootd.embedding_model": "embedding_model",
     "ootd.llm_timeout": "timeout_s",
 }
-JSON_TYPES = (114, 3802)        # json, jsonb: psycopg parses them, PL/Python hands over text
+JSON_TYPES = (114, 3802)  # json, jsonb: psycopg parses them, PL/Python hands over text
 DATE_TYPE = 1082
 
 
@@ -66,12 +66,15 @@ def generate_pool(plpy, cluster_id, SD):
     """
     day = cluster_day(plpy, cluster_id)
     conn = PlpyConnection(plpy, SD)
-    one(conn, "generate_pool_lock", (cluster_id,))   # a second call for the cluster waits, then finds the pool
-    record_weather(conn, day, None)                  # as the batch does: the first forecast of a day wins
+    one(conn, "generate_pool_lock", (cluster_id,))  # a second call for the cluster waits, then finds the pool
+    record_weather(conn, day, None)  # as the batch does: the first forecast of a day wins
     cluster = next((c for c in load_demand(conn, day) if c.cluster_id == cluster_id), None)
     if cluster is None:
-        plpy.error(f"no user is in cluster {cluster_id} on {day.isoformat()}", sqlstate="P0002",
-                   hint=f"SELECT cluster_id FROM ootd.cluster_demand('{day.isoformat()}') lists the day's clusters.")
+        plpy.error(
+            f"no user is in cluster {cluster_id} on {day.isoformat()}",
+            sqlstate="P0002",
+            hint=f"SELECT cluster_id FROM ootd.cluster_demand('{day.isoformat()}') lists the day's clusters.",
+        )
     if cluster.has_pool:
         return [result_row(cluster_id, "exists")]
 
@@ -82,14 +85,25 @@ def generate_pool(plpy, cluster_id, SD):
         try:
             one(conn, "store_pool", (day, cluster_id, provider, model, cluster.members, Jsonb(outcome.outfits)))
         except plpy.spiexceptions.UniqueViolation:
-            status = "exists"                        # `ootd nightly` stored it while we waited for the LLM
+            status = "exists"  # `ootd nightly` stored it while we waited for the LLM
         else:
             one(conn, "refresh_pool_cache", (day,))
     else:
-        plpy.warning(f"ootd.generate_pool: cluster {cluster_id} failed: {outcome.error}; "
-                     "it keeps serving its most recent earlier pool (see ootd.llm_calls)")
-    return [result_row(cluster_id, status, provider, model, len(outcome.outfits) if status == "stored" else 0,
-                       len(ledger), outcome.error)]
+        plpy.warning(
+            f"ootd.generate_pool: cluster {cluster_id} failed: {outcome.error}; "
+            "it keeps serving its most recent earlier pool (see ootd.llm_calls)"
+        )
+    return [
+        result_row(
+            cluster_id,
+            status,
+            provider,
+            model,
+            len(outcome.outfits) if status == "stored" else 0,
+            len(ledger),
+            outcome.error,
+        )
+    ]
 
 
 def generate_pool_json(plpy, demand, vocabulary, SD):
@@ -102,12 +116,23 @@ def generate_pool_json(plpy, demand, vocabulary, SD):
     """
     row, words = as_json(demand), as_json(vocabulary)
     day = cluster_day(plpy, row.get("cluster_id"))
-    cluster = Cluster(pool_date=day, **{f.name: as_tuple(row[f.name]) for f in fields(Cluster)
-                                        if f.name in row and f.name != "pool_date"})
+    cluster = Cluster(
+        pool_date=day,
+        **{f.name: as_tuple(row[f.name]) for f in fields(Cluster) if f.name in row and f.name != "pool_date"},
+    )
     vocab = Vocabulary(**{f.name: tuple(words.get(f.name) or ()) for f in fields(Vocabulary)})
     outcome, provider, model, ledger = generate(plpy, SD, PlpyConnection(plpy, SD), cluster, vocab)
-    return json.dumps({"cluster_id": cluster.cluster_id, "status": outcome.status, "provider": provider,
-                       "model": model, "outfits": outcome.outfits, "ledger": ledger, "error": outcome.error})
+    return json.dumps(
+        {
+            "cluster_id": cluster.cluster_id,
+            "status": outcome.status,
+            "provider": provider,
+            "model": model,
+            "outfits": outcome.outfits,
+            "ledger": ledger,
+            "error": outcome.error,
+        }
+    )
 
 
 def generate(plpy, SD, conn, cluster, vocabulary):
@@ -118,8 +143,10 @@ def generate(plpy, SD, conn, cluster, vocabulary):
     outcome = generate_cluster(cluster, vocabulary, stylist, embedder, config)
     for attempt in outcome.attempts:
         if attempt.status != "ok":
-            plpy.notice(f"ootd.generate_pool: {cluster.cluster_id}: {attempt.kind} request {attempt.attempt} "
-                        f"{attempt.status}: {attempt.error}")
+            plpy.notice(
+                f"ootd.generate_pool: {cluster.cluster_id}: {attempt.kind} request {attempt.attempt} "
+                f"{attempt.status}: {attempt.error}"
+            )
     ledger = ledger_rows(outcome.attempts)
     provider = PROVIDER if stylist.name == "openai" else stylist.name
     for row in ledger:
@@ -137,17 +164,22 @@ def providers(plpy, SD, conn, day):
     except ValueError:
         timeout = float("nan")
     if not 0 < timeout < float("inf"):
-        plpy.error(f"ootd.llm_timeout must be a positive number of seconds, got {settings['timeout_s']!r}",
-                   sqlstate="22023")
-    config = replace(config, timeout_s=timeout, model=settings.get("model", config.model),
-                     embedding_model=settings.get("embedding_model", config.embedding_model))
+        plpy.error(
+            f"ootd.llm_timeout must be a positive number of seconds, got {settings['timeout_s']!r}", sqlstate="22023"
+        )
+    config = replace(
+        config,
+        timeout_s=timeout,
+        model=settings.get("model", config.model),
+        embedding_model=settings.get("embedding_model", config.embedding_model),
+    )
     if config.llm != "openai":
         from batch.stylist_offline import OfflineStylist
 
         return config, OfflineStylist(), OfflineEmbedder()
     base_url = settings.get("base_url") or os.environ.get("OPENAI_BASE_URL") or None
     key = (base_url, os.environ.get("OPENAI_API_KEY"), config.timeout_s)
-    clients = SD.setdefault("openai_clients", {})    # one client (and its connection pool) per backend
+    clients = SD.setdefault("openai_clients", {})  # one client (and its connection pool) per backend
     if key not in clients:
         clients[key] = make_client(config.timeout_s, base_url=base_url)
     client = clients[key]
@@ -174,14 +206,23 @@ def cluster_day(plpy, cluster_id):
         except ValueError:
             pass
     if day is None:
-        plpy.error(f'cluster id "{cluster_id}" does not match YYYYMMDD_Archetype_Weather '
-                   '(e.g. 20260420_Minimal_Sunny)', sqlstate="22023")
+        plpy.error(
+            f'cluster id "{cluster_id}" does not match YYYYMMDD_Archetype_Weather (e.g. 20260420_Minimal_Sunny)',
+            sqlstate="22023",
+        )
     return day
 
 
 def result_row(cluster_id, status, provider=None, model=None, outfits=0, requests=0, error=None):
-    return {"cluster_id": cluster_id, "status": status, "provider": provider, "model": model,
-            "outfits": outfits, "requests": requests, "error": error}
+    return {
+        "cluster_id": cluster_id,
+        "status": status,
+        "provider": provider,
+        "model": model,
+        "outfits": outfits,
+        "requests": requests,
+        "error": error,
+    }
 
 
 def as_json(value):
@@ -251,14 +292,13 @@ def spi_parameter(value):
     """(SQL type, value for plpy): the type psycopg would send for the Python value, except that
     str (and None) are text, since SPI cannot resolve an `unknown` parameter as psycopg's server can."""
     if value is None or isinstance(value, str):
-        return "text", value        # psycopg sends `unknown`, which SPI's fixed parameter types cannot coerce
+        return "text", value  # psycopg sends `unknown`, which SPI's fixed parameter types cannot coerce
     if isinstance(value, Jsonb):
         return "jsonb", json.dumps(value.obj)
     if isinstance(value, bool):
         return "boolean", value
     if isinstance(value, int):
-        return ("integer" if -2 ** 31 <= value < 2 ** 31 else "bigint" if -2 ** 63 <= value < 2 ** 63
-                else "numeric"), value
+        return ("integer" if -(2**31) <= value < 2**31 else "bigint" if -(2**63) <= value < 2**63 else "numeric"), value
     if isinstance(value, float):
         return "double precision", value
     if isinstance(value, Decimal):

@@ -31,28 +31,78 @@ import psycopg
 from batch import embed
 from db.connect import all_rows, copy_chunks, one, run
 
-CHUNK = 10_000          # ids drawn together from one generator seeded by (seed, chunk)
-BATCH = 100_000         # ids per COPY and per transaction (10 chunks)
+CHUNK = 10_000  # ids drawn together from one generator seeded by (seed, chunk)
+BATCH = 100_000  # ids per COPY and per transaction (10 chunks)
 MAX_USERS = 10_000_000  # the most `ootd seed --users` accepts (about 5 GB of users)
 
 # archetype -> (population share, favoured colors, favoured categories, (vibe, trend, dare) means)
 PROFILES: dict[str, tuple[float, list[str], list[str], tuple[float, float, float]]] = {
-    "Minimal":    (0.18, ["Black", "White", "Beige", "Grey", "Navy", "Ivory"], ["Trousers", "Shirt", "Knitwear", "Coat"], (0.35, 0.45, 0.20)),
-    "Casual":     (0.16, ["Blue", "White", "Grey", "Olive", "Navy"], ["Jeans", "Top", "Knitwear", "Jacket"], (0.50, 0.40, 0.25)),
-    "Classic":    (0.15, ["Navy", "Camel", "White", "Black", "Burgundy"], ["Blazer", "Trousers", "Shirt", "Coat"], (0.40, 0.35, 0.20)),
-    "Streetwear": (0.12, ["Black", "Orange", "Olive", "Grey", "Red"], ["Jacket", "Jeans", "Top", "Activewear"], (0.65, 0.75, 0.55)),
-    "Sporty":     (0.09, ["Black", "Blue", "White", "Green", "Grey"], ["Activewear", "Shorts", "Top", "Jacket"], (0.60, 0.50, 0.35)),
-    "Bohemian":   (0.08, ["Brown", "Olive", "Orange", "Ivory", "Camel"], ["Dress", "Skirt", "Knitwear", "Top"], (0.60, 0.45, 0.45)),
-    "Romantic":   (0.07, ["Pink", "Lavender", "Ivory", "Red", "White"], ["Dress", "Skirt", "Top", "Knitwear"], (0.55, 0.50, 0.35)),
-    "Edgy":       (0.06, ["Black", "Burgundy", "Silver", "Grey", "Red"], ["Jacket", "Jeans", "Top", "Dress"], (0.55, 0.65, 0.75)),
-    "Preppy":     (0.05, ["Navy", "Green", "White", "Red", "Camel"], ["Blazer", "Skirt", "Shirt", "Knitwear"], (0.45, 0.40, 0.25)),
-    "Glam":       (0.04, ["Gold", "Silver", "Black", "Red", "Burgundy"], ["Dress", "Jumpsuit", "Suit", "Blazer"], (0.70, 0.80, 0.80)),
+    "Minimal": (
+        0.18,
+        ["Black", "White", "Beige", "Grey", "Navy", "Ivory"],
+        ["Trousers", "Shirt", "Knitwear", "Coat"],
+        (0.35, 0.45, 0.20),
+    ),
+    "Casual": (
+        0.16,
+        ["Blue", "White", "Grey", "Olive", "Navy"],
+        ["Jeans", "Top", "Knitwear", "Jacket"],
+        (0.50, 0.40, 0.25),
+    ),
+    "Classic": (
+        0.15,
+        ["Navy", "Camel", "White", "Black", "Burgundy"],
+        ["Blazer", "Trousers", "Shirt", "Coat"],
+        (0.40, 0.35, 0.20),
+    ),
+    "Streetwear": (
+        0.12,
+        ["Black", "Orange", "Olive", "Grey", "Red"],
+        ["Jacket", "Jeans", "Top", "Activewear"],
+        (0.65, 0.75, 0.55),
+    ),
+    "Sporty": (
+        0.09,
+        ["Black", "Blue", "White", "Green", "Grey"],
+        ["Activewear", "Shorts", "Top", "Jacket"],
+        (0.60, 0.50, 0.35),
+    ),
+    "Bohemian": (
+        0.08,
+        ["Brown", "Olive", "Orange", "Ivory", "Camel"],
+        ["Dress", "Skirt", "Knitwear", "Top"],
+        (0.60, 0.45, 0.45),
+    ),
+    "Romantic": (
+        0.07,
+        ["Pink", "Lavender", "Ivory", "Red", "White"],
+        ["Dress", "Skirt", "Top", "Knitwear"],
+        (0.55, 0.50, 0.35),
+    ),
+    "Edgy": (
+        0.06,
+        ["Black", "Burgundy", "Silver", "Grey", "Red"],
+        ["Jacket", "Jeans", "Top", "Dress"],
+        (0.55, 0.65, 0.75),
+    ),
+    "Preppy": (
+        0.05,
+        ["Navy", "Green", "White", "Red", "Camel"],
+        ["Blazer", "Skirt", "Shirt", "Knitwear"],
+        (0.45, 0.40, 0.25),
+    ),
+    "Glam": (
+        0.04,
+        ["Gold", "Silver", "Black", "Red", "Burgundy"],
+        ["Dress", "Jumpsuit", "Suit", "Blazer"],
+        (0.70, 0.80, 0.80),
+    ),
 }
 NO_ARCHETYPE_SHARE = 0.02  # profiles without an archetype (clustering gives them a default)
-VETO_SHARE = 0.25          # users with disliked_categories
-COLOR_VETO_SHARE = 0.40    # ... of whom also dislike some colors
-VETO_ALL_SHARE = 0.01      # users who veto every category
-TRAVELLER_SHARE = 0.01     # users whose time zone is not their city's
+VETO_SHARE = 0.25  # users with disliked_categories
+COLOR_VETO_SHARE = 0.40  # ... of whom also dislike some colors
+VETO_ALL_SHARE = 0.01  # users who veto every category
+TRAVELLER_SHARE = 0.01  # users whose time zone is not their city's
 
 
 @dataclass(frozen=True)
@@ -136,8 +186,9 @@ def _lines(vocab: Vocabulary, seed: int, first: int, last: int, present: set[int
         yield generate_chunk(vocab, seed, chunk, limit=last, skip=present, start=first)
 
 
-def generate_chunk(vocab: Vocabulary, seed: int, chunk: int, *, limit: int,
-                   skip: set[int] = frozenset(), start: int = 1) -> bytes:
+def generate_chunk(
+    vocab: Vocabulary, seed: int, chunk: int, *, limit: int, skip: set[int] = frozenset(), start: int = 1
+) -> bytes:
     """COPY text rows for ids max(start, chunk*CHUNK+1) .. min(limit, (chunk+1)*CHUNK), minus `skip`.
 
     Every random draw is made for the whole chunk up front (vectorized), so
@@ -181,18 +232,18 @@ def generate_chunk(vocab: Vocabulary, seed: int, chunk: int, *, limit: int,
 
     # Taste vectors live in the offline embedder's space: archetype words plus
     # 0.6 x each preferred color and liked category, plus noise.
-    arche_vec = np.stack([embed.embed_words([w.lower() for w in vocab.archetype_keywords.get(a, [])] + [a.lower()])
-                          for a in archetypes])
+    arche_vec = np.stack(
+        [embed.embed_words([w.lower() for w in vocab.archetype_keywords.get(a, [])] + [a.lower()]) for a in archetypes]
+    )
     color_vec = np.stack([embed.word_vector(c.lower()) for c in colors])
     cat_vec = np.stack([embed.word_vector(c.lower()) for c in categories])
     color_onehot = np.zeros((n, n_col), dtype=np.float32)
-    np.put_along_axis(color_onehot, color_rank,
-                      (np.arange(n_col)[None, :] < n_colors[:, None]).astype(np.float32), axis=1)
+    np.put_along_axis(
+        color_onehot, color_rank, (np.arange(n_col)[None, :] < n_colors[:, None]).astype(np.float32), axis=1
+    )
     cat_onehot = np.zeros((n, n_cat), dtype=np.float32)
-    np.put_along_axis(cat_onehot, cat_rank,
-                      (np.arange(n_cat)[None, :] < n_liked[:, None]).astype(np.float32), axis=1)
-    taste = (arche_vec[arche_idx] * has_arche[:, None] + 0.6 * color_onehot @ color_vec
-             + 0.6 * cat_onehot @ cat_vec)
+    np.put_along_axis(cat_onehot, cat_rank, (np.arange(n_cat)[None, :] < n_liked[:, None]).astype(np.float32), axis=1)
+    taste = arche_vec[arche_idx] * has_arche[:, None] + 0.6 * color_onehot @ color_vec + 0.6 * cat_onehot @ cat_vec
     taste = embed.normalize(embed.normalize(taste) + taste_noise)
 
     quoted_colors = [f'"{c}"' for c in colors]
@@ -206,20 +257,54 @@ def generate_chunk(vocab: Vocabulary, seed: int, chunk: int, *, limit: int,
         return b""
     part = slice(lo, last)
     vectors = embed.vector_literals(taste[part])
-    rows = zip(range(first_id + lo, first_id + last), arche_idx[part].tolist(), has_arche[part].tolist(),
-               city_idx[part].tolist(), traveller[part].tolist(), other_city[part].tolist(),
-               veto_all[part].tolist(), veto[part].tolist(), color_veto[part].tolist(),
-               n_colors[part].tolist(), n_liked[part].tolist(), n_disliked[part].tolist(),
-               n_bad_colors[part].tolist(), color_rank[part].tolist(), cat_rank[part].tolist(),
-               traits[part].tolist(), vectors)
+    rows = zip(
+        range(first_id + lo, first_id + last),
+        arche_idx[part].tolist(),
+        has_arche[part].tolist(),
+        city_idx[part].tolist(),
+        traveller[part].tolist(),
+        other_city[part].tolist(),
+        veto_all[part].tolist(),
+        veto[part].tolist(),
+        color_veto[part].tolist(),
+        n_colors[part].tolist(),
+        n_liked[part].tolist(),
+        n_disliked[part].tolist(),
+        n_bad_colors[part].tolist(),
+        color_rank[part].tolist(),
+        cat_rank[part].tolist(),
+        traits[part].tolist(),
+        vectors,
+    )
     out: list[str] = []
-    for (user_id, a, has_a, city, travels, other, all_out, vetoes, color_vetoes,
-         k_col, k_liked, k_dis, k_bad, c_rank, g_rank, (vibe, trend, dare), vector) in rows:
+    for (
+        user_id,
+        a,
+        has_a,
+        city,
+        travels,
+        other,
+        all_out,
+        vetoes,
+        color_vetoes,
+        k_col,
+        k_liked,
+        k_dis,
+        k_bad,
+        c_rank,
+        g_rank,
+        (vibe, trend, dare),
+        vector,
+    ) in rows:
         if user_id in skip:
             continue
         dna = '{"archetype":"%s",' % archetypes[a] if has_a else "{"
         dna += '"preferred_colors":[%s],"category_affinity":{},"vibe":%s,"trend":%s,"dare":%s}' % (
-            ",".join([quoted_colors[i] for i in c_rank[:k_col]]), vibe, trend, dare)
+            ",".join([quoted_colors[i] for i in c_rank[:k_col]]),
+            vibe,
+            trend,
+            dare,
+        )
         rules = '{"liked_categories":[%s]' % ",".join([quoted_cats[i] for i in g_rank[:k_liked]])
         if all_out:
             rules += ',"disliked_categories":[%s]' % every_category

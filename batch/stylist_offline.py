@@ -17,9 +17,14 @@ scoring, the feed) behaves as it would with real pools, so the pool is:
 * diverse: no category or color more than 3 times, so a pool always offers
   at least 7 categories and 7 colors (with the full vocabulary) and members
   with vetoes still have something to wear;
+* fresh: no title of the cluster's last 3 days (`Cluster.avoid_titles`, from
+  ootd.recent_titles), so consecutive days of an archetype x weather never
+  share a title; a drawn title that was served is redrawn;
 * deterministic: everything is drawn from a `random.Random` seeded by a
-  BLAKE2b digest of the cluster id, so a cluster gets the same pool on every
-  machine and run.
+  BLAKE2b digest of the cluster id, which starts with the pool date
+  (YYYYMMDD_Archetype_Weather), so a cluster gets the same pool for a date
+  (and the same titles to avoid) on every machine and run, and another pool
+  the next day.
 """
 
 from __future__ import annotations
@@ -31,73 +36,137 @@ from typing import Any, Sequence
 
 from batch.types import DAYPARTS, PER_DAYPART, POOL_SIZE, Cluster, Usage, Vocabulary
 
-MAX_PER_CATEGORY = 3   # per pool: keeps >= 7 categories with the full vocabulary
+MAX_PER_CATEGORY = 3  # per pool: keeps >= 7 categories with the full vocabulary
 MAX_PER_COLOR = 3
-FAVOURED_EVERY = 2     # every 2nd outfit draws from the cluster's favourite colors/categories
-_SPREAD = 0.12         # std-dev of vibe/trend/dare around the cluster means
+REDRAWS = 8  # garment/material redraws before taking the first free title
+FAVOURED_EVERY = 2  # every 2nd outfit draws from the cluster's favourite colors/categories
+_SPREAD = 0.12  # std-dev of vibe/trend/dare around the cluster means
 
 # -- reference data (mirrors ootd.categories; a test keeps the two in sync) ----
 
 # category -> (garment, warmth 0..3)
 CATEGORIES: dict[str, tuple[str, int]] = {
-    "Dress": ("one-piece", 1), "Jumpsuit": ("one-piece", 1), "Suit": ("one-piece", 2),
-    "Top": ("top", 0), "Shirt": ("top", 1), "Knitwear": ("top", 2),
-    "Skirt": ("bottom", 1), "Trousers": ("bottom", 2), "Jeans": ("bottom", 2), "Shorts": ("bottom", 0),
-    "Blazer": ("outerwear", 2), "Jacket": ("outerwear", 2), "Coat": ("outerwear", 3),
+    "Dress": ("one-piece", 1),
+    "Jumpsuit": ("one-piece", 1),
+    "Suit": ("one-piece", 2),
+    "Top": ("top", 0),
+    "Shirt": ("top", 1),
+    "Knitwear": ("top", 2),
+    "Skirt": ("bottom", 1),
+    "Trousers": ("bottom", 2),
+    "Jeans": ("bottom", 2),
+    "Shorts": ("bottom", 0),
+    "Blazer": ("outerwear", 2),
+    "Jacket": ("outerwear", 2),
+    "Coat": ("outerwear", 3),
     "Activewear": ("one-piece", 1),
 }
 
 # -- garments: category -> daypart -> nouns (materials never appear in a noun) --
 
 NOUNS: dict[str, dict[str, tuple[str, ...]]] = {
-    "Dress": {"Daytime": ("Shirt Dress", "Wrap Dress", "Midi Dress", "Tea Dress", "Smock Dress"),
-              "NightOut": ("Slip Dress", "Cocktail Dress", "Column Dress", "Mini Dress", "Halter Dress")},
-    "Jumpsuit": {"Daytime": ("Utility Jumpsuit", "Wide-Leg Jumpsuit", "Boiler Suit", "Belted Jumpsuit"),
-                 "NightOut": ("Halter Jumpsuit", "Tailored Jumpsuit", "Wrap Jumpsuit", "Strapless Jumpsuit")},
-    "Suit": {"Daytime": ("Trouser Suit", "Relaxed Suit", "Shorts Suit", "Two-Piece Suit"),
-             "NightOut": ("Tuxedo Suit", "Double-Breasted Suit", "Three-Piece Suit", "Cropped-Jacket Suit")},
-    "Top": {"Daytime": ("Tank Top", "Boxy Tee", "Peplum Top", "Polo Top", "Square-Neck Top"),
-            "NightOut": ("Corset Top", "Halter Top", "Bustier Top", "Camisole", "One-Shoulder Top")},
-    "Shirt": {"Daytime": ("Oxford Shirt", "Oversized Shirt", "Camp-Collar Shirt", "Button-Down Shirt"),
-              "NightOut": ("Tuxedo Shirt", "Sheer Shirt", "Pussy-Bow Blouse", "Ruffled Blouse")},
-    "Knitwear": {"Daytime": ("Crewneck Sweater", "Cardigan", "Fisherman Sweater", "Sweater Vest", "Half-Zip Sweater"),
-                 "NightOut": ("Fine-Gauge Turtleneck", "Wrap Cardigan", "Off-Shoulder Sweater", "Knit Polo")},
-    "Skirt": {"Daytime": ("Midi Skirt", "Pleated Skirt", "A-Line Skirt", "Wrap Skirt"),
-              "NightOut": ("Slip Skirt", "Pencil Skirt", "Mini Skirt", "Asymmetric Skirt")},
-    "Trousers": {"Daytime": ("Wide-Leg Trousers", "Cargo Trousers", "Pleated Trousers", "Straight Trousers"),
-                 "NightOut": ("Cigarette Trousers", "Palazzo Trousers", "Tuxedo Trousers", "Flared Trousers")},
-    "Jeans": {"Daytime": ("Straight-Leg Jeans", "Barrel Jeans", "Boyfriend Jeans", "Wide-Leg Jeans"),
-              "NightOut": ("Skinny Jeans", "Flared Jeans", "Bootcut Jeans", "High-Rise Jeans")},
-    "Shorts": {"Daytime": ("Bermuda Shorts", "Paperbag Shorts", "Cargo Shorts", "Drawstring Shorts"),
-               "NightOut": ("Tailored Shorts", "High-Waisted Shorts", "Pleated Shorts", "Micro Shorts")},
-    "Blazer": {"Daytime": ("Oversized Blazer", "Single-Breasted Blazer", "Boyfriend Blazer"),
-               "NightOut": ("Double-Breasted Blazer", "Cropped Blazer", "Tuxedo Blazer", "Sharp-Shouldered Blazer")},
-    "Jacket": {"Daytime": ("Bomber Jacket", "Chore Jacket", "Field Jacket", "Trucker Jacket", "Overshirt Jacket"),
-               "NightOut": ("Biker Jacket", "Cropped Jacket", "Bolero Jacket", "Racer Jacket")},
-    "Coat": {"Daytime": ("Car Coat", "Duffle Coat", "Overcoat", "Balmacaan Coat"),
-             "NightOut": ("Wrap Coat", "Cocoon Coat", "Longline Coat", "Belted Coat")},
-    "Activewear": {"Daytime": ("Track Suit", "Running Set", "Yoga Set", "Zip-Up Track Set"),
-                   "NightOut": ("Sculpting Bodysuit", "Track Set", "Zip-Front Catsuit")},
+    "Dress": {
+        "Daytime": ("Shirt Dress", "Wrap Dress", "Midi Dress", "Tea Dress", "Smock Dress"),
+        "NightOut": ("Slip Dress", "Cocktail Dress", "Column Dress", "Mini Dress", "Halter Dress"),
+    },
+    "Jumpsuit": {
+        "Daytime": ("Utility Jumpsuit", "Wide-Leg Jumpsuit", "Boiler Suit", "Belted Jumpsuit"),
+        "NightOut": ("Halter Jumpsuit", "Tailored Jumpsuit", "Wrap Jumpsuit", "Strapless Jumpsuit"),
+    },
+    "Suit": {
+        "Daytime": ("Trouser Suit", "Relaxed Suit", "Shorts Suit", "Two-Piece Suit"),
+        "NightOut": ("Tuxedo Suit", "Double-Breasted Suit", "Three-Piece Suit", "Cropped-Jacket Suit"),
+    },
+    "Top": {
+        "Daytime": ("Tank Top", "Boxy Tee", "Peplum Top", "Polo Top", "Square-Neck Top"),
+        "NightOut": ("Corset Top", "Halter Top", "Bustier Top", "Camisole", "One-Shoulder Top"),
+    },
+    "Shirt": {
+        "Daytime": ("Oxford Shirt", "Oversized Shirt", "Camp-Collar Shirt", "Button-Down Shirt"),
+        "NightOut": ("Tuxedo Shirt", "Sheer Shirt", "Pussy-Bow Blouse", "Ruffled Blouse"),
+    },
+    "Knitwear": {
+        "Daytime": ("Crewneck Sweater", "Cardigan", "Fisherman Sweater", "Sweater Vest", "Half-Zip Sweater"),
+        "NightOut": ("Fine-Gauge Turtleneck", "Wrap Cardigan", "Off-Shoulder Sweater", "Knit Polo"),
+    },
+    "Skirt": {
+        "Daytime": ("Midi Skirt", "Pleated Skirt", "A-Line Skirt", "Wrap Skirt"),
+        "NightOut": ("Slip Skirt", "Pencil Skirt", "Mini Skirt", "Asymmetric Skirt"),
+    },
+    "Trousers": {
+        "Daytime": ("Wide-Leg Trousers", "Cargo Trousers", "Pleated Trousers", "Straight Trousers"),
+        "NightOut": ("Cigarette Trousers", "Palazzo Trousers", "Tuxedo Trousers", "Flared Trousers"),
+    },
+    "Jeans": {
+        "Daytime": ("Straight-Leg Jeans", "Barrel Jeans", "Boyfriend Jeans", "Wide-Leg Jeans"),
+        "NightOut": ("Skinny Jeans", "Flared Jeans", "Bootcut Jeans", "High-Rise Jeans"),
+    },
+    "Shorts": {
+        "Daytime": ("Bermuda Shorts", "Paperbag Shorts", "Cargo Shorts", "Drawstring Shorts"),
+        "NightOut": ("Tailored Shorts", "High-Waisted Shorts", "Pleated Shorts", "Micro Shorts"),
+    },
+    "Blazer": {
+        "Daytime": ("Oversized Blazer", "Single-Breasted Blazer", "Boyfriend Blazer"),
+        "NightOut": ("Double-Breasted Blazer", "Cropped Blazer", "Tuxedo Blazer", "Sharp-Shouldered Blazer"),
+    },
+    "Jacket": {
+        "Daytime": ("Bomber Jacket", "Chore Jacket", "Field Jacket", "Trucker Jacket", "Overshirt Jacket"),
+        "NightOut": ("Biker Jacket", "Cropped Jacket", "Bolero Jacket", "Racer Jacket"),
+    },
+    "Coat": {
+        "Daytime": ("Car Coat", "Duffle Coat", "Overcoat", "Balmacaan Coat"),
+        "NightOut": ("Wrap Coat", "Cocoon Coat", "Longline Coat", "Belted Coat"),
+    },
+    "Activewear": {
+        "Daytime": ("Track Suit", "Running Set", "Yoga Set", "Zip-Up Track Set"),
+        "NightOut": ("Sculpting Bodysuit", "Track Set", "Zip-Front Catsuit"),
+    },
 }
 
 # Extra nouns a condition makes likely (drawn half the time when there are any).
 WEATHER_NOUNS: dict[str, dict[str, tuple[str, ...]]] = {
-    "Sunny": {"Dress": ("Sundress", "Tiered Maxi Dress"), "Top": ("Camisole", "Crop Top"),
-              "Shirt": ("Short-Sleeve Shirt",), "Shorts": ("Bermuda Shorts",)},
-    "Windy": {"Jacket": ("Windbreaker Jacket", "Harrington Jacket"), "Coat": ("Funnel-Neck Coat",),
-              "Blazer": ("Structured Blazer",), "Knitwear": ("Turtleneck",)},
-    "Rainy": {"Coat": ("Trench Coat", "Mac Coat", "Hooded Coat"), "Jacket": ("Rain Jacket", "Anorak Jacket"),
-              "Trousers": ("Tapered Trousers",)},
-    "Cold": {"Coat": ("Puffer Coat", "Duffle Coat", "Double-Breasted Coat"),
-             "Knitwear": ("Cable-Knit Sweater", "Roll-Neck Sweater", "Chunky Cardigan"),
-             "Jacket": ("Quilted Jacket", "Aviator Jacket")},
+    "Sunny": {
+        "Dress": ("Sundress", "Tiered Maxi Dress"),
+        "Top": ("Camisole", "Crop Top"),
+        "Shirt": ("Short-Sleeve Shirt",),
+        "Shorts": ("Bermuda Shorts",),
+    },
+    "Windy": {
+        "Jacket": ("Windbreaker Jacket", "Harrington Jacket"),
+        "Coat": ("Funnel-Neck Coat",),
+        "Blazer": ("Structured Blazer",),
+        "Knitwear": ("Turtleneck",),
+    },
+    "Rainy": {
+        "Coat": ("Trench Coat", "Mac Coat", "Hooded Coat"),
+        "Jacket": ("Rain Jacket", "Anorak Jacket"),
+        "Trousers": ("Tapered Trousers",),
+    },
+    "Cold": {
+        "Coat": ("Puffer Coat", "Duffle Coat", "Double-Breasted Coat"),
+        "Knitwear": ("Cable-Knit Sweater", "Roll-Neck Sweater", "Chunky Cardigan"),
+        "Jacket": ("Quilted Jacket", "Aviator Jacket"),
+    },
 }
 
 # -- materials -----------------------------------------------------------------
 
 CATEGORY_MATERIALS: dict[str, tuple[str, ...]] = {
-    "Dress": ("Linen", "Cotton", "Silk", "Satin", "Jersey", "Wool", "Velvet", "Crepe", "Chiffon", "Lace",
-              "Poplin", "Sequined", "Knit"),
+    "Dress": (
+        "Linen",
+        "Cotton",
+        "Silk",
+        "Satin",
+        "Jersey",
+        "Wool",
+        "Velvet",
+        "Crepe",
+        "Chiffon",
+        "Lace",
+        "Poplin",
+        "Sequined",
+        "Knit",
+    ),
     "Jumpsuit": ("Linen", "Cotton", "Denim", "Twill", "Crepe", "Satin", "Wool", "Jersey", "Velvet"),
     "Suit": ("Linen", "Wool", "Tweed", "Velvet", "Crepe", "Seersucker", "Twill", "Flannel", "Satin"),
     "Top": ("Cotton", "Silk", "Satin", "Linen", "Jersey", "Lace", "Mesh", "Sequined", "Ribbed", "Merino"),
@@ -108,64 +177,153 @@ CATEGORY_MATERIALS: dict[str, tuple[str, ...]] = {
     "Jeans": ("Selvedge", "Stretch", "Washed", "Rigid", "Coated", "Fleece-Lined"),
     "Shorts": ("Linen", "Cotton", "Denim", "Twill", "Seersucker", "Leather", "Satin", "Nylon"),
     "Blazer": ("Linen", "Wool", "Tweed", "Velvet", "Crepe", "Boucle", "Twill", "Seersucker", "Satin"),
-    "Jacket": ("Leather", "Suede", "Denim", "Nylon", "Waxed Cotton", "Corduroy", "Shearling", "Twill",
-               "Canvas", "Ripstop", "Sequined"),
-    "Coat": ("Wool", "Cashmere", "Gabardine", "Boucle", "Tweed", "Nylon", "Waxed Cotton", "Linen", "Cotton",
-             "Shearling", "Velvet"),
+    "Jacket": (
+        "Leather",
+        "Suede",
+        "Denim",
+        "Nylon",
+        "Waxed Cotton",
+        "Corduroy",
+        "Shearling",
+        "Twill",
+        "Canvas",
+        "Ripstop",
+        "Sequined",
+    ),
+    "Coat": (
+        "Wool",
+        "Cashmere",
+        "Gabardine",
+        "Boucle",
+        "Tweed",
+        "Nylon",
+        "Waxed Cotton",
+        "Linen",
+        "Cotton",
+        "Shearling",
+        "Velvet",
+    ),
     "Activewear": ("Nylon", "Tech Jersey", "Fleece", "Mesh", "Ripstop", "Cotton", "Ribbed"),
 }
 GENERIC_MATERIALS = ("Cotton", "Wool", "Silk", "Linen", "Jersey", "Leather", "Nylon")
 # Garments that only come in some materials (no "Shearling Puffer Coat").
 NOUN_MATERIALS: dict[str, tuple[str, ...]] = {
-    "Puffer Coat": ("Nylon", "Ripstop"), "Trench Coat": ("Gabardine", "Cotton", "Waxed Cotton", "Leather"),
-    "Mac Coat": ("Gabardine", "Nylon", "Cotton"), "Hooded Coat": ("Wool", "Nylon", "Waxed Cotton", "Boucle"),
-    "Duffle Coat": ("Wool", "Tweed"), "Overcoat": ("Wool", "Cashmere", "Tweed", "Boucle"),
+    "Puffer Coat": ("Nylon", "Ripstop"),
+    "Trench Coat": ("Gabardine", "Cotton", "Waxed Cotton", "Leather"),
+    "Mac Coat": ("Gabardine", "Nylon", "Cotton"),
+    "Hooded Coat": ("Wool", "Nylon", "Waxed Cotton", "Boucle"),
+    "Duffle Coat": ("Wool", "Tweed"),
+    "Overcoat": ("Wool", "Cashmere", "Tweed", "Boucle"),
     "Balmacaan Coat": ("Wool", "Tweed", "Gabardine", "Cotton"),
-    "Rain Jacket": ("Nylon", "Ripstop", "Waxed Cotton"), "Anorak Jacket": ("Nylon", "Ripstop"),
-    "Windbreaker Jacket": ("Nylon", "Ripstop"), "Quilted Jacket": ("Nylon", "Cotton", "Waxed Cotton"),
-    "Aviator Jacket": ("Shearling", "Leather", "Suede"), "Biker Jacket": ("Leather", "Suede", "Denim"),
-    "Trucker Jacket": ("Denim", "Corduroy", "Suede"), "Bolero Jacket": ("Leather", "Suede", "Sequined"),
-    "Harrington Jacket": ("Cotton", "Twill", "Nylon"), "Field Jacket": ("Waxed Cotton", "Canvas", "Twill"),
-    "Tuxedo Suit": ("Wool", "Velvet", "Satin", "Crepe"), "Tuxedo Blazer": ("Wool", "Velvet", "Satin", "Crepe"),
-    "Tuxedo Trousers": ("Wool", "Crepe", "Satin", "Velvet"), "Tuxedo Shirt": ("Cotton", "Poplin", "Silk"),
-    "Boiler Suit": ("Denim", "Twill", "Cotton", "Linen"), "Utility Jumpsuit": ("Twill", "Cotton", "Denim", "Linen"),
-    "Slip Dress": ("Silk", "Satin", "Crepe", "Velvet"), "Slip Skirt": ("Silk", "Satin", "Crepe", "Velvet"),
-    "Camisole": ("Silk", "Satin", "Lace", "Jersey"), "Corset Top": ("Satin", "Lace", "Leather", "Velvet", "Cotton"),
-    "Bustier Top": ("Satin", "Lace", "Leather", "Velvet", "Cotton"), "Sheer Shirt": ("Chiffon", "Silk"),
-    "Ruffled Blouse": ("Silk", "Chiffon", "Crepe", "Cotton"), "Pussy-Bow Blouse": ("Silk", "Chiffon", "Crepe", "Satin"),
-    "Oxford Shirt": ("Cotton", "Linen", "Flannel"), "Boxy Tee": ("Cotton", "Jersey", "Linen"),
+    "Rain Jacket": ("Nylon", "Ripstop", "Waxed Cotton"),
+    "Anorak Jacket": ("Nylon", "Ripstop"),
+    "Windbreaker Jacket": ("Nylon", "Ripstop"),
+    "Quilted Jacket": ("Nylon", "Cotton", "Waxed Cotton"),
+    "Aviator Jacket": ("Shearling", "Leather", "Suede"),
+    "Biker Jacket": ("Leather", "Suede", "Denim"),
+    "Trucker Jacket": ("Denim", "Corduroy", "Suede"),
+    "Bolero Jacket": ("Leather", "Suede", "Sequined"),
+    "Harrington Jacket": ("Cotton", "Twill", "Nylon"),
+    "Field Jacket": ("Waxed Cotton", "Canvas", "Twill"),
+    "Tuxedo Suit": ("Wool", "Velvet", "Satin", "Crepe"),
+    "Tuxedo Blazer": ("Wool", "Velvet", "Satin", "Crepe"),
+    "Tuxedo Trousers": ("Wool", "Crepe", "Satin", "Velvet"),
+    "Tuxedo Shirt": ("Cotton", "Poplin", "Silk"),
+    "Boiler Suit": ("Denim", "Twill", "Cotton", "Linen"),
+    "Utility Jumpsuit": ("Twill", "Cotton", "Denim", "Linen"),
+    "Slip Dress": ("Silk", "Satin", "Crepe", "Velvet"),
+    "Slip Skirt": ("Silk", "Satin", "Crepe", "Velvet"),
+    "Camisole": ("Silk", "Satin", "Lace", "Jersey"),
+    "Corset Top": ("Satin", "Lace", "Leather", "Velvet", "Cotton"),
+    "Bustier Top": ("Satin", "Lace", "Leather", "Velvet", "Cotton"),
+    "Sheer Shirt": ("Chiffon", "Silk"),
+    "Ruffled Blouse": ("Silk", "Chiffon", "Crepe", "Cotton"),
+    "Pussy-Bow Blouse": ("Silk", "Chiffon", "Crepe", "Satin"),
+    "Oxford Shirt": ("Cotton", "Linen", "Flannel"),
+    "Boxy Tee": ("Cotton", "Jersey", "Linen"),
     "Tank Top": ("Cotton", "Ribbed", "Jersey", "Linen", "Silk"),
     "Fisherman Sweater": ("Wool", "Merino", "Cotton", "Alpaca"),
     "Cable-Knit Sweater": ("Wool", "Merino", "Cotton", "Cashmere"),
-    "Fine-Gauge Turtleneck": ("Merino", "Cashmere", "Cotton"), "Chunky Cardigan": ("Wool", "Mohair", "Alpaca"),
-    "Running Set": ("Nylon", "Tech Jersey", "Mesh"), "Yoga Set": ("Tech Jersey", "Ribbed", "Cotton"),
-    "Track Suit": ("Nylon", "Cotton", "Fleece", "Tech Jersey"), "Zip-Up Track Set": ("Nylon", "Fleece", "Tech Jersey"),
+    "Fine-Gauge Turtleneck": ("Merino", "Cashmere", "Cotton"),
+    "Chunky Cardigan": ("Wool", "Mohair", "Alpaca"),
+    "Running Set": ("Nylon", "Tech Jersey", "Mesh"),
+    "Yoga Set": ("Tech Jersey", "Ribbed", "Cotton"),
+    "Track Suit": ("Nylon", "Cotton", "Fleece", "Tech Jersey"),
+    "Zip-Up Track Set": ("Nylon", "Fleece", "Tech Jersey"),
     "Cargo Trousers": ("Cotton", "Twill", "Nylon", "Ripstop", "Linen"),
     "Cargo Shorts": ("Cotton", "Twill", "Nylon", "Ripstop"),
     "Palazzo Trousers": ("Silk", "Satin", "Crepe", "Linen", "Wool"),
-    "Sundress": ("Linen", "Cotton", "Poplin", "Chiffon"), "Tiered Maxi Dress": ("Linen", "Cotton", "Chiffon", "Silk"),
+    "Sundress": ("Linen", "Cotton", "Poplin", "Chiffon"),
+    "Tiered Maxi Dress": ("Linen", "Cotton", "Chiffon", "Silk"),
 }
 
 WEATHER_MATERIALS: dict[str, frozenset[str]] = {
-    "Sunny": frozenset({"Linen", "Cotton", "Silk", "Seersucker", "Poplin", "Chambray", "Chiffon", "Mesh",
-                        "Jersey", "Washed", "Crepe"}),
-    "Windy": frozenset({"Denim", "Twill", "Canvas", "Corduroy", "Leather", "Suede", "Merino", "Nylon",
-                        "Boucle", "Rigid", "Selvedge", "Gabardine"}),
-    "Rainy": frozenset({"Gabardine", "Nylon", "Waxed Cotton", "Ripstop", "Coated", "Twill", "Wool", "Merino",
-                        "Leather"}),
-    "Cold": frozenset({"Wool", "Cashmere", "Merino", "Mohair", "Alpaca", "Tweed", "Boucle", "Shearling",
-                       "Fleece", "Fleece-Lined", "Corduroy", "Velvet", "Flannel", "Knit"}),
+    "Sunny": frozenset(
+        {"Linen", "Cotton", "Silk", "Seersucker", "Poplin", "Chambray", "Chiffon", "Mesh", "Jersey", "Washed", "Crepe"}
+    ),
+    "Windy": frozenset(
+        {
+            "Denim",
+            "Twill",
+            "Canvas",
+            "Corduroy",
+            "Leather",
+            "Suede",
+            "Merino",
+            "Nylon",
+            "Boucle",
+            "Rigid",
+            "Selvedge",
+            "Gabardine",
+        }
+    ),
+    "Rainy": frozenset(
+        {"Gabardine", "Nylon", "Waxed Cotton", "Ripstop", "Coated", "Twill", "Wool", "Merino", "Leather"}
+    ),
+    "Cold": frozenset(
+        {
+            "Wool",
+            "Cashmere",
+            "Merino",
+            "Mohair",
+            "Alpaca",
+            "Tweed",
+            "Boucle",
+            "Shearling",
+            "Fleece",
+            "Fleece-Lined",
+            "Corduroy",
+            "Velvet",
+            "Flannel",
+            "Knit",
+        }
+    ),
 }
 # Materials that would be wrong for the day (never chosen unless nothing else fits).
 WEATHER_AVOID: dict[str, frozenset[str]] = {
-    "Sunny": frozenset({"Wool", "Cashmere", "Mohair", "Alpaca", "Tweed", "Boucle", "Shearling", "Fleece",
-                        "Fleece-Lined", "Corduroy", "Velvet", "Flannel"}),
+    "Sunny": frozenset(
+        {
+            "Wool",
+            "Cashmere",
+            "Mohair",
+            "Alpaca",
+            "Tweed",
+            "Boucle",
+            "Shearling",
+            "Fleece",
+            "Fleece-Lined",
+            "Corduroy",
+            "Velvet",
+            "Flannel",
+        }
+    ),
     "Windy": frozenset({"Chiffon", "Mesh"}),
     "Rainy": frozenset({"Suede", "Silk", "Linen", "Chiffon", "Seersucker", "Satin", "Velvet"}),
     "Cold": frozenset({"Linen", "Seersucker", "Chiffon", "Mesh", "Chambray", "Washed"}),
 }
-DRESSY_MATERIALS = frozenset({"Silk", "Satin", "Velvet", "Sequined", "Lace", "Leather", "Crepe", "Chiffon",
-                              "Cashmere", "Lurex"})
+DRESSY_MATERIALS = frozenset(
+    {"Silk", "Satin", "Velvet", "Sequined", "Lace", "Leather", "Crepe", "Chiffon", "Cashmere", "Lurex"}
+)
 
 # -- archetypes: signature categories, materials and accent pieces -------------------
 
@@ -221,15 +379,27 @@ ARCHETYPE_ACCENTS: dict[str, tuple[str, ...]] = {
 # Offered alongside the daypart's bags, and alongside the weather's shoes when
 # the weather allows open or light shoes.
 ARCHETYPE_BAGS: dict[str, str] = {
-    "Minimal": "Structured Leather Tote", "Classic": "Leather Top-Handle Bag", "Casual": "Canvas Backpack",
-    "Streetwear": "Nylon Crossbody Bag", "Bohemian": "Fringed Suede Bag", "Romantic": "Quilted Mini Bag",
-    "Edgy": "Studded Shoulder Bag", "Sporty": "Nylon Belt Bag", "Preppy": "Leather Satchel",
+    "Minimal": "Structured Leather Tote",
+    "Classic": "Leather Top-Handle Bag",
+    "Casual": "Canvas Backpack",
+    "Streetwear": "Nylon Crossbody Bag",
+    "Bohemian": "Fringed Suede Bag",
+    "Romantic": "Quilted Mini Bag",
+    "Edgy": "Studded Shoulder Bag",
+    "Sporty": "Nylon Belt Bag",
+    "Preppy": "Leather Satchel",
     "Glam": "Metallic Clutch",
 }
 ARCHETYPE_SHOES: dict[str, str] = {
-    "Minimal": "Square-Toe Leather Mules", "Classic": "Leather Ballet Pumps", "Casual": "Leather Sneakers",
-    "Streetwear": "Chunky Sneakers", "Bohemian": "Woven Leather Sandals", "Romantic": "Ballet Flats",
-    "Edgy": "Combat Boots", "Sporty": "Running Sneakers", "Preppy": "Penny Loafers",
+    "Minimal": "Square-Toe Leather Mules",
+    "Classic": "Leather Ballet Pumps",
+    "Casual": "Leather Sneakers",
+    "Streetwear": "Chunky Sneakers",
+    "Bohemian": "Woven Leather Sandals",
+    "Romantic": "Ballet Flats",
+    "Edgy": "Combat Boots",
+    "Sporty": "Running Sneakers",
+    "Preppy": "Penny Loafers",
     "Glam": "Strappy Stiletto Sandals",
 }
 SHOE_FRIENDLY_WEATHER = ("Sunny", "Windy")
@@ -237,34 +407,58 @@ SHOE_FRIENDLY_WEATHER = ("Sunny", "Windy")
 # -- complementary pieces by weather and daypart ---------------------------------
 
 SHOES: dict[str, dict[str, tuple[str, ...]]] = {
-    "Sunny": {"Daytime": ("Leather Slide Sandals", "White Canvas Sneakers", "Espadrilles", "Woven Loafers"),
-              "NightOut": ("Strappy Heeled Sandals", "Kitten-Heel Mules", "Metallic Flat Sandals")},
-    "Windy": {"Daytime": ("Chelsea Boots", "Leather Loafers", "Low-Top Sneakers"),
-              "NightOut": ("Slingback Pumps", "Pointed Ankle Boots", "Block-Heel Loafers")},
-    "Rainy": {"Daytime": ("Rubber Rain Boots", "Lug-Sole Chelsea Boots", "Waterproof Sneakers"),
-              "NightOut": ("Patent Ankle Boots", "Block-Heel Boots", "Patent Pumps")},
-    "Cold": {"Daytime": ("Shearling-Lined Boots", "Lug-Sole Boots", "Suede Ankle Boots"),
-             "NightOut": ("Knee-High Heeled Boots", "Velvet Pumps", "Heeled Ankle Boots")},
+    "Sunny": {
+        "Daytime": ("Leather Slide Sandals", "White Canvas Sneakers", "Espadrilles", "Woven Loafers"),
+        "NightOut": ("Strappy Heeled Sandals", "Kitten-Heel Mules", "Metallic Flat Sandals"),
+    },
+    "Windy": {
+        "Daytime": ("Chelsea Boots", "Leather Loafers", "Low-Top Sneakers"),
+        "NightOut": ("Slingback Pumps", "Pointed Ankle Boots", "Block-Heel Loafers"),
+    },
+    "Rainy": {
+        "Daytime": ("Rubber Rain Boots", "Lug-Sole Chelsea Boots", "Waterproof Sneakers"),
+        "NightOut": ("Patent Ankle Boots", "Block-Heel Boots", "Patent Pumps"),
+    },
+    "Cold": {
+        "Daytime": ("Shearling-Lined Boots", "Lug-Sole Boots", "Suede Ankle Boots"),
+        "NightOut": ("Knee-High Heeled Boots", "Velvet Pumps", "Heeled Ankle Boots"),
+    },
 }
 OUTER_LAYERS: dict[str, dict[str, tuple[str, ...]]] = {
-    "Sunny": {"Daytime": ("Light Linen Overshirt", "Cropped Cotton Cardigan"),
-              "NightOut": ("Silk Kimono Jacket", "Cropped Cotton Cardigan")},
-    "Windy": {"Daytime": ("Denim Jacket", "Light Bomber Jacket", "Funnel-Neck Jacket"),
-              "NightOut": ("Structured Blazer", "Cropped Leather Jacket")},
-    "Rainy": {"Daytime": ("Belted Trench Coat", "Hooded Rain Jacket", "Waxed Cotton Jacket"),
-              "NightOut": ("Belted Trench Coat", "Patent Trench Coat")},
-    "Cold": {"Daytime": ("Long Wool Coat", "Puffer Jacket", "Shearling Aviator Jacket"),
-             "NightOut": ("Long Wool Coat", "Faux-Fur Jacket", "Velvet-Collar Overcoat")},
+    "Sunny": {
+        "Daytime": ("Light Linen Overshirt", "Cropped Cotton Cardigan"),
+        "NightOut": ("Silk Kimono Jacket", "Cropped Cotton Cardigan"),
+    },
+    "Windy": {
+        "Daytime": ("Denim Jacket", "Light Bomber Jacket", "Funnel-Neck Jacket"),
+        "NightOut": ("Structured Blazer", "Cropped Leather Jacket"),
+    },
+    "Rainy": {
+        "Daytime": ("Belted Trench Coat", "Hooded Rain Jacket", "Waxed Cotton Jacket"),
+        "NightOut": ("Belted Trench Coat", "Patent Trench Coat"),
+    },
+    "Cold": {
+        "Daytime": ("Long Wool Coat", "Puffer Jacket", "Shearling Aviator Jacket"),
+        "NightOut": ("Long Wool Coat", "Faux-Fur Jacket", "Velvet-Collar Overcoat"),
+    },
 }
 ACCESSORIES: dict[str, dict[str, tuple[str, ...]]] = {
-    "Sunny": {"Daytime": ("Tortoiseshell Sunglasses", "Straw Sun Hat", "Silk Bandana"),
-              "NightOut": ("Gold Hoop Earrings", "Layered Gold Necklaces", "Silk Hair Scarf")},
-    "Windy": {"Daytime": ("Silk Neck Scarf", "Wool Flat Cap", "Leather Gloves"),
-              "NightOut": ("Silk Neck Scarf", "Statement Earrings", "Slim Leather Gloves")},
-    "Rainy": {"Daytime": ("Compact Umbrella", "Bucket Hat", "Silk Neck Scarf"),
-              "NightOut": ("Compact Umbrella", "Statement Earrings", "Sleek Hair Clip")},
-    "Cold": {"Daytime": ("Cashmere Scarf", "Ribbed Beanie", "Leather Gloves"),
-             "NightOut": ("Cashmere Scarf", "Opera Gloves", "Statement Earrings")},
+    "Sunny": {
+        "Daytime": ("Tortoiseshell Sunglasses", "Straw Sun Hat", "Silk Bandana"),
+        "NightOut": ("Gold Hoop Earrings", "Layered Gold Necklaces", "Silk Hair Scarf"),
+    },
+    "Windy": {
+        "Daytime": ("Silk Neck Scarf", "Wool Flat Cap", "Leather Gloves"),
+        "NightOut": ("Silk Neck Scarf", "Statement Earrings", "Slim Leather Gloves"),
+    },
+    "Rainy": {
+        "Daytime": ("Compact Umbrella", "Bucket Hat", "Silk Neck Scarf"),
+        "NightOut": ("Compact Umbrella", "Statement Earrings", "Sleek Hair Clip"),
+    },
+    "Cold": {
+        "Daytime": ("Cashmere Scarf", "Ribbed Beanie", "Leather Gloves"),
+        "NightOut": ("Cashmere Scarf", "Opera Gloves", "Statement Earrings"),
+    },
 }
 BAGS: dict[str, tuple[str, ...]] = {
     "Daytime": ("Canvas Tote", "Leather Crossbody Bag", "Shoulder Bag", "Bucket Bag"),
@@ -288,8 +482,9 @@ WEATHER_COLORS: dict[str, frozenset[str]] = {
     "Cold": frozenset({"Camel", "Brown", "Grey", "Burgundy", "Navy", "Black", "Olive", "Ivory"}),
 }
 NIGHT_COLORS = frozenset({"Black", "Navy", "Burgundy", "Silver", "Gold", "Red", "Purple"})
-DAY_COLORS = frozenset({"White", "Ivory", "Beige", "Camel", "Blue", "Olive", "Yellow", "Pink", "Lavender",
-                        "Green", "Grey"})
+DAY_COLORS = frozenset(
+    {"White", "Ivory", "Beige", "Camel", "Blue", "Olive", "Yellow", "Pink", "Lavender", "Green", "Grey"}
+)
 
 # weather -> weight by warmth 0..3
 WARMTH_WEIGHTS: dict[str, tuple[float, float, float, float]] = {
@@ -304,10 +499,25 @@ WEATHER_CATEGORY_BONUS: dict[str, dict[str, float]] = {
     "Cold": {"Knitwear": 1.8, "Shorts": 0.3},
 }
 DAYPART_CATEGORY_BONUS: dict[str, dict[str, float]] = {
-    "Daytime": {"Jeans": 1.5, "Trousers": 1.3, "Shirt": 1.4, "Knitwear": 1.3, "Activewear": 1.5,
-                "Shorts": 1.3, "Jacket": 1.2},
-    "NightOut": {"Dress": 2.0, "Jumpsuit": 1.8, "Suit": 1.5, "Blazer": 1.4, "Top": 1.4, "Skirt": 1.3,
-                 "Activewear": 0.3, "Shorts": 0.5},
+    "Daytime": {
+        "Jeans": 1.5,
+        "Trousers": 1.3,
+        "Shirt": 1.4,
+        "Knitwear": 1.3,
+        "Activewear": 1.5,
+        "Shorts": 1.3,
+        "Jacket": 1.2,
+    },
+    "NightOut": {
+        "Dress": 2.0,
+        "Jumpsuit": 1.8,
+        "Suit": 1.5,
+        "Blazer": 1.4,
+        "Top": 1.4,
+        "Skirt": 1.3,
+        "Activewear": 0.3,
+        "Shorts": 0.5,
+    },
 }
 
 # -- reasons: one line naming the weather and the archetype ----------------------------
@@ -338,20 +548,23 @@ class OfflineStylist:
     name = "offline"
     model = "ootd-offline-stylist-1"
 
-    def generate(self, cluster: Cluster, vocabulary: Vocabulary,
-                 feedback: str | None = None) -> tuple[list[dict[str, Any]], Usage]:
+    def generate(
+        self, cluster: Cluster, vocabulary: Vocabulary, feedback: str | None = None
+    ) -> tuple[list[dict[str, Any]], Usage]:
         """20 outfits (10 Daytime, then 10 NightOut) for the cluster.
 
         `feedback` (the validation error of a previous attempt) is accepted for
         the protocol and ignored: the offline stylist is deterministic and its
-        output always validates, so a retry simply generates the same pool.
+        output always validates (it never repeats one of the cluster's
+        `avoid_titles`), so a retry simply generates the same pool.
         """
         del feedback
         return _PoolBuilder(cluster, vocabulary).build(), Usage(0, 0)
 
 
 def cluster_rng(cluster_id: str) -> random.Random:
-    """A generator seeded from the cluster id (BLAKE2b, stable across processes)."""
+    """A generator seeded from the cluster id, which starts with the pool date (BLAKE2b, stable
+    across processes): the same pool for a cluster and date, another one the next day."""
     digest = hashlib.blake2b(cluster_id.encode(), digest_size=16, person=b"ootd-stylist").digest()
     return random.Random(int.from_bytes(digest, "big"))
 
@@ -373,21 +586,25 @@ class _PoolBuilder:
         self.category_cap = max(MAX_PER_CATEGORY, math.ceil(POOL_SIZE / len(self.categories)))
         self.color_cap = max(MAX_PER_COLOR, math.ceil(POOL_SIZE / len(self.colors)))
         self.titles: set[str] = set()
+        self.avoid = {" ".join(t.split()).casefold() for t in cluster.avoid_titles}  # as validation compares
         self.liked = [c for c in cluster.top_liked_categories if c in self.category_count]
         self.favourite_colors = [c for c in cluster.top_colors if c in self.color_count]
         self.palette = ARCHETYPE_COLORS.get(cluster.archetype, frozenset()) | set(self.favourite_colors)
 
     def build(self) -> list[dict[str, Any]]:
-        return [self.outfit(daypart, favoured=slot % FAVOURED_EVERY == 0)
-                for daypart in DAYPARTS for slot in range(PER_DAYPART)]
+        return [
+            self.outfit(daypart, favoured=slot % FAVOURED_EVERY == 0)
+            for daypart in DAYPARTS
+            for slot in range(PER_DAYPART)
+        ]
 
     def outfit(self, daypart: str, favoured: bool) -> dict[str, Any]:
         category = self.pick_category(daypart, favoured)
         color = self.pick_color(daypart, favoured)
         noun = self.pick_noun(category, daypart)
         material = self.pick_material(category, noun, daypart)
-        if f"{color} {material} {noun}" in self.titles:
-            color, material, noun = self.unused_title(category, daypart, color)
+        if self.taken(f"{color} {material} {noun}"):
+            color, material, noun = self.fresh_title(category, daypart, color)
         title = f"{color} {material} {noun}"
         self.titles.add(title)
         self.category_count[category] += 1
@@ -424,8 +641,8 @@ class _PoolBuilder:
         if category in self.liked:
             weight *= 1.5
         if category in self.cluster.common_vetoes:
-            weight *= 0.4   # still offered: most members did not veto it
-        return weight / (1 + self.category_count[category])   # each repeat is less likely
+            weight *= 0.4  # still offered: most members did not veto it
+        return weight / (1 + self.category_count[category])  # each repeat is less likely
 
     def pick_color(self, daypart: str, favoured: bool) -> str:
         """Favoured slots take one of the cluster's top colors (the most common most often)."""
@@ -467,8 +684,10 @@ class _PoolBuilder:
         preferred = WEATHER_MATERIALS.get(self.weather, frozenset())
         signature = ARCHETYPE_MATERIALS.get(self.cluster.archetype, frozenset())
         night = daypart == "NightOut"
-        weights = [1.0 + 6.0 * (m in preferred) + 2.0 * (m in signature) + 2.0 * (night and m in DRESSY_MATERIALS)
-                   for m in options]
+        weights = [
+            1.0 + 6.0 * (m in preferred) + 2.0 * (m in signature) + 2.0 * (night and m in DRESSY_MATERIALS)
+            for m in options
+        ]
         return self.weighted(options, weights)
 
     def materials(self, category: str, noun: str) -> list[str]:
@@ -477,14 +696,32 @@ class _PoolBuilder:
         avoid = WEATHER_AVOID.get(self.weather, frozenset())
         return [m for m in options if m not in avoid] or list(options)
 
+    def taken(self, title: str) -> bool:
+        """In this pool already, or served in the last 3 days."""
+        return title in self.titles or title.casefold() in self.avoid
+
+    def fresh_title(self, category: str, daypart: str, color: str) -> tuple[str, str, str]:
+        """A title that is not taken: with titles to avoid, the garment and material are
+        redrawn a few times (keeping the pool's weighting); else the first free one."""
+        if self.avoid:
+            for _ in range(REDRAWS):
+                noun = self.pick_noun(category, daypart)
+                material = self.pick_material(category, noun, daypart)
+                if not self.taken(f"{color} {material} {noun}"):
+                    return color, material, noun
+        return self.unused_title(category, daypart, color)
+
     def unused_title(self, category: str, daypart: str, color: str) -> tuple[str, str, str]:
-        """First free (color, material, noun), the drawn color first: resolves a rare collision."""
+        """First free (color, material, noun), the drawn color first: resolves a rare collision.
+        A title of the last 3 days is reused only when nothing else is left (tiny vocabularies)."""
         nouns = self.nouns(category, daypart) + WEATHER_NOUNS.get(self.weather, {}).get(category, ())
-        for c in [color] + [c for c in self.colors if c != color]:
-            for n in nouns:
-                for m in self.materials(category, n):
-                    if f"{c} {m} {n}" not in self.titles:
-                        return c, m, n
+        for fresh_only in (True, False):
+            for c in [color] + [c for c in self.colors if c != color]:
+                for n in nouns:
+                    for m in self.materials(category, n):
+                        title = f"{c} {m} {n}"
+                        if title not in self.titles and not (fresh_only and title.casefold() in self.avoid):
+                            return c, m, n
         # Only a vocabulary of one or two colors and unknown categories gets here.
         raise ValueError(f"vocabulary too small for {POOL_SIZE} distinct titles ({category})")
 
@@ -514,7 +751,7 @@ class _PoolBuilder:
         if archetype in ARCHETYPE_ACCENTS:
             extras.append(rng.choice(ARCHETYPE_ACCENTS[archetype]))
         rng.shuffle(extras)
-        return items + extras[:max(0, 6 - len(items))]
+        return items + extras[: max(0, 6 - len(items))]
 
     def weighted(self, items: Sequence[str], weights: Sequence[float]) -> str:
         return self.rng.choices(items, weights=weights, k=1)[0]
@@ -528,15 +765,20 @@ class _PoolBuilder:
         cluster = self.cluster
         garment = f"{material} {noun}".lower()
         adjective = cluster.archetype_adjective or cluster.archetype.lower()
-        words = dict(g=garment, G=garment[:1].upper() + garment[1:],
-                     w=cluster.weather_adjective or self.weather.lower(),
-                     when="night out" if daypart == "NightOut" else "day",
-                     a=adjective, an="an" if adjective[:1] in tuple("aeiou") else "a",
-                     k=self.rng.choice(cluster.archetype_keywords or ("considered",)))
+        words = dict(
+            g=garment,
+            G=garment[:1].upper() + garment[1:],
+            w=cluster.weather_adjective or self.weather.lower(),
+            when="night out" if daypart == "NightOut" else "day",
+            a=adjective,
+            an="an" if adjective[:1] in tuple("aeiou") else "a",
+            k=self.rng.choice(cluster.archetype_keywords or ("considered",)),
+        )
         suits_weather = material in WEATHER_MATERIALS.get(self.weather, frozenset())
         clauses = WEATHER_CLAUSES.get(self.weather) if suits_weather else None
-        text = (self.rng.choice(clauses or NEUTRAL_CLAUSES).format(**words)
-                + self.rng.choice(ARCHETYPE_CLAUSES).format(**words))
-        if len(text) > MAX_REASON:   # only with unusually long vocabulary names
+        text = self.rng.choice(clauses or NEUTRAL_CLAUSES).format(**words) + self.rng.choice(ARCHETYPE_CLAUSES).format(
+            **words
+        )
+        if len(text) > MAX_REASON:  # only with unusually long vocabulary names
             text = NEUTRAL_CLAUSES[0].format(**words) + ARCHETYPE_CLAUSES[1].format(**words)
         return " ".join(text.split())[:MAX_REASON]

@@ -3,8 +3,10 @@
 The LLM's structured output is a promise, not a guarantee (and some
 OpenAI-compatible servers ignore `strict`).  Everything is checked here:
 shape, counts per daypart, enums from the reference tables, score ranges,
-duplicate titles.  The first problems found become the feedback of the one
-retry, so the message is written for the model as much as for people.
+duplicate titles, and titles the cluster served in the 3 days before (its
+`avoid_titles`, compared trimmed and case-insensitively).  The first problems
+found become the feedback of the one retry, so the message is written for the
+model as much as for people.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from batch.types import DAYPARTS, PER_DAYPART, POOL_SIZE, Vocabulary
@@ -37,8 +40,12 @@ def parse_content(content: Any) -> Any:
         raise PoolInvalid(f"response is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
 
 
-def validate_pool(content: Any, vocabulary: Vocabulary) -> list[dict[str, Any]]:
-    """Return the 20 outfits, normalized, or raise PoolInvalid."""
+def validate_pool(content: Any, vocabulary: Vocabulary, avoid_titles: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Return the 20 outfits, normalized, or raise PoolInvalid.
+
+    `avoid_titles` are the titles served in the last 3 days: an outfit whose
+    title equals one (trimmed, in any case) is a problem that names them.
+    """
     data = parse_content(content)
     if isinstance(data, dict):
         if set(data) != {"outfits"}:
@@ -49,27 +56,43 @@ def validate_pool(content: Any, vocabulary: Vocabulary) -> list[dict[str, Any]]:
 
     problems: list[str] = []
     outfits: list[dict[str, Any]] = []
+    numbered: list[tuple[int, dict[str, Any]]] = []  # (its number in the answer, the outfit)
     for i, item in enumerate(data, start=1):
         outfit, item_problems = _check_outfit(i, item, vocabulary)
         problems.extend(item_problems)
         if outfit:
             outfits.append(outfit)
+            numbered.append((i, outfit))
 
     counts = {d: sum(1 for o in data if isinstance(o, dict) and o.get("daypart") == d) for d in DAYPARTS}
     if len(data) != POOL_SIZE or any(n != PER_DAYPART for n in counts.values()):
-        problems.insert(0, f"expected {POOL_SIZE} outfits ({PER_DAYPART} Daytime, {PER_DAYPART} NightOut), "
-                           f"got {len(data)} ({counts['Daytime']} Daytime, {counts['NightOut']} NightOut)")
+        problems.insert(
+            0,
+            f"expected {POOL_SIZE} outfits ({PER_DAYPART} Daytime, {PER_DAYPART} NightOut), "
+            f"got {len(data)} ({counts['Daytime']} Daytime, {counts['NightOut']} NightOut)",
+        )
     seen: dict[str, int] = {}
-    for i, outfit in enumerate(outfits, start=1):
+    for i, outfit in numbered:
         key = outfit["title"].casefold()
         if key in seen:
             problems.append(f'outfit {i}: duplicate title "{outfit["title"]}" (also outfit {seen[key]})')
         seen.setdefault(key, i)
+    avoid = {_title_key(t): t for t in avoid_titles}
+    repeats = [
+        f'"{avoid[_title_key(o["title"])]}" (outfit {i})' for i, o in numbered if _title_key(o["title"]) in avoid
+    ]
+    if repeats:
+        problems.append(f"titles repeated from the last 3 days: {', '.join(repeats)}; every title must be new")
 
     if problems:
         more = f" (and {len(problems) - _MAX_PROBLEMS} more)" if len(problems) > _MAX_PROBLEMS else ""
         raise PoolInvalid("; ".join(problems[:_MAX_PROBLEMS]) + more)
     return outfits
+
+
+def _title_key(title: str) -> str:
+    """What makes two titles the same: words, whatever the spacing and case."""
+    return " ".join(title.split()).casefold()
 
 
 def _check_outfit(i: int, item: Any, vocabulary: Vocabulary) -> tuple[dict[str, Any] | None, list[str]]:
@@ -79,8 +102,10 @@ def _check_outfit(i: int, item: Any, vocabulary: Vocabulary) -> tuple[dict[str, 
     keys = set(item)
     if keys != OUTFIT_KEYS:
         missing, extra = sorted(OUTFIT_KEYS - keys), sorted(keys - OUTFIT_KEYS)
-        problems.append(f"outfit {i}: " + ", ".join(
-            ([f"missing {missing}"] if missing else []) + ([f"unexpected {extra}"] if extra else [])))
+        problems.append(
+            f"outfit {i}: "
+            + ", ".join(([f"missing {missing}"] if missing else []) + ([f"unexpected {extra}"] if extra else []))
+        )
         return None, problems
     title, reason, pieces = item["title"], item["reason"], item["pieces"]
     if not isinstance(title, str) or not 3 <= len(title.strip()) <= 120:
@@ -93,13 +118,20 @@ def _check_outfit(i: int, item: Any, vocabulary: Vocabulary) -> tuple[dict[str, 
         problems.append(f"outfit {i}: category {item['category']!r} is not in the category enum")
     if item["color"] not in vocabulary.colors:
         problems.append(f"outfit {i}: color {item['color']!r} is not in the color enum")
-    if (not isinstance(pieces, list) or not 2 <= len(pieces) <= 6
-            or not all(isinstance(p, str) and p.strip() for p in pieces)):
+    if (
+        not isinstance(pieces, list)
+        or not 2 <= len(pieces) <= 6
+        or not all(isinstance(p, str) and p.strip() for p in pieces)
+    ):
         problems.append(f"outfit {i}: pieces must be 2 to 6 non-empty strings")
     for score in ("vibe", "trend", "dare"):
         value = item[score]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or not 0.0 <= value <= 1.0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not 0.0 <= value <= 1.0
+        ):
             problems.append(f"outfit {i}: {score} must be a number between 0 and 1, got {value!r}")
     if not isinstance(reason, str) or not reason.strip() or len(reason) > 300 or "\n" in reason.strip():
         problems.append(f"outfit {i}: reason must be one line of at most 300 characters")

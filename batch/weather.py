@@ -32,12 +32,12 @@ from datetime import date
 from typing import Protocol, Sequence
 
 CONDITIONS = ("Sunny", "Windy", "Rainy", "Cold")
-COLD_BELOW_C = 8.0          # below this a day is "Cold", whatever else happens
+COLD_BELOW_C = 8.0  # below this a day is "Cold", whatever else happens
 
 _YEAR_DAYS = 365.25
-_SPELL_DAYS = 4             # weather comes in spells: anomalies drift over a few days
-_SPELL_C = 2.5              # +/- range of the slow (spell) temperature anomaly
-_JITTER_C = 1.0             # +/- range of the day-to-day temperature jitter
+_SPELL_DAYS = 4  # weather comes in spells: anomalies drift over a few days
+_SPELL_C = 2.5  # +/- range of the slow (spell) temperature anomaly
+_JITTER_C = 1.0  # +/- range of the day-to-day temperature jitter
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,14 @@ class City:
 class Forecast:
     city: str
     day: date
-    condition: str     # one of CONDITIONS
+    condition: str  # one of CONDITIONS
     temp_c: float
 
 
 class WeatherProvider(Protocol):
     """Anything that can tell the batch each city's condition for a day."""
 
-    name: str   # recorded with the pools, e.g. "offline"
+    name: str  # recorded with the pools, e.g. "offline"
 
     def forecast(self, cities: Sequence[City], day: date) -> list[Forecast]:
         """One Forecast per city, in the order given."""
@@ -84,12 +84,18 @@ class OfflineWeather:
 
     def forecast_city(self, city: City, day: date) -> Forecast:
         season = seasonal_phase(city.latitude, day)
-        temp = round(climate_mean_c(city.latitude)
-                     + seasonal_amplitude_c(city.latitude) * season
-                     + _temperature_anomaly(city.name, day), 1)
+        temp = round(
+            climate_mean_c(city.latitude)
+            + seasonal_amplitude_c(city.latitude) * season
+            + _temperature_anomaly(city.name, day),
+            1,
+        )
         rain_draw, wind_draw = _uniform(city.name, day, "rain"), _uniform(city.name, day, "wind")
-        condition = condition_for(temp, rain_draw < rain_probability(city.latitude, season),
-                                  wind_draw < wind_probability(city.latitude, season))
+        condition = condition_for(
+            temp,
+            rain_draw < rain_probability(city.latitude, season),
+            wind_draw < wind_probability(city.latitude, season),
+        )
         return Forecast(city=city.name, day=day, condition=condition, temp_c=temp)
 
 
@@ -152,8 +158,7 @@ def _temperature_anomaly(city: str, day: date) -> float:
 
 def _uniform(city: str, key: date | int, salt: str) -> float:
     """A uniform in [0, 1) that depends only on (city, key, salt): same on every machine."""
-    digest = hashlib.blake2b(f"{city}|{key}|{salt}".encode(), digest_size=8,
-                             person=b"ootd-weather").digest()
+    digest = hashlib.blake2b(f"{city}|{key}|{salt}".encode(), digest_size=8, person=b"ootd-weather").digest()
     return int.from_bytes(digest, "big") / 2**64
 
 

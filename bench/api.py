@@ -64,9 +64,25 @@ def http(base: str, path: str, token: str | None = None) -> tuple[int, bytes]:
 def start_server(url: str, secret: str, port: int, workers: int, threads: int, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(DATABASE_URL=url, OOTD_API_SECRET=secret)
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", str(workers),
-                             "--threads", str(threads)], cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     return wait_until_serving(proc, port, log)
 
 
@@ -139,8 +155,7 @@ function delay() return {round(delay_ms)} end
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk(base: str, path: str, seconds: float, connections: int, script: Path | None = None,
-        background: bool = False):
+def wrk(base: str, path: str, seconds: float, connections: int, script: Path | None = None, background: bool = False):
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "5s"]
     if script:
         cmd += ["-s", str(script)]
@@ -151,10 +166,12 @@ def wrk(base: str, path: str, seconds: float, connections: int, script: Path | N
 
 
 def parse_wrk(out: str) -> dict:
-    result = {"rps": float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1)),
-              "requests": int(re.search(r"([0-9]+) requests in", out).group(1)),
-              "non2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: ([0-9]+)", out)) else 0,
-              "socket_errors": re.search(r"Socket errors:.*", out).group(0) if "Socket errors" in out else "none"}
+    result = {
+        "rps": float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1)),
+        "requests": int(re.search(r"([0-9]+) requests in", out).group(1)),
+        "non2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: ([0-9]+)", out)) else 0,
+        "socket_errors": re.search(r"Socket errors:.*", out).group(0) if "Socket errors" in out else "none",
+    }
     for pct in ("50", "90", "99"):
         m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([0-9.]+)(us|ms|s)\s*$", out, re.MULTILINE)
         result[f"p{pct}_ms"] = float(m.group(1)) * _UNITS[m.group(2)]
@@ -171,7 +188,9 @@ def status_counts(base: str) -> Counter:
     _, body = http(base, "/metrics")
     counts: Counter = Counter()
     for line in body.decode().splitlines():
-        m = re.match(r'ootd_http_requests_total\{method="([^"]+)",route="([^"]+)",status="([0-9]+)"\} ([0-9.e+]+)', line)
+        m = re.match(
+            r'ootd_http_requests_total\{method="([^"]+)",route="([^"]+)",status="([0-9]+)"\} ([0-9.e+]+)', line
+        )
         if m:
             counts[(m.group(1), m.group(2), m.group(3))] = float(m.group(4))
     return counts
@@ -205,18 +224,23 @@ def main() -> None:
             feed_users = [(i * 7919) % USERS + 1 for i in range(FEED_USERS)]
             tokens = {u: issue_token(u, secret, ttl_s=3600) for u in feed_users}
             likers = feed_users[:LIKERS]
-            outfits = [json.loads(http(base, f"/v1/users/{u}/feed", tokens[u])[1])["items"][-1]["outfit_id"]
-                       for u in likers]
+            outfits = [
+                json.loads(http(base, f"/v1/users/{u}/feed", tokens[u])[1])["items"][-1]["outfit_id"] for u in likers
+            ]
             feed = work / "feed.lua"
             feed.write_text(feed_script([f"/v1/users/{u}/feed" for u in feed_users], [tokens[u] for u in feed_users]))
 
-            wrk(base, "/", 3, args.connections, feed)                  # warm-up: every user's first feed of the day
+            wrk(base, "/", 3, args.connections, feed)  # warm-up: every user's first feed of the day
             # Alternate the two, so that a neighbour's load on a shared machine hits both alike;
             # report the median of each and the median of the per-round ratios.
             rounds = []
             for _ in range(args.rounds):
-                rounds.append((wrk(base, "/healthz", args.seconds, args.connections),
-                               wrk(base, "/", args.seconds, args.connections, feed)))
+                rounds.append(
+                    (
+                        wrk(base, "/healthz", args.seconds, args.connections),
+                        wrk(base, "/", args.seconds, args.connections, feed),
+                    )
+                )
             healthz = median_run([h for h, _ in rounds])
             full = median_run([f for _, f in rounds])
             ratios = [f["rps"] / h["rps"] for h, f in rounds]
@@ -226,8 +250,11 @@ def main() -> None:
             target = full["rps"] / 2
             paced = work / "feed_paced.lua"
             delay_ms = max(1.0, args.connections * 1000 / target - full["p50_ms"] / 2)
-            paced.write_text(feed_script([f"/v1/users/{u}/feed" for u in feed_users], [tokens[u] for u in feed_users],
-                                         delay_ms=delay_ms))
+            paced.write_text(
+                feed_script(
+                    [f"/v1/users/{u}/feed" for u in feed_users], [tokens[u] for u in feed_users], delay_ms=delay_ms
+                )
+            )
             likes = work / "likes.lua"
             likes.write_text(likes_script(likers, outfits, [tokens[u] for u in likers], delay_ms=20))
             before = status_counts(base)
@@ -245,22 +272,36 @@ def main() -> None:
     errors_5xx = int(sum(v for (m, r, s), v in (after).items() if s.startswith("5")))
     by_route = sorted(((m, r, s), int(v)) for (m, r, s), v in delta.items() if r != "/metrics")
     ratio = statistics.median(ratios)
-    print(f"machine: {machine()}; server: ootd serve --workers {args.workers} --threads {args.threads} (gunicorn); "
-          f"load: wrk -t1; {USERS:,} users, feeds round-robin over {FEED_USERS:,} users")
-    print(f"/healthz full speed (-c{args.connections}, median of {args.rounds} x {args.seconds:g} s): "
-          f"{healthz['rps']:,.0f} req/s, p99 {healthz['p99_ms']:.2f} ms")
-    print(f"feed full speed (-c{args.connections}, median of {args.rounds} x {args.seconds:g} s):     "
-          f"{full['rps']:,.0f} req/s, p50 {full['p50_ms']:.2f} ms, p99 {full['p99_ms']:.2f} ms, "
-          f"non-2xx {sum(f['non2xx'] for _, f in rounds)}")
-    print(f"feed / healthz: {ratio:.2f} (median of rounds {', '.join(f'{r:.2f}' for r in ratios)}; goal >= {RATIO_GOAL})")
-    print(f"feed at {mixed['rps'] / full['rps']:.0%} of full speed (-c{args.connections}, each waiting "
-          f"{round(delay_ms)} ms between requests) with likes written concurrently: {mixed['rps']:,.0f} req/s, "
-          f"p50 {mixed['p50_ms']:.2f} ms, p90 {mixed['p90_ms']:.2f} ms, p99 {mixed['p99_ms']:.2f} ms "
-          f"(goal <= {P99_GOAL_MS:.0f} ms), non-2xx {mixed['non2xx']}")
-    print(f"likes/unlikes written meanwhile (-c2): {writes['requests']:,} ({writes['rps']:,.0f}/s), "
-          f"p99 {writes['p99_ms']:.2f} ms")
-    print("server-side responses during that phase (from /metrics): "
-          + ", ".join(f"{m} {r} {s}: {v:,}" for (m, r, s), v in by_route))
+    print(
+        f"machine: {machine()}; server: ootd serve --workers {args.workers} --threads {args.threads} (gunicorn); "
+        f"load: wrk -t1; {USERS:,} users, feeds round-robin over {FEED_USERS:,} users"
+    )
+    print(
+        f"/healthz full speed (-c{args.connections}, median of {args.rounds} x {args.seconds:g} s): "
+        f"{healthz['rps']:,.0f} req/s, p99 {healthz['p99_ms']:.2f} ms"
+    )
+    print(
+        f"feed full speed (-c{args.connections}, median of {args.rounds} x {args.seconds:g} s):     "
+        f"{full['rps']:,.0f} req/s, p50 {full['p50_ms']:.2f} ms, p99 {full['p99_ms']:.2f} ms, "
+        f"non-2xx {sum(f['non2xx'] for _, f in rounds)}"
+    )
+    print(
+        f"feed / healthz: {ratio:.2f} (median of rounds {', '.join(f'{r:.2f}' for r in ratios)}; goal >= {RATIO_GOAL})"
+    )
+    print(
+        f"feed at {mixed['rps'] / full['rps']:.0%} of full speed (-c{args.connections}, each waiting "
+        f"{round(delay_ms)} ms between requests) with likes written concurrently: {mixed['rps']:,.0f} req/s, "
+        f"p50 {mixed['p50_ms']:.2f} ms, p90 {mixed['p90_ms']:.2f} ms, p99 {mixed['p99_ms']:.2f} ms "
+        f"(goal <= {P99_GOAL_MS:.0f} ms), non-2xx {mixed['non2xx']}"
+    )
+    print(
+        f"likes/unlikes written meanwhile (-c2): {writes['requests']:,} ({writes['rps']:,.0f}/s), "
+        f"p99 {writes['p99_ms']:.2f} ms"
+    )
+    print(
+        "server-side responses during that phase (from /metrics): "
+        + ", ".join(f"{m} {r} {s}: {v:,}" for (m, r, s), v in by_route)
+    )
     print(f"5xx responses over the whole run (server /metrics): {errors_5xx}")
     ok = ratio >= RATIO_GOAL and mixed["p99_ms"] <= P99_GOAL_MS and errors_5xx == 0
     print("goals:", "met" if ok else "NOT met")

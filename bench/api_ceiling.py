@@ -96,17 +96,43 @@ def measure(base: str, path: str, seconds: float, script: Path | None, master: i
     after, wrk_after = cpu_seconds(procs), resource.getrusage(resource.RUSAGE_CHILDREN)
     n = result["requests"]
     result["cpu_us"] = {k: (after[k] - before[k]) / n * 1e6 for k in before}
-    result["cpu_us"]["wrk"] = ((wrk_after.ru_utime + wrk_after.ru_stime)
-                               - (wrk_before.ru_utime + wrk_before.ru_stime)) / n * 1e6
+    result["cpu_us"]["wrk"] = (
+        ((wrk_after.ru_utime + wrk_after.ru_stime) - (wrk_before.ru_utime + wrk_before.ru_stime)) / n * 1e6
+    )
     return result
 
 
 def serve(variant: str, url: str, secret: str, port: int, log: Path) -> subprocess.Popen:
-    env = dict(os.environ, DATABASE_URL=url, OOTD_API_SECRET=secret, OOTD_CEILING_VARIANT=variant,
-               PROMETHEUS_MULTIPROC_DIR=tempfile.mkdtemp(prefix="ootd-ceiling-metrics-"))
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "4",
-                             "--keep-alive", "5", "--reuse-port", "-b", f"127.0.0.1:{port}", "bench.api_ceiling:app"],
-                            env=env, stdin=subprocess.DEVNULL, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    env = dict(
+        os.environ,
+        DATABASE_URL=url,
+        OOTD_API_SECRET=secret,
+        OOTD_CEILING_VARIANT=variant,
+        PROMETHEUS_MULTIPROC_DIR=tempfile.mkdtemp(prefix="ootd-ceiling-metrics-"),
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "2",
+            "-k",
+            "gthread",
+            "--threads",
+            "4",
+            "--keep-alive",
+            "5",
+            "--reuse-port",
+            "-b",
+            f"127.0.0.1:{port}",
+            "bench.api_ceiling:app",
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     return wait_until_serving(proc, port, log)
 
 
@@ -134,24 +160,32 @@ def main() -> None:
         secret = secrets.token_urlsafe(48)
         users = [(i * 7919) % USERS + 1 for i in range(FEED_USERS)]
         script = work / "feed.lua"
-        script.write_text(feed_script([f"/v1/users/{u}/feed" for u in users],
-                                      [issue_token(u, secret, ttl_s=3600) for u in users]))
+        script.write_text(
+            feed_script([f"/v1/users/{u}/feed" for u in users], [issue_token(u, secret, ttl_s=3600) for u in users])
+        )
         for variant in VARIANTS:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             server = serve(variant, url, secret, port, work / f"{variant}.log")
             try:
                 measure(base, "/", 3, script, server.pid)  # warm-up: every user's first feed of the day
-                rounds = [(measure(base, "/healthz", args.seconds, None, server.pid),
-                           measure(base, "/", args.seconds, script, server.pid)) for _ in range(args.rounds)]
+                rounds = [
+                    (
+                        measure(base, "/healthz", args.seconds, None, server.pid),
+                        measure(base, "/", args.seconds, script, server.pid),
+                    )
+                    for _ in range(args.rounds)
+                ]
             finally:
                 server.send_signal(signal.SIGTERM)
                 server.wait(timeout=60)
             report.append((variant, rounds))
     shutil.rmtree(work, ignore_errors=True)
 
-    print(f"machine: {machine()}; gunicorn 2 workers x 4 threads (gthread); wrk -t1 -c8; "
-          f"{args.rounds} x {args.seconds:g} s per endpoint and variant; CPU per request from /proc")
+    print(
+        f"machine: {machine()}; gunicorn 2 workers x 4 threads (gthread); wrk -t1 -c8; "
+        f"{args.rounds} x {args.seconds:g} s per endpoint and variant; CPU per request from /proc"
+    )
 
     def cpu(r: dict) -> str:
         return " + ".join(f"{k} {v:.0f}" for k, v in r["cpu_us"].items()) + f" = {sum(r['cpu_us'].values()):.0f} us"
@@ -159,9 +193,11 @@ def main() -> None:
     for variant, rounds in report:
         ratios = [f["rps"] / h["rps"] for h, f in rounds]
         h, f = rounds[-1]
-        print(f"  {variant:<8} feed/healthz {statistics.median(ratios):.2f} (rounds "
-              f"{', '.join(f'{r:.2f}' for r in ratios)}); last round: healthz {h['rps']:,.0f}/s [{cpu(h)}], "
-              f"feed {f['rps']:,.0f}/s [{cpu(f)}]")
+        print(
+            f"  {variant:<8} feed/healthz {statistics.median(ratios):.2f} (rounds "
+            f"{', '.join(f'{r:.2f}' for r in ratios)}); last round: healthz {h['rps']:,.0f}/s [{cpu(h)}], "
+            f"feed {f['rps']:,.0f}/s [{cpu(f)}]"
+        )
 
 
 if __name__ == "__main__":

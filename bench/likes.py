@@ -54,22 +54,24 @@ WAL_IO = """SELECT sum(fsyncs)::bigint, sum(fsync_time)::float8 FROM pg_stat_io
 @dataclass
 class Run:
     tps: float
-    latencies: list[float]        # every transaction's, in ms
-    steady: list[float]           # those completed after the first WARM_UP_S seconds
-    wal_bytes: int                # WAL written during the run (all backends)
-    flushes: int | None           # WAL fsyncs by the client backends (None: not measured)
-    flush_ms: float | None        # their total time
+    latencies: list[float]  # every transaction's, in ms
+    steady: list[float]  # those completed after the first WARM_UP_S seconds
+    wal_bytes: int  # WAL written during the run (all backends)
+    flushes: int | None  # WAL fsyncs by the client backends (None: not measured)
+    flush_ms: float | None  # their total time
 
 
 def wal_io_available(url: str) -> bool:
     """pg_stat_io counts WAL (PostgreSQL 18+) and we may reset it and time flushes (superuser)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        return bool(conn.execute("SELECT current_setting('server_version_num')::int >= 180000 "
-                                 "AND current_setting('is_superuser')::bool").fetchone()[0])
+        return bool(
+            conn.execute(
+                "SELECT current_setting('server_version_num')::int >= 180000 AND current_setting('is_superuser')::bool"
+            ).fetchone()[0]
+        )
 
 
-def pgbench(url: str, script: str, seconds: int, clients: int = 2, durable: bool = True,
-            wal_io: bool = False) -> Run:
+def pgbench(url: str, script: str, seconds: int, clients: int = 2, durable: bool = True, wal_io: bool = False) -> Run:
     """One pgbench run; durable=False: synchronous_commit off; wal_io: count the WAL flushes."""
     options = [] if durable else ["-c synchronous_commit=off"]
     if wal_io:
@@ -82,23 +84,56 @@ def pgbench(url: str, script: str, seconds: int, clients: int = 2, durable: bool
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "script.sql")
         path.write_text(script)
-        out = subprocess.run([str(bin_dir() / "pgbench"), "-n", "-M", "prepared", "-c", str(clients),
-                              "-j", str(clients), "-T", str(seconds), "-l", "--log-prefix", f"{tmp}/log",
-                              "-f", str(path), url], capture_output=True, text=True, check=True, cwd=tmp, env=env)
-        rows = [(int(f[4]) + int(f[5]) / 1e6, int(f[2]) / 1000.0)   # (completed at, latency in ms)
-                for log in Path(tmp).glob("log*") for f in (line.split() for line in log.read_text().splitlines())]
+        out = subprocess.run(
+            [
+                str(bin_dir() / "pgbench"),
+                "-n",
+                "-M",
+                "prepared",
+                "-c",
+                str(clients),
+                "-j",
+                str(clients),
+                "-T",
+                str(seconds),
+                "-l",
+                "--log-prefix",
+                f"{tmp}/log",
+                "-f",
+                str(path),
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tmp,
+            env=env,
+        )
+        rows = [
+            (int(f[4]) + int(f[5]) / 1e6, int(f[2]) / 1000.0)  # (completed at, latency in ms)
+            for log in Path(tmp).glob("log*")
+            for f in (line.split() for line in log.read_text().splitlines())
+        ]
     flushes = flush_ms = None
     with psycopg.connect(url, autocommit=True) as conn:
         wal_bytes = int(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", (lsn,)).fetchone()[0])
         if wal_io:  # pgbench's backends report their I/O statistics as they exit
             deadline = time.monotonic() + 10
-            while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbench'"
-                               ).fetchone()[0] and time.monotonic() < deadline:
+            while (
+                conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbench'").fetchone()[0]
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.05)
             flushes, flush_ms = conn.execute(WAL_IO).fetchone()
     start = min(t for t, _ in rows)
-    return Run(float(re.search(r"tps = ([0-9.]+)", out.stdout).group(1)), [ms for _, ms in rows],
-               [ms for t, ms in rows if t >= start + WARM_UP_S], wal_bytes, flushes, flush_ms)
+    return Run(
+        float(re.search(r"tps = ([0-9.]+)", out.stdout).group(1)),
+        [ms for _, ms in rows],
+        [ms for t, ms in rows if t >= start + WARM_UP_S],
+        wal_bytes,
+        flushes,
+        flush_ms,
+    )
 
 
 def pct(values: list[float], q: float) -> float:
@@ -112,8 +147,10 @@ def pct(values: list[float], q: float) -> float:
 def reset(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE ootd.likes")
-        conn.execute("UPDATE ootd.users SET likes_count = 0, style_dna = style_dna - 'color_affinity' "
-                     "WHERE likes_count > 0 OR style_dna ? 'color_affinity'")
+        conn.execute(
+            "UPDATE ootd.users SET likes_count = 0, style_dna = style_dna - 'color_affinity' "
+            "WHERE likes_count > 0 OR style_dna ? 'color_affinity'"
+        )
         conn.execute("VACUUM ANALYZE ootd.users, ootd.likes")
         conn.execute("CHECKPOINT")
 
@@ -135,13 +172,19 @@ def main() -> None:
         run_nightly(url, NightlyConfig(day=DAY, llm="offline"))
         with psycopg.connect(url, autocommit=True) as conn:
             low, high = conn.execute("SELECT min(id), max(id) FROM ootd.outfits").fetchone()
-        insert = (f"\\set u random(1, {USERS})\n\\set o random({low}, {high})\n"
-                  "INSERT INTO ootd.likes (user_id, outfit_id) VALUES (:u, :o) ON CONFLICT DO NOTHING;\n")
-        like = (f"\\set u random(1, {USERS})\n\\set o random({low}, {high})\n"
-                "SELECT ootd.like(:u, :o);\n")
+        insert = (
+            f"\\set u random(1, {USERS})\n\\set o random({low}, {high})\n"
+            "INSERT INTO ootd.likes (user_id, outfit_id) VALUES (:u, :o) ON CONFLICT DO NOTHING;\n"
+        )
+        like = f"\\set u random(1, {USERS})\n\\set o random({low}, {high})\nSELECT ootd.like(:u, :o);\n"
         wal_io = wal_io_available(url)
         results: dict[str, list[Run]] = {
-            "enabled": [], "disabled": [], "like()": [], "enabled, no flush": [], "disabled, no flush": []}
+            "enabled": [],
+            "disabled": [],
+            "like()": [],
+            "enabled, no flush": [],
+            "disabled, no flush": [],
+        }
         for _ in range(args.rounds):
             for mode in ("enabled", "disabled"):
                 reset(url)
@@ -154,8 +197,10 @@ def main() -> None:
             set_trigger(url, True)
             reset(url)
             results["like()"].append(pgbench(url, like, args.seconds, wal_io=wal_io))
-    print(f"machine: {machine()}; pgbench -M prepared -c 2 -j 2, {args.rounds} x {args.seconds} s per mode, "
-          f"fsync and synchronous_commit on")
+    print(
+        f"machine: {machine()}; pgbench -M prepared -c 2 -j 2, {args.rounds} x {args.seconds} s per mode, "
+        f"fsync and synchronous_commit on"
+    )
     tps = {mode: statistics.median(r.tps for r in runs) for mode, runs in results.items()}
     latencies = {mode: [x for r in runs for x in r.latencies] for mode, runs in results.items()}
     p99 = {mode: pct(lat, 0.99) for mode, lat in latencies.items()}
@@ -167,14 +212,20 @@ def main() -> None:
         counted = [r for r in runs if r.flushes]  # runs with pg_stat_io figures
         if counted:
             n = sum(r.flushes for r in counted)
-            wal += (f", {n / sum(len(r.latencies) for r in counted):.2f} flushes/like "
-                    f"of {sum(r.flush_ms for r in counted) / n * 1000:.0f} us")
-        print(f"  {label:<36} {tps[mode]:>8,.0f} tps   latency p50 {pct(lat, 0.5):.3f} ms  "
-              f"p99 {p99[mode]:.3f} ms (after {WARM_UP_S} s: {steady[mode]:.3f} ms)  ({len(lat):,} likes; {wal})")
-    print(f"throughput ratio enabled/disabled: {tps['enabled'] / tps['disabled']:.2f} (goal >= 0.5); "
-          f"per-like p99 with the trigger: {p99['enabled']:.3f} ms (goal <= 1 ms; after the {WARM_UP_S} s "
-          f"warm-up: {steady['enabled']:.3f} ms); without the WAL flush wait (synchronous_commit off): ratio "
-          f"{tps['enabled, no flush'] / tps['disabled, no flush']:.2f}, p99 {p99['enabled, no flush']:.3f} ms")
+            wal += (
+                f", {n / sum(len(r.latencies) for r in counted):.2f} flushes/like "
+                f"of {sum(r.flush_ms for r in counted) / n * 1000:.0f} us"
+            )
+        print(
+            f"  {label:<36} {tps[mode]:>8,.0f} tps   latency p50 {pct(lat, 0.5):.3f} ms  "
+            f"p99 {p99[mode]:.3f} ms (after {WARM_UP_S} s: {steady[mode]:.3f} ms)  ({len(lat):,} likes; {wal})"
+        )
+    print(
+        f"throughput ratio enabled/disabled: {tps['enabled'] / tps['disabled']:.2f} (goal >= 0.5); "
+        f"per-like p99 with the trigger: {p99['enabled']:.3f} ms (goal <= 1 ms; after the {WARM_UP_S} s "
+        f"warm-up: {steady['enabled']:.3f} ms); without the WAL flush wait (synchronous_commit off): ratio "
+        f"{tps['enabled, no flush'] / tps['disabled, no flush']:.2f}, p99 {p99['enabled, no flush']:.3f} ms"
+    )
 
 
 if __name__ == "__main__":

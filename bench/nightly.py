@@ -46,14 +46,21 @@ def main() -> None:
             with connect(url) as conn:
                 started = time.perf_counter()
                 row = conn.execute(K_QUERY, (args.date,)).fetchone()
-                print(f"N = {row['n']:>9,}: K = {row['k']} clusters "
-                      f"(cluster_demand took {time.perf_counter() - started:.2f} s)")
+                print(
+                    f"N = {row['n']:>9,}: K = {row['k']} clusters "
+                    f"(cluster_demand took {time.perf_counter() - started:.2f} s)"
+                )
 
         env = {**os.environ, "DATABASE_URL": url}
         env.pop("OPENAI_API_KEY", None)
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "cli.main", "nightly", "--date", args.date.isoformat(),
-                               "--llm", "offline"], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "cli.main", "nightly", "--date", args.date.isoformat(), "--llm", "offline"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - started
         rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
         if proc.returncode != 0:
@@ -61,17 +68,24 @@ def main() -> None:
         with connect(url) as conn:
             ledger = conn.execute(
                 "SELECT count(*) FILTER (WHERE kind = 'chat') AS chat, count(DISTINCT cluster_id) AS clusters, "
-                "sum(latency_ms) AS llm_ms FROM ootd.llm_calls WHERE pool_date = %s", (args.date,)).fetchone()
+                "sum(latency_ms) AS llm_ms FROM ootd.llm_calls WHERE pool_date = %s",
+                (args.date,),
+            ).fetchone()
             k = conn.execute(K_QUERY, (args.date,)).fetchone()["k"]
-            cached = conn.execute("SELECT count(*) AS c FROM ootd.pool_cache WHERE pool_date = %s",
-                                  (args.date,)).fetchone()["c"]
+            cached = conn.execute(
+                "SELECT count(*) AS c FROM ootd.pool_cache WHERE pool_date = %s", (args.date,)
+            ).fetchone()["c"]
         llm_s = (ledger["llm_ms"] or 0) / 1000.0
-        print(f"nightly ({args.users:,} users, offline): wall {wall:.1f} s including process start; "
-              f"LLM (stylist) time {llm_s:.2f} s; excluding it {wall - llm_s:.1f} s "
-              f"(goal <= 60 s: {'PASS' if wall - llm_s <= 60 else 'FAIL'})")
+        print(
+            f"nightly ({args.users:,} users, offline): wall {wall:.1f} s including process start; "
+            f"LLM (stylist) time {llm_s:.2f} s; excluding it {wall - llm_s:.1f} s "
+            f"(goal <= 60 s: {'PASS' if wall - llm_s <= 60 else 'FAIL'})"
+        )
         print(f"batch process peak RSS: {rss_mb:.0f} MB (goal < 200 MB: {'PASS' if rss_mb < 200 else 'FAIL'})")
-        print(f"LLM chat calls: {ledger['chat']} for K = {k} clusters "
-              f"({'PASS' if ledger['chat'] == k else 'FAIL'}); cached outfits: {cached}")
+        print(
+            f"LLM chat calls: {ledger['chat']} for K = {k} clusters "
+            f"({'PASS' if ledger['chat'] == k else 'FAIL'}); cached outfits: {cached}"
+        )
 
 
 if __name__ == "__main__":

@@ -30,9 +30,11 @@ def main() -> None:
         with connect(url) as conn:
             count = conn.execute("SELECT count(*) AS n FROM ootd.users").fetchone()["n"]
     print(f"machine: {machine()}")
-    print(f"seed: {result.created:,} users created (table holds {count:,}) in {seconds:.1f} s "
-          f"= {result.created / seconds:,.0f} users/s; goal <= 60 s for 1,000,000: "
-          f"{'PASS' if seconds <= 60 or args.users != 1_000_000 else 'FAIL'}")
+    print(
+        f"seed: {result.created:,} users created (table holds {count:,}) in {seconds:.1f} s "
+        f"= {result.created / seconds:,.0f} users/s; goal <= 60 s for 1,000,000: "
+        f"{'PASS' if seconds <= 60 or args.users != 1_000_000 else 'FAIL'}"
+    )
     print(f"client peak RSS: {peak_rss_mb():.0f} MB")
 
 

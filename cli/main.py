@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Callable, Sequence
 
 from db import REPO_ROOT
@@ -69,19 +68,33 @@ def cmd_db(args: argparse.Namespace) -> None:
             print(default_server().ensure_running())
         return
     if os.environ.get("DATABASE_URL"):
-        raise CommandError(f"'ootd db {args.action}' manages the embedded server; DATABASE_URL is set")
+        action = f"replica {args.replica_action}" if args.action == "replica" else args.action
+        raise CommandError(f"'ootd db {action}' manages the embedded server; DATABASE_URL is set")
     server = default_server()
+    replica = server.replica()
+
+    def announce(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
     if args.action == "start":
-        url = server.ensure_running(announce=lambda line: print(line, file=sys.stderr, flush=True))
+        url = server.ensure_running(announce=announce)
         print(url)
         _rehydrate_cache(url)
-    elif args.action == "stop":
+    elif args.action == "stop":  # the replica first: it would only retry its primary
+        if replica.stop():
+            print("replica stopped")
         print("stopped" if server.stop() else "not running")
     elif args.action == "status":
         running = server.is_running()
         print(f"{'running' if running else 'stopped'}: {server.pgdata}")
+        if replica.exists():
+            print(f"replica {'running' if replica.is_running() else 'stopped'}: {replica.pgdata}")
         if not running:
             raise SystemExit(3)
+    elif args.replica_action in ("start", "url"):  # creates the replica (pg_basebackup) if needed
+        print(server.start_replica(announce=announce).dsn())
+    else:
+        print("stopped" if replica.stop() else "not running")
 
 
 def migrate(url: str | None = None, revision: str = "head", allow_data_loss: bool = False) -> str:
@@ -90,6 +103,7 @@ def migrate(url: str | None = None, revision: str = "head", allow_data_loss: boo
 
     A downgrade that would destroy rows refuses (CommandError, nothing changed) unless allow_data_loss.
     """
+    import psycopg
     from alembic import command
     from alembic.config import Config
     from alembic.util import CommandError as AlembicCommandError
@@ -113,6 +127,8 @@ def migrate(url: str | None = None, revision: str = "head", allow_data_loss: boo
         (command.downgrade if down else command.upgrade)(config, revision)
     except DBAPIError as exc:
         raise DatabaseError.from_psycopg(exc.orig) from exc
+    except psycopg.Error as exc:  # a revision's SQL file runs on the raw psycopg connection
+        raise DatabaseError.from_psycopg(exc) from exc
     except AlembicCommandError as exc:  # e.g. the downgrade guard's refusal, an unknown revision
         raise CommandError(str(exc)) from None
     return "downgrade" if down else "upgrade"
@@ -130,18 +146,27 @@ def cmd_seed(args: argparse.Namespace) -> None:
     check_request(args.users, args.seed)  # before connecting: bad input starts and changes nothing
     with connect() as conn:
         result = seed_users(conn, args.users, args.seed)
-    print(f"seeded {result.created:,} new users ({result.existing:,} already present) "
-          f"for ids 1..{result.requested:,} with seed {args.seed} in {result.seconds:.1f} s")
+    print(
+        f"seeded {result.created:,} new users ({result.existing:,} already present) "
+        f"for ids 1..{result.requested:,} with seed {args.seed} in {result.seconds:.1f} s"
+    )
 
 
 def cmd_user(args: argparse.Namespace) -> None:
     from db.connect import connect, one
 
     with connect() as conn:
-        row = one(conn, "put_user", {
-            "id": args.id, "city": args.city, "timezone": args.timezone,
-            "style_dna": args.dna, "style_rules": args.rules,
-        })
+        row = one(
+            conn,
+            "put_user",
+            {
+                "id": args.id,
+                "city": args.city,
+                "timezone": args.timezone,
+                "style_dna": args.dna,
+                "style_rules": args.rules,
+            },
+        )
     print(json.dumps({k: row[k] for k in ("id", "city", "timezone", "style_dna", "style_rules")}))
 
 
@@ -149,18 +174,27 @@ def cmd_city(args: argparse.Namespace) -> None:
     from db.connect import connect, one
 
     with connect() as conn:
-        row = one(conn, "add_city", {
-            "name": args.name, "timezone": args.timezone, "latitude": args.lat, "longitude": args.lon,
-            "country": args.country, "population_k": args.population_k,
-        })
+        row = one(
+            conn,
+            "add_city",
+            {
+                "name": args.name,
+                "timezone": args.timezone,
+                "latitude": args.lat,
+                "longitude": args.lon,
+                "country": args.country,
+                "population_k": args.population_k,
+            },
+        )
     print(json.dumps(row))
 
 
 def _rehydrate_cache(url: str | None = None) -> None:
     """Refill the UNLOGGED pool cache if a crash emptied it (a no-op otherwise).
 
-    Best effort: a database without the schema yet, or a role that may not
-    call it, is left alone (feeds are right without the cache, only slower).
+    Best effort: a database without the schema yet, a role that may not
+    call it, or a hot standby (which can neither read nor write an UNLOGGED
+    table) is left alone (feeds are right without the cache, only slower).
     """
     from db.connect import DatabaseError, connect, one
 
@@ -168,12 +202,15 @@ def _rehydrate_cache(url: str | None = None) -> None:
         with connect(url) as conn:
             restored = one(conn, "rehydrate_cache")["restored"]
     except DatabaseError as exc:
-        if exc.sqlstate not in ("3F000", "42883", "42501"):  # no schema / no function / no privilege
+        # no schema / no function / no privilege / a standby: unlogged table, read-only transaction
+        if exc.sqlstate not in ("3F000", "42883", "42501", "25006"):
             raise
         return
     if restored:
-        print(f"ootd: the pool cache was empty after a crash: restored {restored:,} rows from durable storage",
-              file=sys.stderr)
+        print(
+            f"ootd: the pool cache was empty after a crash: restored {restored:,} rows from durable storage",
+            file=sys.stderr,
+        )
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
@@ -193,8 +230,15 @@ def _date(text: str):
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
-def nightly(url: str | None, day, llm: str | None, concurrency: int = 4, wait: bool = True,
-            timeout: float = 60.0, force: bool = False):
+def nightly(
+    url: str | None,
+    day,
+    llm: str | None,
+    concurrency: int = 4,
+    wait: bool = True,
+    timeout: float = 60.0,
+    force: bool = False,
+):
     """Run the nightly batch with a progress bar; returns the report."""
     from batch.nightly import NightlyConfig, run_nightly
     from cli.report import NightlyProgress
@@ -232,8 +276,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print("schema: migrated to head")
     with connect(url) as conn:
         result = seed_users(conn, args.users, args.seed)
-    print(f"seed: {result.created:,} new users, {result.existing:,} already present "
-          f"({result.seconds:.1f} s)")
+    print(f"seed: {result.created:,} new users, {result.existing:,} already present ({result.seconds:.1f} s)")
     with connect(url) as conn:
         print_population(conn)
 
@@ -272,8 +315,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from api.server import ServeConfig, serve
 
     _rehydrate_cache()
-    serve(ServeConfig(host=args.host, port=args.port, workers=args.workers, threads=args.threads,
-                      access_log=args.access_log))
+    serve(
+        ServeConfig(
+            host=args.host, port=args.port, workers=args.workers, threads=args.threads, access_log=args.access_log
+        )
+    )
 
 
 def cmd_token(args: argparse.Namespace) -> None:
@@ -296,26 +342,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("db", help="the embedded database server (url, start, stop, status)")
-    p.add_argument("action", choices=["url", "start", "stop", "status"])
+    p = sub.add_parser("db", help="the embedded database server (url, start, stop, status, replica)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("url", help="print the DSN (DATABASE_URL when set), starting the server if needed")
+    actions.add_parser("start", help="start the server (idempotent); refill the pool cache after a crash")
+    actions.add_parser("stop", help="stop the server, and its replica first")
+    actions.add_parser("status", help="running or stopped (exit 3), and the replica's state if there is one")
+    r = actions.add_parser("replica", help="a local streaming hot standby of the embedded server")
+    r.add_argument(
+        "replica_action",
+        choices=["start", "stop", "url"],
+        help="start (creating it with pg_basebackup if needed; idempotent), stop, or print its DSN",
+    )
     p.set_defaults(func=cmd_db)
 
     p = sub.add_parser("migrate", help="install, upgrade or downgrade the schema (alembic upgrade/downgrade)")
-    p.add_argument("--revision", default="head",
-                   help="target revision (default: head); an older one than the database's downgrades")
-    p.add_argument("--allow-data-loss", action="store_true",
-                   help="let a downgrade drop tables or columns that hold rows (refused otherwise)")
+    p.add_argument(
+        "--revision",
+        default="head",
+        help="target revision (default: head); an older one than the database's downgrades",
+    )
+    p.add_argument(
+        "--allow-data-loss",
+        action="store_true",
+        help="let a downgrade drop tables or columns that hold rows (refused otherwise)",
+    )
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("seed", help="create synthetic users deterministically")
-    p.add_argument("--users", type=_positive_int, required=True,
-                   help="create users 1..N (at most 10,000,000; committed 100,000 at a time)")
+    p.add_argument(
+        "--users",
+        type=_positive_int,
+        required=True,
+        help="create users 1..N (at most 10,000,000; committed 100,000 at a time)",
+    )
     p.add_argument("--seed", type=_int, default=42, help="random seed, >= 0 (default: 42)")
     p.set_defaults(func=cmd_seed)
 
-    p = sub.add_parser("user", help="create a user, or update only the options given",
-                       description="Create a user (--city required) or update one: only the options given "
-                                   "change; --dna and --rules set the keys they name and keep the others.")
+    p = sub.add_parser(
+        "user",
+        help="create a user, or update only the options given",
+        description="Create a user (--city required) or update one: only the options given "
+        "change; --dna and --rules set the keys they name and keep the others.",
+    )
     p.add_argument("id", type=_positive_int)
     p.add_argument("--city", help="a city in ootd.cities, any case, e.g. torrance (required for a new user)")
     p.add_argument("--timezone", help="IANA zone name (default: the city's)")
@@ -331,19 +400,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lat", type=float, required=True, help="latitude, -90..90")
     p.add_argument("--lon", type=float, required=True, help="longitude, -180..180")
     p.add_argument("--country", default="ZZ", help="ISO 3166 code, e.g. US (default: ZZ, unknown)")
-    p.add_argument("--population-k", type=_positive_int, default=100,
-                   help="metro population in thousands; weights seeded users (default: 100)")
+    p.add_argument(
+        "--population-k",
+        type=_positive_int,
+        default=100,
+        help="metro population in thousands; weights seeded users (default: 100)",
+    )
     p.set_defaults(func=cmd_city)
 
     p = sub.add_parser("nightly", help="generate today's pools: one LLM call per style cluster")
     p.add_argument("--date", type=_date, help="pool date, YYYY-MM-DD (default: today, UTC)")
-    p.add_argument("--llm", choices=["offline", "openai"],
-                   help="provider (default: openai when OPENAI_API_KEY is set, else offline)")
+    p.add_argument(
+        "--llm",
+        choices=["offline", "openai"],
+        help="provider (default: openai when OPENAI_API_KEY is set, else offline)",
+    )
     p.add_argument("--concurrency", type=_positive_int, default=4, help="requests in flight (default: 4)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per LLM request (default: 60)")
     p.add_argument("--no-wait", action="store_true", help="exit instead of waiting for a concurrent run")
-    p.add_argument("--force", action="store_true",
-                   help="generate a date more than one day after the database's current date")
+    p.add_argument(
+        "--force", action="store_true", help="generate a date more than one day after the database's current date"
+    )
     p.set_defaults(func=cmd_nightly)
 
     p = sub.add_parser("summary", help="print the population summary")
@@ -358,8 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000)")
     p.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default: 2)")
-    p.add_argument("--threads", type=_positive_int, default=4,
-                   help="threads per worker, each with a pooled connection (default: 4; 1 = sync workers)")
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=4,
+        help="threads per worker, each with a pooled connection (default: 4; 1 = sync workers)",
+    )
     p.add_argument("--access-log", action="store_true", help="log every request to stderr")
     p.set_defaults(func=cmd_serve)
 

@@ -34,8 +34,12 @@ def print_population(conn: psycopg.Connection, console: Console | None = None) -
     archetypes.add_column("share", justify="right")
     archetypes.add_column("top preferred colors")
     for row in all_rows(conn, "population_by_archetype"):
-        archetypes.add_row(row["archetype"], f"{row['users']:,}", f"{100.0 * row['users'] / totals['users']:.1f}%",
-                           ", ".join(row["top_colors"]))
+        archetypes.add_row(
+            row["archetype"],
+            f"{row['users']:,}",
+            f"{100.0 * row['users'] / totals['users']:.1f}%",
+            ", ".join(row["top_colors"]),
+        )
     console.print(archetypes)
 
     cities = Table(title="Largest cities", title_justify="left")
@@ -56,8 +60,14 @@ class NightlyProgress:
 
     def __init__(self, console: Console | None = None):
         self.console = console or Console(stderr=True)
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=self.console, transient=False)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
         self.task = None
 
     def __enter__(self) -> "NightlyProgress":
@@ -81,22 +91,29 @@ class NightlyProgress:
 def print_nightly(report: Any, console: Console | None = None) -> None:
     console = console or Console()
     cost = report.cost or {}
-    table = Table(title=f"Nightly {report.day} ({report.llm}: {report.model})", show_header=False,
-                  title_justify="left")
+    table = Table(title=f"Nightly {report.day} ({report.llm}: {report.model})", show_header=False, title_justify="left")
     table.add_row("users (clustered)", f"{report.users:,} ({report.clustered_users:,})")
     table.add_row("clusters K", f"{report.clusters} ({report.skipped} already done, {report.stored} generated now)")
     table.add_row("LLM calls this run", f"{report.chat_requests} chat, {report.embedding_requests} embedding")
     failed = "; ".join(f"{c} ({e})" for c, e in report.failed)
     table.add_row("failed clusters", f"{len(report.failed)}: {failed}" if failed else "0")
     table.add_row("failed or unfinished LLM requests", _failed_requests(cost))
-    table.add_row("tokens this run", f"{report.prompt_tokens:,} prompt + {report.completion_tokens:,} completion"
-                  + (" (estimated)" if report.llm == "offline" else ""))
+    table.add_row(
+        "tokens this run",
+        f"{report.prompt_tokens:,} prompt + {report.completion_tokens:,} completion"
+        + (" (estimated)" if report.llm == "offline" else ""),
+    )
     table.add_row("cached outfits", f"{report.cached_outfits:,}")
     if cost:
-        table.add_row("est. cost today", f"${cost['est_cost_usd']:,.4f} "
-                      f"(at reference prices ${cost['cost_at_reference_usd']:,.4f})")
-        table.add_row("naive: one call per user", f"{cost['naive_calls']:,} calls, ${cost['naive_cost_usd'] or 0:,.2f} "
-                      f"(at reference prices ${cost['naive_cost_at_reference_usd'] or 0:,.2f})")
+        table.add_row(
+            "est. cost today",
+            f"${cost['est_cost_usd']:,.4f} (at reference prices ${cost['cost_at_reference_usd']:,.4f})",
+        )
+        table.add_row(
+            "naive: one call per user",
+            f"{cost['naive_calls']:,} calls, ${cost['naive_cost_usd'] or 0:,.2f} "
+            f"(at reference prices ${cost['naive_cost_at_reference_usd'] or 0:,.2f})",
+        )
     table.add_row("wall time", f"{report.seconds:.1f} s")
     console.print(table)
 
@@ -125,8 +142,11 @@ def print_feeds(conn: psycopg.Connection, console: Console | None = None) -> Non
             rows = all_rows(conn, "feed", (user["id"], at, 3))
             if not rows:
                 continue
-            table = Table(title=f"user {user['id']} in {user['city']}, {at:%H:%M} local ({user['timezone']}): "
-                                f"{rows[0]['headline']}", title_justify="left")
+            table = Table(
+                title=f"user {user['id']} in {user['city']}, {at:%H:%M} local ({user['timezone']}): "
+                f"{rows[0]['headline']}",
+                title_justify="left",
+            )
             for column in ("#", "outfit", "category", "color", "daypart", "score"):
                 table.add_column(column)
             for r in rows:

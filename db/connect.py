@@ -19,8 +19,18 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-__all__ = ["Jsonb", "DatabaseError", "connect", "database_url", "run", "one", "all_rows", "copy_rows",
-           "copy_chunks", "sqlalchemy_url"]
+__all__ = [
+    "Jsonb",
+    "DatabaseError",
+    "connect",
+    "database_url",
+    "run",
+    "one",
+    "all_rows",
+    "copy_rows",
+    "copy_chunks",
+    "sqlalchemy_url",
+]
 
 from db.queries import query
 
@@ -49,7 +59,7 @@ def sqlalchemy_url(url: str | None = None) -> str:
     url = url or database_url()
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -96,8 +106,9 @@ def all_rows(conn: psycopg.Connection, name: str, params: Sequence[Any] | dict |
     return conn.execute(query(name), params).fetchall()
 
 
-def copy_rows(conn: psycopg.Connection, name: str, rows: Iterable[Sequence[Any]],
-              types: Sequence[str] | None = None) -> None:
+def copy_rows(
+    conn: psycopg.Connection, name: str, rows: Iterable[Sequence[Any]], types: Sequence[str] | None = None
+) -> None:
     """Stream rows through the named `COPY ... FROM STDIN` query (binary when `types` is given)."""
     with conn.cursor() as cur, cur.copy(query(name)) as copy:
         if types:
@@ -141,8 +152,9 @@ class DatabaseError(Exception):
         """This error, reworded to say which database lacks the schema and what to run."""
         where = redact(url)
         if _has_ootd_schema(url):
-            message = (f"the ootd schema in the database ({where}) is not up to date ({self.message}): "
-                       f"run 'ootd migrate'")
+            message = (
+                f"the ootd schema in the database ({where}) is not up to date ({self.message}): run 'ootd migrate'"
+            )
         else:
             message = f"the database has no ootd schema ({where}): run 'ootd migrate' first"
         if not os.environ.get("DATABASE_URL"):

@@ -99,6 +99,9 @@ SELECT ootd.put_weather(%s, %s, %s) AS inserted;
 -- name: cluster_demand
 SELECT * FROM ootd.cluster_demand(%s);
 
+-- name: recent_titles
+SELECT archetype, weather, titles FROM ootd.recent_titles(%s);
+
 -- name: store_pool
 SELECT ootd.store_pool(%s, %s, %s, %s, %s, %s) AS stored;
 
@@ -148,7 +151,17 @@ SELECT ootd.like(%(user_id)s, %(outfit_id)s) AS created;
 SELECT ootd.unlike(%(user_id)s, %(outfit_id)s) AS removed;
 
 -- name: api_serving_status
-SELECT * FROM ootd.serving_status(now());
+-- standby: a hot standby answers (its feeds read the durable pools).  replay_lag_s:
+-- seconds since the last replayed commit, 0 when all WAL received is replayed
+-- (an idle primary sends none); null on a primary.
+SELECT s.*,
+       pg_catalog.pg_is_in_recovery() AS standby,
+       CASE WHEN pg_catalog.pg_is_in_recovery() THEN
+           CASE WHEN pg_catalog.pg_last_wal_receive_lsn() = pg_catalog.pg_last_wal_replay_lsn() THEN 0.0
+                ELSE greatest(0.0, extract(epoch FROM now() - pg_catalog.pg_last_xact_replay_timestamp())::float8)
+           END
+       END AS replay_lag_s
+FROM ootd.serving_status(now()) s;
 
 -- ------------------------------------------------------------ generate_pool ---
 -- Used by ootd.generate_pool's PL/Python body (batch/plpython_body.py), which

@@ -11,6 +11,13 @@ sharing one server instead of racing `initdb` or `pg_ctl start`.
 
 PostgreSQL refuses to run as root; when we are root the server runs as a
 dedicated system user (created on first use), as the wheel's own helper does.
+
+`EmbeddedServer.replica()` is a local streaming hot standby of the server, for
+demos and tests: a `pg_basebackup -R` copy in `<home>/replica/pgdata`, with its
+own socket directory (`<home>/replica/run`) and port (the primary's + 1).  It
+streams through a physical replication slot, so a stopped replica resumes
+where it stopped; the primary keeps at most `max_slot_wal_keep_size` of WAL
+for it (set to 2GB when the replica is created, unless already set).
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
 import subprocess
 import tempfile
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +40,8 @@ SYSTEM_USER = "ootd_pg"  # runs the server when we are root
 SUPERUSER = "postgres"
 DATABASE = "ootd"
 PORT = 5432  # only names the socket file; nothing listens on TCP
+REPLICA_SLOT = "ootd_replica"  # the physical replication slot the replica streams from
+REPLICA_WAL_KEEP = "2GB"  # max_slot_wal_keep_size set on a primary that had no limit
 _SOCKET_NAME_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
 
 #: Settings every embedded server gets (the wheel's defaults are initdb's).
@@ -73,6 +84,7 @@ class EmbeddedServer:
 
     home: Path
     settings: Mapping[str, str] | None = None  # extra settings written at initdb
+    port: int = PORT  # names the socket file (<socket_dir>/.s.PGSQL.<port>)
 
     @property
     def pgdata(self) -> Path:
@@ -86,7 +98,7 @@ class EmbeddedServer:
     def socket_dir(self) -> Path:
         """`<home>/run` when short enough for a socket path, else a hashed /tmp dir."""
         candidate = self.home / "run"
-        if len(str(candidate / f".s.PGSQL.{PORT}")) <= _SOCKET_NAME_MAX:
+        if len(str(candidate / f".s.PGSQL.{self.port}")) <= _SOCKET_NAME_MAX:
             return candidate
         digest = hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
         return Path(tempfile.gettempdir()) / f"ootd-{digest}"
@@ -107,8 +119,10 @@ class EmbeddedServer:
             if not self.is_running():
                 self._start()
                 if announce is not None:
-                    announce(f"ootd: {'created and started' if created else 'started'} the embedded "
-                             f"PostgreSQL in {self.home} (set OOTD_HOME to use another)")
+                    announce(
+                        f"ootd: {'created and started' if created else 'started'} the embedded "
+                        f"PostgreSQL in {self.home} (set OOTD_HOME to use another)"
+                    )
             self._ensure_database()
         return self.dsn()
 
@@ -130,10 +144,21 @@ class EmbeddedServer:
         """Start again after a stop (any mode); crash recovery runs as on any server."""
         return self.ensure_running()
 
+    # -- replica -----------------------------------------------------------
+    def replica(self) -> ReplicaServer:
+        """This server's local hot standby (it may not exist yet: see `start_replica`)."""
+        return ReplicaServer(self.home / "replica", port=self.port + 1, primary=self)
+
+    def start_replica(self, announce: Callable[[str], None] | None = None) -> ReplicaServer:
+        """Start this server and its hot standby, creating the standby first if needed (idempotent)."""
+        replica = self.replica()
+        replica.ensure_running(announce)
+        return replica
+
     # -- connection strings ------------------------------------------------
     def dsn(self, database: str = DATABASE) -> str:
         host = quote(str(self.socket_dir), safe="")
-        return f"postgresql://{SUPERUSER}@/{database}?host={host}&port={PORT}"
+        return f"postgresql://{SUPERUSER}@/{database}?host={host}&port={self.port}"
 
     # -- internals ---------------------------------------------------------
     @contextmanager
@@ -153,14 +178,18 @@ class EmbeddedServer:
     def _run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
         exe = str(bin_dir() / argv[0])
         result = subprocess.run(
-            [exe, *argv[1:]], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+            [exe, *argv[1:]],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
             **self._as_user(),
         )
         if check and result.returncode != 0:
             lines = (result.stderr or result.stdout).strip().splitlines()
             if self.logfile.is_file():
-                lines += [ln for ln in self.logfile.read_text(errors="replace").splitlines()
-                          if "FATAL" in ln or "ERROR" in ln][-1:]
+                lines += [
+                    ln for ln in self.logfile.read_text(errors="replace").splitlines() if "FATAL" in ln or "ERROR" in ln
+                ][-1:]
             tail = lines[-1] if lines else f"exit code {result.returncode}"
             raise ServerError(f"{argv[0]} failed: {tail} (log: {self.logfile})")
         return result
@@ -196,38 +225,243 @@ class EmbeddedServer:
             self._prepare_root()
         else:
             self.pgdata.mkdir(parents=True, exist_ok=True)
-        self._run([
-            "initdb", "-D", str(self.pgdata), "-U", SUPERUSER, "--auth=trust",
-            "--encoding=UTF8", "--locale=C", "--no-instructions",
-        ])
+        self._run(
+            [
+                "initdb",
+                "-D",
+                str(self.pgdata),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ]
+        )
         settings = {**DEFAULT_SETTINGS, **(self.settings or {})}
         conf = "".join(f"{key} = {value}\n" for key, value in settings.items())
         with open(self.pgdata / "postgresql.conf", "a") as handle:
             handle.write("\n# ---- ootd embedded defaults ----\n" + conf)
 
-    def _start(self) -> None:
+    def _start(self, options: str = "") -> None:
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             self._prepare_root()
-        self._run([
-            "pg_ctl", "start", "-D", str(self.pgdata), "-w", "-t", "120",
-            "-l", str(self.logfile),
-            "-o", f"-k {self.socket_dir} -p {PORT}",
-        ])
+        self._run(
+            [
+                "pg_ctl",
+                "start",
+                "-D",
+                str(self.pgdata),
+                "-w",
+                "-t",
+                "120",
+                "-l",
+                str(self.logfile),
+                "-o",
+                f"-k {self.socket_dir} -p {self.port} {options}".rstrip(),
+            ]
+        )
 
     def _ensure_database(self) -> None:
         import psycopg
         from psycopg import errors, sql
 
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
-            ).fetchone()
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
             if exists is None:
                 try:
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
                 except errors.DuplicateDatabase:
                     pass  # another process created it first
+
+
+@dataclass(frozen=True)
+class ReplicaServer(EmbeddedServer):
+    """A streaming hot standby of `primary`, made by pg_basebackup; read-only.
+
+    `ensure_running` starts the primary, then creates the standby if it does not
+    exist (or can no longer follow the primary: another primary, or its slot
+    was dropped or invalidated; it is a copy, so nothing is lost) and starts it.
+    A replica that was promoted is no standby any more and is never replaced.
+    """
+
+    primary: EmbeddedServer | None = None
+
+    def ensure_running(self, announce: Callable[[str], None] | None = None) -> str:
+        if self.primary is None:
+            raise ServerError("a replica needs its primary")
+        self.primary.ensure_running(announce)
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            created = False
+            stale = self._stale_reason()
+            if stale is not None:
+                self.stop_unlocked("fast")
+                shutil.rmtree(self.pgdata)
+                if announce is not None:
+                    announce(f"ootd: rebuilding the replica in {self.home}: {stale}")
+            if not (self.pgdata / "PG_VERSION").exists():
+                self._basebackup()
+                created = True
+            if not self.is_running():
+                self._start("-c hot_standby=on")
+                if announce is not None:
+                    announce(
+                        f"ootd: {'created and started' if created else 'started'} the replica "
+                        f"(hot standby) in {self.home}"
+                    )
+        return self.dsn()
+
+    def exists(self) -> bool:
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def stop(self, mode: str = "fast") -> bool:
+        if not self.exists():
+            return False
+        with self._lock():
+            return self.stop_unlocked(mode)
+
+    def stop_unlocked(self, mode: str = "fast") -> bool:
+        if not self.is_running():
+            return False
+        self._run(["pg_ctl", "stop", "-D", str(self.pgdata), "-m", mode, "-w", "-t", "60"])
+        return True
+
+    def wait_for_replay(self, timeout: float = 60.0, database: str = DATABASE) -> str:
+        """Wait until the standby has replayed all WAL the primary has inserted so far; return that LSN.
+
+        The insert position, not pg_current_wal_lsn() (the write position): with synchronous_commit
+        off, a commit that has returned may not be written yet, and its record would be missed.
+        """
+        import psycopg
+
+        assert self.primary is not None
+        with psycopg.connect(self.primary.dsn(database), autocommit=True) as conn:
+            target = conn.execute("SELECT pg_catalog.pg_current_wal_insert_lsn()::text").fetchone()[0]
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(self.dsn(database), autocommit=True) as conn:
+            while True:
+                done, replayed = conn.execute(
+                    "SELECT pg_catalog.pg_last_wal_replay_lsn() >= %s::pg_lsn,"
+                    " pg_catalog.pg_last_wal_replay_lsn()::text",
+                    (target,),
+                ).fetchone()
+                if done:
+                    return target
+                if time.monotonic() > deadline:
+                    raise ServerError(
+                        f"the replica replayed WAL up to {replayed}, not {target}, "
+                        f"within {timeout:g} s (log: {self.logfile})"
+                    )
+                time.sleep(0.05)
+
+    # -- internals ---------------------------------------------------------
+    def _stale_reason(self) -> str | None:
+        """Why the existing standby cannot follow the primary (None: it can, or there is none)."""
+        if not (self.pgdata / "PG_VERSION").exists():
+            if self.pgdata.exists() and any(self.pgdata.iterdir()):
+                return "an earlier pg_basebackup did not finish"
+            return None
+        if not (self.pgdata / "standby.signal").exists():
+            raise ServerError(
+                f"{self.pgdata} is no longer a standby (promoted?); it is left alone: "
+                f"move it away to make a new replica"
+            )
+        import psycopg
+
+        assert self.primary is not None
+        with psycopg.connect(self.primary.dsn("postgres"), autocommit=True) as conn:
+            system_id = str(conn.execute("SELECT system_identifier FROM pg_catalog.pg_control_system()").fetchone()[0])
+            slot = conn.execute(
+                "SELECT wal_status FROM pg_catalog.pg_replication_slots WHERE slot_name = %s", (REPLICA_SLOT,)
+            ).fetchone()
+        control = self._run(["pg_controldata", "-D", str(self.pgdata)]).stdout
+        mine = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in control.splitlines()
+                if line.startswith("Database system identifier:")
+            ),
+            None,
+        )
+        if mine != system_id:
+            return f"it is a copy of another server (system identifier {mine}, the primary's is {system_id})"
+        if slot is None:
+            return f"the primary has no replication slot {REPLICA_SLOT} any more"
+        if slot[0] == "lost":
+            return (
+                f"it fell more than max_slot_wal_keep_size behind while stopped (slot {REPLICA_SLOT} was invalidated)"
+            )
+        return None
+
+    def _basebackup(self) -> None:
+        """Allow replication on the primary, then copy it into pgdata with -R (standby.signal, primary_conninfo)."""
+        self._prepare_primary()
+        if os.geteuid() == 0:
+            self._prepare_root()  # home, pgdata, socket dir owned by the system user
+        else:
+            self.pgdata.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.pgdata, 0o700)
+        assert self.primary is not None
+        try:
+            self._run(
+                [
+                    "pg_basebackup",
+                    "-D",
+                    str(self.pgdata),
+                    "-h",
+                    str(self.primary.socket_dir),
+                    "-p",
+                    str(self.primary.port),
+                    "-U",
+                    SUPERUSER,
+                    "-R",
+                    "-X",
+                    "stream",
+                    "-C",
+                    "-S",
+                    REPLICA_SLOT,
+                    "-c",
+                    "fast",
+                    "--no-password",
+                ]
+            )
+        except ServerError:
+            for child in self.pgdata.iterdir():  # leave an empty directory, not half a copy
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            raise
+
+    def _prepare_primary(self) -> None:
+        """The primary lets the superuser replicate over its socket, bounds the slot's WAL, has no old slot."""
+        import psycopg
+
+        assert self.primary is not None
+        with psycopg.connect(self.primary.dsn("postgres"), autocommit=True) as conn:
+            first = conn.execute(
+                "SELECT auth_method FROM pg_catalog.pg_hba_file_rules"
+                " WHERE type = 'local' AND error IS NULL AND 'replication' = ANY(database)"
+                "   AND (user_name && ARRAY['all', %s]) ORDER BY rule_number LIMIT 1",
+                (SUPERUSER,),
+            ).fetchone()
+            if first is None or first[0] != "trust":
+                hba = self.primary.pgdata / "pg_hba.conf"
+                hba.write_text(
+                    f"# ootd: the local replica (ootd db replica) streams over the socket\n"
+                    f"local   replication     {SUPERUSER}                                trust\n" + hba.read_text()
+                )
+                conn.execute("SELECT pg_catalog.pg_reload_conf()")
+                time.sleep(0.5)  # the postmaster rereads pg_hba.conf asynchronously
+            if conn.execute("SHOW max_slot_wal_keep_size").fetchone()[0] == "-1":
+                conn.execute(f"ALTER SYSTEM SET max_slot_wal_keep_size = '{REPLICA_WAL_KEEP}'")
+                conn.execute("SELECT pg_catalog.pg_reload_conf()")
+            slot = conn.execute(
+                "SELECT active FROM pg_catalog.pg_replication_slots WHERE slot_name = %s", (REPLICA_SLOT,)
+            ).fetchone()
+            if slot is not None:
+                if slot[0]:
+                    raise ServerError(f"replication slot {REPLICA_SLOT} is in use by another standby")
+                conn.execute("SELECT pg_catalog.pg_drop_replication_slot(%s)", (REPLICA_SLOT,))
 
 
 def default_server() -> EmbeddedServer:

@@ -49,8 +49,9 @@ def run_migrations_online() -> None:
         # each downgrade step is measured before it runs (migrations/guard.py).
         work = context.get_context().opts.get("fn")
         if work is not None:
-            context.configure(connection=connection, transactional_ddl=True,
-                              fn=DowngradeGuard(allow_data_loss).wrap(work))
+            context.configure(
+                connection=connection, transactional_ddl=True, fn=DowngradeGuard(allow_data_loss).wrap(work)
+            )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

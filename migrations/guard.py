@@ -133,8 +133,12 @@ def count_rows(cur: psycopg.Cursor, table: Table) -> int:
 
 def count_values(cur: psycopg.Cursor, table: Table, columns: list[str]) -> dict[str, int]:
     """Non-NULL values per column, one scan."""
-    counts = scalar_row(cur, sql.SQL("SELECT {} FROM {}").format(
-        sql.SQL(", ").join(sql.SQL("count({})").format(sql.Identifier(c)) for c in columns), table.ident))
+    counts = scalar_row(
+        cur,
+        sql.SQL("SELECT {} FROM {}").format(
+            sql.SQL(", ").join(sql.SQL("count({})").format(sql.Identifier(c)) for c in columns), table.ident
+        ),
+    )
     return dict(zip(columns, counts))
 
 
@@ -158,8 +162,7 @@ def step_losses(cur: psycopg.Cursor, downgrade: Callable[[], Any], upgrade: Call
         downgrade()
         after = catalog(cur)
     gone_tables = [t for k, t in before.items() if k not in after]
-    gone_columns = {k: [c for c in t.columns if c not in after[k].columns]
-                    for k, t in before.items() if k in after}
+    gone_columns = {k: [c for c in t.columns if c not in after[k].columns] for k, t in before.items() if k in after}
 
     # the state before the step: what the dropped objects hold
     rows: dict[tuple[str, str], int] = {}
@@ -179,8 +182,9 @@ def step_losses(cur: psycopg.Cursor, downgrade: Callable[[], Any], upgrade: Call
     losses: list[Loss] = []
     try:
         with probe(cur, "ootd_guard_reinstall"):
-            stashes = {k: stash(cur, before[k], list(held), i) for i, (k, held) in enumerate(values.items())
-                       if before[k].key}
+            stashes = {
+                k: stash(cur, before[k], list(held), i) for i, (k, held) in enumerate(values.items()) if before[k].key
+            }
             downgrade()
             upgrade()
             now = catalog(cur)
@@ -203,26 +207,37 @@ def stash(cur: psycopg.Cursor, table: Table, columns: list[str], i: int) -> sql.
     select = [sql.SQL("{} AS {}").format(sql.Identifier(c), sql.Identifier(f"k{j}")) for j, c in enumerate(table.key)]
     select += [sql.SQL("{} AS {}").format(sql.Identifier(c), sql.Identifier(f"v{j}")) for j, c in enumerate(columns)]
     where = sql.SQL(" OR ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in columns)
-    cur.execute(sql.SQL("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WHERE {}").format(
-        name, sql.SQL(", ").join(select), table.ident, where))
+    cur.execute(
+        sql.SQL("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WHERE {}").format(
+            name, sql.SQL(", ").join(select), table.ident, where
+        )
+    )
     return name
 
 
-def compare(cur: psycopg.Cursor, before: Table, now: Table | None, columns: list[str],
-            stashed: sql.Composable) -> dict[str, int]:
+def compare(
+    cur: psycopg.Cursor, before: Table, now: Table | None, columns: list[str], stashed: sql.Composable
+) -> dict[str, int]:
     """Per column: stashed non-NULL values the re-upgraded table does not hold (as text) in the same row."""
     missing = [c for c in columns if now is None or c not in now.columns]
     if now is None or any(k not in now.columns for k in before.key):
         missing = columns
-    join = sql.SQL(" AND ").join(sql.SQL("t.{} = s.{}").format(sql.Identifier(k), sql.Identifier(f"k{j}"))
-                                 for j, k in enumerate(before.key))
+    join = sql.SQL(" AND ").join(
+        sql.SQL("t.{} = s.{}").format(sql.Identifier(k), sql.Identifier(f"k{j}")) for j, k in enumerate(before.key)
+    )
     counts = [
-        sql.SQL("count(*) FILTER (WHERE s.{v} IS NOT NULL)").format(v=sql.Identifier(f"v{j}")) if c in missing else
-        sql.SQL("count(*) FILTER (WHERE s.{v} IS NOT NULL AND s.{v}::text IS DISTINCT FROM t.{c}::text)").format(
-            v=sql.Identifier(f"v{j}"), c=sql.Identifier(c))
-        for j, c in enumerate(columns)]
-    source = (sql.SQL("{} s").format(stashed) if missing == columns else
-              sql.SQL("{} s LEFT JOIN {} t ON {}").format(stashed, now.ident, join))
+        sql.SQL("count(*) FILTER (WHERE s.{v} IS NOT NULL)").format(v=sql.Identifier(f"v{j}"))
+        if c in missing
+        else sql.SQL("count(*) FILTER (WHERE s.{v} IS NOT NULL AND s.{v}::text IS DISTINCT FROM t.{c}::text)").format(
+            v=sql.Identifier(f"v{j}"), c=sql.Identifier(c)
+        )
+        for j, c in enumerate(columns)
+    ]
+    source = (
+        sql.SQL("{} s").format(stashed)
+        if missing == columns
+        else sql.SQL("{} s LEFT JOIN {} t ON {}").format(stashed, now.ident, join)
+    )
     return dict(zip(columns, scalar_row(cur, sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(counts), source))))
 
 
@@ -253,6 +268,7 @@ class DowngradeGuard:
                 yield step
             if losses:
                 self.verdict(f"downgrade {start} -> {end}", merge(losses))
+
         return guarded
 
     def verdict(self, what: str, losses: list[Loss]) -> None:
@@ -260,7 +276,8 @@ class DowngradeGuard:
         if not self.allow_data_loss:
             raise DowngradeRefused(
                 f"{what} would destroy data: {listed}; nothing was changed. Re-run with "
-                f"-x {X_ARGUMENT}=true (ootd migrate --allow-data-loss) to drop them.")
+                f"-x {X_ARGUMENT}=true (ootd migrate --allow-data-loss) to drop them."
+            )
         print(f"{what}: dropping {listed} ({X_ARGUMENT})", file=self.out)
 
 
@@ -271,8 +288,9 @@ def label(revisions: Iterable[str]) -> str:
 def merge(losses: list[Loss]) -> list[Loss]:
     """Tables first, in order; a column's loss is left out when its whole table goes later."""
     dropped = {loss.table for loss in losses if loss.column is None}
-    return ([loss for loss in losses if loss.column is None]
-            + [loss for loss in losses if loss.column is not None and loss.table not in dropped])
+    return [loss for loss in losses if loss.column is None] + [
+        loss for loss in losses if loss.column is not None and loss.table not in dropped
+    ]
 
 
 # ------------------------------------------------------- `ootd migrate` help --
@@ -294,7 +312,9 @@ def is_downgrade(config, connection, revision: str) -> bool:
         target = script.get_revision(revision)
         if target is None:
             return False
-        return any(target.revision != head and target.revision in
-                   {s.revision for s in script.iterate_revisions(head, "base")} for head in heads)
+        return any(
+            target.revision != head and target.revision in {s.revision for s in script.iterate_revisions(head, "base")}
+            for head in heads
+        )
     except RevisionError:  # unknown or ambiguous: let `alembic upgrade` say so
         return False

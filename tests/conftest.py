@@ -89,14 +89,20 @@ def conn(db_url: str) -> Iterator[psycopg.Connection]:
         yield connection
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run `ootd ...` as a user would: a separate process, its own environment."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "OOTD_HOME")}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args], capture_output=True, text=True,
-        env=full_env, cwd=cwd or REPO_ROOT, timeout=timeout, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or REPO_ROOT,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
 
 

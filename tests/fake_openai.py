@@ -10,9 +10,11 @@ client end to end, through real HTTP, instead of mocking it:
         ...
 
 Chat answers are outfit pools in the shape of `batch.types.pool_json_schema()`:
-deterministic (a blake2b digest of the user message seeds every choice) and
+deterministic (a blake2b digest of the user message seeds every choice),
 built only from the category/color enums found in the request's
-`response_format` schema.  On demand the server misbehaves, one behaviour per
+`response_format` schema, and, like a model that follows its prompt, never
+using a title the prompt's "Do not repeat any of these titles from the last 3
+days: ..." line lists.  On demand the server misbehaves, one behaviour per
 request:
 
     "ok"                a valid pool: 20 outfits, 10 Daytime + 10 NightOut
@@ -23,6 +25,9 @@ request:
     "wrong_count"       200, a pool of 19 outfits (9 Daytime + 10 NightOut)
     "bad_enum"          200, one outfit's color is "Mauve" (not in the enum)
     "duplicate_titles"  200, two outfits share a title
+    "repeat_title"      200, outfit 5's title is the prompt's first title to avoid,
+                        in lower case and padded with spaces (like "ok" when
+                        the prompt lists none)
 
 Behaviours are queued with `plan()` (consumed one per request, optionally
 only by requests whose user message contains `match`), made permanent with
@@ -50,24 +55,83 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeOpenAI", "Recorded", "CHAT_BEHAVIOURS", "EMBEDDING_BEHAVIOURS"]
+__all__ = ["FakeOpenAI", "Recorded", "CHAT_BEHAVIOURS", "EMBEDDING_BEHAVIOURS", "avoided_titles"]
 
-CHAT_BEHAVIOURS = ("ok", "429", "500", "timeout", "invalid_json", "wrong_count", "bad_enum",
-                   "duplicate_titles")
+CHAT_BEHAVIOURS = (
+    "ok",
+    "429",
+    "500",
+    "timeout",
+    "invalid_json",
+    "wrong_count",
+    "bad_enum",
+    "duplicate_titles",
+    "repeat_title",
+)
 EMBEDDING_BEHAVIOURS = ("ok", "429", "500", "timeout")
+
+# The prompt line batch/llm.py writes: JSON strings separated by ", ", then a period.
+AVOID_TITLES_PREFIX = "Do not repeat any of these titles from the last 3 days: "
 
 CHAT_PATH = "/v1/chat/completions"
 EMBEDDINGS_PATH = "/v1/embeddings"
 
 # Used only when a chat request carries no response_format schema.
-_FALLBACK_CATEGORIES = ("Dress", "Jumpsuit", "Suit", "Top", "Shirt", "Knitwear", "Skirt", "Trousers",
-                        "Jeans", "Shorts", "Blazer", "Jacket", "Coat", "Activewear")
-_FALLBACK_COLORS = ("Black", "White", "Ivory", "Beige", "Camel", "Brown", "Grey", "Navy", "Blue",
-                    "Green", "Olive", "Red", "Burgundy", "Pink", "Yellow", "Orange", "Purple",
-                    "Lavender", "Silver", "Gold")
+_FALLBACK_CATEGORIES = (
+    "Dress",
+    "Jumpsuit",
+    "Suit",
+    "Top",
+    "Shirt",
+    "Knitwear",
+    "Skirt",
+    "Trousers",
+    "Jeans",
+    "Shorts",
+    "Blazer",
+    "Jacket",
+    "Coat",
+    "Activewear",
+)
+_FALLBACK_COLORS = (
+    "Black",
+    "White",
+    "Ivory",
+    "Beige",
+    "Camel",
+    "Brown",
+    "Grey",
+    "Navy",
+    "Blue",
+    "Green",
+    "Olive",
+    "Red",
+    "Burgundy",
+    "Pink",
+    "Yellow",
+    "Orange",
+    "Purple",
+    "Lavender",
+    "Silver",
+    "Gold",
+)
 
-_MATERIALS = ("Linen", "Silk", "Wool", "Cotton", "Denim", "Leather", "Satin", "Cashmere", "Tweed",
-              "Jersey", "Velvet", "Crepe", "Poplin", "Suede")
+_MATERIALS = (
+    "Linen",
+    "Silk",
+    "Wool",
+    "Cotton",
+    "Denim",
+    "Leather",
+    "Satin",
+    "Cashmere",
+    "Tweed",
+    "Jersey",
+    "Velvet",
+    "Crepe",
+    "Poplin",
+    "Suede",
+)
 _NOUNS = {
     "Dress": ("Midi Dress", "Slip Dress", "Wrap Dress", "Shirt Dress"),
     "Jumpsuit": ("Jumpsuit", "Boilersuit", "Wide-Leg Jumpsuit"),
@@ -85,12 +149,30 @@ _NOUNS = {
     "Activewear": ("Track Set", "Zip Training Top", "Running Set"),
 }
 _EXTRAS = {
-    "Daytime": ("White Leather Sneakers", "Canvas Tote", "Tortoiseshell Sunglasses", "Leather Loafers",
-                "Silk Scarf", "Minimal Watch", "Crossbody Bag", "Ballet Flats", "Baseball Cap",
-                "Gold Stud Earrings"),
-    "NightOut": ("Strappy Heeled Sandals", "Beaded Clutch", "Statement Earrings", "Pointed Ankle Boots",
-                 "Cocktail Ring", "Satin Mules", "Chain Shoulder Bag", "Sheer Tights", "Layered Necklaces",
-                 "Red Lip"),
+    "Daytime": (
+        "White Leather Sneakers",
+        "Canvas Tote",
+        "Tortoiseshell Sunglasses",
+        "Leather Loafers",
+        "Silk Scarf",
+        "Minimal Watch",
+        "Crossbody Bag",
+        "Ballet Flats",
+        "Baseball Cap",
+        "Gold Stud Earrings",
+    ),
+    "NightOut": (
+        "Strappy Heeled Sandals",
+        "Beaded Clutch",
+        "Statement Earrings",
+        "Pointed Ankle Boots",
+        "Cocktail Ring",
+        "Satin Mules",
+        "Chain Shoulder Bag",
+        "Sheer Tights",
+        "Layered Necklaces",
+        "Red Lip",
+    ),
 }
 _REASONS = {
     "Daytime": "Easy {color} {noun} that keeps the day polished without trying too hard.",
@@ -104,7 +186,7 @@ class Recorded:
 
     path: str
     body: dict
-    headers: dict          # lower-cased header names
+    headers: dict  # lower-cased header names
     behaviour: str
     status: int
 
@@ -119,15 +201,16 @@ class Recorded:
 def _content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
-    if isinstance(content, list):   # [{"type": "text", "text": ...}, ...]
+    if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return ""
 
 
 def _user_text(body: dict) -> str:
     messages = body.get("messages") or []
-    return "\n".join(_content_text(m.get("content")) for m in messages
-                     if isinstance(m, dict) and m.get("role") == "user")
+    return "\n".join(
+        _content_text(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") == "user"
+    )
 
 
 def _all_message_text(body: dict) -> str:
@@ -135,10 +218,20 @@ def _all_message_text(body: dict) -> str:
     return "".join(_content_text(m.get("content")) for m in messages if isinstance(m, dict))
 
 
+def avoided_titles(user_text: str) -> list[str]:
+    """The titles the prompt says not to repeat ([] when it lists none)."""
+    for line in user_text.splitlines():
+        if line.startswith(AVOID_TITLES_PREFIX) and line.endswith("."):
+            titles = json.loads("[" + line[len(AVOID_TITLES_PREFIX) : -1] + "]")
+            return [t for t in titles if isinstance(t, str)]
+    return []
+
+
 def _schema_enum(body: dict, key: str) -> tuple[str, ...] | None:
     try:
-        enum = (body["response_format"]["json_schema"]["schema"]["properties"]["outfits"]
-                ["items"]["properties"][key]["enum"])
+        enum = body["response_format"]["json_schema"]["schema"]["properties"]["outfits"]["items"]["properties"][key][
+            "enum"
+        ]
     except (KeyError, TypeError):
         return None
     if isinstance(enum, list) and enum and all(isinstance(v, str) for v in enum):
@@ -159,17 +252,18 @@ class _Draws:
         return int.from_bytes(digest, "little")
 
     def unit(self) -> float:
-        return self.next_int() / 2.0 ** 64
+        return self.next_int() / 2.0**64
 
     def pick(self, seq):
         return seq[self.next_int() % len(seq)]
 
 
 def make_pool(user_text: str, categories: tuple[str, ...], colors: tuple[str, ...]) -> list[dict[str, Any]]:
-    """A valid, deterministic pool: 20 outfits (10 Daytime, then 10 NightOut), distinct titles."""
+    """A valid, deterministic pool: 20 outfits (10 Daytime, then 10 NightOut), distinct titles,
+    none of them one the prompt says to avoid."""
     draws = _Draws(hashlib.blake2b(user_text.encode("utf-8"), digest_size=32).digest())
     outfits: list[dict[str, Any]] = []
-    titles: set[str] = set()
+    titles: set[str] = {" ".join(t.split()).casefold() for t in avoided_titles(user_text)}
     start = draws.next_int() % len(categories)
     for i in range(20):
         daypart = "Daytime" if i < 10 else "NightOut"
@@ -178,27 +272,29 @@ def make_pool(user_text: str, categories: tuple[str, ...], colors: tuple[str, ..
         for _ in range(64):
             color, material, noun = draws.pick(colors), draws.pick(_MATERIALS), draws.pick(nouns)
             title = f"{color} {material} {noun}"
-            if title not in titles:
+            if title.casefold() not in titles:
                 break
         else:  # pragma: no cover - tiny vocabularies only
             title = f"{title} No. {i + 1}"
-        titles.add(title)
+        titles.add(title.casefold())
         extras = list(_EXTRAS[daypart])
         pieces = [title]
-        for _ in range(1 + draws.next_int() % 5):           # 1..5 extras -> 2..6 pieces
+        for _ in range(1 + draws.next_int() % 5):  # 1..5 extras -> 2..6 pieces
             pieces.append(extras.pop(draws.next_int() % len(extras)))
         low = 0.0 if daypart == "Daytime" else 0.3
-        outfits.append({
-            "title": title,
-            "daypart": daypart,
-            "category": category,
-            "color": color,
-            "pieces": pieces,
-            "vibe": round(low + (1.0 - low) * draws.unit(), 2),
-            "trend": round(draws.unit(), 2),
-            "dare": round(low + (1.0 - low) * draws.unit(), 2),
-            "reason": _REASONS[daypart].format(color=color.lower(), noun=f"{material.lower()} {noun.lower()}"),
-        })
+        outfits.append(
+            {
+                "title": title,
+                "daypart": daypart,
+                "category": category,
+                "color": color,
+                "pieces": pieces,
+                "vibe": round(low + (1.0 - low) * draws.unit(), 2),
+                "trend": round(draws.unit(), 2),
+                "dare": round(low + (1.0 - low) * draws.unit(), 2),
+                "reason": _REASONS[daypart].format(color=color.lower(), noun=f"{material.lower()} {noun.lower()}"),
+            }
+        )
     return outfits
 
 
@@ -207,16 +303,19 @@ def _chat_content(behaviour: str, body: dict) -> str:
     colors = _schema_enum(body, "color") or _FALLBACK_COLORS
     outfits = make_pool(_user_text(body), categories, colors)
     if behaviour == "wrong_count":
-        del outfits[9]                                   # 9 Daytime + 10 NightOut
+        del outfits[9]  # 9 Daytime + 10 NightOut
     elif behaviour == "bad_enum":
         bad = "Mauve" if "Mauve" not in colors else "Mauvish"
         outfits[3]["color"] = bad
     elif behaviour == "duplicate_titles":
         outfits[12]["title"] = outfits[2]["title"]
         outfits[12]["pieces"][0] = outfits[2]["title"]
+    elif behaviour == "repeat_title" and avoided_titles(_user_text(body)):
+        outfits[4]["title"] = f"  {avoided_titles(_user_text(body))[0].lower()} "
+        outfits[4]["pieces"][0] = outfits[4]["title"].strip()
     content = json.dumps({"outfits": outfits})
     if behaviour == "invalid_json":
-        content = content[: len(content) // 2]           # truncated mid-document
+        content = content[: len(content) // 2]  # truncated mid-document
     return content
 
 
@@ -224,7 +323,7 @@ def _embedding_inputs(raw: Any) -> list[str]:
     if isinstance(raw, str):
         return [raw]
     if isinstance(raw, list):
-        if raw and all(isinstance(v, int) for v in raw):   # one token array
+        if raw and all(isinstance(v, int) for v in raw):  # one token array
             return [json.dumps(raw)]
         return [v if isinstance(v, str) else json.dumps(v) for v in raw]
     return [json.dumps(raw)]
@@ -247,15 +346,15 @@ def _error(message: str, type_: str, code: str | None) -> dict:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    block_on_close = True       # server_close() joins handler threads (they exit quickly)
+    block_on_close = True  # server_close() joins handler threads (they exit quickly)
     fake: "FakeOpenAI"
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    protocol_version = "HTTP/1.0"     # one request per connection: nothing lingers at shutdown
+    protocol_version = "HTTP/1.0"  # one request per connection: nothing lingers at shutdown
 
-    def log_message(self, format: str, *args: Any) -> None:   # noqa: A002 - silence stderr logging
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logging
         pass
 
     # -- plumbing
@@ -287,17 +386,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, OSError):
-            pass   # the client gave up (e.g. its timeout fired)
+            pass  # the client gave up (e.g. its timeout fired)
 
     # -- routes
 
-    def do_GET(self) -> None:   # noqa: N802
+    def do_GET(self) -> None:  # noqa: N802
         self._not_found()
 
-    def do_DELETE(self) -> None:   # noqa: N802
+    def do_DELETE(self) -> None:  # noqa: N802
         self._not_found()
 
-    def do_POST(self) -> None:   # noqa: N802
+    def do_POST(self) -> None:  # noqa: N802
         path = self.path.split("?", 1)[0]
         raw = self._read_body()
         if path not in (CHAT_PATH, EMBEDDINGS_PATH):
@@ -308,8 +407,9 @@ class _Handler(BaseHTTPRequestHandler):
             if not isinstance(body, dict):
                 raise ValueError("body is not an object")
         except ValueError as exc:
-            self._send(400, _error(f"We could not parse the JSON body of your request: {exc}",
-                                   "invalid_request_error", None))
+            self._send(
+                400, _error(f"We could not parse the JSON body of your request: {exc}", "invalid_request_error", None)
+            )
             return
         fake = self.server.fake
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -321,16 +421,23 @@ class _Handler(BaseHTTPRequestHandler):
         fake._record(Recorded(path=path, body=body, headers=headers, behaviour=behaviour, status=status))
 
         if behaviour == "429":
-            self._send(429, _error("Rate limit reached", "requests", "rate_limit_exceeded"),
-                       {"Retry-After": _seconds(fake.retry_after)})
+            self._send(
+                429,
+                _error("Rate limit reached", "requests", "rate_limit_exceeded"),
+                {"Retry-After": _seconds(fake.retry_after)},
+            )
             return
         if behaviour == "500":
-            self._send(500, _error("The server had an error while processing your request. Sorry about that!",
-                                   "server_error", None))
+            self._send(
+                500,
+                _error(
+                    "The server had an error while processing your request. Sorry about that!", "server_error", None
+                ),
+            )
             return
         if behaviour == "timeout":
             if fake._closing.wait(max(0.0, float(fake.slow_seconds))):
-                return   # shutting down: don't bother answering
+                return  # shutting down: don't bother answering
         if path == CHAT_PATH:
             self._send(200, fake._chat_response(behaviour, body))
         else:
@@ -383,8 +490,9 @@ class FakeOpenAI:
         httpd = _Server(("127.0.0.1", 0), _Handler)
         httpd.fake = self
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -392,7 +500,7 @@ class FakeOpenAI:
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
-        self._closing.set()          # wakes handlers sleeping for "timeout"
+        self._closing.set()  # wakes handlers sleeping for "timeout"
         httpd.shutdown()
         httpd.server_close()
         if self._thread is not None:
@@ -486,21 +594,25 @@ class FakeOpenAI:
         content = _chat_content("ok" if behaviour == "timeout" else behaviour, body)
         prompt_tokens = max(1, len(_all_message_text(body)) // 4)
         completion_tokens = max(1, len(content) // 4)
-        digest = hashlib.blake2b(f"{self._next_id()}:{_user_text(body)}".encode("utf-8"),
-                                 digest_size=12).hexdigest()
+        digest = hashlib.blake2b(f"{self._next_id()}:{_user_text(body)}".encode("utf-8"), digest_size=12).hexdigest()
         return {
             "id": f"chatcmpl-{digest}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "gpt-fake"),
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": None},
-                "finish_reason": "stop",
-                "logprobs": None,
-            }],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": None},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
         }
 
     def _embedding_response(self, body: dict) -> dict:
@@ -515,8 +627,12 @@ class FakeOpenAI:
                 encoded = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode("ascii")
             data.append({"object": "embedding", "index": i, "embedding": encoded})
         tokens = sum(max(1, len(t) // 4) for t in texts)
-        return {"object": "list", "data": data, "model": body.get("model", "text-embedding-3-small"),
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return {
+            "object": "list",
+            "data": data,
+            "model": body.get("model", "text-embedding-3-small"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
 
 def _check(behaviours: tuple[str, ...], allowed: tuple[str, ...]) -> None:

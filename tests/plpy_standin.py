@@ -64,8 +64,9 @@ SPI_OK_UTILITY = 4
 class Error(Exception):
     """plpy.Error: what plpy.error() raises; the function ends with an ERROR."""
 
-    def __init__(self, *args: Any, detail: str | None = None, hint: str | None = None,
-                 sqlstate: str | None = None, **fields: Any):
+    def __init__(
+        self, *args: Any, detail: str | None = None, hint: str | None = None, sqlstate: str | None = None, **fields: Any
+    ):
         super().__init__(*args)
         self.detail, self.hint, self.sqlstate, self.fields = detail, hint, sqlstate, fields
 
@@ -79,8 +80,7 @@ class SPIError(Exception):
 
     sqlstate: str | None = None
 
-    def __init__(self, message: str, sqlstate: str | None = None, detail: str | None = None,
-                 hint: str | None = None):
+    def __init__(self, message: str, sqlstate: str | None = None, detail: str | None = None, hint: str | None = None):
         super().__init__(message)
         self.sqlstate, self.detail, self.hint = sqlstate, detail, hint
         self.spidata = (sqlstate, detail, hint)
@@ -109,8 +109,9 @@ class _SpiExceptions:
 class Result(list):
     """A PLyResult: the rows (dicts) plus what SPI reports about the command."""
 
-    def __init__(self, rows: Iterable[dict], nrows: int, status: int,
-                 columns: Sequence[tuple[str, int, int]] | None) -> None:
+    def __init__(
+        self, rows: Iterable[dict], nrows: int, status: int, columns: Sequence[tuple[str, int, int]] | None
+    ) -> None:
         super().__init__(rows)
         self._nrows, self._status, self._columns = nrows, status, columns
 
@@ -170,19 +171,26 @@ class Plan:
         if "unknown" in self.argtypes:
             # SQL PREPARE infers an `unknown` parameter's type from the query; SPI_prepare keeps it
             # unknown and then fails to coerce it ("failed to find conversion function from unknown").
-            raise SPIError("the stand-in refuses argument type unknown: PL/Python cannot coerce it; "
-                           "declare the parameter's real type", "XX000")
+            raise SPIError(
+                "the stand-in refuses argument type unknown: PL/Python cannot coerce it; "
+                "declare the parameter's real type",
+                "XX000",
+            )
         types = sql.SQL(", ").join(sql.SQL(t) for t in self.argtypes)
-        statement = (sql.SQL("PREPARE {} ({}) AS ").format(sql.Identifier(self.name), types) if self.argtypes
-                     else sql.SQL("PREPARE {} AS ").format(sql.Identifier(self.name)))
+        statement = (
+            sql.SQL("PREPARE {} ({}) AS ").format(sql.Identifier(self.name), types)
+            if self.argtypes
+            else sql.SQL("PREPARE {} AS ").format(sql.Identifier(self.name))
+        )
         plpy._run(statement.as_string(plpy.conn) + query)
         # SQL PREPARE also infers parameters beyond the declared ones; SPI_prepare does not.
-        inferred = plpy._run_raw("SELECT cardinality(parameter_types) AS n FROM pg_catalog.pg_prepared_statements "
-                                 "WHERE name = %s", (self.name,))["n"]
+        inferred = plpy._run_raw(
+            "SELECT cardinality(parameter_types) AS n FROM pg_catalog.pg_prepared_statements WHERE name = %s",
+            (self.name,),
+        )["n"]
         if inferred != len(self.argtypes):
             plpy._run(sql.SQL("DEALLOCATE {}").format(sql.Identifier(self.name)))
-            raise plpy.spiexceptions.UndefinedParameter(
-                f"there is no parameter ${len(self.argtypes) + 1}", "42P02")
+            raise plpy.spiexceptions.UndefinedParameter(f"there is no parameter ${len(self.argtypes) + 1}", "42P02")
 
     def execute(self, args: Sequence[Any] | None = None, limit: int = 0) -> Result:
         return self._plpy.execute(self, args, limit)
@@ -199,8 +207,10 @@ class Plan:
             raise TypeError(f"Expected sequence of {len(self.argtypes)} arguments, got {len(args)}: {args!r}")
         # EXECUTE is a utility statement: its parameters must be literals, not bound values.  Each
         # reaches its declared type through that type's input function, as in PL/Python.
-        items = [sql.SQL("CAST({} AS {})").format(sql.Literal(_argument(value, kind)), sql.SQL(kind))
-                 for value, kind in zip(args, self.argtypes)]
+        items = [
+            sql.SQL("CAST({} AS {})").format(sql.Literal(_argument(value, kind)), sql.SQL(kind))
+            for value, kind in zip(args, self.argtypes)
+        ]
         statement = sql.SQL("EXECUTE {}").format(sql.Identifier(self.name))
         if items:
             statement = sql.SQL("{} ({})").format(statement, sql.SQL(", ").join(items))
@@ -293,7 +303,7 @@ class Plpy:
 
     def _run(self, query: str | sql.Composable, params: Sequence[Any] | None = None, limit: int = 0) -> Result:
         try:
-            with self.conn.transaction():   # a savepoint inside the function's transaction
+            with self.conn.transaction():  # a savepoint inside the function's transaction
                 cur = self.conn.execute(query, params)
                 described = None
                 if cur.description is not None and cur.pgresult is not None:
@@ -336,8 +346,15 @@ def munge(name: str, source: str) -> str:
 class Function:
     """A PL/Python function: its munged body, its SD, and calls as transactions."""
 
-    def __init__(self, plpy: Plpy, body: str, argnames: Sequence[str] = (), *, name: str = "standin",
-                 settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        plpy: Plpy,
+        body: str,
+        argnames: Sequence[str] = (),
+        *,
+        name: str = "standin",
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.plpy, self.argnames, self.settings = plpy, list(argnames), dict(settings or {})
         self.procedure = f"__plpython_procedure_{name}"
         self.code = compile(munge(self.procedure, body), f"<PL/Python function {name!r}>", "exec")
@@ -346,8 +363,14 @@ class Function:
     def __call__(self, *args: Any) -> Any:
         if len(args) != len(self.argnames):
             raise TypeError(f"{self.procedure} takes {len(self.argnames)} arguments, got {len(args)}")
-        scope: dict[str, Any] = {"__builtins__": builtins, "__name__": "__main__", "plpy": self.plpy,
-                                 "SD": self.SD, "GD": self.plpy.GD, "args": list(args)}
+        scope: dict[str, Any] = {
+            "__builtins__": builtins,
+            "__name__": "__main__",
+            "plpy": self.plpy,
+            "SD": self.SD,
+            "GD": self.plpy.GD,
+            "args": list(args),
+        }
         scope.update(zip(self.argnames, args))
         exec(self.code, scope)
         with self.plpy.conn.transaction():

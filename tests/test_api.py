@@ -81,8 +81,10 @@ def empty_app(pg_server, seeded_template):
 
 
 def veto_all_user(admin) -> int:
-    return admin.execute("SELECT id FROM ootd.users WHERE jsonb_array_length(style_rules->'disliked_categories') "
-                         "= (SELECT count(*) FROM ootd.categories) ORDER BY id LIMIT 1").fetchone()[0]
+    return admin.execute(
+        "SELECT id FROM ootd.users WHERE jsonb_array_length(style_rules->'disliked_categories') "
+        "= (SELECT count(*) FROM ootd.categories) ORDER BY id LIMIT 1"
+    ).fetchone()[0]
 
 
 # -------------------------------------------------------------------- feed --
@@ -96,23 +98,27 @@ def test_feed_returns_the_users_ranked_outfits_and_headline(client, admin):
     assert body["cluster_id"] == rows[0][8] and body["cluster_id"].startswith("20260420_")
     assert body["headline"] == rows[0][7]
     assert body["daypart"] == body["items"][0]["daypart"]
-    assert [(i["rank"], i["outfit_id"], i["title"], i["category"], i["color"], i["daypart"], i["score"])
-            for i in body["items"]] == [r[:7] for r in rows]
+    assert [
+        (i["rank"], i["outfit_id"], i["title"], i["category"], i["color"], i["daypart"], i["score"])
+        for i in body["items"]
+    ] == [r[:7] for r in rows]
 
 
 def test_feed_limit_and_default_of_three(client):
     assert len(client.get(f"/v1/users/7/feed?at={NOON}", headers=bearer(7)).get_json()["items"]) == 3
     assert len(client.get(f"/v1/users/7/feed?at={NOON}&limit=20", headers=bearer(7)).get_json()["items"]) == 20
-    assert len(client.get(f"/v1/users/7/feed?limit=1", headers=bearer(7)).get_json()["items"]) == 1
+    assert len(client.get("/v1/users/7/feed?limit=1", headers=bearer(7)).get_json()["items"]) == 1
 
 
 def test_feed_at_offset_decides_the_local_time(client, admin):
     """The same wall-clock time at two offsets is two instants: the offset is never dropped."""
-    user_id = admin.execute("SELECT id FROM ootd.users WHERE timezone = 'Asia/Kolkata' ORDER BY id LIMIT 1").fetchone()[0]
+    user_id = admin.execute("SELECT id FROM ootd.users WHERE timezone = 'Asia/Kolkata' ORDER BY id LIMIT 1").fetchone()[
+        0
+    ]
     morning = client.get(f"/v1/users/{user_id}/feed?at=2026-04-20T09:00:00%2B05:30", headers=bearer(user_id))
     evening = client.get(f"/v1/users/{user_id}/feed?at=2026-04-20T09:00:00-03:00", headers=bearer(user_id))
-    assert "morning" in morning.get_json()["headline"]     # 09:00 in Mumbai
-    assert "evening" in evening.get_json()["headline"]     # 12:00Z = 17:30 in Mumbai
+    assert "morning" in morning.get_json()["headline"]  # 09:00 in Mumbai
+    assert "evening" in evening.get_json()["headline"]  # 12:00Z = 17:30 in Mumbai
     # an unencoded "+" arrives as a space: still the +05:30 offset, not a naive time
     unencoded = client.get(f"/v1/users/{user_id}/feed?at=2026-04-20T09:00:00+05:30", headers=bearer(user_id))
     assert unencoded.get_json() == morning.get_json()
@@ -124,21 +130,29 @@ def test_feed_relaxed_rules_for_a_user_who_vetoes_everything(client, admin):
     assert body["relaxed_rules"] and all(r.startswith("disliked_categories:") for r in body["relaxed_rules"])
 
 
-@pytest.mark.parametrize("at", [
-    "2026-04-20T12:00:00",            # naive: the offset matters, so it is required
-    "2026-04-20",                     # a date is not a moment
-    "yesterday", "", "2026-13-01T00:00:00Z", "2026-04-20T25:00:00Z",
-    "0001-01-01T00:00:00%2B01:00",    # before year 1 once in UTC
-    "9999-12-31T23:59:59-01:00",      # after year 9999 once in UTC
-])
+@pytest.mark.parametrize(
+    "at",
+    [
+        "2026-04-20T12:00:00",  # naive: the offset matters, so it is required
+        "2026-04-20",  # a date is not a moment
+        "yesterday",
+        "",
+        "2026-13-01T00:00:00Z",
+        "2026-04-20T25:00:00Z",
+        "0001-01-01T00:00:00%2B01:00",  # before year 1 once in UTC
+        "9999-12-31T23:59:59-01:00",  # after year 9999 once in UTC
+    ],
+)
 def test_feed_bad_at_is_400(client, at):
     response = client.get(f"/v1/users/7/feed?at={at}", headers=bearer(7))
     assert response.status_code == 400, response.data
     assert error_of(response)["code"] == "invalid_at"
 
 
-@pytest.mark.parametrize("at", ["2026-04-20t12:00:00z", "2026-04-20T23:59:60Z", "2026-04-20T12:00:00.123456789Z",
-                                "2026-04-20T12:00:00-23:59"])
+@pytest.mark.parametrize(
+    "at",
+    ["2026-04-20t12:00:00z", "2026-04-20T23:59:60Z", "2026-04-20T12:00:00.123456789Z", "2026-04-20T12:00:00-23:59"],
+)
 def test_feed_accepts_every_rfc3339_form(client, at):
     assert client.get(f"/v1/users/7/feed?at={at}", headers=bearer(7)).status_code == 200
 
@@ -178,21 +192,33 @@ def test_missing_token_is_401_with_a_bearer_challenge(client):
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="ootd"'
 
 
-@pytest.mark.parametrize("header, message", [
-    ("Bearer", "expected 'Authorization: Bearer <token>'"),
-    ("Basic dXNlcjpwYXNz", "expected 'Authorization: Bearer <token>'"),
-    ("Bearer not-a-jwt", "malformed token"),
-    (f"Bearer {issue_token(7, 'another-secret-' + 'x' * 40)}", "token signature is invalid"),   # forged
-    (f"Bearer {issue_token(7, SECRET, ttl_s=60, now=time.time() - 3600)}", "token expired"),
-    (f"Bearer {jwt.encode({'sub': '7', 'iat': int(time.time()), 'iss': 'ootd'}, SECRET)}", "token lacks the 'exp' claim"),
-    (f"Bearer {jwt.encode({'sub': '7', 'iat': 1, 'exp': 2**40, 'iss': 'ootd'}, SECRET, algorithm='HS512')}",
-     "malformed token"),                                                                 # algorithm not allowed
-    (f"Bearer {jwt.encode({'sub': '7', 'iat': 1, 'exp': 2**40, 'iss': 'ootd'}, None, algorithm='none')}",
-     "malformed token"),                                                                 # unsigned
-    (f"Bearer {jwt.encode({'sub': 'seven', 'iat': 1, 'exp': 2**40, 'iss': 'ootd'}, SECRET)}",
-     "token subject is not a user id"),
-    (f"Bearer {jwt.encode({'sub': '7', 'iat': 1, 'exp': 2**40, 'iss': 'elsewhere'}, SECRET)}", "malformed token"),
-])
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        ("Bearer", "expected 'Authorization: Bearer <token>'"),
+        ("Basic dXNlcjpwYXNz", "expected 'Authorization: Bearer <token>'"),
+        ("Bearer not-a-jwt", "malformed token"),
+        (f"Bearer {issue_token(7, 'another-secret-' + 'x' * 40)}", "token signature is invalid"),  # forged
+        (f"Bearer {issue_token(7, SECRET, ttl_s=60, now=time.time() - 3600)}", "token expired"),
+        (
+            f"Bearer {jwt.encode({'sub': '7', 'iat': int(time.time()), 'iss': 'ootd'}, SECRET)}",
+            "token lacks the 'exp' claim",
+        ),
+        (
+            f"Bearer {jwt.encode({'sub': '7', 'iat': 1, 'exp': 2**40, 'iss': 'ootd'}, SECRET, algorithm='HS512')}",
+            "malformed token",
+        ),  # algorithm not allowed
+        (
+            f"Bearer {jwt.encode({'sub': '7', 'iat': 1, 'exp': 2**40, 'iss': 'ootd'}, None, algorithm='none')}",
+            "malformed token",
+        ),  # unsigned
+        (
+            f"Bearer {jwt.encode({'sub': 'seven', 'iat': 1, 'exp': 2**40, 'iss': 'ootd'}, SECRET)}",
+            "token subject is not a user id",
+        ),
+        (f"Bearer {jwt.encode({'sub': '7', 'iat': 1, 'exp': 2**40, 'iss': 'elsewhere'}, SECRET)}", "malformed token"),
+    ],
+)
 def test_bad_tokens_are_401(client, header, message):
     response = client.get("/v1/users/7/feed", headers={"Authorization": header})
     assert response.status_code == 401
@@ -203,16 +229,16 @@ def test_bad_tokens_are_401(client, header, message):
 def test_a_remembered_token_still_expires():
     """Verified tokens are cached per worker; the cache must not outlive the token's exp."""
     auth = Authenticator(SECRET)
-    expires = int(time.time()) - LEEWAY_S + 2                # past, but inside the leeway for 1 to 2 s
+    expires = int(time.time()) - LEEWAY_S + 2  # past, but inside the leeway for 1 to 2 s
     token = jwt.encode({"sub": "7", "iat": expires - 60, "exp": expires, "iss": "ootd"}, SECRET)
-    assert auth.user_id(f"Bearer {token}") == 7          # verified and remembered
+    assert auth.user_id(f"Bearer {token}") == 7  # verified and remembered
     time.sleep(max(0.0, expires + LEEWAY_S + 0.05 - time.time()))
     with pytest.raises(ApiError) as caught:
         auth.user_id(f"Bearer {token}")
     assert (caught.value.status, caught.value.message) == (401, "token expired")
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     with pytest.raises(ApiError):
-        auth.user_id(f"Bearer {forged}")                  # a cache keyed by the whole token: no match
+        auth.user_id(f"Bearer {forged}")  # a cache keyed by the whole token: no match
 
 
 def test_another_users_token_is_403_on_every_route(client):
@@ -256,36 +282,42 @@ def test_like_of_unknown_outfit_or_user_is_404_and_changes_nothing(client, admin
     assert admin.execute("SELECT count(*) FROM ootd.likes WHERE user_id = 12").fetchone()[0] == 0
 
 
-@pytest.mark.parametrize("body, code", [
-    ("{", "invalid_json"),
-    ("", "invalid_json"),
-    ('{"outfit_id": 1', "invalid_json"),
-    ("\xff", "invalid_json"),
-    ("[1]", "invalid_body"),
-    ('"1"', "invalid_body"),
-    ("{}", "invalid_body"),                                       # missing outfit_id
-    ('{"outfit_id": 1, "extra": 2}', "invalid_body"),
-    ('{"outfit_id": "1"}', "invalid_outfit_id"),
-    ('{"outfit_id": 1.5}', "invalid_outfit_id"),
-    ('{"outfit_id": 1e300}', "invalid_outfit_id"),
-    ('{"outfit_id": true}', "invalid_outfit_id"),
-    ('{"outfit_id": null}', "invalid_outfit_id"),
-    ('{"outfit_id": 0}', "invalid_outfit_id"),
-    ('{"outfit_id": 9223372036854775808}', "invalid_outfit_id"),
-    ('{"outfit_id": NaN}', "invalid_outfit_id"),
-    ('{"outfit_id": ' + "9" * 4000 + "}", "invalid_outfit_id"),  # fits 4 KiB, far past bigint
-])
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        ("{", "invalid_json"),
+        ("", "invalid_json"),
+        ('{"outfit_id": 1', "invalid_json"),
+        ("\xff", "invalid_json"),
+        ("[1]", "invalid_body"),
+        ('"1"', "invalid_body"),
+        ("{}", "invalid_body"),  # missing outfit_id
+        ('{"outfit_id": 1, "extra": 2}', "invalid_body"),
+        ('{"outfit_id": "1"}', "invalid_outfit_id"),
+        ('{"outfit_id": 1.5}', "invalid_outfit_id"),
+        ('{"outfit_id": 1e300}', "invalid_outfit_id"),
+        ('{"outfit_id": true}', "invalid_outfit_id"),
+        ('{"outfit_id": null}', "invalid_outfit_id"),
+        ('{"outfit_id": 0}', "invalid_outfit_id"),
+        ('{"outfit_id": 9223372036854775808}', "invalid_outfit_id"),
+        ('{"outfit_id": NaN}', "invalid_outfit_id"),
+        ('{"outfit_id": ' + "9" * 4000 + "}", "invalid_outfit_id"),  # fits 4 KiB, far past bigint
+    ],
+)
 def test_bad_like_bodies_are_400(client, body, code):
-    response = client.post("/v1/users/7/likes", data=body.encode("latin-1"), content_type="application/json",
-                           headers=bearer(7))
+    response = client.post(
+        "/v1/users/7/likes", data=body.encode("latin-1"), content_type="application/json", headers=bearer(7)
+    )
     assert response.status_code == 400, response.data
     assert error_of(response)["code"] == code
 
 
 def test_like_needs_a_json_content_type_415(client):
-    for kwargs in ({"data": '{"outfit_id": 1}', "content_type": "text/plain"},
-                   {"data": "outfit_id=1", "content_type": "application/x-www-form-urlencoded"},
-                   {"data": '{"outfit_id": 1}'}):
+    for kwargs in (
+        {"data": '{"outfit_id": 1}', "content_type": "text/plain"},
+        {"data": "outfit_id=1", "content_type": "application/x-www-form-urlencoded"},
+        {"data": '{"outfit_id": 1}'},
+    ):
         response = client.post("/v1/users/7/likes", headers=bearer(7), **kwargs)
         assert response.status_code == 415
         assert error_of(response)["code"] == "unsupported_media_type"
@@ -301,16 +333,24 @@ def test_oversized_like_body_is_413(client):
 def chunked_like(client, user_id: int, body: bytes):
     """A like whose body arrives without Content-Length, as a server that decodes Transfer-Encoding: chunked
     (gunicorn, Werkzeug's) hands it to the app: a terminated stream."""
-    return client.post(f"/v1/users/{user_id}/likes", input_stream=io.BytesIO(body), content_type="application/json",
-                       headers={**bearer(user_id), "Transfer-Encoding": "chunked"},
-                       environ_overrides={"wsgi.input_terminated": True})
+    return client.post(
+        f"/v1/users/{user_id}/likes",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        headers={**bearer(user_id), "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
 
 
-@pytest.mark.parametrize("body", [
-    b'{"outfit_id": 4}' + b" " * 5000 + b"garbage",  # its first 4 KiB are valid JSON
-    b'{"outfit_id": 4}' + b" " * (4097 - 16),         # one byte over, valid JSON
-    b"x" * (10 << 20),
-], ids=["5000-spaces-then-garbage", "4097-bytes", "10-MiB"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"outfit_id": 4}' + b" " * 5000 + b"garbage",  # its first 4 KiB are valid JSON
+        b'{"outfit_id": 4}' + b" " * (4097 - 16),  # one byte over, valid JSON
+        b"x" * (10 << 20),
+    ],
+    ids=["5000-spaces-then-garbage", "4097-bytes", "10-MiB"],
+)
 def test_oversized_chunked_like_body_is_413(client, admin, body):
     response = chunked_like(client, 13, body)
     assert response.status_code == 413, response.data
@@ -340,12 +380,15 @@ def test_unknown_route_is_json_404(client):
     assert error_of(response) == {"code": "not_found", "message": "no route for GET /v1/nope"}
 
 
-@pytest.mark.parametrize("method, path, allow", [
-    ("put", "/v1/users/7/feed", {"GET", "HEAD"}),
-    ("get", "/v1/users/7/likes", {"POST"}),
-    ("options", "/v1/users/7/likes/1", {"DELETE"}),
-    ("post", "/healthz", {"GET", "HEAD"}),
-])
+@pytest.mark.parametrize(
+    "method, path, allow",
+    [
+        ("put", "/v1/users/7/feed", {"GET", "HEAD"}),
+        ("get", "/v1/users/7/likes", {"POST"}),
+        ("options", "/v1/users/7/likes/1", {"DELETE"}),
+        ("post", "/healthz", {"GET", "HEAD"}),
+    ],
+)
 def test_wrong_method_is_json_405_with_allow(client, method, path, allow):
     response = getattr(client, method)(path, headers=bearer(7))
     assert response.status_code == 405
@@ -371,7 +414,7 @@ def test_readyz_is_503_when_the_database_is_unreachable(pg_server):
     app = create_app(pg_server.dsn("no_such_database"), SECRET, pool_max=1, pool_timeout=0.5)
     try:
         client = app.test_client()
-        assert client.get("/healthz").status_code == 200        # alive, not ready
+        assert client.get("/healthz").status_code == 200  # alive, not ready
         response = client.get("/readyz")
         assert response.status_code == 503
         assert error_of(response)["code"] == "database_unavailable"
@@ -385,9 +428,15 @@ def test_openapi_document(client):
     assert response.status_code == 200
     doc = response.get_json()
     assert doc["openapi"] == "3.1.0"
-    assert set(doc["paths"]) == {"/v1/users/{user_id}/feed", "/v1/users/{user_id}/likes",
-                                 "/v1/users/{user_id}/likes/{outfit_id}", "/healthz", "/readyz", "/metrics",
-                                 "/openapi.json"}
+    assert set(doc["paths"]) == {
+        "/v1/users/{user_id}/feed",
+        "/v1/users/{user_id}/likes",
+        "/v1/users/{user_id}/likes/{outfit_id}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    }
 
 
 def test_metrics_count_requests_relaxations_and_fallbacks(client, admin):
@@ -397,8 +446,11 @@ def test_metrics_count_requests_relaxations_and_fallbacks(client, admin):
     response = client.get("/metrics")
     assert response.status_code == 200 and response.mimetype == "text/plain"
     text = response.get_data(as_text=True)
-    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-               for line in text.splitlines() if line and not line.startswith("#")}
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
     assert samples['ootd_http_requests_total{method="GET",route="/v1/users/<user_id>/feed",status="200"}'] >= 1
     assert samples['ootd_http_requests_total{method="GET",route="/v1/users/<user_id>/feed",status="400"}'] >= 1
     assert samples['ootd_http_request_duration_seconds_count{method="GET",route="/v1/users/<user_id>/feed"}'] >= 2
@@ -419,9 +471,12 @@ def test_api_connections_act_as_ootd_api_and_cannot_read_tables(app):
     pool = app.extensions["ootd"].db.pool
     with pool.connection() as conn:
         assert conn.execute("SELECT current_user, session_user").fetchone() == ("ootd_api", "postgres")
-        for sql in ("SELECT * FROM ootd.users LIMIT 1", "SELECT * FROM ootd.likes LIMIT 1",
-                    "INSERT INTO ootd.likes (user_id, outfit_id) VALUES (1, 1)",
-                    "SELECT * FROM ootd.feed_explain(1, now())"):
+        for sql in (
+            "SELECT * FROM ootd.users LIMIT 1",
+            "SELECT * FROM ootd.likes LIMIT 1",
+            "INSERT INTO ootd.likes (user_id, outfit_id) VALUES (1, 1)",
+            "SELECT * FROM ootd.feed_explain(1, now())",
+        ):
             with pytest.raises(errors.InsufficientPrivilege) as caught:
                 conn.execute(sql)
             assert caught.value.sqlstate == "42501"

@@ -31,12 +31,14 @@ from tests.conftest import SERVED_TEMPLATE, create_database, drop_database
 SECRET = "schemathesis-secret-" + "s" * 60
 MAX_EXAMPLES = 50  # per operation and generation mode; the whole module runs in about 10 s
 
-CONFIG = schemathesis.Config.from_dict({
-    "seed": 20260420,  # reproducible runs
-    # tokens are added per case below (a valid one for the path's user), not generated
-    "generation": {"max-examples": MAX_EXAMPLES, "mode": "all", "with-security-parameters": False},
-    "checks": {"enabled": True},
-})
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "seed": 20260420,  # reproducible runs
+        # tokens are added per case below (a valid one for the path's user), not generated
+        "generation": {"max-examples": MAX_EXAMPLES, "mode": "all", "with-security-parameters": False},
+        "checks": {"enabled": True},
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +67,21 @@ def token_for(case) -> dict[str, str]:
 
 # Every documented operation but the document itself, which schemathesis leaves out of a run (the document is
 # static; the test below proves the live app serves the same one).
-OPERATIONS = [(method.upper(), path) for path, methods in spec()["paths"].items() for method in methods
-              if path != "/openapi.json"]
-HAS_INPUT = {(m.upper(), p) for p, methods in spec()["paths"].items() for m, op in methods.items()
-             if op.get("parameters") or op.get("requestBody")}
-CASES = [(m, p, mode) for m, p in OPERATIONS for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-         if mode is GenerationMode.POSITIVE or (m, p) in HAS_INPUT]
+OPERATIONS = [
+    (method.upper(), path) for path, methods in spec()["paths"].items() for method in methods if path != "/openapi.json"
+]
+HAS_INPUT = {
+    (m.upper(), p)
+    for p, methods in spec()["paths"].items()
+    for m, op in methods.items()
+    if op.get("parameters") or op.get("requestBody")
+}
+CASES = [
+    (m, p, mode)
+    for m, p in OPERATIONS
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    if mode is GenerationMode.POSITIVE or (m, p) in HAS_INPUT
+]
 
 
 def test_the_live_app_serves_the_document_under_test(api_schema):
@@ -83,10 +94,14 @@ def test_api_conforms_to_its_openapi_document(api_schema, method, path, mode):
     operation = api_schema[path][method]
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def conforms(case):
         case.call_and_validate(headers=token_for(case))
 
     conforms()
-

@@ -31,8 +31,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def request(base: str, path: str, token: str | None = None, method: str = "GET", body: bytes | None = None,
-            content_type: str | None = None, timeout: float = 30) -> tuple[int, dict, bytes]:
+def request(
+    base: str,
+    path: str,
+    token: str | None = None,
+    method: str = "GET",
+    body: bytes | None = None,
+    content_type: str | None = None,
+    timeout: float = 30,
+) -> tuple[int, dict, bytes]:
     req = urllib.request.Request(base + path, data=body, method=method)
     if token:
         req.add_header("Authorization", f"Bearer {token}")
@@ -63,8 +70,14 @@ def server(live_db, tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("OOTD_API_SECRET", "PROMETHEUS_MULTIPROC_DIR")}
     env.update(DATABASE_URL=live_db, OOTD_HOME=str(home), TMPDIR=str(tmp))
     log = (tmp_path_factory.mktemp("log") / "serve.log").open("w+")
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "2"],
-                            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "2"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -91,6 +104,7 @@ def raw_request(base: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
     """
     host, port = base.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=30) as sock:
+
         def send() -> None:
             try:
                 sock.sendall(data)
@@ -125,8 +139,10 @@ def json_error(headers: dict[str, str], body: bytes) -> dict:
 
 
 def chunked(body: bytes, size: int = 65536) -> bytes:
-    return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size])
-                    for i in range(0, len(body), size)) + b"0\r\n\r\n"
+    return (
+        b"".join(b"%x\r\n%s\r\n" % (len(body[i : i + size]), body[i : i + size]) for i in range(0, len(body), size))
+        + b"0\r\n\r\n"
+    )
 
 
 def token(server, user_id: int) -> str:
@@ -150,9 +166,14 @@ def test_token_printed_by_ootd_token_is_accepted_by_ootd_serve(server):
 def test_errors_over_real_http_are_json(server):
     status, _, body = request(server["base"], "/nope")
     assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
-    status, _, body = request(server["base"], "/v1/users/7/likes", token(server, 7), method="POST",
-                              body=b'{"outfit_id": 1, "pad": "' + b"x" * 10_000 + b'"}',
-                              content_type="application/json")
+    status, _, body = request(
+        server["base"],
+        "/v1/users/7/likes",
+        token(server, 7),
+        method="POST",
+        body=b'{"outfit_id": 1, "pad": "' + b"x" * 10_000 + b'"}',
+        content_type="application/json",
+    )
     assert status == 413 and json.loads(body)["error"]["code"] == "request_entity_too_large"
     assert request(server["base"], "/readyz")[0] == 200
 
@@ -164,8 +185,11 @@ def test_metrics_add_up_every_workers_requests(server):
     status, headers, body = request(server["base"], "/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     text = body.decode()
-    line = next(l for l in text.splitlines()
-                if l.startswith('ootd_http_requests_total{method="GET",route="/v1/users/<user_id>/feed",status="200"}'))
+    line = next(
+        row
+        for row in text.splitlines()
+        if row.startswith('ootd_http_requests_total{method="GET",route="/v1/users/<user_id>/feed",status="200"}')
+    )
     assert float(line.rsplit(" ", 1)[1]) >= 40
     assert "ootd_fallback_pools 0.0" in text
     assert 'ootd_http_request_duration_seconds_bucket{le="0.02",method="GET",route="/v1/users/<user_id>/feed"}' in text
@@ -174,8 +198,9 @@ def test_metrics_add_up_every_workers_requests(server):
 def test_a_second_server_on_the_same_port_fails_fast(server):
     """The workers listen with SO_REUSEPORT; a second `ootd serve` must not silently share their port."""
     port = server["base"].rsplit(":", 1)[1]
-    result = run_cli("serve", "--port", port, env={"DATABASE_URL": server["url"], "OOTD_HOME": str(server["home"])},
-                     timeout=60)  # a server that shares the port would run until killed
+    result = run_cli(
+        "serve", "--port", port, env={"DATABASE_URL": server["url"], "OOTD_HOME": str(server["home"])}, timeout=60
+    )  # a server that shares the port would run until killed
     assert result.returncode == 1
     assert result.stderr.startswith(f"ootd: error: cannot listen on 127.0.0.1:{port}: Address already in use")
     assert request(server["base"], "/healthz")[0] == 200
@@ -185,21 +210,43 @@ HOST = b"Host: 127.0.0.1\r\n"
 LIKE = b"POST /v1/users/7/likes HTTP/1.1\r\n" + HOST
 
 
-@pytest.mark.parametrize("request_bytes, status, code", [
-    (b"GET /healthz HTTP/1.1\r\n" + HOST + b"X-Big: " + b"a" * 9000 + b"\r\n\r\n",
-     431, "request_header_fields_too_large"),
-    (b"GET /healthz?q=" + b"a" * 5000 + b" HTTP/1.1\r\n" + HOST + b"\r\n", 414, "uri_too_long"),
-    (b"GET /healthz HTTP/1.1\r\n" + HOST + b"".join(b"X-H%d: v\r\n" % i for i in range(100)) + b"\r\n",
-     431, "request_header_fields_too_large"),  # 101 with Host
-    (LIKE + b"Content-Type: application/json\r\nContent-Length: -1\r\n\r\n", 400, "bad_request"),
-    (LIKE + b"Content-Type: application/\x00json\r\nContent-Length: 2\r\n\r\n{}", 400, "bad_request"),
-    (b"GET * HTTP/1.1\r\n" + HOST + b"\r\n", 400, "bad_request"),
-    (LIKE + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
-     400, "bad_request"),  # a malformed chunk, found while the app reads the body
-    (b"GET /healthz HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: gzip\r\n\r\n", 400, "bad_request"),
-    (b"GET /healthz HTTP/9.9\r\n" + HOST + b"\r\n", 400, "bad_request"),
-], ids=["9000-byte-header", "5000-byte-query", "101-headers", "negative-content-length", "nul-in-content-type",
-        "get-asterisk", "malformed-chunk", "gzip-transfer-encoding", "http-9.9"])
+@pytest.mark.parametrize(
+    "request_bytes, status, code",
+    [
+        (
+            b"GET /healthz HTTP/1.1\r\n" + HOST + b"X-Big: " + b"a" * 9000 + b"\r\n\r\n",
+            431,
+            "request_header_fields_too_large",
+        ),
+        (b"GET /healthz?q=" + b"a" * 5000 + b" HTTP/1.1\r\n" + HOST + b"\r\n", 414, "uri_too_long"),
+        (
+            b"GET /healthz HTTP/1.1\r\n" + HOST + b"".join(b"X-H%d: v\r\n" % i for i in range(100)) + b"\r\n",
+            431,
+            "request_header_fields_too_large",
+        ),  # 101 with Host
+        (LIKE + b"Content-Type: application/json\r\nContent-Length: -1\r\n\r\n", 400, "bad_request"),
+        (LIKE + b"Content-Type: application/\x00json\r\nContent-Length: 2\r\n\r\n{}", 400, "bad_request"),
+        (b"GET * HTTP/1.1\r\n" + HOST + b"\r\n", 400, "bad_request"),
+        (
+            LIKE + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+            400,
+            "bad_request",
+        ),  # a malformed chunk, found while the app reads the body
+        (b"GET /healthz HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: gzip\r\n\r\n", 400, "bad_request"),
+        (b"GET /healthz HTTP/9.9\r\n" + HOST + b"\r\n", 400, "bad_request"),
+    ],
+    ids=[
+        "9000-byte-header",
+        "5000-byte-query",
+        "101-headers",
+        "negative-content-length",
+        "nul-in-content-type",
+        "get-asterisk",
+        "malformed-chunk",
+        "gzip-transfer-encoding",
+        "http-9.9",
+    ],
+)
 def test_requests_gunicorn_rejects_get_json_errors(server, request_bytes, status, code):
     """gunicorn answers these before the app runs: the status is its own, the body the API's JSON error."""
     got_status, headers, body = raw_request(server["base"], request_bytes)
@@ -208,18 +255,28 @@ def test_requests_gunicorn_rejects_get_json_errors(server, request_bytes, status
     assert request(server["base"], "/healthz")[0] == 200
 
 
-@pytest.mark.parametrize("body", [
-    b'{"outfit_id": 4}' + b" " * 5000 + b"garbage",  # its first 4 KiB are valid JSON
-    b"x" * (10 << 20),
-], ids=["5000-spaces-then-garbage", "10-MiB"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"outfit_id": 4}' + b" " * 5000 + b"garbage",  # its first 4 KiB are valid JSON
+        b"x" * (10 << 20),
+    ],
+    ids=["5000-spaces-then-garbage", "10-MiB"],
+)
 def test_a_chunked_body_over_4_kib_is_413(server, body):
     tok = token(server, 31)
-    head = (b"POST /v1/users/31/likes HTTP/1.1\r\n" + HOST + f"Authorization: Bearer {tok}\r\n".encode()
-            + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    head = (
+        b"POST /v1/users/31/likes HTTP/1.1\r\n"
+        + HOST
+        + f"Authorization: Bearer {tok}\r\n".encode()
+        + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
     status, headers, response = raw_request(server["base"], head + chunked(body))
     assert status == 413, response
-    assert json_error(headers, response) == {"code": "request_entity_too_large",
-                                             "message": "request body larger than 4096 bytes"}
+    assert json_error(headers, response) == {
+        "code": "request_entity_too_large",
+        "message": "request body larger than 4096 bytes",
+    }
     with psycopg.connect(server["url"]) as conn:
         assert conn.execute("SELECT count(*) FROM ootd.likes WHERE user_id = 31").fetchone()[0] == 0
 
@@ -227,8 +284,12 @@ def test_a_chunked_body_over_4_kib_is_413(server, body):
 def test_a_chunked_like_within_4_kib_is_accepted(server):
     tok = token(server, 32)
     outfit_id = json.loads(request(server["base"], "/v1/users/32/feed", tok)[2])["items"][0]["outfit_id"]
-    head = (b"POST /v1/users/32/likes HTTP/1.1\r\n" + HOST + f"Authorization: Bearer {tok}\r\n".encode()
-            + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    head = (
+        b"POST /v1/users/32/likes HTTP/1.1\r\n"
+        + HOST
+        + f"Authorization: Bearer {tok}\r\n".encode()
+        + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
     status, _, response = raw_request(server["base"], head + chunked(json.dumps({"outfit_id": outfit_id}).encode(), 5))
     assert status == 201, response
     assert json.loads(response)["outfit_id"] == outfit_id
@@ -243,15 +304,21 @@ def test_sigterm_lets_the_in_flight_request_finish_then_exits_0(server):
         blocker.execute("LOCK TABLE ootd.likes IN ACCESS EXCLUSIVE MODE")  # held until commit
 
         def like() -> None:
-            result["response"] = request(server["base"], "/v1/users/21/likes", tok, method="POST",
-                                         body=json.dumps({"outfit_id": outfit_id}).encode(),
-                                         content_type="application/json")
+            result["response"] = request(
+                server["base"],
+                "/v1/users/21/likes",
+                tok,
+                method="POST",
+                body=json.dumps({"outfit_id": outfit_id}).encode(),
+                content_type="application/json",
+            )
 
         thread = threading.Thread(target=like)
         thread.start()
         deadline = time.monotonic() + 10
-        while not blocker.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ootd-api' "
-                                  "AND wait_event_type = 'Lock'").fetchone()[0]:
+        while not blocker.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ootd-api' AND wait_event_type = 'Lock'"
+        ).fetchone()[0]:
             assert time.monotonic() < deadline, "the like never reached the lock"
             time.sleep(0.05)
         server["proc"].send_signal(signal.SIGTERM)
@@ -271,8 +338,12 @@ def test_sigterm_lets_the_in_flight_request_finish_then_exits_0(server):
 
 
 def test_serve_fails_fast_when_the_database_is_unreachable(pg_server, tmp_path):
-    result = run_cli("serve", "--port", str(free_port()),
-                     env={"DATABASE_URL": pg_server.dsn("no_such_database"), "OOTD_HOME": str(tmp_path)})
+    result = run_cli(
+        "serve",
+        "--port",
+        str(free_port()),
+        env={"DATABASE_URL": pg_server.dsn("no_such_database"), "OOTD_HOME": str(tmp_path)},
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("ootd: error: cannot connect to the database")
 

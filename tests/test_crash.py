@@ -43,16 +43,18 @@ def test_immediate_stop_and_restart_serves_identical_feeds_without_llm_calls(tmp
 
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT count(*) FROM ootd.pool_cache").fetchone()[0] == 0  # crash recovery emptied it
-            health = conn.execute("SELECT durable_rows, cache_rows, complete FROM ootd.cache_health "
-                                  "WHERE pool_date = %s", (DAY,)).fetchone()
+            health = conn.execute(
+                "SELECT durable_rows, cache_rows, complete FROM ootd.cache_health WHERE pool_date = %s", (DAY,)
+            ).fetchone()
             assert health[1:] == (0, False) and health[0] > 0
         assert feeds(url, users) == before
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT count(*) FROM ootd.llm_calls").fetchone()[0] == calls_before
             assert conn.execute("SELECT ootd.rehydrate_cache(%s)", (DAY,)).fetchone()[0] == health[0]
             conn.commit()
-            assert conn.execute("SELECT DISTINCT source FROM ootd.feed_explain(1, %s)",
-                                (f"{DAY} 16:00+00",)).fetchall() == [("cache",)]
+            assert conn.execute(
+                "SELECT DISTINCT source FROM ootd.feed_explain(1, %s)", (f"{DAY} 16:00+00",)
+            ).fetchall() == [("cache",)]
         assert feeds(url, users) == before
     finally:
         server.stop("immediate")
@@ -102,15 +104,21 @@ def test_db_start_nightly_and_serve_refill_the_cache_after_a_crash(tmp_path):
         crash()
         again = run_cli("nightly", "--llm", "offline", env=env)
         assert again.returncode == 0, again.stderr
-        assert status()[1] and calls() == llm_calls   # the pools existed: refilled, no LLM call
+        assert status()[1] and calls() == llm_calls  # the pools existed: refilled, no LLM call
 
         crash()
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        serve = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "1"],
-                                 cwd=REPO_ROOT, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "1"],
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 60
             while True:

@@ -67,8 +67,10 @@ def test_a_database_without_data_downgrades_without_the_option(db_url: str):
 def test_rows_added_to_a_reference_table_are_data(db_url: str):
     with psycopg.connect(db_url) as conn:
         installed = conn.execute("SELECT count(*) FROM ootd.cities").fetchone()[0]
-        conn.execute("INSERT INTO ootd.cities (name, country, timezone, latitude, longitude, population_k) "
-                     "VALUES ('Guardtown', 'US', 'America/Denver', 40.0, -105.0, 1)")
+        conn.execute(
+            "INSERT INTO ootd.cities (name, country, timezone, latitude, longitude, population_k) "
+            "VALUES ('Guardtown', 'US', 'America/Denver', 40.0, -105.0, 1)"
+        )
     down = alembic(db_url, "downgrade", "base")
     assert down.returncode != 0
     assert f"ootd.cities ({installed + 1} rows, {installed} of them reinstalled by the migration)" in said(down)
@@ -98,8 +100,9 @@ def test_ootd_migrate_to_an_older_revision_refuses_then_downgrades_with_allow_da
     assert refused.returncode == 1, refused.stderr
     assert refused.stdout == ""
     [line] = refused.stderr.splitlines()  # one line, no traceback
-    assert line.startswith(f"ootd: error: downgrade {head()} -> 0003 would destroy data: "
-                           "column ootd.users.likes_count (3 values)")
+    assert line.startswith(
+        f"ootd: error: downgrade {head()} -> 0003 would destroy data: column ootd.users.likes_count (3 values)"
+    )
     assert "--allow-data-loss" in line
     assert state(liked_url) == ([(head(),)], SEEDED_USERS)
 
@@ -120,8 +123,13 @@ def test_ootd_migrate_to_an_older_revision_refuses_then_downgrades_with_allow_da
 def test_ootd_migrate_base_names_the_tables_it_would_empty(liked_url: str):
     refused = run_cli("migrate", "--revision", "base", env={"DATABASE_URL": liked_url})
     assert refused.returncode == 1
-    for what in (f"ootd.users ({SEEDED_USERS:,} rows)", "ootd.likes (3 rows)", "ootd.pools (", "ootd.outfits (",
-                 "ootd.llm_calls ("):
+    for what in (
+        f"ootd.users ({SEEDED_USERS:,} rows)",
+        "ootd.likes (3 rows)",
+        "ootd.pools (",
+        "ootd.outfits (",
+        "ootd.llm_calls (",
+    ):
         assert what in refused.stderr
     assert "ootd.pool_cache" not in refused.stderr and "ootd.feed_memo" not in refused.stderr  # UNLOGGED caches
     assert "column ootd.users" not in refused.stderr  # the whole table is named instead
@@ -144,26 +152,32 @@ def test_the_measure_is_generic_and_falls_back_to_counting_everything(db_url: st
             CREATE UNLOGGED TABLE scratch.cache AS SELECT 1 AS x;""")
 
         def down() -> None:
-            cur.execute("ALTER TABLE scratch.keyed DROP COLUMN note, DROP COLUMN n; "
-                        "ALTER TABLE scratch.bare DROP COLUMN note; DROP TABLE scratch.gone, scratch.cache")
+            cur.execute(
+                "ALTER TABLE scratch.keyed DROP COLUMN note, DROP COLUMN n; "
+                "ALTER TABLE scratch.bare DROP COLUMN note; DROP TABLE scratch.gone, scratch.cache"
+            )
 
         def up() -> None:
-            cur.execute("ALTER TABLE scratch.keyed ADD COLUMN note text, ADD COLUMN n int DEFAULT 7; "
-                        "ALTER TABLE scratch.bare ADD COLUMN note text; CREATE TABLE scratch.gone (a int); "
-                        "INSERT INTO scratch.gone VALUES (1); CREATE UNLOGGED TABLE scratch.cache (x int)")
+            cur.execute(
+                "ALTER TABLE scratch.keyed ADD COLUMN note text, ADD COLUMN n int DEFAULT 7; "
+                "ALTER TABLE scratch.bare ADD COLUMN note text; CREATE TABLE scratch.gone (a int); "
+                "INSERT INTO scratch.gone VALUES (1); CREATE UNLOGGED TABLE scratch.cache (x int)"
+            )
 
         def broken_up() -> None:
             cur.execute("SELECT 1 / 0")
 
         assert sorted(map(str, step_losses(cur, down, up))) == [
-            "column scratch.bare.note (2 values)",     # no primary key: every non-NULL value
-            "column scratch.keyed.n (1 value)",        # the two 7s come back as the DEFAULT
+            "column scratch.bare.note (2 values)",  # no primary key: every non-NULL value
+            "column scratch.keyed.n (1 value)",  # the two 7s come back as the DEFAULT
             "column scratch.keyed.note (2 values)",
             "scratch.gone (2 rows, 1 of them reinstalled by the migration)",
         ]
         assert sorted(map(str, step_losses(cur, down, broken_up))) == [
-            "column scratch.bare.note (2 values)", "column scratch.keyed.n (3 values)",
-            "column scratch.keyed.note (2 values)", "scratch.gone (2 rows)",
+            "column scratch.bare.note (2 values)",
+            "column scratch.keyed.n (3 values)",
+            "column scratch.keyed.note (2 values)",
+            "scratch.gone (2 rows)",
         ]
         # measuring changed nothing
         kept = cur.execute("SELECT count(*) FROM scratch.keyed WHERE n IS NOT NULL AND note IS NOT NULL").fetchone()

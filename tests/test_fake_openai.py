@@ -13,10 +13,44 @@ import pytest
 from batch.types import Vocabulary, pool_json_schema
 from tests.fake_openai import FakeOpenAI
 
-CATEGORIES = ("Dress", "Jumpsuit", "Suit", "Top", "Shirt", "Knitwear", "Skirt", "Trousers", "Jeans",
-              "Shorts", "Blazer", "Jacket", "Coat", "Activewear")
-COLORS = ("Black", "White", "Ivory", "Beige", "Camel", "Brown", "Grey", "Navy", "Blue", "Green", "Olive",
-          "Red", "Burgundy", "Pink", "Yellow", "Orange", "Purple", "Lavender", "Silver", "Gold")
+CATEGORIES = (
+    "Dress",
+    "Jumpsuit",
+    "Suit",
+    "Top",
+    "Shirt",
+    "Knitwear",
+    "Skirt",
+    "Trousers",
+    "Jeans",
+    "Shorts",
+    "Blazer",
+    "Jacket",
+    "Coat",
+    "Activewear",
+)
+COLORS = (
+    "Black",
+    "White",
+    "Ivory",
+    "Beige",
+    "Camel",
+    "Brown",
+    "Grey",
+    "Navy",
+    "Blue",
+    "Green",
+    "Olive",
+    "Red",
+    "Burgundy",
+    "Pink",
+    "Yellow",
+    "Orange",
+    "Purple",
+    "Lavender",
+    "Silver",
+    "Gold",
+)
 VOCAB = Vocabulary(categories=CATEGORIES, colors=COLORS)
 KEYS = {"title", "daypart", "category", "color", "pieces", "vibe", "trend", "dare", "reason"}
 SUNNY = "20260420_Minimal_Sunny"
@@ -41,9 +75,10 @@ def chat(client: openai.OpenAI, cluster_id: str, vocabulary: Vocabulary = VOCAB)
             {"role": "system", "content": "You are a stylist. Answer with JSON only."},
             {"role": "user", "content": f"Cluster {cluster_id}: write 20 outfits for today."},
         ],
-        response_format={"type": "json_schema",
-                         "json_schema": {"name": "outfit_pool", "strict": True,
-                                         "schema": pool_json_schema(vocabulary)}},
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "outfit_pool", "strict": True, "schema": pool_json_schema(vocabulary)},
+        },
     )
 
 
@@ -90,7 +125,7 @@ def test_429_raises_rate_limit_error_with_retry_after(server: FakeOpenAI, client
     assert caught.value.status_code == 429
     assert caught.value.code == "rate_limit_exceeded"
     assert float(caught.value.response.headers["retry-after"]) == 0.25
-    assert len(outfits_of(chat(client, SUNNY))) == 20          # the plan was consumed
+    assert len(outfits_of(chat(client, SUNNY))) == 20  # the plan was consumed
     assert [(r.behaviour, r.status) for r in server.chat_requests()] == [("429", 429), ("ok", 200)]
 
 
@@ -144,11 +179,13 @@ def test_plan_with_match_only_affects_matching_prompts(server: FakeOpenAI, clien
         chat(client, SUNNY)
     assert len(outfits_of(chat(client, SUNNY))) == 20
     assert [(SUNNY in r.user_text, r.behaviour) for r in server.chat_requests()] == [
-        (False, "ok"), (True, "500"), (True, "ok")]
+        (False, "ok"),
+        (True, "500"),
+        (True, "ok"),
+    ]
 
 
-def test_matched_plans_beat_unmatched_plans_and_always_applies_afterwards(
-        server: FakeOpenAI, client: openai.OpenAI):
+def test_matched_plans_beat_unmatched_plans_and_always_applies_afterwards(server: FakeOpenAI, client: openai.OpenAI):
     server.plan("429")
     server.plan("500", match=SUNNY)
     server.always("wrong_count", match=SUNNY)
@@ -186,15 +223,16 @@ def test_embeddings_are_deterministic_unit_vectors(server: FakeOpenAI, client: o
     again = client.embeddings.create(model="text-embedding-3-small", input=[texts[2], texts[0]], dimensions=32)
     assert [d.embedding for d in again.data] == [vectors[2], vectors[0]]
 
-    floats = client.embeddings.create(model="text-embedding-3-small", input=texts[1], dimensions=32,
-                                      encoding_format="float")
+    floats = client.embeddings.create(
+        model="text-embedding-3-small", input=texts[1], dimensions=32, encoding_format="float"
+    )
     assert floats.data[0].embedding == pytest.approx(vectors[1], abs=1e-6)
 
     full = client.embeddings.create(model="text-embedding-3-small", input="x")
     assert len(full.data[0].embedding) == 1536
 
     sent = [r.body.get("encoding_format") for r in server.embedding_requests()]
-    assert sent == ["base64", "base64", "float", "base64"]   # the client asks for base64 by default
+    assert sent == ["base64", "base64", "float", "base64"]  # the client asks for base64 by default
 
 
 def test_embedding_plan(server: FakeOpenAI, client: openai.OpenAI):
@@ -216,7 +254,9 @@ def test_requests_are_recorded(server: FakeOpenAI, client: openai.OpenAI):
     client.embeddings.create(model="text-embedding-3-small", input=["a", "b"], dimensions=32)
     records = server.requests
     assert [(r.path, r.behaviour, r.status) for r in records] == [
-        ("/v1/chat/completions", "bad_enum", 200), ("/v1/embeddings", "ok", 200)]
+        ("/v1/chat/completions", "bad_enum", 200),
+        ("/v1/embeddings", "ok", 200),
+    ]
     chat_record = server.chat_requests()[0]
     assert chat_record.headers["authorization"] == "Bearer test-key"
     assert chat_record.body["model"] == "gpt-test"

@@ -31,8 +31,9 @@ def feed(conn, user_id, at=f"{DAY} 12:00+00", limit=3):
 
 
 def test_vetoed_categories_and_colors_never_appear_unless_relaxed(served):
-    users = served.execute("SELECT id, style_rules FROM ootd.users WHERE style_rules ? 'disliked_categories' "
-                           "ORDER BY id LIMIT 400").fetchall()
+    users = served.execute(
+        "SELECT id, style_rules FROM ootd.users WHERE style_rules ? 'disliked_categories' ORDER BY id LIMIT 400"
+    ).fetchall()
     relaxed_seen = 0
     for user_id, rules in users:
         rows = feed(served, user_id)
@@ -49,8 +50,10 @@ def test_vetoed_categories_and_colors_never_appear_unless_relaxed(served):
 
 
 def test_a_user_vetoing_every_category_still_gets_a_full_feed(served):
-    user_id = served.execute("SELECT id FROM ootd.users WHERE jsonb_array_length(style_rules->'disliked_categories') "
-                             "= 14 ORDER BY id LIMIT 1").fetchone()[0]
+    user_id = served.execute(
+        "SELECT id FROM ootd.users WHERE jsonb_array_length(style_rules->'disliked_categories') "
+        "= 14 ORDER BY id LIMIT 1"
+    ).fetchone()[0]
     for limit in (1, 3, 10):
         rows = feed(served, user_id, limit=limit)
         assert len(rows) == limit
@@ -60,10 +63,13 @@ def test_a_user_vetoing_every_category_still_gets_a_full_feed(served):
 
 
 def test_relaxation_is_strictest_first(served):
-    user_id = served.execute("SELECT id FROM ootd.users WHERE jsonb_array_length(style_rules->'disliked_categories') "
-                             "= 14 ORDER BY id LIMIT 1").fetchone()[0]
-    rows = served.execute("SELECT category, rank, relaxed_rules FROM ootd.feed_explain(%s, %s, 3)",
-                          (user_id, f"{DAY} 12:00+00")).fetchall()
+    user_id = served.execute(
+        "SELECT id FROM ootd.users WHERE jsonb_array_length(style_rules->'disliked_categories') "
+        "= 14 ORDER BY id LIMIT 1"
+    ).fetchone()[0]
+    rows = served.execute(
+        "SELECT category, rank, relaxed_rules FROM ootd.feed_explain(%s, %s, 3)", (user_id, f"{DAY} 12:00+00")
+    ).fetchall()
     counts: dict[str, int] = {}
     for category, _, _ in rows:
         counts[category] = counts.get(category, 0) + 1
@@ -72,13 +78,13 @@ def test_relaxation_is_strictest_first(served):
 
 
 ZONES = [  # (city, zone, local date): DST transition days and half-hour zones included
-    ("Torrance", "America/Los_Angeles", "2026-03-08"),   # US spring forward
-    ("London", "Europe/London", "2026-03-29"),           # EU spring forward
-    ("Sydney", "Australia/Sydney", "2026-04-05"),        # southern autumn: DST ends
-    ("Mumbai", "Asia/Kolkata", "2026-04-20"),            # UTC+05:30
-    ("Kathmandu", "Asia/Kathmandu", "2026-04-20"),       # UTC+05:45
-    ("St. John's", "America/St_Johns", "2026-11-01"),    # -03:30 and DST ends that day
-    ("Adelaide", "Australia/Adelaide", "2026-04-05"),    # +10:30 -> +09:30
+    ("Torrance", "America/Los_Angeles", "2026-03-08"),  # US spring forward
+    ("London", "Europe/London", "2026-03-29"),  # EU spring forward
+    ("Sydney", "Australia/Sydney", "2026-04-05"),  # southern autumn: DST ends
+    ("Mumbai", "Asia/Kolkata", "2026-04-20"),  # UTC+05:30
+    ("Kathmandu", "Asia/Kathmandu", "2026-04-20"),  # UTC+05:45
+    ("St. John's", "America/St_Johns", "2026-11-01"),  # -03:30 and DST ends that day
+    ("Adelaide", "Australia/Adelaide", "2026-04-05"),  # +10:30 -> +09:30
 ]
 
 
@@ -107,8 +113,9 @@ def test_the_same_instant_has_different_dayparts_around_the_world(served):
 def test_headline_is_hyper_local(served):
     rows = feed(served, 1)
     city = served.execute("SELECT city FROM ootd.users WHERE id = 1").fetchone()[0]
-    assert re.fullmatch(rf"An? [a-z-]+ [a-z-]+ look for your (morning|afternoon|evening|night) in {re.escape(city)}",
-                        rows[0][7])
+    assert re.fullmatch(
+        rf"An? [a-z-]+ [a-z-]+ look for your (morning|afternoon|evening|night) in {re.escape(city)}", rows[0][7]
+    )
 
 
 def test_one_hundred_calls_give_one_hundred_identical_feeds(served):
@@ -116,11 +123,16 @@ def test_one_hundred_calls_give_one_hundred_identical_feeds(served):
     assert len(first) == 20
     for _ in range(99):
         assert feed(served, 77, limit=20) == first
-    explained = served.execute("SELECT outfit_id, score FROM ootd.feed_explain(77, %s, 20) ORDER BY rank",
-                               (f"{DAY} 12:00+00",)).fetchall()
+    explained = served.execute(
+        "SELECT outfit_id, score FROM ootd.feed_explain(77, %s, 20) ORDER BY rank", (f"{DAY} 12:00+00",)
+    ).fetchall()
     for _ in range(20):  # the ranking itself, not just the memo, is deterministic
-        assert served.execute("SELECT outfit_id, score FROM ootd.feed_explain(77, %s, 20) ORDER BY rank",
-                              (f"{DAY} 12:00+00",)).fetchall() == explained
+        assert (
+            served.execute(
+                "SELECT outfit_id, score FROM ootd.feed_explain(77, %s, 20) ORDER BY rank", (f"{DAY} 12:00+00",)
+            ).fetchall()
+            == explained
+        )
     assert [(r[1], r[6]) for r in first] == explained
     # and across the local day: morning and 14:00 rank the same Daytime outfits the same way
     assert feed(served, 77, f"{DAY} 01:00+00", 20)[:10] == feed(served, 77, f"{DAY} 02:00+00", 20)[:10]
@@ -130,7 +142,9 @@ def test_members_of_one_cluster_get_different_orders(served):
     members = served.execute(
         "SELECT user_id FROM ootd.user_clusters(%s) WHERE style_rules->'disliked_categories' IS NULL "
         "AND cluster_id = (SELECT cluster_id FROM ootd.pools WHERE pool_date = %s ORDER BY members DESC LIMIT 1) "
-        "ORDER BY user_id LIMIT 20", (DAY, DAY)).fetchall()
+        "ORDER BY user_id LIMIT 20",
+        (DAY, DAY),
+    ).fetchall()
     orders = {tuple(r[1] for r in feed(served, m[0], limit=20)) for m in members}
     clusters = {feed(served, m[0])[0][8] for m in members}
     assert len(clusters) == 1
@@ -139,8 +153,9 @@ def test_members_of_one_cluster_get_different_orders(served):
 
 def test_top_three_is_not_one_category_when_alternatives_exist(served):
     same = 0
-    for (user_id,) in served.execute("SELECT id FROM ootd.users WHERE NOT style_rules ? 'disliked_categories' "
-                                     "ORDER BY id LIMIT 300").fetchall():
+    for (user_id,) in served.execute(
+        "SELECT id FROM ootd.users WHERE NOT style_rules ? 'disliked_categories' ORDER BY id LIMIT 300"
+    ).fetchall():
         rows = feed(served, user_id)
         same += len({r[3] for r in rows}) == 1
     assert same == 0
@@ -148,8 +163,9 @@ def test_top_three_is_not_one_category_when_alternatives_exist(served):
 
 def test_weights_are_tunable_without_a_deploy(served):
     user_id = 12
-    preferred = served.execute("SELECT style_dna->'preferred_colors' FROM ootd.users WHERE id = %s",
-                               (user_id,)).fetchone()[0]
+    preferred = served.execute(
+        "SELECT style_dna->'preferred_colors' FROM ootd.users WHERE id = %s", (user_id,)
+    ).fetchone()[0]
     before = feed(served, user_id, limit=10)
     try:
         served.execute("UPDATE ootd.scoring_weights SET preferred_color = 50, cosine = 0")
@@ -168,16 +184,19 @@ def test_explain_shows_every_candidate_and_its_components(served):
     ranked = [r for r in rows if r[0] is not None]
     assert [r[0] for r in ranked] == list(range(1, len(ranked) + 1))
     for r in rows:
-        assert r[16] == pytest.approx(r[8] * r[9] * r[10] * r[11] * r[12] + 0.5 * r[13] + r[14] + r[15])
-        assert abs(r[15]) < 1e-9
-    assert {r[20] for r in rows} == {"cache"}
+        assert r[15] == pytest.approx(r[8] * r[9] * r[10] * r[11] + 0.5 * r[12] + r[13] + r[14])
+        assert abs(r[14]) < 1e-9
+    assert {r[19] for r in rows} == {"cache"}
 
 
 def test_pool_falls_back_to_the_latest_earlier_pool_of_the_same_cluster_kind(served):
     later = DAY + timedelta(days=5)
-    served.execute("INSERT INTO ootd.weather_daily (day, city, condition, temp_c, source) "
-                   "SELECT %s, city, condition, temp_c, 'test' FROM ootd.weather_daily WHERE day = %s "
-                   "ON CONFLICT DO NOTHING", (later, DAY))
+    served.execute(
+        "INSERT INTO ootd.weather_daily (day, city, condition, temp_c, source) "
+        "SELECT %s, city, condition, temp_c, 'test' FROM ootd.weather_daily WHERE day = %s "
+        "ON CONFLICT DO NOTHING",
+        (later, DAY),
+    )
     user_id = 3
     today = feed(served, user_id, f"{DAY} 12:00+00")
     fallback = feed(served, user_id, f"{later} 12:00+00")
@@ -189,11 +208,11 @@ def test_cache_miss_serves_identical_results_from_durable_pools(served):
     cluster = before[0][8]
     saved = served.execute("SELECT count(*) FROM ootd.pool_cache WHERE cluster_id = %s", (cluster,)).fetchone()[0]
     served.execute("DELETE FROM ootd.pool_cache WHERE cluster_id = %s", (cluster,))
-    served.execute("DELETE FROM ootd.feed_memo WHERE user_id = 5")  # force a real re-rank
     try:
         assert feed(served, 5, limit=20) == before
-        assert served.execute("SELECT DISTINCT source FROM ootd.feed_explain(5, %s)",
-                              (f"{DAY} 12:00+00",)).fetchall() == [("durable",)]
+        assert served.execute(
+            "SELECT DISTINCT source FROM ootd.feed_explain(5, %s)", (f"{DAY} 12:00+00",)
+        ).fetchall() == [("durable",)]
     finally:
         assert served.execute("SELECT ootd.rehydrate_cache(%s)", (DAY,)).fetchone()[0] == saved
     assert feed(served, 5, limit=20) == before
@@ -215,8 +234,9 @@ def test_liked_outfits_rank_lower(served):
     top = rows[0][1]
     served.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (20, %s)", (top,))
     try:
-        penalty = served.execute("SELECT liked_penalty FROM ootd.feed_explain(20, %s) WHERE outfit_id = %s",
-                                 (f"{DAY} 12:00+00", top)).fetchone()[0]
+        penalty = served.execute(
+            "SELECT liked_penalty FROM ootd.feed_explain(20, %s) WHERE outfit_id = %s", (f"{DAY} 12:00+00", top)
+        ).fetchone()[0]
         assert penalty == 0.5
         assert feed(served, 20, limit=1)[0][1] != top
     finally:
@@ -240,77 +260,82 @@ def test_no_pools_at_all_gives_an_empty_feed_not_an_error(seeded_url):
         assert conn.execute(FEED, (1, f"{DAY} 12:00+00", 3)).fetchall() == []
 
 
-def memo_epoch(conn, user_id):
-    return conn.execute("SELECT DISTINCT epoch FROM ootd.feed_memo WHERE user_id = %s AND local_date = %s",
-                        (user_id, DAY)).fetchone()
-
-
-def test_a_repeat_request_is_served_from_the_memo(served):
-    served.execute("DELETE FROM ootd.feed_memo WHERE user_id = 31")
-    first = feed(served, 31)
-    current = served.execute("SELECT epoch FROM ootd.serving_state").fetchone()[0]
-    assert memo_epoch(served, 31) == (current,)
-    # tamper with the memo: a repeat request returns it, proving the fast path is used
-    served.execute("UPDATE ootd.feed_memo SET title = 'Memoized' WHERE user_id = 31 AND rank = 1")
-    assert feed(served, 31)[0][2] == "Memoized"
-    served.execute("DELETE FROM ootd.feed_memo WHERE user_id = 31")
-    assert feed(served, 31) == first
-
-
-def test_likes_profile_edits_and_weight_changes_invalidate_memoized_feeds(served):
-    current = served.execute("SELECT epoch FROM ootd.serving_state").fetchone()[0]
-    liked = feed(served, 32)[0][1]
-    served.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (32, %s)", (liked,))  # one like
-    assert memo_epoch(served, 32) == (0,)
-    feed(served, 32)
-    assert memo_epoch(served, 32) == (current,)
-    served.execute("DELETE FROM ootd.likes WHERE user_id = 32")  # an unlike
-    assert memo_epoch(served, 32) == (0,)
-    feed(served, 32)
-    served.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (32, %s), (36, %s)", (liked, liked))
-    assert memo_epoch(served, 32) == (0,)  # a statement liking for several users
-    served.execute("DELETE FROM ootd.likes WHERE user_id IN (32, 36)")
-    feed(served, 33)
-    served.execute("UPDATE ootd.users SET style_dna = style_dna || '{\"vibe\": 0.9}' WHERE id = 33")
-    assert memo_epoch(served, 33) == (0,)
-    before = served.execute("SELECT epoch FROM ootd.serving_state").fetchone()[0]
-    served.execute("UPDATE ootd.scoring_weights SET jitter = jitter")
-    assert served.execute("SELECT epoch FROM ootd.serving_state").fetchone()[0] == before + 1
-
-
-def test_outfits_served_yesterday_rank_lower_when_a_pool_is_reused(served):
-    later = DAY + timedelta(days=10)   # no pool that day: yesterday's pool is served again
-    served.execute("DELETE FROM ootd.feed_memo WHERE user_id = 34")
-    yesterday = feed(served, 34, f"{later - timedelta(days=1)} 12:00+00")
-    today = served.execute("SELECT outfit_id, served_penalty FROM ootd.feed_explain(34, %s)",
-                           (f"{later} 12:00+00",)).fetchall()
-    penalties = dict(today)
-    assert {penalties[r[1]] for r in yesterday} == {0.8}
-    assert sum(1 for v in penalties.values() if v == 1.0) == 17
-    assert feed(served, 34, f"{later} 12:00+00")[0][1] != yesterday[0][1]
-
-
-def test_read_only_transactions_are_served_without_writing(served):
-    served.execute("DELETE FROM ootd.feed_memo WHERE user_id = 35")
+def test_the_feed_is_a_pure_read(served):
+    """No write of any kind: no transaction id is ever assigned, even on a user's first request."""
+    with served.transaction():
+        for user_id in range(40, 60):
+            feed(served, user_id)
+            served.execute("SELECT * FROM ootd.feed_explain(%s, %s)", (user_id, f"{DAY} 12:00+00")).fetchall()
+        assert served.execute("SELECT txid_current_if_assigned()").fetchone()[0] is None
     with served.transaction():
         served.execute("SET TRANSACTION READ ONLY")
         assert len(feed(served, 35)) == 3
-    assert served.execute("SELECT count(*) FROM ootd.feed_memo WHERE user_id = 35").fetchone()[0] == 0
 
 
-def test_the_memo_serves_each_headline_window_of_the_priority_window(served):
-    """One ranking per priority window, stored with the headline of each daypart inside it."""
-    served.execute("DELETE FROM ootd.feed_memo WHERE user_id = 36")
+def test_what_was_served_before_changes_nothing(served):
+    """No per-user serving state: yesterday's request (or none) leaves today's answer as it is."""
+    later = DAY + timedelta(days=10)  # no pool that day: the same pool is served on both days
+    fresh = feed(served, 34, f"{later} 12:00+00", limit=20)
+    feed(served, 34, f"{later - timedelta(days=1)} 12:00+00", limit=20)
+    assert feed(served, 34, f"{later} 12:00+00", limit=20) == fresh
+
+
+def test_likes_profile_edits_and_weight_changes_show_on_the_next_request(served):
+    before = feed(served, 32, limit=20)
+    served.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (32, %s)", (before[0][1],))
+    try:
+        liked = feed(served, 32, limit=20)
+        assert liked[0][1] != before[0][1]  # the liked outfit (liked_decay) no longer leads
+    finally:
+        served.execute("DELETE FROM ootd.likes WHERE user_id = 32")
+    assert [r[1] for r in feed(served, 32, limit=20)] == [r[1] for r in before]  # the unlike takes it back
+    served.execute("UPDATE ootd.scoring_weights SET daypart_priority = 0")
+    try:
+        assert feed(served, 32, limit=20) != before
+    finally:
+        served.execute("UPDATE ootd.scoring_weights SET daypart_priority = 1")
+
+
+def test_the_headline_follows_the_local_hour_within_one_ranking(served):
     tz = served.execute("SELECT timezone FROM ootd.users WHERE id = 36").fetchone()[0]
     night = served.execute(LOCAL, (36, f"{DAY} 03:00", tz, 3)).fetchall()
-    assert served.execute("SELECT count(*) FROM ootd.feed_memo WHERE user_id = 36").fetchone()[0] == 9
     morning = served.execute(LOCAL, (36, f"{DAY} 09:00", tz, 3)).fetchall()
     afternoon = served.execute(LOCAL, (36, f"{DAY} 14:59", tz, 3)).fetchall()
     assert [r[:7] for r in night] == [r[:7] for r in morning] == [r[:7] for r in afternoon]
     assert " for your night in " in night[0][7]
     assert " for your morning in " in morning[0][7]
     assert " for your afternoon in " in afternoon[0][7]
-    assert served.execute("SELECT count(*) FROM ootd.feed_memo WHERE user_id = 36").fetchone()[0] == 9
-    evening = served.execute(LOCAL, (36, f"{DAY} 18:00", tz, 3)).fetchall()  # NightOut: ranked anew
+    evening = served.execute(LOCAL, (36, f"{DAY} 18:00", tz, 3)).fetchall()
     assert evening[0][5] == "NightOut" and " for your evening in " in evening[0][7]
-    assert served.execute("SELECT count(*) FROM ootd.feed_memo WHERE user_id = 36").fetchone()[0] == 18
+
+
+# Instants where a zone's local date or offset jumps: the feed and feed_explain must agree, and the
+# priority daypart must follow the local clock.  America/Havana falls back from 01:00 CDT to 00:00 CST
+# on 2026-11-01 (05:00Z) and springs forward from 00:00 CST to 01:00 CDT on 2026-03-08 (05:00Z).
+DST_EDGES = [
+    ("America/Havana", "2026-11-01 03:59+00", "NightOut"),  # 23:59 CDT on 2026-10-31
+    ("America/Havana", "2026-11-01 04:30+00", "Daytime"),  # 00:30 CDT, the new local day
+    ("America/Havana", "2026-11-01 05:30+00", "Daytime"),  # 00:30 CST, the same hour again
+    ("America/Havana", "2026-03-08 05:30+00", "Daytime"),  # 01:30 CDT (00:00-01:00 never existed)
+    ("America/New_York", "2026-03-08 18:59+00", "Daytime"),  # 14:59 EDT, the day DST starts
+    ("America/New_York", "2026-03-08 19:00+00", "NightOut"),  # 15:00 EDT
+    ("Australia/Lord_Howe", "2026-04-05 04:29+00", "Daytime"),  # 14:59 +10:30, after a half-hour fall back
+    ("Australia/Lord_Howe", "2026-04-05 04:30+00", "NightOut"),  # 15:00 +10:30
+    ("Asia/Kathmandu", "2026-04-20 09:14+00", "Daytime"),  # 14:59 +05:45
+    ("Asia/Kathmandu", "2026-04-20 09:15+00", "NightOut"),  # 15:00 +05:45
+]
+
+
+@pytest.mark.parametrize("zone, at, daypart", DST_EDGES, ids=[f"{z}@{a}" for z, a, _ in DST_EDGES])
+def test_feed_agrees_with_explain_at_dst_and_midnight_edges(served, zone, at, daypart):
+    served.execute("UPDATE ootd.users SET timezone = %s WHERE id = 37", (zone,))
+    local = served.execute("SELECT (%s::timestamptz AT TIME ZONE %s)::time", (at, zone)).fetchone()[0]
+    rows = feed(served, 37, at, limit=5)
+    explained = served.execute(
+        "SELECT rank, outfit_id, title, category, color, daypart, score, headline, "
+        "cluster_id, relaxed_rules FROM ootd.feed_explain(37, %s, 5) WHERE rank <= 5 "
+        "ORDER BY rank",
+        (at,),
+    ).fetchall()
+    assert rows == explained
+    assert rows[0][5] == daypart, local

@@ -23,13 +23,15 @@ def connect(url: str) -> psycopg.Connection:
 
 
 def profile(conn, user_id):
-    return conn.execute("SELECT style_dna, taste, taste_norm, likes_count, updated_at FROM ootd.users WHERE id = %s",
-                        (user_id,)).fetchone()
+    return conn.execute(
+        "SELECT style_dna, taste, taste_norm, likes_count, updated_at FROM ootd.users WHERE id = %s", (user_id,)
+    ).fetchone()
 
 
 def outfit(conn, outfit_id):
-    return conn.execute("SELECT category, color, vibe, trend, dare, embedding FROM ootd.outfits WHERE id = %s",
-                        (outfit_id,)).fetchone()
+    return conn.execute(
+        "SELECT category, color, vibe, trend, dare, embedding FROM ootd.outfits WHERE id = %s", (outfit_id,)
+    ).fetchone()
 
 
 @pytest.fixture
@@ -42,11 +44,13 @@ def a_user_and_a_new_color_outfit(conn):
     """A user with a stated profile, and an outfit whose color and category the user has not touched."""
     user_id, dna = conn.execute(
         "SELECT id, style_dna FROM ootd.users WHERE style_dna ? 'vibe' AND taste IS NOT NULL "
-        "AND jsonb_array_length(style_dna -> 'preferred_colors') BETWEEN 1 AND 3 ORDER BY id LIMIT 1").fetchone()
+        "AND jsonb_array_length(style_dna -> 'preferred_colors') BETWEEN 1 AND 3 ORDER BY id LIMIT 1"
+    ).fetchone()
     outfit_id = conn.execute(
         "SELECT id FROM ootd.outfits WHERE NOT (%s::jsonb -> 'preferred_colors') ? color "
         "AND NOT coalesce(%s::jsonb -> 'category_affinity', '{}') ? category ORDER BY id LIMIT 1",
-        (psycopg.types.json.Jsonb(dna), psycopg.types.json.Jsonb(dna))).fetchone()[0]
+        (psycopg.types.json.Jsonb(dna), psycopg.types.json.Jsonb(dna)),
+    ).fetchone()[0]
     return user_id, outfit_id
 
 
@@ -75,8 +79,9 @@ def test_one_like_updates_every_field_and_unlike_restores_them(db):
     assert db.execute("SELECT ootd.unlike(%s, %s)", (user_id, outfit_id)).fetchone()[0] is True
     dna2, taste2, norm2, count2, _ = profile(db, user_id)
     assert count2 == 0
-    assert {k: v for k, v in dna2.items() if k not in ("vibe", "trend", "dare")} == \
-           {k: v for k, v in dna0.items() if k not in ("vibe", "trend", "dare")}
+    assert {k: v for k, v in dna2.items() if k not in ("vibe", "trend", "dare")} == {
+        k: v for k, v in dna0.items() if k not in ("vibe", "trend", "dare")
+    }
     for key in ("vibe", "trend", "dare"):
         assert dna2[key] == dna0[key], key  # exactly: the outfit's real counts with 6 decimals both ways
     assert taste2.to_numpy() == pytest.approx(taste0.to_numpy(), abs=2e-4)  # float4 vectors
@@ -120,12 +125,14 @@ def test_unknown_user_or_outfit_is_23503_and_changes_nothing(db, call):
 
 
 def test_preferred_colors_keep_the_strongest_eight_by_frequency_then_recency(db):
-    user_id = db.execute("SELECT id FROM ootd.users WHERE jsonb_array_length(style_dna -> 'preferred_colors') = 2 "
-                         "ORDER BY id LIMIT 1").fetchone()[0]
+    user_id = db.execute(
+        "SELECT id FROM ootd.users WHERE jsonb_array_length(style_dna -> 'preferred_colors') = 2 ORDER BY id LIMIT 1"
+    ).fetchone()[0]
     stated = profile(db, user_id)[0]["preferred_colors"]
     # one outfit per color not stated, 9 colors: liked in order, each in its own transaction
-    rows = db.execute("SELECT DISTINCT ON (color) color, id FROM ootd.outfits WHERE color <> ALL (%s) "
-                      "ORDER BY color, id", (stated,)).fetchall()[:9]
+    rows = db.execute(
+        "SELECT DISTINCT ON (color) color, id FROM ootd.outfits WHERE color <> ALL (%s) ORDER BY color, id", (stated,)
+    ).fetchall()[:9]
     assert len(rows) == 9
     for _, outfit_id in rows:
         db.execute("SELECT ootd.like(%s, %s)", (user_id, outfit_id))
@@ -135,8 +142,9 @@ def test_preferred_colors_keep_the_strongest_eight_by_frequency_then_recency(db)
     assert dna["preferred_colors"] == liked[::-1][:8]
     assert set(dna["color_affinity"]) == set(liked) | set(stated)
     # a second like of the oldest color makes it the strongest
-    second = db.execute("SELECT id FROM ootd.outfits WHERE color = %s AND id <> %s ORDER BY id LIMIT 1",
-                        (liked[0], rows[0][1])).fetchone()[0]
+    second = db.execute(
+        "SELECT id FROM ootd.outfits WHERE color = %s AND id <> %s ORDER BY id LIMIT 1", (liked[0], rows[0][1])
+    ).fetchone()[0]
     db.execute("SELECT ootd.like(%s, %s)", (user_id, second))
     dna = profile(db, user_id)[0]
     assert dna["preferred_colors"][0] == liked[0] and dna["color_affinity"][liked[0]] == 2
@@ -152,21 +160,29 @@ def test_preferred_colors_keep_the_strongest_eight_by_frequency_then_recency(db)
 
 def test_a_single_like_learns_exactly_what_a_multi_row_statement_learns(db):
     """The trigger's one-like UPDATE and its per-user loop (any other statement) compute the same profile."""
-    users = [r[0] for r in db.execute("SELECT id FROM ootd.users WHERE taste IS NOT NULL "
-                                      "AND jsonb_array_length(style_dna -> 'preferred_colors') >= 2 "
-                                      "ORDER BY id LIMIT 3").fetchall()]
+    users = [
+        r[0]
+        for r in db.execute(
+            "SELECT id FROM ootd.users WHERE taste IS NOT NULL "
+            "AND jsonb_array_length(style_dna -> 'preferred_colors') >= 2 "
+            "ORDER BY id LIMIT 3"
+        ).fetchall()
+    ]
     stated = profile(db, users[0])[0]["preferred_colors"]
     by_color = dict(db.execute("SELECT DISTINCT ON (color) color, id FROM ootd.outfits ORDER BY color, id").fetchall())
     new_colors = sorted(set(by_color) - set(stated))
     history = [by_color[stated[1]], by_color[new_colors[0]], by_color[new_colors[1]]]
     for outfit_id in history:  # users[0] has likes; users[1] has none (its next like seeds color_affinity)
         db.execute("SELECT ootd.like(%s, %s)", (users[0], outfit_id))
-    again = db.execute("SELECT id FROM ootd.outfits WHERE color = %s AND id <> ALL (%s) ORDER BY id LIMIT 1",
-                       (new_colors[0], history)).fetchone()[0]
-    cases = [(users[0], by_color[stated[0]]),   # a stated color
-             (users[0], again),                 # a color liked before
-             (users[0], by_color[new_colors[2]]),  # a new color
-             (users[1], by_color[new_colors[0]])]  # a first like
+    again = db.execute(
+        "SELECT id FROM ootd.outfits WHERE color = %s AND id <> ALL (%s) ORDER BY id LIMIT 1", (new_colors[0], history)
+    ).fetchone()[0]
+    cases = [
+        (users[0], by_color[stated[0]]),  # a stated color
+        (users[0], again),  # a color liked before
+        (users[0], by_color[new_colors[2]]),  # a new color
+        (users[1], by_color[new_colors[0]]),
+    ]  # a first like
     other = (users[2], by_color[new_colors[3]])
     fields = "SELECT style_dna, taste::text, taste_norm, likes_count FROM ootd.users WHERE id = %s"
     for user_id, outfit_id in cases:
@@ -174,8 +190,9 @@ def test_a_single_like_learns_exactly_what_a_multi_row_statement_learns(db):
             db.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (%s, %s)", (user_id, outfit_id))
             single = db.execute(fields, (user_id,)).fetchone()
         with db.transaction(force_rollback=True):
-            db.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (%s, %s), (%s, %s)",
-                       (user_id, outfit_id, *other))
+            db.execute(
+                "INSERT INTO ootd.likes (user_id, outfit_id) VALUES (%s, %s), (%s, %s)", (user_id, outfit_id, *other)
+            )
             multi = db.execute(fields, (user_id,)).fetchone()
         assert single == multi, (user_id, outfit_id)
         assert single[3] == profile(db, user_id)[3] + 1
@@ -209,20 +226,24 @@ def test_eight_sessions_liking_for_one_user_lose_nothing(served_url, db):
     run("like")
     dna, _, _, count, _ = profile(db, user_id)
     assert count == 320
-    liked = db.execute("SELECT o.category, o.color FROM ootd.likes l JOIN ootd.outfits o ON o.id = l.outfit_id "
-                       "WHERE l.user_id = %s", (user_id,)).fetchall()
+    liked = db.execute(
+        "SELECT o.category, o.color FROM ootd.likes l JOIN ootd.outfits o ON o.id = l.outfit_id WHERE l.user_id = %s",
+        (user_id,),
+    ).fetchall()
     categories = Counter(c for c, _ in liked)
     colors = Counter(c for _, c in liked)
     stated0 = dna0.get("category_affinity", {})
-    assert dna["category_affinity"] == {k: stated0.get(k, 0) + categories.get(k, 0)
-                                        for k in set(stated0) | set(categories)}
+    assert dna["category_affinity"] == {
+        k: stated0.get(k, 0) + categories.get(k, 0) for k in set(stated0) | set(categories)
+    }
     stated_colors = {c: 0.5 - 0.001 * i for i, c in enumerate(dna0["preferred_colors"])}
     assert set(dna["color_affinity"]) == set(colors) | set(stated_colors)
     for color, strength in dna["color_affinity"].items():
         assert strength == pytest.approx(colors.get(color, 0) + stated_colors.get(color, 0)), color
     assert len(dna["preferred_colors"]) == 8
-    assert [dna["color_affinity"][c] for c in dna["preferred_colors"]] == \
-           sorted(dna["color_affinity"].values(), reverse=True)[:8]
+    assert [dna["color_affinity"][c] for c in dna["preferred_colors"]] == sorted(
+        dna["color_affinity"].values(), reverse=True
+    )[:8]
 
     run("unlike")
     dna, _, _, count, _ = profile(db, user_id)
@@ -244,13 +265,17 @@ def test_multi_user_statements_in_opposite_orders_do_not_deadlock(served_url, db
             with psycopg.connect(served_url, autocommit=True) as conn:
                 barrier.wait()
                 for outfit_id in share:  # one statement, two users, rows in opposite orders
-                    conn.execute("INSERT INTO ootd.likes (user_id, outfit_id) "
-                                 "SELECT u, %s FROM unnest(%s::bigint[]) u", (outfit_id, order))
+                    conn.execute(
+                        "INSERT INTO ootd.likes (user_id, outfit_id) SELECT u, %s FROM unnest(%s::bigint[]) u",
+                        (outfit_id, order),
+                    )
         except BaseException as exc:  # noqa: BLE001
             failures.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(users, outfits[0::2])),
-               threading.Thread(target=worker, args=(users[::-1], outfits[1::2]))]
+    threads = [
+        threading.Thread(target=worker, args=(users, outfits[0::2])),
+        threading.Thread(target=worker, args=(users[::-1], outfits[1::2])),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -262,21 +287,30 @@ def test_multi_user_statements_in_opposite_orders_do_not_deadlock(served_url, db
 
 def test_liking_a_color_moves_it_up_in_the_next_feed(db):
     # a user, a color absent from their preferences, present (unvetoed) in their pool
-    user_id = db.execute("SELECT id FROM ootd.users WHERE NOT style_rules ?| '{disliked_categories,disliked_colors}' "
-                         "AND taste IS NOT NULL "
-                         "ORDER BY id LIMIT 1").fetchone()[0]
+    user_id = db.execute(
+        "SELECT id FROM ootd.users WHERE NOT style_rules ?| '{disliked_categories,disliked_colors}' "
+        "AND taste IS NOT NULL "
+        "ORDER BY id LIMIT 1"
+    ).fetchone()[0]
     explain = "SELECT outfit_id, color, rank, color_boost FROM ootd.feed_explain(%s, %s, 20)"
     before = db.execute(explain, (user_id, NOON)).fetchall()
     dna = profile(db, user_id)[0]
-    candidates = [(oid, color, rank) for oid, color, rank, _ in before
-                  if color not in dna.get("preferred_colors", []) and rank is not None and rank > 3]
+    candidates = [
+        (oid, color, rank)
+        for oid, color, rank, _ in before
+        if color not in dna.get("preferred_colors", []) and rank is not None and rank > 3
+    ]
     assert candidates
     target_outfit, color, rank_before = candidates[-1]
     feed_before = [r[0] for r in db.execute("SELECT outfit_id FROM ootd.feed(%s, %s, 20)", (user_id, NOON))]
     # like three outfits of that color from other pools (so the target itself is not "already liked")
-    others = [r[0] for r in db.execute(
-        "SELECT id FROM ootd.outfits WHERE color = %s AND id <> ALL (%s) ORDER BY id LIMIT 3",
-        (color, [oid for oid, *_ in before])).fetchall()]
+    others = [
+        r[0]
+        for r in db.execute(
+            "SELECT id FROM ootd.outfits WHERE color = %s AND id <> ALL (%s) ORDER BY id LIMIT 3",
+            (color, [oid for oid, *_ in before]),
+        ).fetchall()
+    ]
     assert len(others) == 3
     for outfit_id in others:
         db.execute("SELECT ootd.like(%s, %s)", (user_id, outfit_id))
@@ -292,8 +326,12 @@ def test_undoing_a_hundred_likes_restores_the_profile_within_the_documented_boun
     # every other field exactly.
     rng = np.random.default_rng(17)
     outfits = [r[0] for r in db.execute("SELECT id FROM ootd.outfits ORDER BY id")]
-    users = [r[0] for r in db.execute("SELECT id FROM ootd.users WHERE style_dna ? 'vibe' AND taste IS NOT NULL "
-                                      "ORDER BY id LIMIT 5")]
+    users = [
+        r[0]
+        for r in db.execute(
+            "SELECT id FROM ootd.users WHERE style_dna ? 'vibe' AND taste IS NOT NULL ORDER BY id LIMIT 5"
+        )
+    ]
     for user_id in users:
         dna0, taste0, norm0, count0, _ = profile(db, user_id)
         picks = [int(o) for o in rng.choice(outfits, 100, replace=False)]

@@ -82,8 +82,14 @@ def readme_blocks(text: str) -> list[Block]:
         language = LANGUAGES.get(opening.group(1).lower())
         if language is not None:
             marker = SKIP_MARKER.match(lines[i - 1]) if i > 0 else None
-            blocks.append(Block(i + 1, language, "\n".join(lines[i + 1:end]) + "\n",
-                                marker.group("reason").strip() if marker else None))
+            blocks.append(
+                Block(
+                    i + 1,
+                    language,
+                    "\n".join(lines[i + 1 : end]) + "\n",
+                    marker.group("reason").strip() if marker else None,
+                )
+            )
         i = end + 1
     return blocks
 
@@ -111,8 +117,10 @@ def test_readme_blocks_are_found_and_few_are_skipped():
 def test_readme_examples_name_no_fixed_date(block: Block):
     """The demo builds today's pools: a fixed date names pools that do not exist."""
     found = FIXED_DATE.findall(block.text)
-    assert not found, (f"{block} uses the fixed date {found[0]}: `make demo` builds today's pools only; "
-                       "use now(), current_date or $(date -u +%F) instead")
+    assert not found, (
+        f"{block} uses the fixed date {found[0]}: `make demo` builds today's pools only; "
+        "use now(), current_date or $(date -u +%F) instead"
+    )
 
 
 # ---------------------------------------------------------------------- demo --
@@ -133,8 +141,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr
         url = run_cli("db", "url", env=ootd_env)
         assert url.returncode == 0, url.stderr
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("DATABASE_URL", "OOTD_HOME", "OOTD_API_SECRET", "PROMETHEUS_MULTIPROC_DIR")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "OOTD_HOME", "OOTD_API_SECRET", "PROMETHEUS_MULTIPROC_DIR")
+        }
         env.update(OOTD_HOME=str(home), PATH=f"{bin_dir()}{os.pathsep}{env.get('PATH', '')}")
         yield Demo(home, url.stdout.strip(), env)
     finally:
@@ -157,15 +168,28 @@ def free_port() -> int:
 def run_sql(block: Block, demo: Demo) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(bin_dir() / "psql"), "-X", "-v", "ON_ERROR_STOP=1", "-d", demo.url, "-f", "-"],
-        input=block.text, capture_output=True, text=True, timeout=TIMEOUT, cwd=REPO_ROOT, check=False,
+        input=block.text,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=REPO_ROOT,
+        check=False,
     )
 
 
 def run_sh(script: str, demo: Demo) -> subprocess.CompletedProcess:
     """bash in its own process group, killed afterwards: nothing a block starts outlives it."""
     argv = ["bash", "-euo", "pipefail", "-c", as_written(script)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
-                            env=demo.env, stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env=demo.env,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -193,9 +217,15 @@ def start_server(command: str, demo: Demo, port: int, log: Path) -> subprocess.P
     assert "--port 8000" in command, f"expected `--port 8000` in {command!r}"
     command = as_written(command).replace("--port 8000", f"--port {port}")
     with log.open("w") as out:
-        proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", f"exec {command}"], cwd=REPO_ROOT,
-                                env=demo.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            ["bash", "-euo", "pipefail", "-c", f"exec {command}"],
+            cwd=REPO_ROOT,
+            env=demo.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -274,7 +304,9 @@ def test_readme_example_runs(block: Block, demo: Demo, tmp_path: Path):
         if block.stops_server:  # leave the demo running for whatever runs next
             restarted = run_cli("db", "start", env={"OOTD_HOME": str(demo.home)})
             assert restarted.returncode == 0, restarted.stderr
-    report = f"{block} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+    report = (
+        f"{block} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+    )
     assert result.returncode == 0, report
     assert "(0 rows)" not in result.stdout, f"an example returned no rows: {report}"
     if block.language == "sh" and re.search(r"^\s*curl\b", block.text, re.MULTILINE):

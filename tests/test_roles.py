@@ -47,8 +47,10 @@ def test_analyst_reads_everything_and_writes_nothing(seeded):
 
 def test_batch_writes_the_ledger_but_not_users(seeded):
     as_role(seeded, "ootd_batch")
-    seeded.execute("INSERT INTO ootd.llm_calls (pool_date, cluster_id, provider, kind, model, status, latency_ms) "
-                   "VALUES ('2026-04-20', '20260420_Minimal_Sunny', 'offline', 'chat', 'offline', 'ok', 1)")
+    seeded.execute(
+        "INSERT INTO ootd.llm_calls (pool_date, cluster_id, provider, kind, model, status, latency_ms) "
+        "VALUES ('2026-04-20', '20260420_Minimal_Sunny', 'offline', 'chat', 'offline', 'ok', 1)"
+    )
     with pytest.raises(errors.InsufficientPrivilege):
         seeded.execute("UPDATE ootd.users SET city = 'Paris'")
 
@@ -62,7 +64,8 @@ def test_public_cannot_execute_ootd_functions(seeded):
         seeded.execute("RESET ROLE")
         rows = seeded.execute(
             "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-            "WHERE n.nspname = 'ootd' AND has_function_privilege('ootd_test_nobody', p.oid, 'EXECUTE')").fetchall()
+            "WHERE n.nspname = 'ootd' AND has_function_privilege('ootd_test_nobody', p.oid, 'EXECUTE')"
+        ).fetchall()
         assert rows == []
     finally:
         seeded.execute("RESET ROLE")
@@ -74,16 +77,27 @@ def test_ootd_owner_owns_every_object_and_cannot_log_in(seeded):
         "SELECT DISTINCT pg_get_userbyid(c.relowner) AS owner FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'ootd' "
         "UNION SELECT DISTINCT pg_get_userbyid(p.proowner) FROM pg_proc p "
-        "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'ootd'").fetchall()
+        "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'ootd'"
+    ).fetchall()
     assert owners == [{"owner": "ootd_owner"}]
-    login = seeded.execute("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'ootd\\_%' ORDER BY 1").fetchall()
+    login = seeded.execute(
+        "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'ootd\\_%' ORDER BY 1"
+    ).fetchall()
     assert [(r["rolname"], r["rolcanlogin"]) for r in login] == [
-        ("ootd_analyst", False), ("ootd_api", False), ("ootd_batch", False), ("ootd_owner", False)]
+        ("ootd_analyst", False),
+        ("ootd_api", False),
+        ("ootd_batch", False),
+        ("ootd_owner", False),
+    ]
 
 
 def test_pool_cache_is_unlogged_and_outfits_are_durable(seeded):
     rows = seeded.execute(
         "SELECT relname, relpersistence FROM pg_class WHERE relnamespace = 'ootd'::regnamespace "
-        "AND relname IN ('pool_cache', 'outfits', 'pools') ORDER BY relname").fetchall()
+        "AND relname IN ('pool_cache', 'outfits', 'pools') ORDER BY relname"
+    ).fetchall()
     assert [(r["relname"], r["relpersistence"]) for r in rows] == [
-        ("outfits", "p"), ("pool_cache", "u"), ("pools", "p")]
+        ("outfits", "p"),
+        ("pool_cache", "u"),
+        ("pools", "p"),
+    ]

@@ -13,8 +13,10 @@ from db.connect import DatabaseError, connect
 from db.server import EmbeddedServer
 from tests.conftest import run_cli
 
-FINGERPRINT = ("SELECT md5(string_agg(concat_ws('|', id, city, timezone, style_dna::text, style_rules::text, taste::text), "
-               "E'\\n' ORDER BY id)) AS digest, count(*) AS n FROM ootd.users")
+FINGERPRINT = (
+    "SELECT md5(string_agg(concat_ws('|', id, city, timezone, style_dna::text, style_rules::text, taste::text), "
+    "E'\\n' ORDER BY id)) AS digest, count(*) AS n FROM ootd.users"
+)
 
 
 def seed(url: str, users: int, seed_value: int, **options):
@@ -29,7 +31,7 @@ def fingerprint(conn: psycopg.Connection, where: str = "") -> dict:
 @pytest.fixture(scope="module")
 def population(pg_server, template_url):
     """10,000 users with seed 42 in their own database (shared read-only by this module)."""
-    from tests.conftest import create_database, drop_database, TEMPLATE
+    from tests.conftest import TEMPLATE, create_database, drop_database
 
     name = create_database(pg_server, TEMPLATE)
     url = pg_server.dsn(name)
@@ -40,7 +42,7 @@ def population(pg_server, template_url):
 
 
 def test_same_seed_gives_identical_users_in_two_databases(db_url, pg_server, template_url):
-    from tests.conftest import create_database, drop_database, TEMPLATE
+    from tests.conftest import TEMPLATE, create_database, drop_database
 
     other = create_database(pg_server, TEMPLATE)
     try:
@@ -73,7 +75,10 @@ def test_rerun_creates_nothing_and_growing_keeps_existing_users(db_url):
     grown = seed(db_url, 12_345, 5)
     assert (grown.created, grown.existing) == (10_345, 2_000)
     with psycopg.connect(db_url) as conn:
-        assert conn.execute(FINGERPRINT.replace("FROM ootd.users", "FROM ootd.users WHERE id <= 2000")).fetchone() == before
+        assert (
+            conn.execute(FINGERPRINT.replace("FROM ootd.users", "FROM ootd.users WHERE id <= 2000")).fetchone()
+            == before
+        )
         assert conn.execute("SELECT count(*), min(id), max(id) FROM ootd.users").fetchone() == (12_345, 1, 12_345)
 
 
@@ -98,8 +103,11 @@ def test_population_is_realistically_skewed(population):
         assert c.execute("SELECT count(*) FROM ootd.users WHERE timezone = %s", (tz,)).fetchone()[0] > 0, tz
     assert c.execute("SELECT count(*) FROM ootd.users WHERE city = 'Torrance'").fetchone()[0] > 0
 
-    archetypes = dict(c.execute("SELECT style_dna->>'archetype', count(*) FROM ootd.users "
-                                "WHERE style_dna ? 'archetype' GROUP BY 1").fetchall())
+    archetypes = dict(
+        c.execute(
+            "SELECT style_dna->>'archetype', count(*) FROM ootd.users WHERE style_dna ? 'archetype' GROUP BY 1"
+        ).fetchall()
+    )
     assert len(archetypes) == 10
     assert archetypes["Minimal"] > 3 * archetypes["Glam"]  # skewed, not uniform
 
@@ -107,12 +115,18 @@ def test_population_is_realistically_skewed(population):
     assert 0.22 * n <= vetoes <= 0.29 * n
     color_vetoes = c.execute("SELECT count(*) FROM ootd.users WHERE style_rules ? 'disliked_colors'").fetchone()[0]
     assert 0.05 * n <= color_vetoes < vetoes
-    veto_all = c.execute("SELECT count(*) FROM ootd.users WHERE jsonb_array_length(style_rules->'disliked_categories') "
-                         "= (SELECT count(*) FROM ootd.categories)").fetchone()[0]
+    veto_all = c.execute(
+        "SELECT count(*) FROM ootd.users WHERE jsonb_array_length(style_rules->'disliked_categories') "
+        "= (SELECT count(*) FROM ootd.categories)"
+    ).fetchone()[0]
     assert 0.005 * n <= veto_all <= 0.02 * n
     assert c.execute("SELECT count(*) FROM ootd.users WHERE taste IS NULL").fetchone()[0] == 0
-    assert c.execute("SELECT count(*) FROM ootd.users WHERE jsonb_array_length(style_dna->'preferred_colors') = 0"
-                     ).fetchone()[0] == 0
+    assert (
+        c.execute(
+            "SELECT count(*) FROM ootd.users WHERE jsonb_array_length(style_dna->'preferred_colors') = 0"
+        ).fetchone()[0]
+        == 0
+    )
 
 
 def test_taste_vectors_cluster_by_archetype(population):
@@ -133,7 +147,10 @@ def test_cli_seed_reports_and_rejects_bad_counts(db_url):
     assert ok.stdout.startswith("seeded 300 new users (0 already present)")
     bad = run_cli("seed", "--users", "-5", env={"DATABASE_URL": db_url})
     assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines()[-1] == "ootd seed: error: argument --users: expected a positive integer, got '-5'"
+    assert (
+        bad.stderr.strip().splitlines()[-1]
+        == "ootd seed: error: argument --users: expected a positive integer, got '-5'"
+    )
 
 
 def test_cli_seed_refuses_more_users_than_the_maximum_before_connecting(db_url, tmp_path):
@@ -175,8 +192,10 @@ def test_seed_commits_batch_by_batch_so_a_killed_seed_keeps_them_and_resumes(db_
                 END IF;
                 RETURN NULL;
             END $$""")
-        admin.execute("CREATE TRIGGER hold_fourth_batch AFTER INSERT ON ootd.users "
-                      "FOR EACH STATEMENT EXECUTE FUNCTION public.hold_fourth_batch()")
+        admin.execute(
+            "CREATE TRIGGER hold_fourth_batch AFTER INSERT ON ootd.users "
+            "FOR EACH STATEMENT EXECUTE FUNCTION public.hold_fourth_batch()"
+        )
         admin.execute("SELECT pg_advisory_lock(%s)", (GATE,))
         errors: list[BaseException] = []
 
@@ -190,8 +209,13 @@ def test_seed_commits_batch_by_batch_so_a_killed_seed_keeps_them_and_resumes(db_
         worker.start()
         try:
             deadline = time.monotonic() + 120
-            while (waiting := admin.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
-                                            "AND classid = 0 AND objid = %s AND NOT granted", (GATE,)).fetchone()) is None:
+            while (
+                waiting := admin.execute(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND classid = 0 AND objid = %s AND NOT granted",
+                    (GATE,),
+                ).fetchone()
+            ) is None:
                 assert worker.is_alive() and time.monotonic() < deadline, errors
                 time.sleep(0.02)
             assert admin.execute("SELECT pg_terminate_backend(%s, 60000)", waiting).fetchone()[0]
@@ -199,10 +223,15 @@ def test_seed_commits_batch_by_batch_so_a_killed_seed_keeps_them_and_resumes(db_
             worker.join(120)
         assert len(errors) == 1 and isinstance(errors[0], DatabaseError), errors
 
-        assert admin.execute("SELECT count(*), min(id), max(id) FROM ootd.users").fetchone() == (3 * batch, 1, 3 * batch)
+        assert admin.execute("SELECT count(*), min(id), max(id) FROM ootd.users").fetchone() == (
+            3 * batch,
+            1,
+            3 * batch,
+        )
         admin.execute("SELECT pg_stat_clear_snapshot()")
-        inserted = admin.execute("SELECT n_tup_ins FROM pg_stat_user_tables "
-                                 "WHERE relid = 'ootd.users'::regclass").fetchone()[0]
+        inserted = admin.execute(
+            "SELECT n_tup_ins FROM pg_stat_user_tables WHERE relid = 'ootd.users'::regclass"
+        ).fetchone()[0]
         assert inserted - 3 * batch == batch  # the dead rows: the one batch in flight, no more
         admin.execute("DROP TRIGGER hold_fourth_batch ON ootd.users")
         admin.execute("SELECT pg_advisory_unlock(%s)", (GATE,))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,8 +30,11 @@ def test_db_url_starts_the_server_under_ootd_home_and_psql_connects(home: Path):
     again = run_cli("db", "url", env={"OOTD_HOME": str(home)})
     assert again.stdout.strip() == url  # reused, not restarted
 
-    psql = subprocess.run([str(bin_dir() / "psql"), url, "-Atc", "SELECT name FROM pg_available_extensions WHERE name = 'vector'"],
-                          capture_output=True, text=True)
+    psql = subprocess.run(
+        [str(bin_dir() / "psql"), url, "-Atc", "SELECT name FROM pg_available_extensions WHERE name = 'vector'"],
+        capture_output=True,
+        text=True,
+    )
     assert psql.returncode == 0, psql.stderr
     assert psql.stdout.strip() == "vector"
 
@@ -54,10 +56,11 @@ def test_two_commands_starting_at_once_share_one_server(home: Path):
     with psycopg.connect(results[0].stdout.strip()) as conn:
         # one postmaster, and it is the one recorded in postmaster.pid
         pid = int((home / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
-        backend_parent = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'").fetchone()
+        backend_parent = conn.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'").fetchone()
         assert backend_parent is not None
-        assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'checkpointer'").fetchone()[0] == 1
+        assert (
+            conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'checkpointer'").fetchone()[0] == 1
+        )
     assert pid > 0
 
 
@@ -99,8 +102,10 @@ def test_a_command_run_elsewhere_says_which_server_it_started_and_that_it_needs_
         started, error = first.stderr.strip().splitlines()
         assert started == f"ootd: created and started the embedded PostgreSQL in {home} (set OOTD_HOME to use another)"
         url = EmbeddedServer(home).dsn()
-        assert error == (f"ootd: error: the database has no ootd schema ({url}): run 'ootd migrate' first "
-                         f"(the embedded server's data is in {home}; OOTD_HOME chooses another) (SQLSTATE 42P01)")
+        assert error == (
+            f"ootd: error: the database has no ootd schema ({url}): run 'ootd migrate' first "
+            f"(the embedded server's data is in {home}; OOTD_HOME chooses another) (SQLSTATE 42P01)"
+        )
 
         again = run_cli("summary", cwd=tmp_path)  # already running: only the error, still naming the directory
         assert again.returncode == 1

@@ -13,21 +13,55 @@ import subprocess
 import sys
 from collections import Counter
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
 from batch.stylist_offline import CATEGORIES, NIGHT_COLORS, NOUNS, WEATHER_NOUNS, OfflineStylist
 from batch.types import DAYPARTS, PER_DAYPART, POOL_SIZE, Cluster, Stylist, Usage, Vocabulary, pool_json_schema
-from db import REPO_ROOT, SCHEMA_FILE
+from batch.validate import validate_pool
+from db import REPO_ROOT
 
-CATEGORY_NAMES = ("Dress", "Jumpsuit", "Suit", "Top", "Shirt", "Knitwear", "Skirt", "Trousers", "Jeans",
-                  "Shorts", "Blazer", "Jacket", "Coat", "Activewear")
-COLOR_NAMES = ("Black", "White", "Ivory", "Beige", "Camel", "Brown", "Grey", "Navy", "Blue", "Green", "Olive",
-               "Red", "Burgundy", "Pink", "Yellow", "Orange", "Purple", "Lavender", "Silver", "Gold")
-VOCABULARY = Vocabulary(categories=CATEGORY_NAMES, colors=COLOR_NAMES,
-                        weather=("Sunny", "Windy", "Rainy", "Cold"))
+CATEGORY_NAMES = (
+    "Dress",
+    "Jumpsuit",
+    "Suit",
+    "Top",
+    "Shirt",
+    "Knitwear",
+    "Skirt",
+    "Trousers",
+    "Jeans",
+    "Shorts",
+    "Blazer",
+    "Jacket",
+    "Coat",
+    "Activewear",
+)
+COLOR_NAMES = (
+    "Black",
+    "White",
+    "Ivory",
+    "Beige",
+    "Camel",
+    "Brown",
+    "Grey",
+    "Navy",
+    "Blue",
+    "Green",
+    "Olive",
+    "Red",
+    "Burgundy",
+    "Pink",
+    "Yellow",
+    "Orange",
+    "Purple",
+    "Lavender",
+    "Silver",
+    "Gold",
+)
+VOCABULARY = Vocabulary(categories=CATEGORY_NAMES, colors=COLOR_NAMES, weather=("Sunny", "Windy", "Rainy", "Cold"))
 
 ARCHETYPES = {
     "Minimal": ("minimalist", ("clean", "tailored", "monochrome", "structured", "understated")),
@@ -47,10 +81,35 @@ WEATHER = {
     "Rainy": ("rain-ready", ("water-resistant", "trench", "boots", "layered", "practical")),
     "Cold": ("cozy", ("wool", "knit", "insulated", "layered", "warm")),
 }
-LIGHT_MATERIALS = {"Linen", "Cotton", "Silk", "Seersucker", "Poplin", "Chambray", "Chiffon", "Mesh", "Jersey",
-                   "Washed", "Crepe"}
-WARM_MATERIALS = {"Wool", "Cashmere", "Merino", "Mohair", "Alpaca", "Tweed", "Boucle", "Shearling", "Fleece",
-                  "Fleece-Lined", "Corduroy", "Velvet", "Flannel", "Knit"}
+LIGHT_MATERIALS = {
+    "Linen",
+    "Cotton",
+    "Silk",
+    "Seersucker",
+    "Poplin",
+    "Chambray",
+    "Chiffon",
+    "Mesh",
+    "Jersey",
+    "Washed",
+    "Crepe",
+}
+WARM_MATERIALS = {
+    "Wool",
+    "Cashmere",
+    "Merino",
+    "Mohair",
+    "Alpaca",
+    "Tweed",
+    "Boucle",
+    "Shearling",
+    "Fleece",
+    "Fleece-Lined",
+    "Corduroy",
+    "Velvet",
+    "Flannel",
+    "Knit",
+}
 DRESSY_CATEGORIES = {"Dress", "Jumpsuit", "Suit", "Blazer", "Top", "Skirt"}
 STYLIST = OfflineStylist()
 
@@ -59,11 +118,21 @@ def make_cluster(archetype: str = "Minimal", weather: str = "Sunny", **overrides
     adjective, keywords = ARCHETYPES[archetype]
     weather_adjective, weather_keywords = WEATHER[weather]
     fields: dict[str, Any] = dict(
-        pool_date=date(2026, 4, 20), cluster_id=f"20260420_{archetype}_{weather}", archetype=archetype,
-        archetype_adjective=adjective, archetype_keywords=keywords, weather=weather,
-        weather_adjective=weather_adjective, weather_keywords=weather_keywords, members=300,
-        top_colors=("Black", "Beige"), top_liked_categories=("Trousers", "Shirt"),
-        mean_vibe=0.4, mean_trend=0.5, mean_dare=0.3)
+        pool_date=date(2026, 4, 20),
+        cluster_id=f"20260420_{archetype}_{weather}",
+        archetype=archetype,
+        archetype_adjective=adjective,
+        archetype_keywords=keywords,
+        weather=weather,
+        weather_adjective=weather_adjective,
+        weather_keywords=weather_keywords,
+        members=300,
+        top_colors=("Black", "Beige"),
+        top_liked_categories=("Trousers", "Shirt"),
+        mean_vibe=0.4,
+        mean_trend=0.5,
+        mean_dare=0.3,
+    )
     fields.update(overrides)
     return Cluster(**fields)
 
@@ -136,10 +205,13 @@ def test_titles_are_distinct_shop_window_names():
             title, category = outfit["title"], outfit["category"]
             assert not re.match(r"^Outfit \d+", title)
             assert title.startswith(outfit["color"] + " ")
-            nouns = NOUNS[category]["Daytime"] + NOUNS[category]["NightOut"] + sum(
-                (by_category.get(category, ()) for by_category in WEATHER_NOUNS.values()), ())
+            nouns = (
+                NOUNS[category]["Daytime"]
+                + NOUNS[category]["NightOut"]
+                + sum((by_category.get(category, ()) for by_category in WEATHER_NOUNS.values()), ())
+            )
             assert title.endswith(nouns), (title, category)
-            assert len(title.split()) >= 3   # color, material, garment
+            assert len(title.split()) >= 3  # color, material, garment
 
 
 def test_pieces_start_with_the_hero_and_complete_the_look():
@@ -173,19 +245,21 @@ def test_reason_is_one_short_line_naming_weather_and_archetype():
 # -- vocabulary --------------------------------------------------------------------------
 
 
-def test_category_table_matches_schema_sql():
-    sql = SCHEMA_FILE.read_text()
-    block = sql[sql.index("INSERT INTO ootd.categories"):]
-    block = block[:block.index(";\n")]
-    rows = re.findall(r"\('([A-Za-z-]+)',\s*'([a-z-]+)',\s*(\d)\)", block)
+def test_category_table_matches_the_database(template_url):
+    import psycopg
+
+    with psycopg.connect(template_url) as conn:
+        rows = conn.execute("SELECT name, garment, warmth FROM ootd.categories").fetchall()
     assert len(rows) == 14
-    assert CATEGORIES == {name: (garment, int(warmth)) for name, garment, warmth in rows}
+    assert CATEGORIES == {name: (garment, warmth) for name, garment, warmth in rows}
     assert set(CATEGORY_NAMES) == set(CATEGORIES)
 
 
 def test_only_vocabulary_names_are_used():
-    small = Vocabulary(categories=("Dress", "Coat", "Jeans", "Top", "Skirt", "Blazer", "Shirt"),
-                       colors=("Black", "Navy", "Ivory", "Red", "Olive", "Grey"))
+    small = Vocabulary(
+        categories=("Dress", "Coat", "Jeans", "Top", "Skirt", "Blazer", "Shirt"),
+        colors=("Black", "Navy", "Ivory", "Red", "Olive", "Grey"),
+    )
     pool = pool_for(make_cluster(top_liked_categories=("Shorts",), top_colors=("Pink",)), small)
     assert len(pool) == 20
     assert {o["category"] for o in pool} <= set(small.categories)
@@ -203,8 +277,7 @@ def test_unknown_categories_use_their_own_name_as_the_garment():
 
 
 def test_an_unknown_weather_still_gives_a_valid_pool():
-    cluster = replace(make_cluster(), cluster_id="20260420_Minimal_Foggy", weather="Foggy",
-                      weather_adjective="misty")
+    cluster = replace(make_cluster(), cluster_id="20260420_Minimal_Foggy", weather="Foggy", weather_adjective="misty")
     pool = pool_for(cluster)
     assert len({o["title"] for o in pool}) == 20
     assert all(schema_errors(o, VOCABULARY) == [] and "misty" in o["reason"] for o in pool)
@@ -221,8 +294,9 @@ def test_same_cluster_gives_the_identical_pool():
 
 def test_feedback_does_not_change_the_pool():
     cluster = make_cluster("Edgy", "Rainy")
-    assert STYLIST.generate(cluster, VOCABULARY, feedback="outfit 3: unknown color 'Teal'") == \
-        STYLIST.generate(cluster, VOCABULARY)
+    assert STYLIST.generate(cluster, VOCABULARY, feedback="outfit 3: unknown color 'Teal'") == STYLIST.generate(
+        cluster, VOCABULARY
+    )
 
 
 def test_different_cluster_ids_give_different_pools():
@@ -234,17 +308,79 @@ def test_different_cluster_ids_give_different_pools():
 
 
 def test_pool_does_not_depend_on_the_process_hash_seed():
-    script = ("import json, sys; from datetime import date; "
-              "from tests.test_stylist_offline import make_cluster, pool_for; "
-              "print(json.dumps(pool_for(make_cluster('Glam', 'Cold'))))")
+    script = (
+        "import json, sys; from datetime import date; "
+        "from tests.test_stylist_offline import make_cluster, pool_for; "
+        "print(json.dumps(pool_for(make_cluster('Glam', 'Cold'))))"
+    )
     outputs = set()
     for seed in ("0", "7", "4242"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                             cwd=REPO_ROOT, check=True)
+        run = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=True
+        )
         outputs.add(run.stdout)
     assert len(outputs) == 1
     assert json.loads(outputs.pop()) == pool_for(make_cluster("Glam", "Cold"))
+
+
+# -- fresh: no title of the last 3 days --------------------------------------------------
+
+
+def consecutive_pools(archetype: str, weather: str, days: int, *, avoid: bool = True) -> list[list[dict[str, Any]]]:
+    """One cluster's pools on consecutive days from 2026-04-20, each given the titles of the 3
+    days before, most recent first (as ootd.recent_titles lists them), unless `avoid` is off."""
+    pools: list[list[dict[str, Any]]] = []
+    for d in range(days):
+        day = date(2026, 4, 20) + timedelta(days=d)
+        recent = tuple(o["title"] for pool in reversed(pools[-3:]) for o in pool) if avoid else ()
+        pools.append(
+            pool_for(
+                make_cluster(
+                    archetype,
+                    weather,
+                    pool_date=day,
+                    avoid_titles=recent,
+                    cluster_id=f"{day:%Y%m%d}_{archetype}_{weather}",
+                )
+            )
+        )
+    return pools
+
+
+def test_consecutive_days_share_no_title_with_the_three_days_before():
+    for archetype in ARCHETYPES:
+        for weather in WEATHER:
+            titles = [[o["title"] for o in pool] for pool in consecutive_pools(archetype, weather, 4)]
+            assert all(len(set(day)) == 20 for day in titles)
+            for d in range(1, 4):
+                before = {t for day in titles[max(0, d - 3) : d] for t in day}
+                assert not set(titles[d]) & before, (archetype, weather, d)
+            assert len({t for day in titles for t in day}) == 80
+
+
+def test_without_titles_to_avoid_consecutive_days_do_repeat_some():
+    """What the list is for: the date alone varies the pool but cannot rule a repeat out."""
+    repeats = 0
+    for archetype in ARCHETYPES:
+        for weather in WEATHER:
+            titles = [{o["title"] for o in pool} for pool in consecutive_pools(archetype, weather, 4, avoid=False)]
+            assert len({frozenset(day) for day in titles}) == 4  # every day another pool
+            repeats += sum(len(titles[d] & set().union(*titles[max(0, d - 3) : d])) for d in range(1, 4))
+    assert repeats > 0
+
+
+def test_titles_to_avoid_are_matched_in_any_case_and_the_pool_stays_valid_and_deterministic():
+    cluster = make_cluster("Minimal", "Cold")
+    own = [o["title"] for o in pool_for(cluster)]
+    avoiding = replace(cluster, avoid_titles=tuple(f" {t.upper()} " for t in own))
+    pool = pool_for(avoiding)
+    assert not {o["title"].casefold() for o in pool} & {t.casefold() for t in own}
+    assert pool == pool_for(avoiding)
+    assert all(schema_errors(o, VOCABULARY) == [] for o in pool)
+    assert validate_pool(pool, VOCABULARY, avoiding.avoid_titles) == pool
+    assert Counter(o["daypart"] for o in pool) == {"Daytime": 10, "NightOut": 10}
+    assert max(Counter(o["category"] for o in pool).values()) <= 3
 
 
 # -- shaped by the cluster --------------------------------------------------------------
@@ -290,7 +426,7 @@ def test_pools_are_diverse_enough_for_members_with_vetoes():
 def test_favourite_colors_and_liked_categories_fill_about_half_the_pool():
     pool = pool_for(make_cluster(top_colors=("Black", "Beige"), top_liked_categories=("Trousers", "Shirt")))
     colors, categories = Counter(o["color"] for o in pool), Counter(o["category"] for o in pool)
-    assert colors["Black"] == 3 and colors["Beige"] == 3                  # up to the per-color cap
+    assert colors["Black"] == 3 and colors["Beige"] == 3  # up to the per-color cap
     assert categories["Trousers"] == 3 and categories["Shirt"] == 3
     other = pool_for(make_cluster(top_colors=("Green", "Orange"), top_liked_categories=("Jumpsuit", "Shorts")))
     assert Counter(o["color"] for o in other)["Green"] == 3
@@ -299,8 +435,9 @@ def test_favourite_colors_and_liked_categories_fill_about_half_the_pool():
 
 def test_common_vetoes_are_offered_less_but_not_removed():
     plain = all_pools(top_colors=(), top_liked_categories=())
-    vetoed = all_pools(top_colors=(), top_liked_categories=(), common_vetoes=("Dress", "Top"),
-                       common_color_vetoes=("Black",))
+    vetoed = all_pools(
+        top_colors=(), top_liked_categories=(), common_vetoes=("Dress", "Top"), common_color_vetoes=("Black",)
+    )
 
     def count(pools: dict, key: str, names: tuple[str, ...]) -> int:
         return sum(o[key] in names for pool in pools.values() for o in pool)
@@ -321,8 +458,10 @@ def test_night_out_leans_darker_dressier_and_bolder():
         return sum(map(test, group)) / len(group)
 
     assert share(night, lambda o: o["color"] in NIGHT_COLORS) > share(day, lambda o: o["color"] in NIGHT_COLORS) + 0.15
-    assert share(night, lambda o: o["category"] in DRESSY_CATEGORIES) > \
-        share(day, lambda o: o["category"] in DRESSY_CATEGORIES) + 0.15
+    assert (
+        share(night, lambda o: o["category"] in DRESSY_CATEGORIES)
+        > share(day, lambda o: o["category"] in DRESSY_CATEGORIES) + 0.15
+    )
     assert sum(o["dare"] for o in night) / 400 > sum(o["dare"] for o in day) / 400
     assert share(night, lambda o: o["category"] == "Activewear") < share(day, lambda o: o["category"] == "Activewear")
 
@@ -333,4 +472,4 @@ def test_scores_scatter_around_the_cluster_means(mean: float):
     for key in ("vibe", "trend", "dare"):
         values = [o[key] for o in pool]
         assert abs(sum(values) / 20 - mean) < 0.1, key
-        assert len(set(values)) >= 8, key          # scattered, not constant
+        assert len(set(values)) >= 8, key  # scattered, not constant

@@ -1,14 +1,13 @@
 """The offline weather provider: plausible climate, four conditions, deterministic.
 
-Pure Python: no database.  The 50 reference cities are read from db/schema.sql
-(the source of truth) so the tests follow the data.
+Pure Python, except that the 50 reference cities are read from a migrated
+database (ootd.cities), so the tests follow the data.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from collections import Counter
@@ -16,15 +15,27 @@ from datetime import date, timedelta
 
 import pytest
 
-from batch.weather import (CONDITIONS, City, Forecast, OfflineWeather, WeatherProvider, climate_mean_c,
-                           condition_for, rain_probability, seasonal_amplitude_c, seasonal_phase)
-from db import REPO_ROOT, SCHEMA_FILE
+from batch.weather import (
+    CONDITIONS,
+    City,
+    Forecast,
+    OfflineWeather,
+    WeatherProvider,
+    climate_mean_c,
+    condition_for,
+    rain_probability,
+    seasonal_amplitude_c,
+    seasonal_phase,
+)
+from db import REPO_ROOT
 
 OSLO = City("Oslo", "NO", "Europe/Oslo", 59.9139, 10.7522)
 SYDNEY = City("Sydney", "AU", "Australia/Sydney", -33.8688, 151.2093)
 SINGAPORE = City("Singapore", "SG", "Asia/Singapore", 1.3521, 103.8198)
 VARIED = [
-    OSLO, SYDNEY, SINGAPORE,
+    OSLO,
+    SYDNEY,
+    SINGAPORE,
     City("London", "GB", "Europe/London", 51.5074, -0.1278),
     City("Chicago", "US", "America/Chicago", 41.8781, -87.6298),
     City("Cairo", "EG", "Africa/Cairo", 30.0444, 31.2357),
@@ -46,12 +57,14 @@ def month(year: int, m: int) -> list[date]:
     return days(date(year, m, 1), following - timedelta(1))
 
 
-def reference_cities() -> list[City]:
-    sql = SCHEMA_FILE.read_text()
-    block = sql[sql.index("INSERT INTO ootd.cities"):]
-    block = block[:block.index(";\n")]
-    row = re.compile(r"\('((?:[^']|'')*)',\s*'([A-Z]{2})',\s*'([^']+)',\s*(-?[\d.]+),\s*(-?[\d.]+),")
-    return [City(m[1].replace("''", "'"), m[2], m[3], float(m[4]), float(m[5])) for m in row.finditer(block)]
+@pytest.fixture(scope="module")
+def reference_cities(template_url: str) -> list[City]:
+    """ootd.cities as City values, read from the database (the source of truth)."""
+    import psycopg
+
+    with psycopg.connect(template_url) as conn:
+        rows = conn.execute("SELECT name, country, timezone, latitude, longitude FROM ootd.cities ORDER BY name")
+        return [City(*row) for row in rows]
 
 
 def temps(city: City, dates: list[date]) -> list[float]:
@@ -62,8 +75,8 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def test_reference_cities_parse():
-    cities = reference_cities()
+def test_reference_cities_parse(reference_cities):
+    cities = reference_cities
     assert len(cities) == 50
     assert len({c.name for c in cities}) == 50
     assert "St. John's" in {c.name for c in cities}
@@ -127,9 +140,9 @@ def test_climate_cools_and_seasons_grow_with_latitude():
 
 def test_rain_is_likelier_in_the_tropics_and_midlatitude_winters():
     summer, winter = 1.0, -1.0
-    assert rain_probability(5, summer) > rain_probability(30, summer)       # tropics vs subtropical summer
-    assert rain_probability(50, winter) > rain_probability(50, summer)      # mid-latitude winter vs summer
-    assert rain_probability(-50, winter) == rain_probability(50, winter)   # by |latitude|
+    assert rain_probability(5, summer) > rain_probability(30, summer)  # tropics vs subtropical summer
+    assert rain_probability(50, winter) > rain_probability(50, summer)  # mid-latitude winter vs summer
+    assert rain_probability(-50, winter) == rain_probability(50, winter)  # by |latitude|
     assert rain_probability(30, summer) < rain_probability(30, winter)
 
 
@@ -148,16 +161,25 @@ def test_same_inputs_give_the_same_forecasts():
 
 def test_forecasts_do_not_depend_on_the_process_hash_seed():
     """Python's hash() of a str changes per process; the provider must not use it."""
-    script = ("import json; from datetime import date; from batch.weather import City, OfflineWeather; "
-              "cities = [City(*c) for c in json.loads(input())]; "
-              "print(json.dumps([[f.condition, f.temp_c] for d in range(1, 29) "
-              "for f in OfflineWeather().forecast(cities, date(2026, 2, d))]))")
+    script = (
+        "import json; from datetime import date; from batch.weather import City, OfflineWeather; "
+        "cities = [City(*c) for c in json.loads(input())]; "
+        "print(json.dumps([[f.condition, f.temp_c] for d in range(1, 29) "
+        "for f in OfflineWeather().forecast(cities, date(2026, 2, d))]))"
+    )
     cities = json.dumps([[c.name, c.country, c.timezone, c.latitude, c.longitude] for c in VARIED])
     outputs = set()
     for seed in ("1", "2", "12345"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        run = subprocess.run([sys.executable, "-c", script], input=cities, capture_output=True, text=True,
-                             env=env, cwd=REPO_ROOT, check=True)
+        run = subprocess.run(
+            [sys.executable, "-c", script],
+            input=cities,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO_ROOT,
+            check=True,
+        )
         outputs.add(run.stdout)
     assert len(outputs) == 1
     assert len(json.loads(outputs.pop())) == 28 * len(VARIED)
@@ -182,8 +204,8 @@ def test_every_condition_appears_over_a_year_of_varied_cities():
     assert all(seen[c] >= 100 for c in CONDITIONS)
 
 
-def test_one_day_across_the_reference_cities_mixes_conditions():
-    cities = reference_cities()
+def test_one_day_across_the_reference_cities_mixes_conditions(reference_cities):
+    cities = reference_cities
     for m in range(1, 13):
         forecasts = WEATHER.forecast(cities, date(2026, m, 15))
         distinct = {f.condition for f in forecasts}
@@ -192,8 +214,8 @@ def test_one_day_across_the_reference_cities_mixes_conditions():
         assert 2 <= len(distinct) <= 4, (m, distinct)
 
 
-def test_temperatures_stay_within_earthly_bounds():
-    cities = reference_cities()
+def test_temperatures_stay_within_earthly_bounds(reference_cities):
+    cities = reference_cities
     for d in month(2026, 1) + month(2026, 7):
         for f in WEATHER.forecast(cities, d):
             assert -30.0 <= f.temp_c <= 40.0, f

@@ -62,8 +62,10 @@ def install(connection) -> str:
         cur.execute(DETECT)
         available, superuser = cur.fetchone()
         if available and not superuser:
-            log.warning("plpython3u is available, but only a superuser can create PL/Python functions: "
-                        "installing the ootd.generate_pool stub (use `ootd nightly`)")
+            log.warning(
+                "plpython3u is available, but only a superuser can create PL/Python functions: "
+                "installing the ootd.generate_pool stub (use `ootd nightly`)"
+            )
         kind = "plpython" if available and superuser else "stub"
         cur.execute(plpython_sql() if kind == "plpython" else (SQL_DIR / STUB_SQL).read_text())
     return kind

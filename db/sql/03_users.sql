@@ -1,0 +1,243 @@
+-- =============================================================================
+-- ootd: users and their validation
+-- Users with their stated rules and learned style DNA, validated set-based
+-- by statement-level triggers that no setting switches off.
+-- =============================================================================
+
+-- ------------------------------------------------------------------- tables --
+-- style_dna:   {"archetype": "Minimal", "preferred_colors": ["Beige", ...],
+--               "category_affinity": {"Dress": 2, ...},
+--               "color_affinity": {"Beige": 2.5, ...},   (kept by the likes trigger)
+--               "vibe": 0.4, "trend": 0.6, "dare": 0.2}
+-- style_rules: {"liked_categories": [...], "disliked_categories": [...],
+--               "disliked_colors": [...]}
+-- Both are validated by the statement-level triggers below: shapes, known
+-- keys only, and names that exist in the reference tables.
+CREATE TABLE ootd.users (
+    id          bigint PRIMARY KEY CHECK (id > 0),
+    city        text NOT NULL REFERENCES ootd.cities (name),
+    timezone    text NOT NULL,
+    style_dna   jsonb NOT NULL DEFAULT '{}',
+    style_rules jsonb NOT NULL DEFAULT '{}',
+    taste       public.vector(32),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    likes_count integer NOT NULL DEFAULT 0 CHECK (likes_count >= 0),
+    taste_norm  real NOT NULL DEFAULT 1 CHECK (taste_norm >= 0)
+);
+COMMENT ON TABLE ootd.users IS 'App users with their style DNA (learned), style rules (stated) and taste vector.';
+COMMENT ON COLUMN ootd.users.timezone IS 'IANA zone name (see ootd.timezones); decides the user''s local date and daypart.';
+COMMENT ON COLUMN ootd.users.taste IS 'Taste vector in the outfit-embedding space (32 dims); cosine against outfit embeddings.';
+COMMENT ON COLUMN ootd.users.likes_count IS 'Current likes; with the stated profile as one more observation, the weight of the running means the likes trigger keeps.';
+COMMENT ON COLUMN ootd.users.taste_norm IS 'Length of the running mean of liked unit embeddings whose direction is taste (lets an unlike subtract exactly).';
+
+-- ---------------------------------------------------------------- functions --
+-- ootd._style_shape_problem(dna, rules): NULL when both documents have the
+-- right shape, else a sentence naming the first problem.  One CASE
+-- expression with no sub-selects, so the planner inlines it and validating a
+-- million-row COPY costs a few C-level jsonb operations per row.
+CREATE FUNCTION ootd._style_shape_problem(p_dna jsonb, p_rules jsonb)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN jsonb_typeof(p_dna) IS DISTINCT FROM 'object' THEN
+            'style_dna must be a JSON object'
+        WHEN jsonb_typeof(p_rules) IS DISTINCT FROM 'object' THEN
+            'style_rules must be a JSON object'
+        WHEN p_dna - '{archetype,preferred_colors,category_affinity,color_affinity,vibe,trend,dare}'::text[] <> '{}' THEN
+            format('style_dna has unknown key %s (known: archetype, preferred_colors, category_affinity, color_affinity, vibe, trend, dare)',
+                   jsonb_path_query_first(p_dna - '{archetype,preferred_colors,category_affinity,color_affinity,vibe,trend,dare}'::text[],
+                                          '$.keyvalue().key'))
+        WHEN p_rules - '{liked_categories,disliked_categories,disliked_colors}'::text[] <> '{}' THEN
+            format('style_rules has unknown key %s (known: liked_categories, disliked_categories, disliked_colors)',
+                   jsonb_path_query_first(p_rules - '{liked_categories,disliked_categories,disliked_colors}'::text[],
+                                          '$.keyvalue().key'))
+        WHEN p_dna ? 'archetype' AND jsonb_typeof(p_dna -> 'archetype') <> 'string' THEN
+            'style_dna.archetype must be a string'
+        WHEN p_dna ? 'preferred_colors' AND (jsonb_typeof(p_dna -> 'preferred_colors') <> 'array'
+              OR jsonb_path_exists(p_dna, '$.preferred_colors[*] ? (@.type() != "string")')) THEN
+            'style_dna.preferred_colors must be an array of color names'
+        WHEN p_dna ? 'category_affinity' AND (jsonb_typeof(p_dna -> 'category_affinity') <> 'object'
+              OR jsonb_path_exists(p_dna, '$.category_affinity.* ? (@.type() != "number" || @ < 0)')) THEN
+            'style_dna.category_affinity must map category names to numbers >= 0'
+        WHEN p_dna ? 'color_affinity' AND (jsonb_typeof(p_dna -> 'color_affinity') <> 'object'
+              OR jsonb_path_exists(p_dna, '$.color_affinity.* ? (@.type() != "number" || @ < 0)')) THEN
+            'style_dna.color_affinity must map color names to numbers >= 0'
+        WHEN jsonb_path_exists(p_dna, '$.vibe ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
+            'style_dna.vibe must be a number between 0 and 1'
+        WHEN jsonb_path_exists(p_dna, '$.trend ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
+            'style_dna.trend must be a number between 0 and 1'
+        WHEN jsonb_path_exists(p_dna, '$.dare ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
+            'style_dna.dare must be a number between 0 and 1'
+        WHEN p_rules ? 'liked_categories' AND (jsonb_typeof(p_rules -> 'liked_categories') <> 'array'
+              OR jsonb_path_exists(p_rules, '$.liked_categories[*] ? (@.type() != "string")')) THEN
+            'style_rules.liked_categories must be an array of category names'
+        WHEN p_rules ? 'disliked_categories' AND (jsonb_typeof(p_rules -> 'disliked_categories') <> 'array'
+              OR jsonb_path_exists(p_rules, '$.disliked_categories[*] ? (@.type() != "string")')) THEN
+            'style_rules.disliked_categories must be an array of category names'
+        WHEN p_rules ? 'disliked_colors' AND (jsonb_typeof(p_rules -> 'disliked_colors') <> 'array'
+              OR jsonb_path_exists(p_rules, '$.disliked_colors[*] ? (@.type() != "string")')) THEN
+            'style_rules.disliked_colors must be an array of color names'
+        WHEN jsonb_path_exists(p_rules, '$.liked_categories[*] ? (@ == $.disliked_categories[*])') THEN
+            format('category %s is both liked and disliked in style_rules',
+                   jsonb_path_query_first(p_rules, '$.liked_categories[*] ? (@ == $.disliked_categories[*])'))
+    END
+$$;
+COMMENT ON FUNCTION ootd._style_shape_problem(jsonb, jsonb) IS
+    'Private: NULL if style_dna/style_rules have a valid shape, else the first problem (used by the users triggers).';
+
+-- ootd._style_vocabulary_problem(dna, rules, vocab): NULL when every name in
+-- the (well-shaped) documents exists in the vocabulary, else a sentence naming
+-- the first unknown one.  The WHEN tests are C-level containment checks; the
+-- jsonpath that finds the culprit runs only for a bad row.
+CREATE FUNCTION ootd._style_vocabulary_problem(p_dna jsonb, p_rules jsonb, p_vocab jsonb)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN p_dna ? 'archetype' AND NOT (p_vocab -> 'archetypes') @> (p_dna -> 'archetype') THEN
+            format('unknown archetype %s in style_dna.archetype', p_dna -> 'archetype')
+        WHEN NOT (p_dna -> 'preferred_colors') <@ (p_vocab -> 'colors') THEN
+            format('unknown color %s in style_dna.preferred_colors',
+                   jsonb_path_query_first(p_dna, '$.preferred_colors[*] ? (!(@ == $colors[*]))', p_vocab))
+        WHEN p_dna -> 'category_affinity' <> '{}'
+             AND jsonb_path_exists(p_dna, '$.category_affinity.keyvalue() ? (!(@.key == $categories[*]))', p_vocab) THEN
+            format('unknown category %s in style_dna.category_affinity',
+                   jsonb_path_query_first(p_dna, '$.category_affinity.keyvalue() ? (!(@.key == $categories[*])).key', p_vocab))
+        WHEN p_dna -> 'color_affinity' <> '{}'
+             AND jsonb_path_exists(p_dna, '$.color_affinity.keyvalue() ? (!(@.key == $colors[*]))', p_vocab) THEN
+            format('unknown color %s in style_dna.color_affinity',
+                   jsonb_path_query_first(p_dna, '$.color_affinity.keyvalue() ? (!(@.key == $colors[*])).key', p_vocab))
+        WHEN NOT (p_rules -> 'liked_categories') <@ (p_vocab -> 'categories') THEN
+            format('unknown category %s in style_rules.liked_categories',
+                   jsonb_path_query_first(p_rules, '$.liked_categories[*] ? (!(@ == $categories[*]))', p_vocab))
+        WHEN NOT (p_rules -> 'disliked_categories') <@ (p_vocab -> 'categories') THEN
+            format('unknown category %s in style_rules.disliked_categories',
+                   jsonb_path_query_first(p_rules, '$.disliked_categories[*] ? (!(@ == $categories[*]))', p_vocab))
+        WHEN NOT (p_rules -> 'disliked_colors') <@ (p_vocab -> 'colors') THEN
+            format('unknown color %s in style_rules.disliked_colors',
+                   jsonb_path_query_first(p_rules, '$.disliked_colors[*] ? (!(@ == $colors[*]))', p_vocab))
+    END
+$$;
+COMMENT ON FUNCTION ootd._style_vocabulary_problem(jsonb, jsonb, jsonb) IS
+    'Private: NULL if every archetype, category and color named in style_dna/style_rules exists, else the first unknown one.';
+
+-- ootd._users_validate(): statement-level trigger over the transition table
+-- `new_rows`, so a COPY of a million users is validated in three set-based
+-- passes instead of a million PL/pgSQL calls.  Raising aborts the statement:
+-- nothing is written.  No setting skips it: the likes trigger's UPDATEs are
+-- validated like any other.
+--   22023 invalid_parameter_value  time zone is not an IANA zone name
+--   23514 check_violation          style_dna / style_rules have the wrong shape
+--   23503 foreign_key_violation    an archetype, category or color is unknown
+CREATE FUNCTION ootd._users_validate()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    bad     record;
+    v_vocab jsonb;
+BEGIN
+    v_vocab := ootd.vocabulary();  -- once per statement, not per row
+    SELECT n.id, n.timezone INTO bad
+    FROM new_rows n
+    WHERE NOT EXISTS (SELECT 1 FROM ootd.timezones t WHERE t.name = n.timezone)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'user %: invalid time zone "%": not an IANA time zone name', bad.id, bad.timezone
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use a name such as America/Los_Angeles (see ootd.timezones); POSIX strings like UTC+5 have reversed signs and are rejected.';
+    END IF;
+
+    SELECT s.id, s.problem INTO bad
+    FROM (SELECT n.id, ootd._style_shape_problem(n.style_dna, n.style_rules) AS problem
+          FROM new_rows n) s
+    WHERE s.problem IS NOT NULL
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'user %: %', bad.id, bad.problem
+            USING ERRCODE = 'check_violation', TABLE = 'users', SCHEMA = 'ootd';
+    END IF;
+
+    SELECT s.id, s.problem INTO bad
+    FROM (SELECT n.id, ootd._style_vocabulary_problem(n.style_dna, n.style_rules, v_vocab) AS problem
+          FROM new_rows n) s
+    WHERE s.problem IS NOT NULL
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'user %: %', bad.id, bad.problem
+            USING ERRCODE = 'foreign_key_violation', TABLE = 'users', SCHEMA = 'ootd',
+                  HINT = 'Known names are listed by SELECT ootd.vocabulary();';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ootd._users_validate() IS
+    'Private trigger: validates time zone, style_dna and style_rules of every inserted/updated user, set-based.';
+
+-- ootd.put_user(...): create a user, or update one.  A new user needs a city
+-- (the time zone defaults to the city's).  An update changes only what is
+-- given (NULL = keep): a new city moves the time zone with it unless one is
+-- given; style_dna and style_rules are merged key by key, so setting
+-- style_rules never touches the learned style_dna (and unlikes stay exact).
+-- Cities match whatever the case.  Errors: 22023 bad id, 23502 new user
+-- without a city, 23503 unknown city; the users triggers check the rest.
+CREATE FUNCTION ootd.put_user(
+    p_id          bigint,
+    p_city        text DEFAULT NULL,
+    p_timezone    text DEFAULT NULL,
+    p_style_dna   jsonb DEFAULT NULL,
+    p_style_rules jsonb DEFAULT NULL
+)
+RETURNS ootd.users
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_city ootd.cities;
+    v_user ootd.users;
+BEGIN
+    IF p_id IS NULL OR p_id <= 0 THEN
+        RAISE EXCEPTION 'user id must be a positive integer, got %', coalesce(p_id::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_city IS NOT NULL THEN
+        SELECT r.name, r.timezone INTO v_city.name, v_city.timezone FROM ootd._resolve_city(p_city) r;
+    END IF;
+    UPDATE ootd.users u
+    SET city        = coalesce(v_city.name, u.city),
+        timezone    = coalesce(p_timezone, v_city.timezone, u.timezone),
+        style_dna   = u.style_dna || coalesce(p_style_dna, '{}'),
+        style_rules = u.style_rules || coalesce(p_style_rules, '{}'),
+        updated_at  = now()
+    WHERE u.id = p_id
+    RETURNING u.* INTO v_user;
+    IF FOUND THEN
+        RETURN v_user;
+    END IF;
+    IF p_city IS NULL THEN
+        RAISE EXCEPTION 'user % does not exist: a new user needs a city', p_id
+            USING ERRCODE = 'not_null_violation',
+                  HINT = 'Give one, e.g. ootd user ID --city Torrance.';
+    END IF;
+    INSERT INTO ootd.users AS u (id, city, timezone, style_dna, style_rules)
+    VALUES (p_id, v_city.name, coalesce(p_timezone, v_city.timezone),
+            coalesce(p_style_dna, '{}'), coalesce(p_style_rules, '{}'))
+    RETURNING u.* INTO v_user;
+    RETURN v_user;
+END
+$$;
+COMMENT ON FUNCTION ootd.put_user(bigint, text, text, jsonb, jsonb) IS
+    'Create a user (needs a city) or update one: only the arguments given change, style documents merge key by key.';
+
+-- ----------------------------------------------------------------- triggers --
+-- (Transition tables allow one event per trigger, hence two.)
+CREATE TRIGGER users_validate_insert
+    AFTER INSERT ON ootd.users
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._users_validate();
+
+CREATE TRIGGER users_validate_update
+    AFTER UPDATE ON ootd.users
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._users_validate();

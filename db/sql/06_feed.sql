@@ -1,0 +1,367 @@
+-- =============================================================================
+-- ootd: serving (ootd.feed, ootd.feed_explain)
+-- A pure read: no memo, no write, no per-user state.  The same answer on the
+-- first and the hundredth call, in a read-only transaction and on a hot
+-- standby (which reads the durable pools: UNLOGGED tables are unreadable
+-- during recovery).  Kinds in order: tables, types, helpers, ranking, API.
+-- =============================================================================
+
+-- ------------------------------------------------------------------ tables --
+-- One row, tuned by analysts with UPDATE; read by ootd.feed() on every call.
+CREATE TABLE ootd.scoring_weights (
+    singleton          boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    preferred_color    double precision NOT NULL DEFAULT 1.25 CHECK (preferred_color > 0),
+    liked_category     double precision NOT NULL DEFAULT 1.20 CHECK (liked_category > 0),
+    category_affinity  double precision NOT NULL DEFAULT 0.05 CHECK (category_affinity >= 0),
+    cosine             double precision NOT NULL DEFAULT 0.50 CHECK (cosine >= 0),
+    daypart_priority   double precision NOT NULL DEFAULT 1.00 CHECK (daypart_priority >= 0),
+    liked_decay        double precision NOT NULL DEFAULT 0.50 CHECK (liked_decay BETWEEN 0 AND 1),
+    jitter             double precision NOT NULL DEFAULT 1e-9 CHECK (jitter BETWEEN 0 AND 1e-6),
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE ootd.scoring_weights IS 'The feed''s scoring weights (exactly one row); tune with UPDATE, no deploy needed.';
+COMMENT ON COLUMN ootd.scoring_weights.preferred_color IS 'Multiplier when the outfit''s color is in style_dna.preferred_colors.';
+COMMENT ON COLUMN ootd.scoring_weights.liked_category IS 'Multiplier when the outfit''s category is in style_rules.liked_categories.';
+COMMENT ON COLUMN ootd.scoring_weights.category_affinity IS 'Multiplier step per unit of style_dna.category_affinity[category]: 1 + w * ln(1 + affinity).';
+COMMENT ON COLUMN ootd.scoring_weights.cosine IS 'Weight of cosine similarity between users.taste and the outfit embedding (added, in [-w, w]).';
+COMMENT ON COLUMN ootd.scoring_weights.daypart_priority IS 'Bonus added to outfits of the daypart that has priority at the user''s local time.';
+COMMENT ON COLUMN ootd.scoring_weights.liked_decay IS 'Multiplier for outfits the user already liked (1 = no penalty).';
+COMMENT ON COLUMN ootd.scoring_weights.jitter IS 'Scale of the deterministic tie-break hash(user, outfit, local date).';
+
+INSERT INTO ootd.scoring_weights DEFAULT VALUES;
+
+-- ------------------------------------------------------------------- types --
+-- One candidate outfit of the pool being served, and where it was read.
+CREATE TYPE ootd._candidate AS (
+    outfit_id bigint,
+    daypart   text,
+    title     text,
+    category  text,
+    color     text,
+    embedding public.vector(32),
+    source    text
+);
+COMMENT ON TYPE ootd._candidate IS 'Private: one outfit of the pool being served; source is cache or durable.';
+
+-- ----------------------------------------------------------------- helpers --
+-- ootd._priority_daypart(local): the daypart ranked first at a local time:
+-- NightOut from 15:00, Daytime before.  The one home of the 15:00 boundary.
+CREATE FUNCTION ootd._priority_daypart(p_local timestamp)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN p_local::time >= time '15:00' THEN 'NightOut' ELSE 'Daytime' END
+$$;
+COMMENT ON FUNCTION ootd._priority_daypart(timestamp) IS 'Private: NightOut from 15:00 local time, Daytime before (the one 15:00 boundary).';
+
+-- ootd._daypart_word(hour): the headline's word for a local hour.
+CREATE FUNCTION ootd._daypart_word(p_hour integer)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN p_hour BETWEEN 5 AND 11 THEN 'morning'
+                WHEN p_hour BETWEEN 12 AND 16 THEN 'afternoon'
+                WHEN p_hour BETWEEN 17 AND 20 THEN 'evening'
+                ELSE 'night' END
+$$;
+COMMENT ON FUNCTION ootd._daypart_word(integer) IS 'Private: morning (5-11), afternoon (12-16), evening (17-20) or night.';
+
+-- ootd._headline(weather adjective, archetype adjective, local hour, city):
+-- "A breezy minimalist look for your afternoon in Torrance".  The one home of
+-- the headline's wording.
+CREATE FUNCTION ootd._headline(p_weather text, p_archetype text, p_hour integer, p_city text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN p_weather ~* '^[aeiou]' THEN 'An ' ELSE 'A ' END || p_weather || ' ' || p_archetype
+           || ' look for your ' || ootd._daypart_word(p_hour) || ' in ' || p_city
+$$;
+COMMENT ON FUNCTION ootd._headline(text, text, integer, text) IS
+    'Private: the feed headline from the weather and archetype adjectives, the local hour and the city.';
+
+-- ootd._jitter(scale, user, outfit, local date): the deterministic tie-break,
+-- scale x a hash of (user, outfit, local date) in [-1, 1): the same all local
+-- day (no flicker, unlike random()), different for every user.
+CREATE FUNCTION ootd._jitter(p_scale double precision, p_user_id bigint, p_outfit_id bigint, p_local_date date)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT p_scale * (hashint8extended(p_outfit_id, p_user_id # (p_local_date - date '2000-01-01'))::double precision
+                      / 9223372036854775808.0)
+$$;
+COMMENT ON FUNCTION ootd._jitter(double precision, bigint, bigint, date) IS
+    'Private: deterministic tie-break, scale x hash(user, outfit, local date) in [-1, 1).';
+
+-- ootd._relax_vetoes(violations, limit): the veto cascade, for when no
+-- candidate survives the vetoes.  violations holds one JSON array per
+-- candidate of the veto entries it breaks ("disliked_categories:Dress").
+-- Returns the entries to relax, strictest first (the entry blocking the most
+-- candidates; ties by name): the fewest that serve least(limit, candidates).
+CREATE FUNCTION ootd._relax_vetoes(p_violations jsonb, p_limit integer)
+RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    WITH c AS (
+        SELECT v.n, v.rules FROM jsonb_array_elements(p_violations) WITH ORDINALITY AS v(rules, n)
+    ), strictness AS (
+        SELECT e.rule, row_number() OVER (ORDER BY count(*) DESC, e.rule) AS pos
+        FROM c CROSS JOIN LATERAL jsonb_array_elements_text(c.rules) AS e(rule)
+        GROUP BY e.rule
+    ), levels AS (              -- entries to relax before each candidate is served
+        SELECT coalesce(max(s.pos), 0) AS level
+        FROM c LEFT JOIN LATERAL jsonb_array_elements_text(c.rules) AS e(rule) ON true
+        LEFT JOIN strictness s ON s.rule = e.rule
+        GROUP BY c.n
+    ), needed AS (
+        SELECT min(l.level) AS level
+        FROM (SELECT l.level, count(*) OVER (ORDER BY l.level) AS served FROM levels l) l
+        WHERE l.served >= least(p_limit, (SELECT count(*) FROM c))
+    )
+    SELECT coalesce(array_agg(s.rule ORDER BY s.pos), '{}')
+    FROM strictness s, needed n
+    WHERE s.pos <= n.level
+$$;
+COMMENT ON FUNCTION ootd._relax_vetoes(jsonb, integer) IS
+    'Private: the veto entries to relax, strictest first, so that least(limit, candidates) outfits are served.';
+
+-- ootd._pool_rows(pool date, cluster): the pool's 20 candidates, from the
+-- UNLOGGED cache when it holds them, else from durable ootd.outfits (after a
+-- crash; always on a hot standby, which cannot read UNLOGGED tables: this is
+-- PL/pgSQL so that a standby never even plans the cache query).
+CREATE FUNCTION ootd._pool_rows(p_pool_date date, p_cluster_id text)
+RETURNS SETOF ootd._candidate
+LANGUAGE plpgsql STABLE ROWS 20
+AS $$
+BEGIN
+    IF NOT pg_is_in_recovery() THEN
+        RETURN QUERY SELECT c.outfit_id, c.daypart, c.title, c.category, c.color, c.embedding, 'cache'
+                     FROM ootd.pool_cache c WHERE c.pool_date = p_pool_date AND c.cluster_id = p_cluster_id;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY SELECT o.id, o.daypart, o.title, o.category, o.color, o.embedding, 'durable'
+                 FROM ootd.outfits o WHERE o.pool_date = p_pool_date AND o.cluster_id = p_cluster_id;
+END
+$$;
+COMMENT ON FUNCTION ootd._pool_rows(date, text) IS
+    'Private: a pool''s candidates from the cache, else (after a crash, on a standby) from durable ootd.outfits.';
+
+-- ootd._serving_context(user, at): what the ranking needs to know about the
+-- user at an instant, as one row: profile, local date, priority daypart, the
+-- pool to serve and the headline.  Pool: the user's cluster (archetype x the
+-- city's weather on the local date); else the latest earlier pool of the
+-- same archetype and weather; else the same archetype, any weather; else any
+-- pool (latest up to the local date, then the earliest after it); each branch
+-- is one index probe and the first that finds wins.  No row: unknown user or
+-- no pool at all.
+CREATE FUNCTION ootd._serving_context(p_user_id bigint, p_at timestamptz)
+RETURNS TABLE (user_id bigint, dna jsonb, rules jsonb, taste public.vector, local_date date,
+               priority_daypart text, pool_date date, cluster_id text, headline text)
+LANGUAGE sql STABLE
+AS $$
+    SELECT u.id, u.style_dna, u.style_rules, u.taste, t.local::date, ootd._priority_daypart(t.local),
+           p.pool_date, p.cluster_id,
+           ootd._headline(wc.adjective, ar.adjective, extract(hour FROM t.local)::integer, u.city)
+    FROM ootd.users u
+    CROSS JOIN LATERAL (SELECT p_at AT TIME ZONE u.timezone AS local,
+                               coalesce(u.style_dna ->> 'archetype', ootd.default_archetype()) AS archetype) t
+    LEFT JOIN LATERAL (SELECT w.condition FROM ootd.weather_daily w
+                       WHERE w.city = u.city AND w.day <= t.local::date
+                       ORDER BY w.day DESC LIMIT 1) wx ON true
+    CROSS JOIN LATERAL (
+        SELECT s.pool_date, s.cluster_id, s.weather
+        FROM ((SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p
+               WHERE p.archetype = t.archetype AND p.weather = wx.condition AND p.pool_date <= t.local::date
+               ORDER BY p.pool_date DESC LIMIT 1)
+              UNION ALL
+              (SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p
+               WHERE p.archetype = t.archetype AND p.pool_date <= t.local::date
+               ORDER BY p.pool_date DESC, p.members DESC, p.cluster_id LIMIT 1)
+              UNION ALL
+              (SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p
+               WHERE p.pool_date <= t.local::date
+               ORDER BY p.pool_date DESC, p.members DESC, p.cluster_id LIMIT 1)
+              UNION ALL
+              (SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p
+               ORDER BY p.pool_date, p.members DESC, p.cluster_id LIMIT 1)) s
+        LIMIT 1) p
+    LEFT JOIN ootd.weather_conditions wc ON wc.name = coalesce(wx.condition, p.weather)
+    LEFT JOIN ootd.archetypes ar ON ar.name = t.archetype
+    WHERE u.id = p_user_id
+$$;
+COMMENT ON FUNCTION ootd._serving_context(bigint, timestamptz) IS
+    'Private: the user at an instant: profile, local date, priority daypart, pool to serve, headline (inlined into ootd._ranked).';
+
+-- ------------------------------------------------------------------ ranking --
+-- ootd._ranked(user, at, limit): the whole last mile as one set-based query
+-- (inlined into ootd.feed and ootd.feed_explain, so each caches one plan):
+-- every candidate of the user's pool with each score component and its rank.
+--  1. local time from the user's IANA zone; the priority daypart;
+--  2. the pool (ootd._serving_context), read by ootd._pool_rows;
+--  3. hard veto: an outfit in a disliked category or color is not served,
+--     unless nothing survives: then ootd._relax_vetoes relaxes entries,
+--     strictest first, until p_limit outfits (or the whole pool) are served;
+--  4. score = preferred_color x liked_category x (1 + category_affinity x
+--     ln(1 + affinity)) x liked_decay (already liked) + cosine x cos(taste,
+--     embedding) + daypart_priority (priority daypart) + jitter;
+--  5. order: priority daypart first; within it at most two outfits of a
+--     category before any third (diversity); then score; then outfit id.
+-- Vetoed candidates have a NULL rank.
+CREATE FUNCTION ootd._ranked(p_user_id bigint, p_at timestamptz, p_limit integer)
+RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
+               vetoed_by text[], priority boolean, color_boost double precision,
+               category_boost double precision, affinity_boost double precision,
+               liked_penalty double precision, cosine double precision, daypart_bonus double precision,
+               jitter double precision, score double precision, headline text, cluster_id text,
+               pool_date date, source text, relaxed_rules text[])
+LANGUAGE sql STABLE
+AS $$
+    WITH x AS (
+        SELECT * FROM ootd._serving_context(p_user_id, p_at)
+    ), c AS (
+        SELECT c.*, array_remove(ARRAY[
+                   CASE WHEN x.rules -> 'disliked_categories' ? c.category THEN 'disliked_categories:' || c.category END,
+                   CASE WHEN x.rules -> 'disliked_colors' ? c.color THEN 'disliked_colors:' || c.color END],
+                   NULL) AS violations
+        FROM x CROSS JOIN LATERAL ootd._pool_rows(x.pool_date, x.cluster_id) c
+    ), relaxed AS (
+        SELECT CASE WHEN bool_or(cardinality(c.violations) = 0) THEN '{}'::text[]
+                    ELSE ootd._relax_vetoes(jsonb_agg(to_jsonb(c.violations)), p_limit) END AS rules
+        FROM c
+    ), scored AS (
+        SELECT c.outfit_id, c.title, c.category, c.color, c.daypart, c.violations, c.source,
+               c.violations <@ r.rules AS served, c.daypart = x.priority_daypart AS priority,
+               CASE WHEN x.dna -> 'preferred_colors' ? c.color THEN w.preferred_color ELSE 1 END AS color_boost,
+               CASE WHEN x.rules -> 'liked_categories' ? c.category THEN w.liked_category ELSE 1 END AS category_boost,
+               1 + w.category_affinity * ln(1 + greatest(coalesce(
+                   (x.dna -> 'category_affinity' ->> c.category)::double precision, 0), 0)) AS affinity_boost,
+               CASE WHEN c.outfit_id IN (SELECT k.outfit_id FROM ootd.likes k WHERE k.user_id = x.user_id)
+                    THEN w.liked_decay ELSE 1 END AS liked_penalty,
+               coalesce(1 - (x.taste OPERATOR(public.<=>) c.embedding), 0) AS cosine,
+               CASE WHEN c.daypart = x.priority_daypart THEN w.daypart_priority ELSE 0 END AS daypart_bonus,
+               ootd._jitter(w.jitter, x.user_id, c.outfit_id, x.local_date) AS jitter,
+               w.cosine AS cosine_weight, r.rules AS relaxed_rules
+        FROM c CROSS JOIN x CROSS JOIN relaxed r CROSS JOIN ootd.scoring_weights w
+    ), ordered AS (
+        SELECT s.*, row_number() OVER (PARTITION BY s.served, s.priority, s.category
+                                       ORDER BY s.score DESC, s.outfit_id) AS nth_of_category
+        FROM (SELECT s.*, s.color_boost * s.category_boost * s.affinity_boost * s.liked_penalty
+                          + s.cosine_weight * s.cosine + s.daypart_bonus + s.jitter AS score
+              FROM scored s) s
+    )
+    SELECT CASE WHEN o.served
+                THEN row_number() OVER (ORDER BY o.served DESC, o.priority DESC, (o.nth_of_category > 2),
+                                                 o.score DESC, o.outfit_id)::integer END,
+           o.outfit_id, o.title, o.category, o.color, o.daypart, o.violations, o.priority,
+           o.color_boost, o.category_boost, o.affinity_boost, o.liked_penalty, o.cosine, o.daypart_bonus,
+           o.jitter, o.score, x.headline, x.cluster_id, x.pool_date, o.source, o.relaxed_rules
+    FROM ordered o CROSS JOIN x
+$$;
+COMMENT ON FUNCTION ootd._ranked(bigint, timestamptz, integer) IS
+    'Private: every candidate of the user''s pool with each score component and its rank (NULL = vetoed); the ranking''s one home.';
+
+-- --------------------------------------------------------------------- API --
+-- ootd._check_limit(limit): p_limit of feed and feed_explain, or 22023 outside 1..20.
+CREATE FUNCTION ootd._check_limit(p_limit integer)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 OR p_limit > 20 THEN
+        RAISE EXCEPTION 'p_limit must be between 1 and 20, got %', coalesce(p_limit::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN p_limit;
+END
+$$;
+COMMENT ON FUNCTION ootd._check_limit(integer) IS 'Private: p_limit, or 22023 when it is outside 1..20.';
+
+-- ootd._check_user(user): P0002 unless the user exists.
+CREATE FUNCTION ootd._check_user(p_user_id bigint)
+RETURNS void
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ootd.users u WHERE u.id = p_user_id) THEN
+        RAISE EXCEPTION 'unknown user %', coalesce(p_user_id::text, 'NULL') USING ERRCODE = 'no_data_found';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ootd._check_user(bigint) IS 'Private: raises P0002 (unknown user N) unless the user exists.';
+
+-- ootd.feed(user, at, limit): the user's feed, p_limit outfits (1..20), zero
+-- LLM calls: the served rows of ootd._ranked (see its header for the steps).
+-- A pure read, computed on every call.  Errors: unknown user P0002; p_limit
+-- outside 1..20 22023.  With no pools at all the result is empty.
+CREATE FUNCTION ootd.feed(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
+RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
+               score double precision, headline text, cluster_id text, relaxed_rules text[])
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ootd._check_limit(p_limit);
+    RETURN QUERY
+    SELECT r.rank, r.outfit_id, r.title, r.category, r.color, r.daypart, r.score, r.headline, r.cluster_id,
+           r.relaxed_rules
+    FROM ootd._ranked(p_user_id, coalesce(p_at, now()), p_limit) r
+    WHERE r.rank <= p_limit
+    ORDER BY r.rank;
+    IF NOT FOUND THEN
+        PERFORM ootd._check_user(p_user_id);   -- no rows: an unknown user (P0002), or no pool at all
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ootd.feed(bigint, timestamptz, integer) IS
+    'The user''s Outfit-of-the-Day feed at a moment: ranked outfits, headline, cluster, relaxed veto rules; a pure read.';
+
+-- ootd.feed_explain(user, at, limit): every candidate of the user's pool with
+-- each score component, veto and rank (NULL = vetoed), the pool and where it
+-- was read; ootd.feed returns the rows with a rank <= p_limit.
+CREATE FUNCTION ootd.feed_explain(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
+RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
+               vetoed_by text[], priority boolean, color_boost double precision,
+               category_boost double precision, affinity_boost double precision,
+               liked_penalty double precision, cosine double precision, daypart_bonus double precision,
+               jitter double precision, score double precision, headline text, cluster_id text,
+               pool_date date, source text, relaxed_rules text[])
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ootd._check_limit(p_limit), ootd._check_user(p_user_id);
+    RETURN QUERY
+    SELECT r.* FROM ootd._ranked(p_user_id, coalesce(p_at, now()), p_limit) r
+    ORDER BY r.rank NULLS LAST, r.score DESC, r.outfit_id;
+END
+$$;
+COMMENT ON FUNCTION ootd.feed_explain(bigint, timestamptz, integer) IS
+    'Every candidate of the user''s pool with each score component, veto and rank (NULL rank = vetoed); for analysts.';
+
+-- ootd.serving_status(at): is serving ready, and how much comes from the cache.
+-- pool_date is the UTC date of p_at (the nightly batch's default date);
+-- fallback_pools are that date's pools missing from ootd.pool_cache (their
+-- feeds are served from ootd.outfits: after a crash, or on a hot standby).
+CREATE FUNCTION ootd.serving_status(p_at timestamptz DEFAULT now())
+RETURNS TABLE (pool_date date, pools integer, cached_pools integer, fallback_pools integer, ready boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_day    date := (coalesce(p_at, now()) AT TIME ZONE 'UTC')::date;
+    v_pools  integer;
+    v_cached integer := 0;
+BEGIN
+    SELECT count(*) INTO v_pools FROM ootd.pools p WHERE p.pool_date = v_day;
+    IF NOT pg_is_in_recovery() THEN           -- a standby cannot read UNLOGGED tables
+        SELECT count(*) INTO v_cached
+        FROM ootd.pools p
+        WHERE p.pool_date = v_day
+          AND EXISTS (SELECT 1 FROM ootd.pool_cache c WHERE c.pool_date = p.pool_date AND c.cluster_id = p.cluster_id);
+    END IF;
+    RETURN QUERY SELECT v_day, v_pools, v_cached, v_pools - v_cached, v_pools > 0;
+END
+$$;
+COMMENT ON FUNCTION ootd.serving_status(timestamptz) IS
+    'Readiness: pools generated for the UTC date of p_at, how many are cached, how many fall back to durable storage.';

@@ -1,0 +1,47 @@
+-- =============================================================================
+-- ootd: privileges
+-- EXECUTE on functions is revoked from PUBLIC (default privileges in
+-- 01_roles_and_schema.sql, and explicitly below); each role gets exactly its
+-- grants.
+-- =============================================================================
+
+REVOKE ALL ON SCHEMA ootd FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ootd FROM PUBLIC;
+GRANT USAGE ON SCHEMA ootd TO ootd_api, ootd_batch, ootd_analyst;
+
+-- ootd_analyst: read everything (future tables through the default privilege).
+GRANT SELECT ON ALL TABLES IN SCHEMA ootd TO ootd_analyst;
+GRANT EXECUTE ON FUNCTION ootd.vocabulary() TO ootd_analyst, ootd_batch;
+
+-- ootd_batch: read users and reference data, write pools, cache and ledger.
+GRANT SELECT ON ootd.users, ootd.cities, ootd.timezones, ootd.archetypes, ootd.categories,
+                ootd.colors, ootd.weather_conditions, ootd.scoring_weights TO ootd_batch;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ootd.pools, ootd.outfits, ootd.pool_cache TO ootd_batch;
+GRANT SELECT, INSERT ON ootd.llm_calls TO ootd_batch;
+
+GRANT SELECT ON ootd.weather_daily, ootd.llm_prices TO ootd_batch;
+GRANT INSERT ON ootd.weather_daily TO ootd_batch;
+GRANT SELECT ON ootd.weather_daily, ootd.llm_prices, ootd.llm_cost_daily TO ootd_analyst;
+GRANT EXECUTE ON FUNCTION ootd.put_weather(date, text, jsonb), ootd.default_archetype(),
+                          ootd.user_clusters(date), ootd.cluster_demand(date),
+                          ootd.store_pool(date, text, text, text, integer, jsonb),
+                          ootd.refresh_pool_cache(date, integer),
+                          ootd.record_llm_calls(date, text, jsonb),
+                          ootd.record_llm_request(date, text, text, text, text, integer),
+                          ootd.check_pool_date(date), ootd.recent_titles(date) TO ootd_batch;
+GRANT EXECUTE ON FUNCTION ootd.generate_pool(text) TO ootd_batch;
+GRANT EXECUTE ON FUNCTION ootd.default_archetype(), ootd.user_clusters(date), ootd.cluster_demand(date)
+    TO ootd_analyst;
+
+GRANT EXECUTE ON FUNCTION ootd.feed(bigint, timestamptz, integer) TO ootd_api, ootd_analyst;
+GRANT EXECUTE ON FUNCTION ootd.feed_explain(bigint, timestamptz, integer) TO ootd_analyst;
+GRANT EXECUTE ON FUNCTION ootd.rehydrate_cache(date, integer) TO ootd_batch, ootd_api;
+GRANT SELECT ON ootd.cluster_overview, ootd.cache_health TO ootd_analyst;
+GRANT EXECUTE ON FUNCTION ootd.like(bigint, bigint), ootd.unlike(bigint, bigint),
+                          ootd.serving_status(timestamptz) TO ootd_api;
+GRANT EXECUTE ON FUNCTION ootd.serving_status(timestamptz) TO ootd_analyst;
+
+-- ootd_api: no table privileges at all; only EXECUTE on the serving functions
+-- (SECURITY DEFINER, owned by ootd_owner, search_path pinned).
+
+RESET ROLE;
