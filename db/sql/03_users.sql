@@ -126,8 +126,8 @@ COMMENT ON FUNCTION ootd._style_vocabulary_problem(jsonb, jsonb, jsonb) IS
 -- ootd._users_validate(): statement-level trigger over the transition table
 -- `new_rows`, so a COPY of a million users is validated in three set-based
 -- passes instead of a million PL/pgSQL calls.  Raising aborts the statement:
--- nothing is written.  No setting skips it: the likes trigger's UPDATEs are
--- validated like any other.
+-- nothing is written.  No setting skips it; the UPDATE trigger is narrowed
+-- declaratively (WHEN pg_trigger_depth() = 0, below).
 --   22023 invalid_parameter_value  time zone is not an IANA zone name
 --   23514 check_violation          style_dna / style_rules have the wrong shape
 --   23503 foreign_key_violation    an archetype, category or color is unknown
@@ -237,7 +237,13 @@ CREATE TRIGGER users_validate_insert
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION ootd._users_validate();
 
+-- An UPDATE made by another trigger (pg_trigger_depth() > 0: the likes
+-- trigger, whose profile is computed from a validated row and from outfits
+-- whose category and color reference the vocabulary) is not re-validated.
+-- A WHEN clause, not a setting: no session can switch it.
 CREATE TRIGGER users_validate_update
     AFTER UPDATE ON ootd.users
     REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION ootd._users_validate();
+    FOR EACH STATEMENT
+    WHEN (pg_trigger_depth() = 0)
+    EXECUTE FUNCTION ootd._users_validate();

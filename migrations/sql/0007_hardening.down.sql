@@ -4,6 +4,12 @@
 -- =============================================================================
 SET ROLE ootd_owner;
 
+DROP TRIGGER users_validate_update ON ootd.users;
+CREATE TRIGGER users_validate_update
+    AFTER UPDATE ON ootd.users
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._users_validate();
+
 DROP FUNCTION ootd.put_user(bigint, text, text, jsonb, jsonb);
 DROP FUNCTION ootd.add_city(text, text, double precision, double precision, text, integer);
 DROP FUNCTION ootd._resolve_city(text);

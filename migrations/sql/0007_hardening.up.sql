@@ -1,7 +1,8 @@
 -- =============================================================================
 -- Revision 0007: hardening (frozen)
 -- No session setting switches a check off: the ootd.learning flag is gone and
--- the users validation trigger checks the likes trigger's UPDATEs too.
+-- the users validation trigger is narrowed declaratively instead (WHEN
+-- pg_trigger_depth() = 0: the likes trigger's own UPDATE is not re-validated).
 -- put_user merges (only what is given changes), cities match in any case with
 -- suggestions, ootd.add_city.  LLM
 -- requests are recorded (status sent) before they are sent.  The cache refresh
@@ -26,8 +27,8 @@ DROP FUNCTION ootd.rehydrate_cache(integer);
 -- ootd._users_validate(): statement-level trigger over the transition table
 -- `new_rows`, so a COPY of a million users is validated in three set-based
 -- passes instead of a million PL/pgSQL calls.  Raising aborts the statement:
--- nothing is written.  No setting skips it: the likes trigger's UPDATEs are
--- validated like any other.
+-- nothing is written.  No setting skips it; the UPDATE trigger is narrowed
+-- declaratively (WHEN pg_trigger_depth() = 0, below).
 --   22023 invalid_parameter_value  time zone is not an IANA zone name
 --   23514 check_violation          style_dna / style_rules have the wrong shape
 --   23503 foreign_key_violation    an archetype, category or color is unknown
@@ -587,6 +588,17 @@ $$;
 COMMENT ON FUNCTION ootd._learn_from_likes() IS
     'Private trigger: folds liked (or unliked) outfits into the user''s style_dna and taste; no lost updates, no deadlocks.';
 
+
+-- ------------------------------------------------------------- triggers ----
+-- An UPDATE made by another trigger (the likes trigger) is not re-validated:
+-- narrowed by a WHEN clause, which no session can switch.
+DROP TRIGGER users_validate_update ON ootd.users;
+CREATE TRIGGER users_validate_update
+    AFTER UPDATE ON ootd.users
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT
+    WHEN (pg_trigger_depth() = 0)
+    EXECUTE FUNCTION ootd._users_validate();
 
 -- ------------------------------------------------------------ privileges ----
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ootd FROM PUBLIC;
