@@ -27,6 +27,7 @@ from psycopg import errors
 
 from api.app import create_app
 from api.auth import issue_token
+from api.connector import FEED_COLUMNS
 from batch.nightly import NightlyConfig, run_nightly
 from batch.seed import seed_users
 from cli.main import migrate
@@ -39,18 +40,6 @@ DAY = date(2026, 4, 20)
 USERS = 500
 INSTANTS = [datetime(2026, 4, 20, hour, tzinfo=UTC) for hour in (9, 15, 21)]
 FEED = "SELECT * FROM ootd.feed(%s, %s, 3)"
-FEED_COLUMNS = [
-    "rank",
-    "outfit_id",
-    "title",
-    "category",
-    "color",
-    "daypart",
-    "score",
-    "headline",
-    "cluster_id",
-    "relaxed_rules",
-]
 SECRET = "test-secret-" + "r" * 60
 
 
@@ -100,7 +89,7 @@ def lsn_caught_up(pair: Pair) -> None:
 
 def feed_rows(conn: psycopg.Connection, user_id: int, at: datetime) -> list[tuple]:
     cursor = conn.execute(FEED, (user_id, at))
-    assert [column.name for column in cursor.description][: len(FEED_COLUMNS)] == FEED_COLUMNS
+    assert [column.name for column in cursor.description][: len(FEED_COLUMNS)] == list(FEED_COLUMNS)
     return cursor.fetchall()
 
 
