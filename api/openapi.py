@@ -274,7 +274,7 @@ def spec() -> dict[str, Any]:
                         "cluster_id": {"type": "string", "examples": ["20260420_Minimal_Sunny"]},
                         "headline": {
                             "type": "string",
-                            "examples": ["A breezy minimalist look for your afternoon in Torrance"],
+                            "examples": ["A breezy minimalist look for tonight in Torrance"],
                         },
                         "daypart": {
                             "enum": ["Daytime", "NightOut"],

@@ -213,14 +213,17 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def daypart_word(hour: int) -> str:
-    if 5 <= hour <= 11:
-        return "morning"
-    if 12 <= hour <= 16:
-        return "afternoon"
-    if 17 <= hour <= 20:
-        return "evening"
-    return "night"
+def occasion(hour: int, daypart: str) -> str:
+    """What the first served outfit is for (ootd._occasion)."""
+    if daypart == "NightOut":
+        return "tonight"
+    if hour < 5:
+        return "the day ahead"
+    if hour < 12:
+        return "your morning"
+    if hour < 17:
+        return "your afternoon"
+    return "tomorrow"
 
 
 _MIX1, _MIX2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
@@ -299,9 +302,9 @@ class SeedStylePipeline:
         local = at.astimezone(zone(tz))
         hour = local.hour
         priority = "NightOut" if hour >= 15 else "Daytime"
-        # 2. hard veto (disliked categories / colors), with the cascade when nothing survives:
-        # relax entries strictest first (most outfits of this pool blocked; ties by name) until
-        # min(limit, pool size) outfits survive
+        # 2. hard veto (disliked categories / colors), with the cascade when fewer than
+        # min(limit, pool size) survive: relax entries strictest first (most outfits of this pool
+        # blocked; ties by name) until that many are served
         bad_categories, bad_colors = rules.get("disliked_categories"), rules.get("disliked_colors")
         relaxed: list[str] = []
         keep = None  # None: every outfit survives
@@ -315,14 +318,14 @@ class SeedStylePipeline:
                 if o["color"] in bad_colors:
                     v.append("disliked_colors:" + o["color"])
                 violations.append(v)
-            if all(violations):
+            if sum(not v for v in violations) < min(limit, n):
                 blocked: dict[str, int] = {}
                 for v in violations:
                     for rule in v:
                         blocked[rule] = blocked.get(rule, 0) + 1
                 order = sorted(blocked, key=lambda r: (-blocked[r], r))
                 position = {r: i + 1 for i, r in enumerate(order)}
-                levels = sorted(max(position[r] for r in v) for v in violations)
+                levels = sorted(max((position[r] for r in v), default=0) for v in violations)
                 relaxed = order[: levels[min(limit, n) - 1]]
                 allowed = set(relaxed)
                 keep = [allowed.issuperset(v) for v in violations]
@@ -343,7 +346,7 @@ class SeedStylePipeline:
         liked_categories = rules.get("liked_categories") or ()
         affinity = dna.get("category_affinity") or {}
         liked_ids = liked or ()
-        first, second = [], []
+        groups: list[list] = [[], [], [], []]  # (no veto broken, priority), (.., other), (relaxed, ..)
         for i, o in enumerate(pool):
             if keep is not None and not keep[i]:
                 continue
@@ -354,14 +357,12 @@ class SeedStylePipeline:
                 * (1.0 + self.w_affinity * math.log1p(max(float(affinity.get(category) or 0), 0.0)))
                 * (self.w_liked_decay if o["id"] in liked_ids else 1.0)
             ) + base[i]
-            if o["daypart"] == priority:
-                first.append((-(score + self.w_daypart), o["id"], o))
-            else:
-                second.append((-score, o["id"], o))
-        # order: priority daypart first; within each, at most two of a category before any third;
-        # then score, then outfit id
+            group = (0 if keep is None or not violations[i] else 2) + (0 if o["daypart"] == priority else 1)
+            groups[group].append((-(score + self.w_daypart) if group % 2 == 0 else -score, o["id"], o))
+        # order: what breaks no veto first, then the priority daypart; within each, at most two of a
+        # category before any third; then score, then outfit id
         served = []
-        for group in (first, second):
+        for group in groups:
             group.sort()
             counts: dict[str, int] = {}
             later = []
@@ -371,12 +372,11 @@ class SeedStylePipeline:
             served.extend(later)
             if len(served) >= limit:
                 break
-        # 5. headline: weather, archetype, local daypart, city
-        archetype = dna.get("archetype") or self.default_archetype
-        adjectives = f"{self.weather_adj[weather or pool_weather]} {self.archetype_adj[archetype]}"
+        # 5. headline: the served pool's weather and archetype, the first outfit's occasion, the city
+        adjectives = f"{self.weather_adj[pool_weather]} {self.archetype_adj[cluster.split('_')[1]]}"
+        top = served[0][2]["daypart"] if served else priority
         headline = (
-            f"{'An' if adjectives[0] in 'aeiouAEIOU' else 'A'} {adjectives} look for your "
-            f"{daypart_word(hour)} in {city}"
+            f"{'An' if adjectives[0] in 'aeiouAEIOU' else 'A'} {adjectives} look for {occasion(hour, top)} in {city}"
         )
         return [
             (rank, o["id"], o["title"], o["category"], o["color"], o["daypart"], -neg, headline, cluster, relaxed)

@@ -118,7 +118,7 @@ def test_feed_at_offset_decides_the_local_time(client, admin):
     morning = client.get(f"/v1/users/{user_id}/feed?at=2026-04-20T09:00:00%2B05:30", headers=bearer(user_id))
     evening = client.get(f"/v1/users/{user_id}/feed?at=2026-04-20T09:00:00-03:00", headers=bearer(user_id))
     assert "morning" in morning.get_json()["headline"]  # 09:00 in Mumbai
-    assert "evening" in evening.get_json()["headline"]  # 12:00Z = 17:30 in Mumbai
+    assert "tonight" in evening.get_json()["headline"]  # 12:00Z = 17:30 in Mumbai: NightOut items
     # an unencoded "+" arrives as a space: still the +05:30 offset, not a naive time
     unencoded = client.get(f"/v1/users/{user_id}/feed?at=2026-04-20T09:00:00+05:30", headers=bearer(user_id))
     assert unencoded.get_json() == morning.get_json()

@@ -14,7 +14,7 @@ def test_demo_migrates_seeds_runs_the_nightly_and_prints_feeds(empty_db_url):
     assert "schema: migrated to head" in out
     assert "seed: 2,000 new users" in out
     assert "clusters K" in out and "naive: one call per user" in out
-    assert "look for your morning in" in out and "look for your evening in" in out
+    assert "look for your morning in" in out and "look for tonight in" in out
     with psycopg.connect(empty_db_url) as conn:
         k = conn.execute("SELECT count(*) FROM ootd.pools").fetchone()[0]
         assert k == conn.execute("SELECT count(*) FROM ootd.llm_calls WHERE kind = 'chat'").fetchone()[0] > 0

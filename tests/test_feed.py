@@ -96,7 +96,8 @@ def test_daypart_priority_switches_at_15_00_local(served, city, zone, day):
     after = served.execute(LOCAL, (user_id, f"{day} 15:00:00", zone, 10)).fetchall()
     assert [r[5] for r in before] == ["Daytime"] * 10
     assert [r[5] for r in after] == ["NightOut"] * 10
-    assert "afternoon" in before[0][7] and "afternoon" in after[0][7]
+    assert " look for your afternoon in " in before[0][7]  # Daytime items: the afternoon
+    assert " look for tonight in " in after[0][7]  # NightOut items: tonight
     assert before[0][7].endswith(f" in {city}")
 
 
@@ -106,15 +107,17 @@ def test_the_same_instant_has_different_dayparts_around_the_world(served):
     at = f"{DAY} 08:00+00"  # 17:00 in Tokyo, 01:00 in Torrance
     assert feed(served, 910001, at)[0][5] == "NightOut"
     assert feed(served, 910002, at)[0][5] == "Daytime"
-    assert "evening in Tokyo" in feed(served, 910001, at)[0][7]
-    assert "night in Torrance" in feed(served, 910002, at)[0][7]
+    assert "for tonight in Tokyo" in feed(served, 910001, at)[0][7]
+    assert "for the day ahead in Torrance" in feed(served, 910002, at)[0][7]  # 01:00: Daytime items
 
 
 def test_headline_is_hyper_local(served):
     rows = feed(served, 1)
     city = served.execute("SELECT city FROM ootd.users WHERE id = 1").fetchone()[0]
     assert re.fullmatch(
-        rf"An? [a-z-]+ [a-z-]+ look for your (morning|afternoon|evening|night) in {re.escape(city)}", rows[0][7]
+        rf"An? [a-z-]+ [a-z-]+ look for (tonight|the day ahead|your morning|your afternoon|tomorrow) in "
+        rf"{re.escape(city)}",
+        rows[0][7],
     )
 
 
@@ -302,11 +305,83 @@ def test_the_headline_follows_the_local_hour_within_one_ranking(served):
     morning = served.execute(LOCAL, (36, f"{DAY} 09:00", tz, 3)).fetchall()
     afternoon = served.execute(LOCAL, (36, f"{DAY} 14:59", tz, 3)).fetchall()
     assert [r[:7] for r in night] == [r[:7] for r in morning] == [r[:7] for r in afternoon]
-    assert " for your night in " in night[0][7]
+    assert " for the day ahead in " in night[0][7]  # 03:00: the Daytime items are for the day ahead
     assert " for your morning in " in morning[0][7]
     assert " for your afternoon in " in afternoon[0][7]
     evening = served.execute(LOCAL, (36, f"{DAY} 18:00", tz, 3)).fetchall()
-    assert evening[0][5] == "NightOut" and " for your evening in " in evening[0][7]
+    assert evening[0][5] == "NightOut" and " for tonight in " in evening[0][7]
+
+
+def test_headlines_never_contradict_their_items(served):
+    """NightOut items read as tonight, Daytime items as a time of the day (issue 17: 0 contradictions)."""
+    rows = served.execute(
+        "SELECT f.daypart, f.headline FROM generate_series(1, 400, 7) u, unnest(ARRAY[2, 9, 15, 21]) h, "
+        "LATERAL ootd.feed(u, (%s::date + make_interval(hours => h))::timestamp AT TIME ZONE "
+        "(SELECT timezone FROM ootd.users WHERE id = u), 3) f WHERE f.rank = 1",
+        (DAY,),
+    ).fetchall()
+    assert len(rows) == 4 * len(range(1, 401, 7))
+    for daypart, headline in rows:
+        night = " for tonight in " in headline
+        assert night == (daypart == "NightOut"), (daypart, headline)
+
+
+def test_a_fallback_pool_headline_names_the_pool_served(served):
+    """Without a pool for the user's archetype and weather, another weather's pool of the archetype is
+    served, and the headline names the weather of that pool, not the city's (rolled back afterwards)."""
+    user_id, archetype, weather, cluster = served.execute(
+        "SELECT u.id, p.archetype, p.weather, p.cluster_id FROM ootd.users u "
+        "JOIN ootd.pools p ON p.cluster_id = (SELECT f.cluster_id FROM ootd.feed(u.id, %s) f LIMIT 1) "
+        "WHERE u.id = 1",
+        (f"{DAY} 12:00+00",),
+    ).fetchone()
+    adjectives = dict(served.execute("SELECT name, adjective FROM ootd.weather_conditions").fetchall())
+    with served.transaction() as tx:
+        for table in ("pool_cache", "outfits", "pools"):
+            served.execute(f"DELETE FROM ootd.{table} WHERE cluster_id = %s", (cluster,))
+        row = feed(served, user_id)[0]
+        pool_archetype, pool_weather = served.execute(
+            "SELECT archetype, weather FROM ootd.pools WHERE cluster_id = %s", (row[8],)
+        ).fetchone()
+        tx_rows = (row, pool_archetype, pool_weather)
+        raise psycopg.Rollback(tx)
+    row, pool_archetype, pool_weather = tx_rows
+    assert pool_archetype == archetype and pool_weather != weather
+    assert row[7].startswith((f"A {adjectives[pool_weather]} ", f"An {adjectives[pool_weather]} "))
+    assert adjectives[weather] not in row[7]
+    assert feed(served, user_id)[0][8] == cluster  # rolled back
+
+
+def test_the_veto_cascade_fills_the_feed(served):
+    """A user who vetoes all but one category gets p_limit items, and exactly the relaxed rules are named."""
+    pool = served.execute("SELECT cluster_id FROM ootd.feed(1, %s)", (f"{DAY} 12:00+00",)).fetchone()[0]
+    kept = served.execute(
+        "SELECT category FROM ootd.outfits WHERE cluster_id = %s GROUP BY category ORDER BY count(*), category LIMIT 1",
+        (pool,),
+    ).fetchone()[0]
+    vetoed = [
+        r[0]
+        for r in served.execute(
+            "SELECT DISTINCT category FROM ootd.outfits WHERE cluster_id = %s AND category <> %s", (pool, kept)
+        )
+    ]
+    served.execute(
+        "UPDATE ootd.users SET style_rules = jsonb_build_object('disliked_categories', %s::jsonb) WHERE id = 1",
+        (psycopg.types.json.Jsonb(vetoed),),
+    )
+    clean = served.execute(
+        "SELECT count(*) FROM ootd.outfits WHERE cluster_id = %s AND category = %s", (pool, kept)
+    ).fetchone()[0]
+    for limit in (clean + 1, 10):
+        rows = feed(served, 1, limit=limit)
+        assert len(rows) == limit
+        assert [r[3] for r in rows[:clean]] == [kept] * clean  # what breaks no veto comes first
+        relaxed = rows[0][9]
+        assert relaxed and {f"disliked_categories:{r[3]}" for r in rows[clean:]} <= set(relaxed)
+        fewer = served.execute(
+            "SELECT relaxed_rules FROM ootd.feed(1, %s, %s)", (f"{DAY} 12:00+00", limit - 1)
+        ).fetchone()[0]
+        assert len(fewer) <= len(relaxed)  # the fewest entries that fill the feed
 
 
 # Instants where a zone's local date or offset jumps: the feed and feed_explain must agree, and the

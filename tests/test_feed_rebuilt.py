@@ -1,8 +1,11 @@
-"""The rebuilt feed (migration 0008) ranks exactly as the memoized one did, on a populated database.
+"""The rebuilt feed (migration 0008 on) ranks as the memoized one did, on a populated database.
 
-The served-yesterday decay is the one ranking change 0008 makes on purpose; a fresh database has
-served nothing yesterday, so every answer must be identical.  The upgrade runs on a database
-holding users, likes and pools, which all survive it.
+The ranking changes made on purpose since 0007: the served-yesterday decay is gone (a fresh
+database has served nothing yesterday, so it never applied here), the headline names its items'
+occasion and the served pool (0010), and the veto cascade fills a short feed (0010).  So every
+full feed of the memoized version must come back with the same items, order, scores, cluster and
+relaxed rules; a short one must come back full, starting with the same items.  The upgrade runs
+on a database holding users, likes and pools, which all survive it.
 """
 
 from __future__ import annotations
@@ -52,6 +55,19 @@ def test_the_rebuilt_feed_ranks_as_the_memoized_one_and_the_upgrade_keeps_every_
             "SELECT u, (SELECT min(id) FROM ootd.outfits) + u % 20 FROM generate_series(1, 300, 7) u"
         )
     users = list(range(1, 3_001, 10))  # 300 users (vetoes, cascades, time zones among them)
+    with psycopg.connect(url, autocommit=True) as conn:  # and one whose vetoes leave 1..4 outfits of 20
+        cluster = conn.execute("SELECT cluster_id FROM ootd.feed(2, %s)", (INSTANTS[0],)).fetchone()[0]
+        kept = conn.execute(
+            "SELECT category FROM ootd.outfits WHERE cluster_id = %s GROUP BY category "
+            "HAVING count(*) BETWEEN 1 AND 4 ORDER BY category LIMIT 1",
+            (cluster,),
+        ).fetchone()[0]
+        conn.execute(
+            "UPDATE ootd.users SET style_rules = jsonb_build_object('disliked_categories', "
+            "(SELECT jsonb_agg(name) FROM ootd.categories WHERE name <> %s)) WHERE id = 2",
+            (kept,),
+        )
+    users.append(2)
 
     migrate(url, "0007")  # the memoized feed: every answer is a first request
     with psycopg.connect(url) as conn:
@@ -66,4 +82,11 @@ def test_the_rebuilt_feed_ranks_as_the_memoized_one_and_the_upgrade_keeps_every_
     new = feeds(url, users)
     assert sum(len(f) for f in new.values()) == 5 * len(users) * len(INSTANTS)
     assert any(f[0][9] for f in new.values())  # the veto cascade is among the compared answers
-    assert new == old
+    without_headline = {key: [r[:7] + r[8:] for r in rows] for key, rows in new.items()}
+    full = [key for key, rows in old.items() if len(rows) == 5]
+    short = [key for key, rows in old.items() if len(rows) < 5]
+    assert len(full) > 0.9 * len(old) and short  # both kinds are among the compared answers
+    for key in full:
+        assert without_headline[key] == [r[:7] + r[8:] for r in old[key]], key
+    for key in short:  # now filled; what survived the vetoes still comes first, in the same order
+        assert [r[1] for r in new[key][: len(old[key])]] == [r[1] for r in old[key]], key
