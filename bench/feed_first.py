@@ -359,17 +359,22 @@ class SeedStylePipeline:
             ) + base[i]
             group = (0 if keep is None or not violations[i] else 2) + (0 if o["daypart"] == priority else 1)
             groups[group].append((-(score + self.w_daypart) if group % 2 == 0 else -score, o["id"], o))
-        # order: what breaks no veto first, then the priority daypart; within each, at most two of a
-        # category before any third; then score, then outfit id
+        # order: what breaks no veto first, then the priority daypart; within each, one outfit of each
+        # category before any category's second, and of each color before any color's second; then
+        # score, then outfit id
         served = []
         for group in groups:
             group.sort()
-            counts: dict[str, int] = {}
-            later = []
+            categories: dict[str, int] = {}
+            colors: dict[str, int] = {}
+            keyed = []
             for item in group:
-                c = counts[item[2]["category"]] = counts.get(item[2]["category"], 0) + 1
-                (served if c <= 2 else later).append(item)
-            served.extend(later)
+                o = item[2]
+                nth_category = categories[o["category"]] = categories.get(o["category"], 0) + 1
+                nth_color = colors[o["color"]] = colors.get(o["color"], 0) + 1
+                keyed.append((nth_category > 1, nth_color > 1, item))
+            keyed.sort(key=lambda k: (k[0], k[1], k[2][0], k[2][1]))
+            served.extend(k[2] for k in keyed)
             if len(served) >= limit:
                 break
         # 5. headline: the served pool's weather and archetype, the first outfit's occasion, the city

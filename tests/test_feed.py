@@ -154,14 +154,25 @@ def test_members_of_one_cluster_get_different_orders(served):
     assert len(orders) > 10
 
 
-def test_top_three_is_not_one_category_when_alternatives_exist(served):
-    same = 0
-    for (user_id,) in served.execute(
-        "SELECT id FROM ootd.users WHERE NOT style_rules ? 'disliked_categories' ORDER BY id LIMIT 300"
-    ).fetchall():
+def test_top_three_repeat_no_category_and_no_color_when_alternatives_exist(served):
+    """Issue 17: two outfits of one category in at most 5% of top-3s, and one color rarely; here
+    neither, as each pool's priority daypart offers at least three categories and colors (checked)."""
+    repeats = colors = 0
+    users = served.execute(
+        "SELECT id FROM ootd.users WHERE NOT style_rules ? 'disliked_categories' "
+        "AND NOT style_rules ? 'disliked_colors' ORDER BY id LIMIT 300"
+    ).fetchall()
+    for (user_id,) in users:
         rows = feed(served, user_id)
-        same += len({r[3] for r in rows}) == 1
-    assert same == 0
+        offered = served.execute(
+            "SELECT count(DISTINCT category), count(DISTINCT color) FROM ootd.outfits o "
+            "WHERE o.cluster_id = %s AND o.daypart = %s",
+            (rows[0][8], rows[0][5]),
+        ).fetchone()
+        assert offered[0] >= 3 and offered[1] >= 3
+        repeats += len({r[3] for r in rows}) < 3
+        colors += len({r[4] for r in rows}) == 1
+    assert (repeats, colors) == (0, 0)
 
 
 def test_weights_are_tunable_without_a_deploy(served):

@@ -213,8 +213,9 @@ COMMENT ON FUNCTION ootd._serving_context(bigint, timestamptz) IS
 --     ln(1 + affinity)) x liked_decay (already liked) + cosine x cos(taste,
 --     embedding) + daypart_priority (priority daypart) + jitter;
 --  5. order: outfits that break no veto first, then the relaxed ones; then
---     the priority daypart first; within it at most two outfits of a
---     category before any third (diversity); then score; then outfit id;
+--     the priority daypart first; within it one outfit of each category
+--     before any category's second, and one of each color before any
+--     color's second (diversity); then score; then outfit id;
 --  6. headline: the served pool's weather and archetype, the occasion of the
 --     first served outfit (ootd._occasion) and the city.
 -- Vetoed candidates have a NULL rank.
@@ -257,7 +258,9 @@ AS $$
         FROM c CROSS JOIN x CROSS JOIN relaxed r CROSS JOIN ootd.scoring_weights w
     ), ordered AS (
         SELECT s.*, row_number() OVER (PARTITION BY s.served, s.clean, s.priority, s.category
-                                       ORDER BY s.score DESC, s.outfit_id) AS nth_of_category
+                                       ORDER BY s.score DESC, s.outfit_id) AS nth_of_category,
+                    row_number() OVER (PARTITION BY s.served, s.clean, s.priority, s.color
+                                       ORDER BY s.score DESC, s.outfit_id) AS nth_of_color
         FROM (SELECT s.*, s.color_boost * s.category_boost * s.affinity_boost * s.liked_penalty
                           + s.cosine_weight * s.cosine + s.daypart_bonus + s.jitter AS score
               FROM scored s) s
@@ -270,8 +273,8 @@ AS $$
                           ootd._occasion(x.local, first_value(o.daypart) OVER served_order), x.city),
            x.cluster_id, x.pool_date, o.source, o.relaxed_rules
     FROM ordered o CROSS JOIN x
-    WINDOW served_order AS (ORDER BY o.served DESC, o.clean DESC, o.priority DESC, (o.nth_of_category > 2),
-                            o.score DESC, o.outfit_id)
+    WINDOW served_order AS (ORDER BY o.served DESC, o.clean DESC, o.priority DESC, (o.nth_of_category > 1),
+                            (o.nth_of_color > 1), o.score DESC, o.outfit_id)
 $$;
 COMMENT ON FUNCTION ootd._ranked(bigint, timestamptz, integer) IS
     'Private: every candidate of the user''s pool with each score component and its rank (NULL = vetoed); the ranking''s one home.';
