@@ -334,6 +334,28 @@ def cmd_token(args: argparse.Namespace) -> None:
     print(issue_token(args.id, load_secret(create=True), ttl_s=args.ttl))
 
 
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from cli.evaluate import EvaluationProgress, evaluate, parse_times, print_evaluation
+    from db.connect import connect
+
+    try:
+        times = parse_times(args.at_times)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    progress = EvaluationProgress(Console(stderr=True))
+    try:
+        with connect() as conn:
+            row = evaluate(conn, args.date, args.users, times, args.limit, progress=progress)
+    finally:
+        progress.stop()
+    if args.json:
+        print(json.dumps(row["metrics"], indent=2, sort_keys=True))
+    else:
+        print_evaluation(row)
+
+
 # --------------------------------------------------------------------- main --
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -443,6 +465,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--access-log", action="store_true", help="log every request to stderr")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="measure the illusion of 1:1 personalization; store one row in ootd.evaluations",
+        description="Sample users deterministically, read their feeds at local times and measure them "
+        "against a 1:1 oracle in the database (docs/evaluation.md); the run is stored in ootd.evaluations.",
+    )
+    p.add_argument("--date", type=_date, help="pool date, YYYY-MM-DD (default: the latest pool date)")
+    p.add_argument("--users", type=_positive_int, default=600, help="users to sample, 1..100000 (default: 600)")
+    p.add_argument(
+        "--at-times",
+        default="09:00,15:00,21:00",
+        help="local times on that date, comma-separated (default: 09:00,15:00,21:00)",
+    )
+    p.add_argument("--limit", type=_positive_int, default=5, help="the second k measured, 1..20 (default: 5)")
+    p.add_argument("--json", action="store_true", help="print the stored metrics as JSON")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("token", help="print a bearer token for one user (HS256, OOTD_API_SECRET)")
     p.add_argument("id", type=_positive_int, help="the user id the token names (the user must exist)")

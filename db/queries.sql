@@ -177,3 +177,8 @@ CROSS JOIN LATERAL unnest(r.setconfig) AS s(item)
 WHERE r.setrole = 0
   AND r.setdatabase = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
   AND starts_with(s.item, 'ootd.');
+
+-- ------------------------------------------------------------- evaluation ---
+
+-- name: evaluate
+SELECT * FROM ootd.evaluate(%(date)s, %(users)s, %(times)s::time[], %(limit)s, %(progress)s);

@@ -4,7 +4,7 @@
 -- runs them in one transaction).  Run as a superuser (CREATE EXTENSION vector
 -- needs one), or as a role with CREATEROLE once the extension exists.  Every
 -- object below is created by, and owned by, ootd_owner (SET ROLE here; the
--- last file, 08_privileges.sql, resets it).
+-- last file, 09_privileges.sql, resets it).
 -- =============================================================================
 
 -- =============================================================================

@@ -1,0 +1,174 @@
+"""`ootd evaluate`: run ootd.evaluate() and print what it stored.
+
+PostgreSQL computes every metric (db/sql/07_evaluation.sql) and stores the
+run in ootd.evaluations; this module only draws the progress bar from the
+function's NOTICEs and prints the row (docs/evaluation.md defines each metric).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, time
+from typing import Any, Callable
+
+import psycopg
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from db.connect import one
+
+DEFAULT_TIMES = (time(9), time(15), time(21))
+
+# (label, metric name without @k, format); "@k" rows use k = 3, "@limit" rows the run's limit.
+SECTIONS: list[tuple[str, list[tuple[str, str, str, str]]]] = [
+    (
+        "relevance",
+        [
+            ("NDCG@{k} vs the 1:1 oracle", "ndcg", "k", "ratio"),
+            ("pool ceiling@{k} (best of own pool)", "pool_ceiling", "k", "ratio"),
+            ("clustering loss@{k} (1 - ceiling)", "clustering_loss", "k", "ratio"),
+            ("ranking loss@{k} (ceiling - NDCG)", "ranking_loss", "k", "ratio"),
+            ("NDCG@{k} vs the 1:1 oracle", "ndcg", "limit", "ratio"),
+            ("pool ceiling@{k}", "pool_ceiling", "limit", "ratio"),
+        ],
+    ),
+    (
+        "illusion of 1:1",
+        [
+            ("personalization@{k} within clusters", "personalization_within_clusters", "k", "ratio"),
+            ("personalization@{k} overall", "personalization", "k", "ratio"),
+            ("feeds sharing their exact top-{k}", "shared_topk_share", "k", "share"),
+            ("catalog coverage@{k} (served / generated)", "catalog_coverage", "k", "share"),
+        ],
+    ),
+    (
+        "intra-list diversity",
+        [
+            ("distinct categories in top-{k}", "distinct_categories", "k", "mean"),
+            ("distinct colors in top-{k}", "distinct_colors", "k", "mean"),
+            ("mean pairwise embedding distance", "embedding_distance", "k", "ratio"),
+            ("top-{k}s repeating a category", "repeated_category_share", "k", "share"),
+            ("top-{k}s of one color", "single_color_share", "k", "share"),
+        ],
+    ),
+    (
+        "checks",
+        [
+            ("headline contradictions", "headline_contradictions", "k", "count"),
+            ("short feeds (pool had enough)", "short_feeds", "k", "count"),
+            ("veto violations (served items)", "veto_violations", "k", "count"),
+            ("feeds with relaxed rules", "relaxed_feeds", "k", "count"),
+            ("relaxed rules", "relaxed_rules", "k", "count"),
+            ("feeds evaluated", "feeds", "k", "count"),
+        ],
+    ),
+]
+
+
+def parse_times(text: str) -> list[time]:
+    """`09:00,15:00,21:00` -> times; ValueError with the offending item."""
+    times = []
+    for item in text.split(","):
+        try:
+            times.append(time.fromisoformat(item.strip()))
+        except ValueError:
+            raise ValueError(f"expected local times as HH:MM[,HH:MM...], got {item.strip()!r}") from None
+    if len(set(times)) != len(times):
+        raise ValueError(f"local times must be distinct, got {text!r}")
+    return times
+
+
+class EvaluationProgress:
+    """A bar over sampled users, fed by ootd.evaluate's NOTICEs (DETAIL {"done", "total"})."""
+
+    def __init__(self, console: Console):
+        self.progress = Progress(
+            TextColumn("evaluating users"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.task: Any = None
+
+    def __call__(self, diag: psycopg.errors.Diagnostic) -> None:
+        try:
+            step = json.loads(diag.message_detail or "")
+        except ValueError:
+            return
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("users", total=step["total"])
+        self.progress.update(self.task, completed=step["done"])
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+
+
+def evaluate(
+    conn: psycopg.Connection,
+    day: date | None = None,
+    users: int = 600,
+    times: list[time] | None = None,
+    limit: int = 5,
+    progress: Callable[[psycopg.errors.Diagnostic], None] | None = None,
+) -> dict:
+    """One ootd.evaluate() run (committed by the caller's connection); returns the stored row."""
+    if progress is not None:
+        conn.add_notice_handler(progress)
+    try:
+        params = {
+            "date": day,
+            "users": users,
+            "times": list(times or DEFAULT_TIMES),
+            "limit": limit,
+            "progress": progress is not None,
+        }
+        return one(conn, "evaluate", params)
+    finally:
+        if progress is not None:
+            conn.remove_notice_handler(progress)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None:
+        return "-"
+    if fmt == "count":
+        return f"{int(value):,}"
+    if fmt == "share":
+        return f"{100.0 * float(value):.1f}%"
+    if fmt == "mean":
+        return f"{float(value):.2f}"
+    return f"{float(value):.3f}"
+
+
+def print_evaluation(row: dict, console: Console | None = None) -> None:
+    """The stored run as one table: a column for all feeds, then one per local time."""
+    console = console or Console()
+    params, metrics = row["params"], row["metrics"]
+    ks = {"k": min(params["k"]), "limit": params["limit"]}
+    scopes = [("all", metrics)] + sorted(metrics.get("by_time", {}).items())
+    table = Table(
+        title=f"Evaluation of {row['pool_date']}: {params['sampled']:,} users at "
+        f"{', '.join(params['at_times'])} local, k = {ks['k']}, limit = {ks['limit']}",
+        title_justify="left",
+    )
+    table.add_column("metric")
+    for name, _ in scopes:
+        table.add_column(name, justify="right")
+    for section, rows in SECTIONS:
+        table.add_row(f"[bold]{section}[/bold]", *[""] * len(scopes))
+        seen = set()
+        for label, name, which, fmt in rows:
+            key = f"{name}@{ks[which]}"
+            if key in seen:  # limit == 3: the @limit rows repeat the @3 ones
+                continue
+            seen.add(key)
+            table.add_row("  " + label.format(k=ks[which]), *[_cell(m.get(key), fmt) for _, m in scopes])
+    table.caption = (
+        f"stored as ootd.evaluations id {row['id']}; {metrics['generated_outfits']:,} outfits generated "
+        f"on {row['pool_date']}; definitions: docs/evaluation.md"
+    )
+    console.print(table)

@@ -1,0 +1,375 @@
+-- =============================================================================
+-- ootd: evaluation (`ootd evaluate`, issue 17)
+-- How good is the illusion of 1:1 personalization?  A deterministic sample of
+-- users at local times; each served feed is read with ootd._ranked (the
+-- ranking's one home) and measured against a 1:1 oracle that scores every
+-- outfit of the day's pools with the user's weather by the same formula.
+-- One row per run in ootd.evaluations.  Definitions: docs/evaluation.md.
+-- Kinds in order: tables, types, helpers, measurement, API.
+-- =============================================================================
+
+-- ------------------------------------------------------------------ tables --
+-- One row per `ootd evaluate` run, so analysts can chart trends in psql.
+CREATE TABLE ootd.evaluations (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    evaluated_at timestamptz NOT NULL DEFAULT now(),
+    pool_date    date NOT NULL,
+    params       jsonb NOT NULL CHECK (jsonb_typeof(params) = 'object'),
+    metrics      jsonb NOT NULL CHECK (jsonb_typeof(metrics) = 'object')
+);
+CREATE INDEX evaluations_pool_date_idx ON ootd.evaluations (pool_date, evaluated_at);
+COMMENT ON TABLE ootd.evaluations IS
+    'One row per ootd.evaluate() run: the pool date, the parameters and weights, and the metrics (docs/evaluation.md).';
+COMMENT ON COLUMN ootd.evaluations.metrics IS
+    'Metric name@k -> value over every sampled feed, and by_time -> local time -> the same per local time.';
+
+-- ------------------------------------------------------------------- types --
+-- One served feed (user x local time x k) and what was measured about it.
+CREATE TYPE ootd.evaluation_feed AS (
+    user_id                bigint,
+    local_time             time,
+    at                     timestamptz,
+    k                      integer,
+    cluster_id             text,
+    pool_date              date,
+    headline               text,
+    relaxed_rules          text[],
+    items                  bigint[],
+    categories             text[],
+    colors                 text[],
+    dayparts               text[],
+    pool_size              integer,
+    veto_violations        integer,
+    headline_contradiction boolean,
+    ndcg                   double precision,
+    pool_ceiling           double precision,
+    embedding_distance     double precision
+);
+COMMENT ON TYPE ootd.evaluation_feed IS
+    'One evaluated feed: served items in rank order, NDCG@k against the 1:1 oracle, the pool ceiling, checks.';
+
+-- ----------------------------------------------------------------- helpers --
+-- ootd._outfit_score(weights, user, dna, rules, taste, local, liked, outfit,
+-- category, color, daypart, embedding): the feed's score of any outfit for a
+-- user at a local time, by the formula and weights of ootd._ranked (step 4),
+-- so the oracle can score outfits of pools the user is not served.
+-- tests/test_evaluate.py proves it equals feed_explain's score.
+CREATE FUNCTION ootd._outfit_score(w ootd.scoring_weights, p_user_id bigint, p_dna jsonb, p_rules jsonb,
+                                   p_taste public.vector, p_local timestamp, p_liked boolean,
+                                   p_outfit_id bigint, p_category text, p_color text, p_daypart text,
+                                   p_embedding public.vector)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN p_dna -> 'preferred_colors' ? p_color THEN w.preferred_color ELSE 1 END
+           * CASE WHEN p_rules -> 'liked_categories' ? p_category THEN w.liked_category ELSE 1 END
+           * (1 + w.category_affinity * ln(1 + greatest(coalesce(
+                  (p_dna -> 'category_affinity' ->> p_category)::double precision, 0), 0)))
+           * CASE WHEN p_liked THEN w.liked_decay ELSE 1 END
+           + w.cosine * coalesce(1 - (p_taste OPERATOR(public.<=>) p_embedding), 0)
+           + CASE WHEN p_daypart = ootd._priority_daypart(p_local) THEN w.daypart_priority ELSE 0 END
+           + ootd._jitter(w.jitter, p_user_id, p_outfit_id, p_local::date)
+$$;
+COMMENT ON FUNCTION ootd._outfit_score(ootd.scoring_weights, bigint, jsonb, jsonb, public.vector, timestamp, boolean,
+                                       bigint, text, text, text, public.vector) IS
+    'Private: the feed''s score of any outfit for a user at a local time (ootd._ranked''s formula), for the oracle.';
+
+-- ootd._vetoed(rules, relaxed, category, color): does an outfit break a veto
+-- (disliked category or color) that the feed did not relax?
+CREATE FUNCTION ootd._vetoed(p_rules jsonb, p_relaxed text[], p_category text, p_color text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT (coalesce(p_rules -> 'disliked_categories' ? p_category, false)
+            AND NOT (('disliked_categories:' || p_category) = ANY (coalesce(p_relaxed, '{}'))))
+        OR (coalesce(p_rules -> 'disliked_colors' ? p_color, false)
+            AND NOT (('disliked_colors:' || p_color) = ANY (coalesce(p_relaxed, '{}'))))
+$$;
+COMMENT ON FUNCTION ootd._vetoed(jsonb, text[], text, text) IS
+    'Private: true when an outfit''s category or color is disliked and that rule is not among the relaxed ones.';
+
+-- ootd._headline_occasion(headline): the daypart a headline's occasion word
+-- promises: NightOut for tonight / night / evening, Daytime for morning /
+-- afternoon / day / today / midday; NULL for neither or both (e.g.
+-- "tomorrow").  The evaluation's reading of the text, whatever its wording.
+CREATE FUNCTION ootd._headline_occasion(p_headline text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE WHEN t.night AND NOT t.day THEN 'NightOut' WHEN t.day AND NOT t.night THEN 'Daytime' END
+    FROM (SELECT p_headline ~* '\m(tonight|night|evening)\M' AS night,
+                 p_headline ~* '\m(morning|afternoon|day|today|midday)\M' AS day) t
+$$;
+COMMENT ON FUNCTION ootd._headline_occasion(text) IS
+    'Private: NightOut (tonight, night, evening) or Daytime (morning, afternoon, day, today, midday) as a headline says; else NULL.';
+
+-- ootd._dcg(gains): discounted cumulative gain, sum of gains[i] / log2(i + 1).
+CREATE FUNCTION ootd._dcg(p_gains double precision[])
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce(sum(g.gain * ln(2) / ln(g.i + 1)), 0) FROM unnest(p_gains) WITH ORDINALITY AS g(gain, i)
+$$;
+COMMENT ON FUNCTION ootd._dcg(double precision[]) IS 'Private: DCG of gains in rank order, sum gain_i / log2(i + 1).';
+
+-- ootd._evaluation_sample(n): n user ids, the same ones on every run (the
+-- first n by hashint8(id)): a spread over the id range, stable for trends.
+CREATE FUNCTION ootd._evaluation_sample(p_users integer)
+RETURNS bigint[]
+LANGUAGE sql STABLE
+AS $$
+    SELECT coalesce(array_agg(s.id ORDER BY s.h, s.id), '{}')
+    FROM (SELECT u.id, hashint8(u.id) AS h FROM ootd.users u ORDER BY hashint8(u.id), u.id LIMIT p_users) s
+$$;
+COMMENT ON FUNCTION ootd._evaluation_sample(integer) IS
+    'Private: the evaluation''s deterministic sample, the first n users by hashint8(id).';
+
+-- -------------------------------------------------------------- measurement --
+-- ootd._evaluate_feed(user, at, k): one served feed, measured.  The oracle's
+-- candidates are every outfit of the local day's pools whose weather is the
+-- user's (the city's latest forecast up to that day, as ootd.feed reads it)
+-- plus the served pool, minus those breaking a veto the feed did not relax;
+-- gain = max(0, the feed's score) (ootd._outfit_score).  ndcg = DCG(served) /
+-- DCG(best k of the oracle); pool_ceiling = DCG(best k of the served pool) /
+-- the same.  No row without a pool.
+CREATE FUNCTION ootd._evaluate_feed(p_user_id bigint, p_at timestamptz, p_k integer)
+RETURNS SETOF ootd.evaluation_feed
+LANGUAGE sql STABLE
+AS $$
+    WITH r AS (
+        SELECT * FROM ootd._ranked(p_user_id, p_at, p_k)
+    ), f AS (
+        SELECT r.cluster_id, r.pool_date, r.headline, r.relaxed_rules, count(*)::integer AS pool_size
+        FROM r GROUP BY r.cluster_id, r.pool_date, r.headline, r.relaxed_rules
+    ), u AS (
+        SELECT u.id, u.style_dna AS dna, u.style_rules AS rules, u.taste, t.local,
+               (SELECT w.condition FROM ootd.weather_daily w
+                WHERE w.city = u.city AND w.day <= t.local::date ORDER BY w.day DESC LIMIT 1) AS weather
+        FROM ootd.users u CROSS JOIN LATERAL (SELECT p_at AT TIME ZONE u.timezone AS local) t
+        WHERE u.id = p_user_id
+    ), pools AS (
+        SELECT f.pool_date, f.cluster_id FROM f
+        UNION
+        SELECT p.pool_date, p.cluster_id FROM ootd.pools p, u WHERE p.pool_date = u.local::date AND p.weather = u.weather
+    ), c AS (
+        SELECT o.id, o.category, o.color, o.daypart, o.embedding,
+               (o.pool_date, o.cluster_id) = (f.pool_date, f.cluster_id) AS own,
+               NOT ootd._vetoed(u.rules, f.relaxed_rules, o.category, o.color) AS admissible,
+               greatest(ootd._outfit_score(w, u.id, u.dna, u.rules, u.taste, u.local,
+                                           EXISTS (SELECT 1 FROM ootd.likes k WHERE k.user_id = u.id AND k.outfit_id = o.id),
+                                           o.id, o.category, o.color, o.daypart, o.embedding), 0) AS gain
+        FROM pools p
+        JOIN ootd.outfits o ON o.pool_date = p.pool_date AND o.cluster_id = p.cluster_id
+        CROSS JOIN u CROSS JOIN f CROSS JOIN ootd.scoring_weights w
+    ), s AS (                -- scalar lookups: a join lets the planner hash c on a wild row estimate
+        SELECT r.rank, r.outfit_id, r.category, r.color, r.daypart,
+               (SELECT c.gain FROM c WHERE c.id = r.outfit_id) AS gain,
+               (SELECT c.embedding FROM c WHERE c.id = r.outfit_id) AS embedding
+        FROM r
+        WHERE r.rank <= p_k
+    ), ideal AS (
+        SELECT ootd._dcg(ARRAY(SELECT c.gain FROM c WHERE c.admissible ORDER BY c.gain DESC LIMIT p_k)) AS oracle,
+               ootd._dcg(ARRAY(SELECT c.gain FROM c WHERE c.admissible AND c.own ORDER BY c.gain DESC LIMIT p_k)) AS pool
+    )
+    SELECT u.id, u.local::time, p_at, p_k, f.cluster_id, f.pool_date, f.headline, f.relaxed_rules,
+           ARRAY(SELECT s.outfit_id FROM s ORDER BY s.rank),
+           ARRAY(SELECT s.category FROM s ORDER BY s.rank),
+           ARRAY(SELECT s.color FROM s ORDER BY s.rank),
+           ARRAY(SELECT s.daypart FROM s ORDER BY s.rank),
+           f.pool_size,
+           (SELECT count(*) FROM s WHERE ootd._vetoed(u.rules, f.relaxed_rules, s.category, s.color))::integer,
+           EXISTS (SELECT 1 FROM s WHERE s.daypart <> ootd._headline_occasion(f.headline)),
+           ootd._dcg(ARRAY(SELECT s.gain FROM s ORDER BY s.rank)) / nullif(i.oracle, 0),
+           i.pool / nullif(i.oracle, 0),
+           (SELECT avg(a.embedding OPERATOR(public.<=>) b.embedding) FROM s a JOIN s b ON a.rank < b.rank)
+    FROM u CROSS JOIN f CROSS JOIN ideal i
+$$;
+COMMENT ON FUNCTION ootd._evaluate_feed(bigint, timestamptz, integer) IS
+    'Private: one served feed measured: NDCG@k against the 1:1 oracle, pool ceiling, vetoes, headline, diversity.';
+
+-- ootd._evaluation_metrics(feeds, generated): the run's metrics as JSON, over
+-- all feeds and per local time (by_time), each name suffixed with @k:
+-- ndcg, pool_ceiling, clustering_loss (1 - ceiling), ranking_loss (ceiling -
+-- ndcg); personalization (1 - mean pairwise cosine similarity of top-k sets,
+-- over pairs of feeds at the same local time) overall and within clusters;
+-- shared_topk_share (feeds whose top-k set another user also got);
+-- catalog_coverage (distinct outfits served / `generated`); intra-list
+-- diversity (distinct categories, colors, mean pairwise embedding distance,
+-- shares repeating a category or of one color); headline contradictions,
+-- short feeds, veto violations, relaxed feeds and rules.
+CREATE FUNCTION ootd._evaluation_metrics(p_feeds ootd.evaluation_feed[], p_generated bigint)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+AS $$
+    WITH f AS (
+        SELECT f.*, to_char(f.local_time, 'HH24:MI') AS at_time, cardinality(f.items) AS n,
+               (SELECT count(DISTINCT x) FROM unnest(f.categories) x) AS n_categories,
+               (SELECT count(DISTINCT x) FROM unnest(f.colors) x) AS n_colors,
+               cardinality(f.items) > 0
+                   AND count(*) OVER (PARTITION BY f.k, f.local_time,
+                                                   ARRAY(SELECT i FROM unnest(f.items) i ORDER BY i)) > 1 AS shared
+        FROM unnest(p_feeds) f
+    ), items AS (
+        SELECT f.k, f.at_time, f.user_id, f.cluster_id, f.n, i.item FROM f CROSS JOIN unnest(f.items) i(item)
+    ), pairs AS (            -- pairs of feeds (same k and local time) sharing items: cosine of the top-k sets
+        SELECT a.k, a.at_time, a.cluster_id = b.cluster_id AS same_cluster, count(*) / sqrt(a.n * b.n) AS similarity
+        FROM items a JOIN items b ON b.k = a.k AND b.at_time = a.at_time AND b.item = a.item AND b.user_id > a.user_id
+        GROUP BY a.k, a.at_time, a.user_id, b.user_id, a.cluster_id, b.cluster_id, a.n, b.n
+    ), similarity AS (
+        SELECT p.k, coalesce(p.at_time, 'all') AS scope, sum(p.similarity) AS overall,
+               coalesce(sum(p.similarity) FILTER (WHERE p.same_cluster), 0) AS within
+        FROM pairs p GROUP BY GROUPING SETS ((p.k), (p.k, p.at_time))
+    ), clusters AS (
+        SELECT f.k, f.at_time, f.cluster_id, count(*) AS m FROM f WHERE f.n > 0 GROUP BY f.k, f.at_time, f.cluster_id
+    ), pair_counts AS (      -- all pairs of non-empty feeds at the same local time, and those within a cluster
+        SELECT t.k, coalesce(t.at_time, 'all') AS scope, sum(t.overall) AS overall, sum(t.within) AS within
+        FROM (SELECT c.k, c.at_time, sum(c.m) * (sum(c.m) - 1) / 2 AS overall, sum(c.m * (c.m - 1) / 2) AS within
+              FROM clusters c GROUP BY c.k, c.at_time) t
+        GROUP BY GROUPING SETS ((t.k), (t.k, t.at_time))
+    ), coverage AS (
+        SELECT i.k, coalesce(i.at_time, 'all') AS scope, count(DISTINCT i.item) AS served
+        FROM items i GROUP BY GROUPING SETS ((i.k), (i.k, i.at_time))
+    ), feeds AS (
+        SELECT f.k, coalesce(f.at_time, 'all') AS scope, count(*) AS feeds,
+               avg(f.ndcg) AS ndcg, avg(f.pool_ceiling) AS pool_ceiling,
+               avg(f.n_categories) FILTER (WHERE f.n > 0) AS distinct_categories,
+               avg(f.n_colors) FILTER (WHERE f.n > 0) AS distinct_colors,
+               avg(f.embedding_distance) AS embedding_distance,
+               avg((f.n_categories < f.n)::integer) FILTER (WHERE f.n > 0) AS repeated_category_share,
+               avg((f.n_colors = 1)::integer) FILTER (WHERE f.n > 1) AS single_color_share,
+               avg(f.shared::integer) FILTER (WHERE f.n > 0) AS shared_topk_share,
+               count(*) FILTER (WHERE f.headline_contradiction) AS headline_contradictions,
+               count(*) FILTER (WHERE f.n < least(f.k, f.pool_size)) AS short_feeds,
+               sum(f.veto_violations) AS veto_violations,
+               count(*) FILTER (WHERE cardinality(f.relaxed_rules) > 0) AS relaxed_feeds,
+               sum(cardinality(f.relaxed_rules)) AS relaxed_rules
+        FROM f GROUP BY GROUPING SETS ((f.k), (f.k, f.at_time))
+    ), per_k AS (
+        SELECT m.scope, e.key || '@' || m.k AS key, e.value
+        FROM feeds m
+        LEFT JOIN similarity s ON s.k = m.k AND s.scope = m.scope
+        LEFT JOIN pair_counts p ON p.k = m.k AND p.scope = m.scope
+        LEFT JOIN coverage c ON c.k = m.k AND c.scope = m.scope
+        CROSS JOIN LATERAL jsonb_each(jsonb_build_object(
+            'feeds', m.feeds,
+            'ndcg', m.ndcg,
+            'pool_ceiling', m.pool_ceiling,
+            'clustering_loss', 1 - m.pool_ceiling,
+            'ranking_loss', m.pool_ceiling - m.ndcg,
+            'personalization', 1 - coalesce(s.overall, 0) / nullif(p.overall, 0),
+            'personalization_within_clusters', 1 - coalesce(s.within, 0) / nullif(p.within, 0),
+            'shared_topk_share', m.shared_topk_share,
+            'catalog_coverage', coalesce(c.served, 0)::double precision / nullif(p_generated, 0),
+            'served_outfits', coalesce(c.served, 0),
+            'distinct_categories', m.distinct_categories,
+            'distinct_colors', m.distinct_colors,
+            'embedding_distance', m.embedding_distance,
+            'repeated_category_share', m.repeated_category_share,
+            'single_color_share', m.single_color_share,
+            'headline_contradictions', m.headline_contradictions,
+            'headline_contradiction_share', m.headline_contradictions::double precision / m.feeds,
+            'short_feeds', m.short_feeds,
+            'veto_violations', m.veto_violations,
+            'relaxed_feeds', m.relaxed_feeds,
+            'relaxed_rules', m.relaxed_rules)) e
+    ), scopes AS (
+        SELECT p.scope, jsonb_object_agg(p.key, p.value ORDER BY p.key) AS metrics FROM per_k p GROUP BY p.scope
+    )
+    SELECT coalesce((SELECT s.metrics FROM scopes s WHERE s.scope = 'all'), '{}')
+           || jsonb_build_object('generated_outfits', p_generated,
+                                 'users', (SELECT count(DISTINCT f.user_id) FROM f),
+                                 'by_time', coalesce((SELECT jsonb_object_agg(s.scope, s.metrics ORDER BY s.scope)
+                                                      FROM scopes s WHERE s.scope <> 'all'), '{}'))
+$$;
+COMMENT ON FUNCTION ootd._evaluation_metrics(ootd.evaluation_feed[], bigint) IS
+    'Private: aggregate evaluated feeds into the run''s metrics JSON (overall and by_time; names suffixed @k).';
+
+-- --------------------------------------------------------------------- API --
+-- ootd.evaluation_feeds(date, users, local times, k): every user's feed
+-- (limit k) at each local time on `date` (the instant it is that time in the
+-- user's zone), measured by ootd._evaluate_feed; a pure read, for drilling
+-- into a run ("which feeds contradict their headline?").  Errors: k outside
+-- 1..20 22023.
+CREATE FUNCTION ootd.evaluation_feeds(p_date date, p_user_ids bigint[], p_times time[], p_k integer DEFAULT 3)
+RETURNS SETOF ootd.evaluation_feed
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ootd._check_limit(p_k);
+    RETURN QUERY
+    SELECT e.*
+    FROM unnest(p_user_ids) WITH ORDINALITY AS s(user_id, n)
+    JOIN ootd.users u ON u.id = s.user_id
+    CROSS JOIN unnest(p_times) WITH ORDINALITY AS t(local_time, m)
+    CROSS JOIN LATERAL ootd._evaluate_feed(u.id, (p_date + t.local_time) AT TIME ZONE u.timezone, p_k) e
+    ORDER BY s.n, t.m;
+END
+$$;
+COMMENT ON FUNCTION ootd.evaluation_feeds(date, bigint[], time[], integer) IS
+    'Each user''s feed at each local time of a date, measured against the 1:1 oracle (NDCG, ceiling, checks); a pure read.';
+
+-- ootd.evaluate(date, users, local times, limit, progress): measure the
+-- illusion of 1:1 personalization and store one row in ootd.evaluations.
+-- The first `users` users by hashint8(id), at each local time on `date`
+-- (default: the latest pool date), with k = 3 (the default feed) and k =
+-- limit.  progress: a NOTICE per 50 users, DETAIL {"done": n, "total": m}
+-- (what `ootd evaluate` draws its bar from).  Errors (22023): users outside
+-- 1..100000, no or duplicate or NULL local times, limit outside 1..20;
+-- P0002: no pools on the date.
+CREATE FUNCTION ootd.evaluate(p_date date DEFAULT NULL, p_users integer DEFAULT 600,
+                              p_times time[] DEFAULT '{09:00,15:00,21:00}', p_limit integer DEFAULT 5,
+                              p_progress boolean DEFAULT false)
+RETURNS ootd.evaluations
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_date  date := coalesce(p_date, (SELECT max(p.pool_date) FROM ootd.pools p));
+    v_chunk constant integer := 50;
+    v_users bigint[];
+    v_ks    integer[];
+    v_feeds ootd.evaluation_feed[] := '{}';
+    v_done  integer;
+    v_row   ootd.evaluations;
+BEGIN
+    IF p_users IS NULL OR p_users NOT BETWEEN 1 AND 100000 THEN
+        RAISE EXCEPTION 'users must be between 1 and 100000, got %', coalesce(p_users::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF coalesce(cardinality(p_times), 0) = 0 OR array_position(p_times, NULL) IS NOT NULL
+       OR (SELECT count(DISTINCT t) FROM unnest(p_times) t) <> cardinality(p_times) THEN
+        RAISE EXCEPTION 'local times must be distinct and not NULL, got %', coalesce(p_times::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM ootd._check_limit(p_limit);
+    IF NOT EXISTS (SELECT 1 FROM ootd.pools p WHERE p.pool_date = v_date) THEN
+        RAISE EXCEPTION 'no pools for %', coalesce(v_date::text, 'any date') USING ERRCODE = 'no_data_found';
+    END IF;
+
+    v_users := ootd._evaluation_sample(p_users);
+    v_ks := ARRAY(SELECT DISTINCT k FROM unnest(ARRAY[3, p_limit]) k ORDER BY k);
+    FOR i IN 0 .. (cardinality(v_users) - 1) / v_chunk LOOP
+        v_feeds := v_feeds || ARRAY(
+            SELECT f FROM unnest(v_ks) k
+            CROSS JOIN LATERAL ootd.evaluation_feeds(v_date, v_users[i * v_chunk + 1 : (i + 1) * v_chunk], p_times, k) f);
+        v_done := least((i + 1) * v_chunk, cardinality(v_users));
+        IF p_progress THEN
+            RAISE NOTICE 'ootd.evaluate: % of % users', v_done, cardinality(v_users)
+                USING DETAIL = json_build_object('done', v_done, 'total', cardinality(v_users))::text;
+        END IF;
+    END LOOP;
+
+    INSERT INTO ootd.evaluations (pool_date, params, metrics)
+    SELECT v_date,
+           jsonb_build_object('users', p_users, 'sampled', cardinality(v_users),
+                              'at_times', ARRAY(SELECT to_char(t, 'HH24:MI') FROM unnest(p_times) t),
+                              'k', v_ks, 'limit', p_limit, 'weights', to_jsonb(w) - 'singleton'),
+           ootd._evaluation_metrics(v_feeds, (SELECT count(*) FROM ootd.outfits o WHERE o.pool_date = v_date))
+    FROM ootd.scoring_weights w
+    RETURNING * INTO v_row;
+    RETURN v_row;
+END
+$$;
+COMMENT ON FUNCTION ootd.evaluate(date, integer, time[], integer, boolean) IS
+    'Measure the illusion of 1:1 personalization (NDCG vs a 1:1 oracle, personalization, coverage, diversity, checks); stores one ootd.evaluations row.';

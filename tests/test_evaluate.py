@@ -1,0 +1,265 @@
+"""`ootd evaluate` (issue 17): each metric on a tiny hand-made day whose right values are known.
+
+Two Sunny pools of DAY are stored by hand (ootd.store_pool); users without a taste vector
+score outfits by their stated rules only, so every gain is a number written below.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from tests.conftest import run_cli
+
+DAY = date(2026, 4, 20)
+TIMES = ["09:00", "15:00"]
+# gains at 09:00 local (priority Daytime: +1), no taste: 1 x boosts + 1
+PLAIN, RED, RED_SKIRT = 2.0, 1.25 + 1, 1.25 * 1.2 + 1
+
+
+def outfit(slot: int, daypart: str, category: str, color: str) -> dict:
+    embedding = [0.0] * 32
+    embedding[slot % 32] = 1.0
+    embedding[(slot * 7) % 32] += 0.5
+    return {
+        "title": f"{color} {category} look {slot}",
+        "daypart": daypart,
+        "category": category,
+        "color": color,
+        "pieces": ["piece"],
+        "vibe": 0.5,
+        "trend": 0.5,
+        "dare": 0.5,
+        "reason": "hand-made",
+        "embedding": embedding,
+    }
+
+
+# Minimal_Sunny: Daytime 3 Red (Top, Trousers, Dress) + 7 White Tops; NightOut 10 Black Dresses.
+MINIMAL = (
+    [outfit(1, "Daytime", "Top", "Red"), outfit(2, "Daytime", "Trousers", "Red"), outfit(3, "Daytime", "Dress", "Red")]
+    + [outfit(s, "Daytime", "Top", "White") for s in range(4, 11)]
+    + [outfit(s, "NightOut", "Dress", "Black") for s in range(11, 21)]
+)
+# Classic_Sunny: Daytime 1 Red Skirt + 9 Red Shirts; NightOut 10 Black Suits.
+CLASSIC = (
+    [outfit(21, "Daytime", "Skirt", "Red")]
+    + [outfit(s, "Daytime", "Shirt", "Red") for s in range(22, 31)]
+    + [outfit(s, "NightOut", "Suit", "Black") for s in range(31, 41)]
+)
+USERS = {  # id: (style_dna, style_rules)
+    1: ({"archetype": "Minimal", "preferred_colors": ["Red"]}, {"liked_categories": ["Skirt"]}),
+    2: ({"archetype": "Classic", "preferred_colors": ["Red"]}, {}),
+    3: ({"archetype": "Minimal", "preferred_colors": ["Red"]}, {}),
+    4: ({"archetype": "Minimal", "preferred_colors": []}, {"disliked_colors": ["Red"]}),
+}
+
+
+@pytest.fixture
+def day(conn: psycopg.Connection) -> psycopg.Connection:
+    conn.execute(
+        "SELECT ootd.put_weather(%s, 'test', %s)",
+        (DAY, Jsonb([{"city": "Torrance", "condition": "Sunny", "temp_c": 21}])),
+    )
+    for cluster, outfits in (("Minimal_Sunny", MINIMAL), ("Classic_Sunny", CLASSIC)):
+        conn.execute(
+            "SELECT ootd.store_pool(%s, %s, 'offline', 'hand', 2, %s)",
+            (DAY, f"{DAY:%Y%m%d}_{cluster}", Jsonb(outfits)),
+        )
+    conn.execute("SELECT ootd.refresh_pool_cache(%s)", (DAY,))
+    for user_id, (dna, rules) in USERS.items():
+        conn.execute("SELECT ootd.put_user(%s, 'Torrance', NULL, %s, %s)", (user_id, Jsonb(dna), Jsonb(rules)))
+    return conn
+
+
+def feeds(conn: psycopg.Connection, users: list[int], k: int = 3, times: list[str] = TIMES) -> dict:
+    rows = conn.execute(
+        "SELECT * FROM ootd.evaluation_feeds(%s, %s, %s::time[], %s)", (DAY, users, times, k)
+    ).fetchall()
+    return {(r["user_id"], r["local_time"].strftime("%H:%M")): r for r in rows}
+
+
+def dcg(gains: list[float]) -> float:
+    return sum(g / math.log2(i + 2) for i, g in enumerate(gains))
+
+
+# ------------------------------------------------------------------ per feed --
+def test_the_oracle_scorer_equals_feed_explains_score_on_the_users_own_pool(day):
+    day.execute("SELECT ootd.like(1, (SELECT min(id) FROM ootd.outfits WHERE title = 'White Top look 5'))")
+    for at in ("2026-04-20 09:00-07", "2026-04-20 16:30-07"):
+        rows = day.execute(
+            "SELECT e.outfit_id, e.score, ootd._outfit_score(w, u.id, u.style_dna, u.style_rules, u.taste, "
+            "       %s::timestamptz AT TIME ZONE u.timezone, "
+            "       EXISTS (SELECT 1 FROM ootd.likes k WHERE k.user_id = u.id AND k.outfit_id = o.id), "
+            "       o.id, o.category, o.color, o.daypart, o.embedding) AS oracle "
+            "FROM ootd.feed_explain(1, %s::timestamptz, 3) e "
+            "JOIN ootd.outfits o ON o.id = e.outfit_id CROSS JOIN ootd.users u CROSS JOIN ootd.scoring_weights w "
+            "WHERE u.id = 1",
+            (at, at),
+        ).fetchall()
+        assert len(rows) == 20
+        assert day.execute("SELECT taste IS NOT NULL AS t FROM ootd.users WHERE id = 1").fetchone()["t"]
+        assert [r["oracle"] for r in rows] == [r["score"] for r in rows]
+
+
+def test_ndcg_against_the_oracle_and_the_pool_ceiling_show_clustering_loss_apart(day):
+    f = feeds(day, [1, 2, 3])
+    # user 1 (Minimal, likes Skirts): own pool's best are 3 Red Daytime; the Classic pool has a Red Skirt
+    ideal = dcg([RED_SKIRT, RED, RED])
+    assert f[1, "09:00"]["ndcg"] == pytest.approx(dcg([RED] * 3) / ideal, abs=1e-8)
+    assert f[1, "09:00"]["pool_ceiling"] == pytest.approx(dcg([RED] * 3) / ideal, abs=1e-8)
+    assert f[1, "09:00"]["pool_ceiling"] < 0.99
+    # users 2 and 3 are served the best any pool of their weather holds
+    assert f[2, "09:00"]["ndcg"] == pytest.approx(1.0, abs=1e-8)
+    assert f[3, "09:00"]["ndcg"] == pytest.approx(1.0, abs=1e-8)
+    assert f[3, "09:00"]["pool_ceiling"] == pytest.approx(1.0, abs=1e-8)
+    assert sorted(f[3, "09:00"]["items"]) == sorted(f[1, "09:00"]["items"])  # the same three Red items
+    assert set(f[3, "09:00"]["colors"]) == {"Red"}
+
+
+def test_the_oracle_respects_vetoes_and_served_items_break_none(day):
+    f = feeds(day, [4])[4, "09:00"]
+    assert f["relaxed_rules"] == []
+    assert "Red" not in f["colors"]  # every Red outfit (in both pools) is vetoed
+    assert f["veto_violations"] == 0
+    assert f["ndcg"] == pytest.approx(1.0, abs=1e-8)  # the oracle's best are White Tops too: gain PLAIN
+    assert day.execute("SELECT ootd._vetoed('{\"disliked_colors\": [\"Red\"]}', '{}', 'Top', 'Red') AS v").fetchone()[
+        "v"
+    ]
+    assert not day.execute(
+        "SELECT ootd._vetoed('{\"disliked_colors\": [\"Red\"]}', '{disliked_colors:Red}', 'Top', 'Red') AS v"
+    ).fetchone()["v"]
+
+
+def test_headline_occasion_words_and_a_consistent_morning_feed(day):
+    said = {
+        "A sun-ready minimalist look for your morning in Torrance": "Daytime",
+        "A sun-ready minimalist look for your afternoon in Torrance": "Daytime",
+        "A sun-ready minimalist look for the day ahead in Torrance": "Daytime",
+        "A sun-ready minimalist look for tonight in Torrance": "NightOut",
+        "A sun-ready minimalist look for your night in Torrance": "NightOut",
+        "A sun-ready minimalist look for tomorrow in Torrance": None,
+    }
+    for headline, daypart in said.items():
+        assert day.execute("SELECT ootd._headline_occasion(%s) AS o", (headline,)).fetchone()["o"] == daypart
+    f = feeds(day, [3])[3, "09:00"]
+    assert f["dayparts"] == ["Daytime"] * 3
+    assert f["headline_contradiction"] is False
+
+
+def test_the_sample_is_deterministic_and_spread_by_hash(day):
+    first = day.execute("SELECT ootd._evaluation_sample(3) AS s").fetchone()["s"]
+    again = day.execute("SELECT ootd._evaluation_sample(3) AS s").fetchone()["s"]
+    expected = day.execute("SELECT array_agg(id ORDER BY hashint8(id), id) AS s FROM ootd.users").fetchone()["s"][:3]
+    assert first == again == expected
+
+
+# ---------------------------------------------------------------- aggregates --
+HAND_FEEDS = """
+SELECT ootd._evaluation_metrics(array_agg(ROW(v.u, v.t::time, now(), 3, v.c, DATE '2026-04-20', 'h', v.relaxed::text[],
+                                              v.items::bigint[], v.cats::text[], v.colors::text[], '{}'::text[], 20,
+                                              v.veto, v.contradiction, v.ndcg, v.ceiling, v.dist)::ootd.evaluation_feed),
+                                10) AS m
+FROM (VALUES
+    (1, '09:00', 'A', '{}', '{1,2,3}', '{Top,Top,Dress}', '{Red,Red,Red}', 0, false, 1.0, 1.0, 0.5),
+    (2, '09:00', 'A', '{disliked_colors:Blue}', '{3,2,1}', '{Dress,Top,Top}', '{Red,Red,Red}', 0, true, 0.8, 0.9, 0.3),
+    (3, '09:00', 'A', '{}', '{1,4,5}', '{Top,Skirt,Dress}', '{Red,Blue,White}', 1, false, 0.9, 1.0, 0.6),
+    (4, '09:00', 'B', '{}', '{6,7}', '{Top,Dress}', '{Blue,White}', 0, false, 0.7, 0.7, 0.2),
+    (1, '15:00', 'A', '{}', '{1,2,3}', '{Top,Top,Dress}', '{Red,Red,Red}', 0, false, 1.0, 1.0, 0.5)
+) AS v(u, t, c, relaxed, items, cats, colors, veto, contradiction, ndcg, ceiling, dist)
+"""
+
+
+def test_each_aggregate_metric_on_hand_made_feeds(conn):
+    m = conn.execute(HAND_FEEDS).fetchone()["m"]
+    at9 = m["by_time"]["09:00"]
+    # pairs at 09:00: (1,2) share 3 of 3 -> 1; (1,3), (2,3) share 1 -> 1/3; the other 3 pairs 0
+    assert at9["personalization@3"] == pytest.approx(1 - (5 / 3) / 6)
+    assert at9["personalization_within_clusters@3"] == pytest.approx(1 - (5 / 3) / 3)
+    assert at9["shared_topk_share@3"] == pytest.approx(0.5)
+    assert at9["catalog_coverage@3"] == pytest.approx(0.7)
+    assert at9["served_outfits@3"] == 7
+    assert at9["distinct_categories@3"] == pytest.approx(9 / 4)
+    assert at9["distinct_colors@3"] == pytest.approx(7 / 4)
+    assert at9["repeated_category_share@3"] == pytest.approx(0.5)
+    assert at9["single_color_share@3"] == pytest.approx(0.5)
+    assert at9["embedding_distance@3"] == pytest.approx(0.4)
+    assert at9["ndcg@3"] == pytest.approx(0.85)
+    assert at9["pool_ceiling@3"] == pytest.approx(0.9)
+    assert at9["ranking_loss@3"] == pytest.approx(0.05)
+    assert at9["clustering_loss@3"] == pytest.approx(0.1)
+    assert (at9["headline_contradictions@3"], at9["short_feeds@3"], at9["veto_violations@3"]) == (1, 1, 1)
+    assert (at9["relaxed_feeds@3"], at9["relaxed_rules@3"], at9["feeds@3"]) == (1, 1, 4)
+    # 15:00 holds one feed: no pairs (NULL), nothing shared; feeds of different times never pair up
+    assert m["by_time"]["15:00"]["personalization@3"] is None
+    assert m["by_time"]["15:00"]["shared_topk_share@3"] == 0
+    assert m["personalization@3"] == pytest.approx(at9["personalization@3"])
+    assert m["shared_topk_share@3"] == pytest.approx(2 / 5)
+    assert m["catalog_coverage@3"] == pytest.approx(0.7)
+    assert (m["feeds@3"], m["users"], m["generated_outfits"]) == (5, 4, 10)
+
+
+# ----------------------------------------------------------------- the run --
+def test_evaluate_stores_one_row_per_run_with_both_ks(day):
+    row = day.execute("SELECT * FROM ootd.evaluate(NULL, 10, '{09:00,15:00}', 5)").fetchone()
+    assert row["pool_date"] == DAY
+    assert row["params"]["k"] == [3, 5] and row["params"]["sampled"] == 4
+    assert row["params"]["at_times"] == TIMES
+    m = row["metrics"]
+    assert m["feeds@3"] == m["feeds@5"] == 8
+    assert m["generated_outfits"] == 40
+    assert m["veto_violations@3"] == 0 and m["short_feeds@3"] == 0
+    assert set(m["by_time"]) == set(TIMES)
+    day.execute("SELECT ootd.evaluate(NULL, 2)")
+    assert day.execute("SELECT count(*) AS n FROM ootd.evaluations").fetchone()["n"] == 2
+
+
+@pytest.mark.parametrize(
+    "args, sqlstate, message",
+    [
+        ("NULL, 0", "22023", "users must be between 1 and 100000, got 0"),
+        ("NULL, 10, '{09:00,09:00}'", "22023", "local times must be distinct and not NULL"),
+        ("NULL, 10, '{}'", "22023", "local times must be distinct and not NULL"),
+        ("NULL, 10, '{09:00}', 21", "22023", "p_limit must be between 1 and 20, got 21"),
+        ("'2020-01-01', 10", "P0002", "no pools for 2020-01-01"),
+    ],
+)
+def test_bad_input_is_a_precise_error_and_stores_nothing(day, args, sqlstate, message):
+    with pytest.raises(psycopg.Error) as exc:
+        day.execute(f"SELECT ootd.evaluate({args})")
+    assert exc.value.sqlstate == sqlstate
+    assert message in str(exc.value)
+    assert day.execute("SELECT count(*) AS n FROM ootd.evaluations").fetchone()["n"] == 0
+
+
+def test_analysts_may_run_it_and_the_api_may_not(day):
+    day.execute("SET ROLE ootd_analyst")
+    assert day.execute("SELECT id FROM ootd.evaluate(NULL, 2)").fetchone()["id"] == 1
+    assert day.execute("SELECT count(*) AS n FROM ootd.evaluations").fetchone()["n"] == 1
+    day.execute("RESET ROLE")
+    day.execute("SET ROLE ootd_api")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        day.execute("SELECT ootd.evaluate(NULL, 2)")
+    day.execute("RESET ROLE")
+
+
+def test_the_cli_prints_the_table_stores_a_row_and_json_parses(day, db_url):
+    env = {"DATABASE_URL": db_url}
+    table = run_cli("evaluate", "--users", "4", "--at-times", "09:00,15:00", env=env)
+    assert table.returncode == 0, table.stderr
+    assert "NDCG@3 vs the 1:1 oracle" in table.stdout and "personalization@3 within clusters" in table.stdout
+    assert "stored as ootd.evaluations id 1" in table.stdout
+    assert "4/4" in table.stderr  # the progress bar, on stderr
+    as_json = run_cli("evaluate", "--users", "4", "--json", "--limit", "3", env=env)
+    assert as_json.returncode == 0, as_json.stderr
+    metrics = json.loads(as_json.stdout)
+    assert metrics["feeds@3"] == 12 and "ndcg@5" not in metrics
+    rows = day.execute("SELECT id, params ->> 'limit' AS lim FROM ootd.evaluations ORDER BY id").fetchall()
+    assert [(r["id"], r["lim"]) for r in rows] == [(1, "5"), (2, "3")]
+    bad = run_cli("evaluate", "--at-times", "9h", env=env)
+    assert bad.returncode == 1 and "expected local times as HH:MM" in bad.stderr
