@@ -114,8 +114,10 @@ def evaluate(
     times: list[time] | None = None,
     limit: int = 5,
     progress: Callable[[psycopg.errors.Diagnostic], None] | None = None,
+    sweep: bool = False,
 ) -> dict:
-    """One ootd.evaluate() run (committed by the caller's connection); returns the stored row."""
+    """One ootd.evaluate() run, or ootd.evaluate_sweep() with `sweep` (committed by the caller's
+    connection); returns the stored row."""
     if progress is not None:
         conn.add_notice_handler(progress)
     try:
@@ -126,7 +128,7 @@ def evaluate(
             "limit": limit,
             "progress": progress is not None,
         }
-        return one(conn, "evaluate", params)
+        return one(conn, "evaluate_sweep" if sweep else "evaluate", params)
     finally:
         if progress is not None:
             conn.remove_notice_handler(progress)
@@ -170,5 +172,56 @@ def print_evaluation(row: dict, console: Console | None = None) -> None:
     table.caption = (
         f"stored as ootd.evaluations id {row['id']}; {metrics['generated_outfits']:,} outfits generated "
         f"on {row['pool_date']}; definitions: docs/evaluation.md"
+    )
+    console.print(table)
+
+
+# The sweep's rows: (label, metric name without @k, "k" or "limit", format).
+SWEEP_ROWS: list[tuple[str, str, str, str]] = [
+    ("K = LLM calls a night", "llm_calls", "", "count"),
+    ("users per call", "users_per_call", "", "count"),
+    ("NDCG@{k} vs the 1:1 oracle", "ndcg", "k", "ratio"),
+    ("pool ceiling@{k}", "pool_ceiling", "k", "ratio"),
+    ("NDCG@{k} vs the 1:1 oracle", "ndcg", "limit", "ratio"),
+    ("personalization@{k} within clusters", "personalization_within_clusters", "k", "ratio"),
+    ("personalization@{k} overall", "personalization", "k", "ratio"),
+    ("feeds sharing their exact top-{k}", "shared_topk_share", "k", "share"),
+    ("catalog coverage@{k}", "catalog_coverage", "k", "share"),
+    ("served items of another weather", "weather_mismatch_share", "k", "share"),
+    ("top-{k}s repeating a category", "repeated_category_share", "k", "share"),
+    ("headline contradictions", "headline_contradictions", "k", "count"),
+    ("veto violations", "veto_violations", "k", "count"),
+]
+SWEEP_HEADERS = {
+    "archetype": "archetype",
+    "archetype_weather": "x weather (served)",
+    "archetype_weather_taste": "x taste half",
+}
+
+
+def print_sweep(row: dict, console: Console | None = None) -> None:
+    """A stored sweep as one table: a column per clustering, coarse to fine, K (LLM calls a night) first."""
+    console = console or Console()
+    params, metrics = row["params"], row["metrics"]
+    ks = {"k": min(params["k"]), "limit": params["limit"]}
+    names = metrics["clusterings"]
+    table = Table(
+        title=f"Clustering sweep of {row['pool_date']}: {params['sampled']:,} users at "
+        f"{', '.join(params['at_times'])} local, k = {ks['k']}, limit = {ks['limit']}",
+        title_justify="left",
+    )
+    table.add_column("metric")
+    for name in names:
+        table.add_column(SWEEP_HEADERS.get(name, name), justify="right")
+    seen = set()
+    for label, name, which, fmt in SWEEP_ROWS:
+        key = f"{name}@{ks[which]}" if which else name
+        if key in seen:  # limit == 3: the @limit row repeats the @3 one
+            continue
+        seen.add(key)
+        table.add_row(label.format(k=ks.get(which)), *[_cell(metrics[n].get(key), fmt) for n in names])
+    table.caption = (
+        f"stored as ootd.evaluations id {row['id']}; no LLM call made; the same 1:1 oracle in every column; "
+        "definitions: docs/evaluation.md"
     )
     console.print(table)

@@ -337,7 +337,7 @@ def cmd_token(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from rich.console import Console
 
-    from cli.evaluate import EvaluationProgress, evaluate, parse_times, print_evaluation
+    from cli.evaluate import EvaluationProgress, evaluate, parse_times, print_evaluation, print_sweep
     from db.connect import connect
 
     try:
@@ -347,11 +347,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     progress = EvaluationProgress(Console(stderr=True))
     try:
         with connect() as conn:
-            row = evaluate(conn, args.date, args.users, times, args.limit, progress=progress)
+            row = evaluate(conn, args.date, args.users, times, args.limit, progress=progress, sweep=args.sweep)
     finally:
         progress.stop()
     if args.json:
         print(json.dumps(row["metrics"], indent=2, sort_keys=True))
+    elif args.sweep:
+        print_sweep(row)
     else:
         print_evaluation(row)
 
@@ -480,6 +482,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="local times on that date, comma-separated (default: 09:00,15:00,21:00)",
     )
     p.add_argument("--limit", type=_positive_int, default=5, help="the second k measured, 1..20 (default: 5)")
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="measure clusterings by archetype, archetype x weather and x taste half against their LLM calls "
+        "(no LLM call)",
+    )
     p.add_argument("--json", action="store_true", help="print the stored metrics as JSON")
     p.set_defaults(func=cmd_evaluate)
 

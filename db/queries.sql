@@ -182,3 +182,6 @@ WHERE r.setrole = 0
 
 -- name: evaluate
 SELECT * FROM ootd.evaluate(%(date)s, %(users)s, %(times)s::time[], %(limit)s, %(progress)s);
+
+-- name: evaluate_sweep
+SELECT * FROM ootd.evaluate_sweep(%(date)s, %(users)s, %(times)s::time[], %(limit)s, %(progress)s);

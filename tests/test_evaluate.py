@@ -263,3 +263,98 @@ def test_the_cli_prints_the_table_stores_a_row_and_json_parses(day, db_url):
     assert [(r["id"], r["lim"]) for r in rows] == [(1, "5"), (2, "3")]
     bad = run_cli("evaluate", "--at-times", "9h", env=env)
     assert bad.returncode == 1 and "expected local times as HH:MM" in bad.stderr
+
+
+# ----------------------------------------------------------------- the sweep --
+@pytest.fixture
+def sweep_day(day: psycopg.Connection) -> psycopg.Connection:
+    """The hand-made day plus Minimal_Rainy (users 5, 6 in Seattle) and chosen taste vectors:
+    Minimal_Sunny {1, 3: e0; 4: e1} splits {1, 3} / {4}; Classic_Sunny {2} is one half;
+    Minimal_Rainy {5: e2, 6: e3} splits {6} / {5} (the farthest member, ties by id, is half 1)."""
+    day.execute(
+        "SELECT ootd.put_weather(%s, 'test', %s)",
+        (DAY, Jsonb([{"city": "Seattle", "condition": "Rainy", "temp_c": 9}])),
+    )
+    day.execute(
+        "SELECT ootd.store_pool(%s, %s, 'offline', 'hand', 1, %s)", (DAY, f"{DAY:%Y%m%d}_Minimal_Rainy", Jsonb(MINIMAL))
+    )
+    day.execute("SELECT ootd.refresh_pool_cache(%s)", (DAY,))
+    for user_id in (5, 6):
+        day.execute("SELECT ootd.put_user(%s, 'Seattle', NULL, %s, '{}')", (user_id, Jsonb({"archetype": "Minimal"})))
+    for user_id, axis in {1: 0, 3: 0, 4: 1, 2: 0, 5: 2, 6: 3}.items():
+        taste = [0.0] * 32
+        taste[axis] = 1.0
+        day.execute("UPDATE ootd.users SET taste = %s::vector WHERE id = %s", (str(taste), user_id))
+    return day
+
+
+def test_sweep_k_per_clustering_and_the_taste_halves(sweep_day):
+    k = sweep_day.execute("SELECT ootd._sweep_clusters(%s) AS k", (DAY,)).fetchone()["k"]
+    assert k == {"archetype": 2, "archetype_weather": 3, "archetype_weather_taste": 5, "clustered_users": 6}
+    halves = {r["user_id"]: r["half"] for r in sweep_day.execute("SELECT * FROM ootd._taste_halves(%s)", (DAY,))}
+    assert halves == {1: 0, 3: 0, 4: 1, 2: 0, 5: 1, 6: 0}
+
+
+def test_sweep_stand_in_pools(sweep_day):
+    def pools(clustering: str, half: int = 0) -> dict:
+        rows = sweep_day.execute(
+            "SELECT s.cluster_id, s.label, array_agg(o.cluster_id ORDER BY o.id) AS sources, "
+            "       count(*) FILTER (WHERE o.daypart = 'Daytime') AS day, count(*) AS n "
+            "FROM ootd._sweep_pools(%s, %s, %s) s JOIN ootd.outfits o ON o.id = s.outfit_id "
+            "GROUP BY s.cluster_id, s.label",
+            (DAY, clustering, half),
+        ).fetchall()
+        return {r["cluster_id"][9:]: r for r in rows}
+
+    by_archetype = pools("archetype")
+    assert by_archetype["Minimal_Rainy"]["label"] == f"{DAY:%Y%m%d}_Minimal_Sunny"  # 2 members beat 1
+    assert set(by_archetype["Minimal_Rainy"]["sources"]) == {f"{DAY:%Y%m%d}_Minimal_Sunny"}
+    assert set(by_archetype["Classic_Sunny"]["sources"]) == {f"{DAY:%Y%m%d}_Classic_Sunny"}
+    for half in (0, 1):
+        by_taste = pools("taste", half)
+        assert {c: (r["day"], r["n"]) for c, r in by_taste.items()} == {
+            "Minimal_Sunny": (10, 20),
+            "Classic_Sunny": (10, 20),
+            "Minimal_Rainy": (10, 20),
+        }
+        assert by_taste["Minimal_Sunny"]["label"].endswith(f"_Minimal_Sunny/{half}")
+        sunny = {f"{DAY:%Y%m%d}_Minimal_Sunny", f"{DAY:%Y%m%d}_Classic_Sunny"}
+        assert set(by_taste["Minimal_Sunny"]["sources"]) <= sunny  # same-weather outfits only
+        assert set(by_taste["Minimal_Rainy"]["sources"]) == {f"{DAY:%Y%m%d}_Minimal_Rainy"}
+
+
+def test_sweep_rows_and_the_served_row_equals_a_plain_evaluation(sweep_day):
+    cache = "SELECT count(*) AS n, sum(outfit_id) AS s FROM ootd.pool_cache"
+    before = sweep_day.execute(cache).fetchone()
+    row = sweep_day.execute("SELECT * FROM ootd.evaluate_sweep(NULL, 10, '{09:00,15:00}', 5)").fetchone()
+    assert sweep_day.execute(cache).fetchone() == before  # the stand-ins were rolled back
+    assert sweep_day.execute("SELECT count(*) AS n FROM ootd.pools").fetchone()["n"] == 3
+    plain = sweep_day.execute("SELECT * FROM ootd.evaluate(NULL, 10, '{09:00,15:00}', 5)").fetchone()
+    assert row["params"]["sweep"] is True and "sweep" not in plain["params"]
+    m = row["metrics"]
+    assert m["clusterings"] == ["archetype", "archetype_weather", "archetype_weather_taste"]
+    assert [m[c]["llm_calls"] for c in m["clusterings"]] == [2, 3, 5]
+    assert [m[c]["users_per_call"] for c in m["clusterings"]] == [3, 2, 6 / 5]
+    served = {key: value for key, value in m["archetype_weather"].items() if key in plain["metrics"]}
+    assert served == plain["metrics"]
+    assert m["archetype_weather"]["weather_mismatch_share@3"] == 0
+    # by archetype, Rainy users 5 and 6 get the Minimal_Sunny pool: 4 of 12 feeds, all their items
+    assert m["archetype"]["weather_mismatch_share@3"] == pytest.approx(1 / 3)
+    assert m["archetype"]["feeds@3"] == m["archetype_weather_taste"]["feeds@3"] == 12
+    assert m["archetype_weather_taste"]["weather_mismatch_share@3"] == 0
+    for c in m["clusterings"]:
+        assert m[c]["veto_violations@3"] == 0 and m[c]["short_feeds@3"] == 0
+
+
+def test_the_sweep_cli_prints_the_table_and_json_parses(sweep_day, db_url):
+    env = {"DATABASE_URL": db_url}
+    table = run_cli("evaluate", "--sweep", "--users", "6", "--at-times", "09:00", env=env)
+    assert table.returncode == 0, table.stderr
+    assert "K = LLM calls a night" in table.stdout and "x taste half" in table.stdout
+    assert "18/18" in table.stderr  # the progress bar counts 3 passes over the sample
+    as_json = run_cli("evaluate", "--sweep", "--users", "6", "--json", env=env)
+    assert as_json.returncode == 0, as_json.stderr
+    metrics = json.loads(as_json.stdout)
+    assert metrics["archetype"]["llm_calls"] == 2 and metrics["archetype_weather_taste"]["feeds@3"] == 18
+    with psycopg.connect(db_url) as other:
+        assert other.execute("SELECT count(*) FROM ootd.evaluations WHERE params ? 'sweep'").fetchone()[0] == 2

@@ -128,10 +128,12 @@ COMMENT ON FUNCTION ootd._evaluation_sample(integer) IS
 -- ootd._evaluate_feed(user, at, k): one served feed, measured.  The oracle's
 -- candidates are every outfit of the local day's pools whose weather is the
 -- user's (the city's latest forecast up to that day, as ootd.feed reads it)
--- plus the served pool, minus those breaking a veto the feed did not relax;
--- gain = max(0, the feed's score) (ootd._outfit_score).  ndcg = DCG(served) /
--- DCG(best k of the oracle); pool_ceiling = DCG(best k of the served pool) /
--- the same.  No row without a pool.
+-- plus the served pool and the candidates ootd._ranked read for it (the same
+-- outfits, except in a sweep, where other outfits stand in for the pool),
+-- minus those breaking a veto the feed did not relax; gain = max(0, the
+-- feed's score) (ootd._outfit_score).  ndcg = DCG(served) / DCG(best k of the
+-- oracle); pool_ceiling = DCG(best k of the candidates read) / the same.  No
+-- row without a pool.
 CREATE FUNCTION ootd._evaluate_feed(p_user_id bigint, p_at timestamptz, p_k integer)
 RETURNS SETOF ootd.evaluation_feed
 LANGUAGE sql STABLE
@@ -151,15 +153,18 @@ AS $$
         SELECT f.pool_date, f.cluster_id FROM f
         UNION
         SELECT p.pool_date, p.cluster_id FROM ootd.pools p, u WHERE p.pool_date = u.local::date AND p.weather = u.weather
+    ), ids AS (
+        SELECT o.id FROM pools p JOIN ootd.outfits o ON o.pool_date = p.pool_date AND o.cluster_id = p.cluster_id
+        UNION
+        SELECT r.outfit_id FROM r
     ), c AS (
         SELECT o.id, o.category, o.color, o.daypart, o.embedding,
-               (o.pool_date, o.cluster_id) = (f.pool_date, f.cluster_id) AS own,
+               o.id IN (SELECT r.outfit_id FROM r) AS own,
                NOT ootd._vetoed(u.rules, f.relaxed_rules, o.category, o.color) AS admissible,
                greatest(ootd._outfit_score(w, u.id, u.dna, u.rules, u.taste, u.local,
                                            EXISTS (SELECT 1 FROM ootd.likes k WHERE k.user_id = u.id AND k.outfit_id = o.id),
                                            o.id, o.category, o.color, o.daypart, o.embedding), 0) AS gain
-        FROM pools p
-        JOIN ootd.outfits o ON o.pool_date = p.pool_date AND o.cluster_id = p.cluster_id
+        FROM ids JOIN ootd.outfits o ON o.id = ids.id
         CROSS JOIN u CROSS JOIN f CROSS JOIN ootd.scoring_weights w
     ), s AS (                -- scalar lookups: a join lets the planner hash c on a wild row estimate
         SELECT r.rank, r.outfit_id, r.category, r.color, r.daypart,
@@ -284,6 +289,135 @@ $$;
 COMMENT ON FUNCTION ootd._evaluation_metrics(ootd.evaluation_feed[], bigint) IS
     'Private: aggregate evaluated feeds into the run''s metrics JSON (overall and by_time; names suffixed @k).';
 
+-- ------------------------------------------------------------------- sweep --
+-- `ootd evaluate --sweep`: the same metrics for coarser and finer clusterings
+-- than archetype x weather, without an LLM call: what stands in for each of
+-- the day's pools is chosen among the outfits already generated, written into
+-- ootd.pool_cache (which ootd._ranked reads) inside a subtransaction that is
+-- always rolled back, and the feeds are read with ootd._ranked as served.
+
+-- ootd._taste_halves(day): every clustered user's half of their archetype x
+-- weather cluster (ootd.user_clusters): the sign of (taste - the cluster's
+-- mean taste) projected on the direction from that mean to the member
+-- farthest from it (ties by id): one deterministic 2-means step.  Half 1 is
+-- the far member's side; users without a taste vector are in half 0 (a
+-- one-member cluster is all half 0).  center: the half's mean taste.
+CREATE FUNCTION ootd._taste_halves(p_day date)
+RETURNS TABLE (user_id bigint, cluster_id text, archetype text, half integer, center public.vector)
+LANGUAGE sql STABLE
+AS $$
+    WITH m AS (
+        SELECT c.user_id, c.cluster_id, c.archetype, u.taste
+        FROM ootd.user_clusters(p_day) c JOIN ootd.users u ON u.id = c.user_id
+    ), mean AS (
+        SELECT m.cluster_id, public.avg(m.taste) AS mean FROM m GROUP BY m.cluster_id
+    ), pole AS (
+        SELECT DISTINCT ON (m.cluster_id) m.cluster_id, m.taste OPERATOR(public.-) a.mean AS axis
+        FROM m JOIN mean a ON a.cluster_id = m.cluster_id
+        WHERE m.taste IS NOT NULL
+        ORDER BY m.cluster_id, m.taste OPERATOR(public.<->) a.mean DESC, m.user_id
+    ), h AS (
+        SELECT m.user_id, m.cluster_id, m.archetype, m.taste,
+               coalesce(((m.taste OPERATOR(public.-) a.mean) OPERATOR(public.<#>) p.axis) < 0, false)::integer AS half
+        FROM m JOIN mean a ON a.cluster_id = m.cluster_id LEFT JOIN pole p ON p.cluster_id = m.cluster_id
+    )
+    SELECT h.user_id, h.cluster_id, h.archetype, h.half,
+           public.avg(h.taste) OVER (PARTITION BY h.cluster_id, h.half)
+    FROM h
+$$;
+COMMENT ON FUNCTION ootd._taste_halves(date) IS
+    'Private: each clustered user''s taste half of their archetype x weather cluster (one 2-means step) and the half''s mean taste.';
+
+-- ootd._sweep_pools(day, clustering, half): what stands in for each pool of
+-- the day, as outfit ids, and the cluster label its users are counted in.
+-- 'archetype': every pool of an archetype holds the day's pool of that
+-- archetype with the most members (ties by cluster id), whatever the weather;
+-- label: that pool.  'taste': every pool holds, for its cluster's half
+-- `half`, the outfits of the day's pools of its weather nearest (cosine) to
+-- the half's mean taste, as many of each daypart as the pool has (ties by
+-- id); a pool whose half has no tasteful member keeps its outfits; label:
+-- cluster/half.
+CREATE FUNCTION ootd._sweep_pools(p_day date, p_clustering text, p_half integer DEFAULT 0)
+RETURNS TABLE (cluster_id text, label text, outfit_id bigint)
+LANGUAGE sql STABLE
+AS $$
+    WITH top AS (
+        SELECT DISTINCT ON (p.archetype) p.archetype, p.cluster_id
+        FROM ootd.pools p
+        WHERE p.pool_date = p_day
+        ORDER BY p.archetype, p.members DESC, p.cluster_id
+    ), centers AS (
+        SELECT DISTINCT ON (h.cluster_id) h.cluster_id, h.center
+        FROM ootd._taste_halves(p_day) h
+        WHERE p_clustering = 'taste' AND h.half = p_half AND h.center IS NOT NULL
+        ORDER BY h.cluster_id
+    ), shape AS (
+        SELECT o.cluster_id, o.daypart, count(*) AS n
+        FROM ootd.outfits o WHERE o.pool_date = p_day GROUP BY o.cluster_id, o.daypart
+    ), near AS (
+        SELECT p.cluster_id, o.id, s.n,
+               row_number() OVER (PARTITION BY p.cluster_id, o.daypart
+                                  ORDER BY o.embedding OPERATOR(public.<=>) c.center, o.id) AS r
+        FROM ootd.pools p
+        JOIN centers c ON c.cluster_id = p.cluster_id
+        JOIN ootd.pools q ON q.pool_date = p.pool_date AND q.weather = p.weather
+        JOIN ootd.outfits o ON o.pool_date = q.pool_date AND o.cluster_id = q.cluster_id
+        JOIN shape s ON s.cluster_id = p.cluster_id AND s.daypart = o.daypart
+        WHERE p.pool_date = p_day
+    )
+    SELECT p.cluster_id, t.cluster_id, o.id
+    FROM ootd.pools p
+    JOIN top t ON t.archetype = p.archetype
+    JOIN ootd.outfits o ON o.pool_date = p.pool_date AND o.cluster_id = t.cluster_id
+    WHERE p_clustering = 'archetype' AND p.pool_date = p_day
+    UNION ALL
+    SELECT n.cluster_id, n.cluster_id || '/' || p_half, n.id FROM near n WHERE n.r <= n.n
+    UNION ALL
+    SELECT o.cluster_id, o.cluster_id || '/' || p_half, o.id
+    FROM ootd.outfits o
+    WHERE p_clustering = 'taste' AND o.pool_date = p_day
+      AND NOT EXISTS (SELECT 1 FROM centers c WHERE c.cluster_id = o.cluster_id)
+$$;
+COMMENT ON FUNCTION ootd._sweep_pools(date, text, integer) IS
+    'Private: the outfits standing in for each pool of a day in a sweep (archetype: its largest pool; taste: the half''s nearest same-weather outfits) and the cluster label.';
+
+-- ootd._sweep_clusters(day): K, the LLM calls a night, of each clustering:
+-- clusters with members on the day (ootd.user_clusters), by archetype, by
+-- archetype x weather (today's), and by archetype x weather x taste half.
+CREATE FUNCTION ootd._sweep_clusters(p_day date)
+RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT jsonb_build_object('archetype', count(DISTINCT h.archetype),
+                              'archetype_weather', count(DISTINCT h.cluster_id),
+                              'archetype_weather_taste', count(DISTINCT (h.cluster_id, h.half)),
+                              'clustered_users', count(*))
+    FROM ootd._taste_halves(p_day) h
+$$;
+COMMENT ON FUNCTION ootd._sweep_clusters(date) IS
+    'Private: clusters with members on a day (the LLM calls a night) by archetype, archetype x weather, and x taste half.';
+
+-- ootd._weather_mismatch(feeds, day): per k, the share of served items
+-- generated for another weather than the user's on the day (the scorer does
+-- not see weather: this is what serving an archetype-only pool costs).
+CREATE FUNCTION ootd._weather_mismatch(p_feeds ootd.evaluation_feed[], p_day date)
+RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT coalesce(jsonb_object_agg('weather_mismatch_share@' || t.k, t.share), '{}')
+    FROM (SELECT f.k, avg((p.weather IS DISTINCT FROM wx.condition)::integer)::double precision AS share
+          FROM unnest(p_feeds) f
+          CROSS JOIN unnest(f.items) i(item)
+          JOIN ootd.outfits o ON o.id = i.item
+          JOIN ootd.pools p ON p.pool_date = o.pool_date AND p.cluster_id = o.cluster_id
+          JOIN ootd.users u ON u.id = f.user_id
+          LEFT JOIN LATERAL (SELECT w.condition FROM ootd.weather_daily w
+                             WHERE w.city = u.city AND w.day <= p_day ORDER BY w.day DESC LIMIT 1) wx ON true
+          GROUP BY f.k) t
+$$;
+COMMENT ON FUNCTION ootd._weather_mismatch(ootd.evaluation_feed[], date) IS
+    'Private: per k, the share of served items generated for another weather than the user''s.';
+
 -- --------------------------------------------------------------------- API --
 -- ootd.evaluation_feeds(date, users, local times, k): every user's feed
 -- (limit k) at each local time on `date` (the instant it is that time in the
@@ -309,6 +443,62 @@ $$;
 COMMENT ON FUNCTION ootd.evaluation_feeds(date, bigint[], time[], integer) IS
     'Each user''s feed at each local time of a date, measured against the 1:1 oracle (NDCG, ceiling, checks); a pure read.';
 
+-- ootd._check_evaluation(users, local times, limit, date): the run's
+-- arguments, or 22023 (users outside 1..100000; no, duplicate or NULL local
+-- times; limit outside 1..20) or P0002 (no pools on the date).
+CREATE FUNCTION ootd._check_evaluation(p_users integer, p_times time[], p_limit integer, p_date date)
+RETURNS void
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    IF p_users IS NULL OR p_users NOT BETWEEN 1 AND 100000 THEN
+        RAISE EXCEPTION 'users must be between 1 and 100000, got %', coalesce(p_users::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF coalesce(cardinality(p_times), 0) = 0 OR array_position(p_times, NULL) IS NOT NULL
+       OR (SELECT count(DISTINCT t) FROM unnest(p_times) t) <> cardinality(p_times) THEN
+        RAISE EXCEPTION 'local times must be distinct and not NULL, got %', coalesce(p_times::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM ootd._check_limit(p_limit);
+    IF NOT EXISTS (SELECT 1 FROM ootd.pools p WHERE p.pool_date = p_date) THEN
+        RAISE EXCEPTION 'no pools for %', coalesce(p_date::text, 'any date') USING ERRCODE = 'no_data_found';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION ootd._check_evaluation(integer, time[], integer, date) IS
+    'Private: raises 22023 or P0002 unless the evaluation''s users, local times, limit and date are valid.';
+
+-- ootd._collect_feeds(date, users, local times, ks, progress, done, total):
+-- ootd.evaluation_feeds for every k, 50 users at a time; with progress, a
+-- NOTICE per chunk, DETAIL {"done": done + n, "total": total}.
+CREATE FUNCTION ootd._collect_feeds(p_date date, p_users bigint[], p_times time[], p_ks integer[],
+                                    p_progress boolean, p_done integer DEFAULT 0, p_total integer DEFAULT NULL)
+RETURNS ootd.evaluation_feed[]
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    v_chunk constant integer := 50;
+    v_total integer := coalesce(p_total, cardinality(p_users));
+    v_feeds ootd.evaluation_feed[] := '{}';
+    v_done  integer;
+BEGIN
+    FOR i IN 0 .. (coalesce(cardinality(p_users), 0) - 1) / v_chunk LOOP
+        v_feeds := v_feeds || ARRAY(
+            SELECT f FROM unnest(p_ks) k
+            CROSS JOIN LATERAL ootd.evaluation_feeds(p_date, p_users[i * v_chunk + 1 : (i + 1) * v_chunk], p_times, k) f);
+        v_done := p_done + least((i + 1) * v_chunk, coalesce(cardinality(p_users), 0));
+        IF p_progress THEN
+            RAISE NOTICE 'ootd.evaluate: % of % users', v_done, v_total
+                USING DETAIL = json_build_object('done', v_done, 'total', v_total)::text;
+        END IF;
+    END LOOP;
+    RETURN v_feeds;
+END
+$$;
+COMMENT ON FUNCTION ootd._collect_feeds(date, bigint[], time[], integer[], boolean, integer, integer) IS
+    'Private: the measured feeds of users at local times for each k, 50 users at a time, with progress NOTICEs.';
+
 -- ootd.evaluate(date, users, local times, limit, progress): measure the
 -- illusion of 1:1 personalization and store one row in ootd.evaluations.
 -- The first `users` users by hashint8(id), at each local time on `date`
@@ -326,46 +516,19 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_date  date := coalesce(p_date, (SELECT max(p.pool_date) FROM ootd.pools p));
-    v_chunk constant integer := 50;
     v_users bigint[];
-    v_ks    integer[];
-    v_feeds ootd.evaluation_feed[] := '{}';
-    v_done  integer;
+    v_ks    integer[] := ARRAY(SELECT DISTINCT k FROM unnest(ARRAY[3, p_limit]) k ORDER BY k);
     v_row   ootd.evaluations;
 BEGIN
-    IF p_users IS NULL OR p_users NOT BETWEEN 1 AND 100000 THEN
-        RAISE EXCEPTION 'users must be between 1 and 100000, got %', coalesce(p_users::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF coalesce(cardinality(p_times), 0) = 0 OR array_position(p_times, NULL) IS NOT NULL
-       OR (SELECT count(DISTINCT t) FROM unnest(p_times) t) <> cardinality(p_times) THEN
-        RAISE EXCEPTION 'local times must be distinct and not NULL, got %', coalesce(p_times::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM ootd._check_limit(p_limit);
-    IF NOT EXISTS (SELECT 1 FROM ootd.pools p WHERE p.pool_date = v_date) THEN
-        RAISE EXCEPTION 'no pools for %', coalesce(v_date::text, 'any date') USING ERRCODE = 'no_data_found';
-    END IF;
-
+    PERFORM ootd._check_evaluation(p_users, p_times, p_limit, v_date);
     v_users := ootd._evaluation_sample(p_users);
-    v_ks := ARRAY(SELECT DISTINCT k FROM unnest(ARRAY[3, p_limit]) k ORDER BY k);
-    FOR i IN 0 .. (cardinality(v_users) - 1) / v_chunk LOOP
-        v_feeds := v_feeds || ARRAY(
-            SELECT f FROM unnest(v_ks) k
-            CROSS JOIN LATERAL ootd.evaluation_feeds(v_date, v_users[i * v_chunk + 1 : (i + 1) * v_chunk], p_times, k) f);
-        v_done := least((i + 1) * v_chunk, cardinality(v_users));
-        IF p_progress THEN
-            RAISE NOTICE 'ootd.evaluate: % of % users', v_done, cardinality(v_users)
-                USING DETAIL = json_build_object('done', v_done, 'total', cardinality(v_users))::text;
-        END IF;
-    END LOOP;
-
     INSERT INTO ootd.evaluations (pool_date, params, metrics)
     SELECT v_date,
            jsonb_build_object('users', p_users, 'sampled', cardinality(v_users),
                               'at_times', ARRAY(SELECT to_char(t, 'HH24:MI') FROM unnest(p_times) t),
                               'k', v_ks, 'limit', p_limit, 'weights', to_jsonb(w) - 'singleton'),
-           ootd._evaluation_metrics(v_feeds, (SELECT count(*) FROM ootd.outfits o WHERE o.pool_date = v_date))
+           ootd._evaluation_metrics(ootd._collect_feeds(v_date, v_users, p_times, v_ks, p_progress),
+                                    (SELECT count(*) FROM ootd.outfits o WHERE o.pool_date = v_date))
     FROM ootd.scoring_weights w
     RETURNING * INTO v_row;
     RETURN v_row;
@@ -373,3 +536,121 @@ END
 $$;
 COMMENT ON FUNCTION ootd.evaluate(date, integer, time[], integer, boolean) IS
     'Measure the illusion of 1:1 personalization (NDCG vs a 1:1 oracle, personalization, coverage, diversity, checks); stores one ootd.evaluations row.';
+
+-- ootd._sweep_feeds(date, users, local times, ks, clustering, half,
+-- progress, done, total): the users' measured feeds when every pool of the
+-- date holds what ootd._sweep_pools puts in its place, each feed's
+-- cluster_id replaced by the stand-in's label.  The stand-ins are written
+-- into ootd.pool_cache in a subtransaction that is always rolled back (so
+-- the cache, and what concurrent feeds read, never changes; a concurrent
+-- cache refresh of the date waits for the pass).
+CREATE FUNCTION ootd._sweep_feeds(p_date date, p_users bigint[], p_times time[], p_ks integer[],
+                                  p_clustering text, p_half integer, p_progress boolean, p_done integer,
+                                  p_total integer)
+RETURNS ootd.evaluation_feed[]
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    v_feeds ootd.evaluation_feed[];
+BEGIN
+    BEGIN
+        DELETE FROM ootd.pool_cache c WHERE c.pool_date = p_date;
+        INSERT INTO ootd.pool_cache (pool_date, cluster_id, outfit_id, slot, daypart, title, category, color,
+                                     vibe, trend, dare, embedding)
+        SELECT p_date, s.cluster_id, o.id, o.slot, o.daypart, o.title, o.category, o.color,
+               o.vibe, o.trend, o.dare, o.embedding
+        FROM ootd._sweep_pools(p_date, p_clustering, p_half) s
+        JOIN ootd.outfits o ON o.id = s.outfit_id;
+        v_feeds := ARRAY(
+            SELECT jsonb_populate_record(f, jsonb_build_object('cluster_id', coalesce(l.label, f.cluster_id)))
+            FROM unnest(ootd._collect_feeds(p_date, p_users, p_times, p_ks, p_progress, p_done, p_total)) f
+            LEFT JOIN (SELECT DISTINCT s.cluster_id, s.label FROM ootd._sweep_pools(p_date, p_clustering, p_half) s) l
+                ON l.cluster_id = f.cluster_id);
+        RAISE EXCEPTION 'sweep pass done' USING ERRCODE = 'OOTDS';
+    EXCEPTION WHEN SQLSTATE 'OOTDS' THEN
+        NULL;                            -- the stand-ins are gone; v_feeds stays
+    END;
+    RETURN v_feeds;
+END
+$$;
+COMMENT ON FUNCTION ootd._sweep_feeds(date, bigint[], time[], integer[], text, integer, boolean, integer, integer) IS
+    'Private: users'' measured feeds with stand-in pools (ootd._sweep_pools) written into the cache in a rolled-back subtransaction.';
+
+-- ootd.evaluate_sweep(date, users, local times, limit, progress): the
+-- metrics of ootd.evaluate for three clusterings, against K, the LLM calls
+-- each costs a night, computed without any LLM call; stores one row in
+-- ootd.evaluations (params.sweep = true; metrics: clusterings, the names from
+-- coarse to fine, and per name the metrics of ootd.evaluate plus clusters,
+-- llm_calls, users_per_call and weather_mismatch_share@k):
+--   archetype                : every user of an archetype is served that
+--                              archetype's largest pool of the day;
+--   archetype_weather        : the pools as served (equals ootd.evaluate);
+--   archetype_weather_taste  : each cluster split in two by taste
+--                              (ootd._taste_halves), each half served the
+--                              day's same-weather outfits nearest its mean
+--                              taste (ootd._sweep_pools).
+-- The oracle is ootd.evaluate's for every clustering.  progress: NOTICEs as
+-- ootd.evaluate's, over 3 x users.  Errors: as ootd.evaluate.
+CREATE FUNCTION ootd.evaluate_sweep(p_date date DEFAULT NULL, p_users integer DEFAULT 600,
+                                    p_times time[] DEFAULT '{09:00,15:00,21:00}', p_limit integer DEFAULT 5,
+                                    p_progress boolean DEFAULT false)
+RETURNS ootd.evaluations
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_date      date := coalesce(p_date, (SELECT max(p.pool_date) FROM ootd.pools p));
+    v_names     constant text[] := '{archetype,archetype_weather,archetype_weather_taste}';
+    v_ks        integer[] := ARRAY(SELECT DISTINCT k FROM unnest(ARRAY[3, p_limit]) k ORDER BY k);
+    v_users     bigint[];
+    v_n         integer;
+    v_generated bigint;
+    v_clusters  jsonb;
+    v_feeds     ootd.evaluation_feed[];
+    v_metrics   jsonb;
+    v_row       ootd.evaluations;
+BEGIN
+    PERFORM ootd._check_evaluation(p_users, p_times, p_limit, v_date);
+    v_users := ootd._evaluation_sample(p_users);
+    v_n := cardinality(v_users);
+    v_generated := (SELECT count(*) FROM ootd.outfits o WHERE o.pool_date = v_date);
+    v_clusters := ootd._sweep_clusters(v_date);
+    v_metrics := jsonb_build_object('clusterings', to_jsonb(v_names));
+
+    FOR c IN 1 .. 3 LOOP
+        IF c = 1 THEN
+            v_feeds := ootd._sweep_feeds(v_date, v_users, p_times, v_ks, 'archetype', 0, p_progress, 0, 3 * v_n);
+        ELSIF c = 2 THEN
+            v_feeds := ootd._collect_feeds(v_date, v_users, p_times, v_ks, p_progress, v_n, 3 * v_n);
+        ELSE
+            v_feeds := '{}';
+            FOR h IN 0 .. 1 LOOP
+                v_users := ARRAY(SELECT s.id
+                                 FROM unnest(ootd._evaluation_sample(p_users)) WITH ORDINALITY AS s(id, n)
+                                 LEFT JOIN ootd._taste_halves(v_date) t ON t.user_id = s.id
+                                 WHERE coalesce(t.half, 0) = h ORDER BY s.n);
+                v_feeds := v_feeds || ootd._sweep_feeds(v_date, v_users, p_times, v_ks, 'taste', h, p_progress,
+                                                        2 * v_n + h * (v_n - cardinality(v_users)), 3 * v_n);
+            END LOOP;
+        END IF;
+        v_metrics := v_metrics || jsonb_build_object(v_names[c],
+            ootd._evaluation_metrics(v_feeds, v_generated)
+            || ootd._weather_mismatch(v_feeds, v_date)
+            || jsonb_build_object('clusters', v_clusters -> v_names[c], 'llm_calls', v_clusters -> v_names[c],
+                                  'users_per_call', (v_clusters ->> 'clustered_users')::double precision
+                                                    / nullif((v_clusters ->> v_names[c])::double precision, 0)));
+    END LOOP;
+
+    INSERT INTO ootd.evaluations (pool_date, params, metrics)
+    SELECT v_date,
+           jsonb_build_object('sweep', true, 'users', p_users, 'sampled', v_n,
+                              'at_times', ARRAY(SELECT to_char(t, 'HH24:MI') FROM unnest(p_times) t),
+                              'k', v_ks, 'limit', p_limit, 'weights', to_jsonb(w) - 'singleton'),
+           v_metrics
+    FROM ootd.scoring_weights w
+    RETURNING * INTO v_row;
+    RETURN v_row;
+END
+$$;
+COMMENT ON FUNCTION ootd.evaluate_sweep(date, integer, time[], integer, boolean) IS
+    'The evaluation for clusterings by archetype, archetype x weather and x taste half, against the LLM calls each costs; no LLM call; stores one ootd.evaluations row.';

@@ -44,6 +44,7 @@ GRANT EXECUTE ON FUNCTION ootd.serving_status(timestamptz) TO ootd_analyst;
 -- evaluation (07_evaluation.sql): analysts run it and read ootd.evaluations (SELECT above).
 GRANT EXECUTE ON FUNCTION ootd.evaluate(date, integer, time[], integer, boolean),
                           ootd.evaluation_feeds(date, bigint[], time[], integer) TO ootd_analyst;
+GRANT EXECUTE ON FUNCTION ootd.evaluate_sweep(date, integer, time[], integer, boolean) TO ootd_analyst;
 
 -- ootd_api: no table privileges at all; only EXECUTE on the serving functions
 -- (SECURITY DEFINER, owned by ootd_owner, search_path pinned).
