@@ -51,9 +51,8 @@ COMMENT ON TYPE ootd.evaluation_feed IS
 -- ----------------------------------------------------------------- helpers --
 -- ootd._outfit_score(weights, user, dna, rules, taste, local, liked, outfit,
 -- category, color, daypart, embedding): the feed's score of any outfit for a
--- user at a local time, by the formula and weights of ootd._ranked (step 4),
--- so the oracle can score outfits of pools the user is not served.
--- tests/test_evaluate.py proves it equals feed_explain's score.
+-- user at a local time (ootd._score, the formula's one home), so the oracle
+-- can score outfits of pools the user is not served.
 CREATE FUNCTION ootd._outfit_score(w ootd.scoring_weights, p_user_id bigint, p_dna jsonb, p_rules jsonb,
                                    p_taste public.vector, p_local timestamp, p_liked boolean,
                                    p_outfit_id bigint, p_category text, p_color text, p_daypart text,
@@ -61,14 +60,9 @@ CREATE FUNCTION ootd._outfit_score(w ootd.scoring_weights, p_user_id bigint, p_d
 RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT CASE WHEN p_dna -> 'preferred_colors' ? p_color THEN w.preferred_color ELSE 1 END
-           * CASE WHEN p_rules -> 'liked_categories' ? p_category THEN w.liked_category ELSE 1 END
-           * (1 + w.category_affinity * ln(1 + greatest(coalesce(
-                  (p_dna -> 'category_affinity' ->> p_category)::double precision, 0), 0)))
-           * CASE WHEN p_liked THEN w.liked_decay ELSE 1 END
-           + w.cosine * coalesce(1 - (p_taste OPERATOR(public.<=>) p_embedding), 0)
-           + CASE WHEN p_daypart = ootd._priority_daypart(p_local) THEN w.daypart_priority ELSE 0 END
-           + ootd._jitter(w.jitter, p_user_id, p_outfit_id, p_local::date)
+    SELECT s.score
+    FROM ootd._score(w, p_user_id, p_dna, p_rules, p_taste, p_local::date, ootd._priority_daypart(p_local), p_liked,
+                     p_outfit_id, p_category, p_color, p_daypart, p_embedding) s
 $$;
 COMMENT ON FUNCTION ootd._outfit_score(ootd.scoring_weights, bigint, jsonb, jsonb, public.vector, timestamp, boolean,
                                        bigint, text, text, text, public.vector) IS

@@ -182,6 +182,9 @@ COMMENT ON FUNCTION ootd._ranked(bigint, timestamptz, integer) IS
     'Private: every candidate of the user''s pool with each score component and its rank (NULL = vetoed); the ranking''s one home.';
 
 
+DROP FUNCTION ootd._score(ootd.scoring_weights, bigint, jsonb, jsonb, public.vector, date, text, boolean, bigint,
+                          text, text, text, public.vector);
+
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ootd FROM PUBLIC;
 
 RESET ROLE;

@@ -6,7 +6,8 @@
 -- served pool's weather and archetype (a fallback pool no longer borrows the
 -- user's); vetoes are relaxed whenever fewer than p_limit outfits survive, not
 -- only when none does, and outfits that break no veto rank first.  Diversity:
--- one outfit of each category, and of each color, before any second.
+-- one outfit of each category, and of each color, before any second.  The
+-- scoring formula gets one home, ootd._score.
 -- =============================================================================
 SET ROLE ootd_owner;
 
@@ -127,6 +128,38 @@ COMMENT ON FUNCTION ootd._serving_context(bigint, timestamptz) IS
     'Private: the user at an instant: profile, local time, priority daypart, pool to serve, headline parts (inlined into ootd._ranked).';
 
 
+-- ootd._score(weights, user, dna, rules, taste, local date, priority daypart,
+-- liked, outfit, category, color, daypart, embedding): an outfit's score for
+-- a user, component by component, and the total: preferred_color x
+-- liked_category x (1 + category_affinity x ln(1 + affinity)) x liked_decay
+-- (already liked) + cosine x cos(taste, embedding) + daypart_priority (the
+-- priority daypart) + jitter.  The one home of the scoring formula: the feed
+-- (ootd._ranked) and the evaluation's oracle use it.
+CREATE FUNCTION ootd._score(w ootd.scoring_weights, p_user_id bigint, p_dna jsonb, p_rules jsonb,
+                            p_taste public.vector, p_local_date date, p_priority text, p_liked boolean,
+                            p_outfit_id bigint, p_category text, p_color text, p_daypart text,
+                            p_embedding public.vector)
+RETURNS TABLE (color_boost double precision, category_boost double precision, affinity_boost double precision,
+               liked_penalty double precision, cosine double precision, daypart_bonus double precision,
+               jitter double precision, score double precision)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT s.*, s.color_boost * s.category_boost * s.affinity_boost * s.liked_penalty
+                + w.cosine * s.cosine + s.daypart_bonus + s.jitter
+    FROM (SELECT CASE WHEN p_dna -> 'preferred_colors' ? p_color THEN w.preferred_color ELSE 1 END AS color_boost,
+                 CASE WHEN p_rules -> 'liked_categories' ? p_category THEN w.liked_category ELSE 1 END
+                     AS category_boost,
+                 1 + w.category_affinity * ln(1 + greatest(coalesce(
+                     (p_dna -> 'category_affinity' ->> p_category)::double precision, 0), 0)) AS affinity_boost,
+                 CASE WHEN p_liked THEN w.liked_decay ELSE 1 END AS liked_penalty,
+                 coalesce(1 - (p_taste OPERATOR(public.<=>) p_embedding), 0) AS cosine,
+                 CASE WHEN p_daypart = p_priority THEN w.daypart_priority ELSE 0 END AS daypart_bonus,
+                 ootd._jitter(w.jitter, p_user_id, p_outfit_id, p_local_date) AS jitter) s
+$$;
+COMMENT ON FUNCTION ootd._score(ootd.scoring_weights, bigint, jsonb, jsonb, public.vector, date, text, boolean, bigint,
+                                text, text, text, public.vector) IS
+    'Private: an outfit''s score components for a user and their total (the one home of the scoring formula).';
+
 -- ootd._ranked(user, at, limit): the whole last mile as one set-based query
 -- (inlined into ootd.feed and ootd.feed_explain, so each caches one plan):
 -- every candidate of the user's pool with each score component and its rank.
@@ -136,9 +169,7 @@ COMMENT ON FUNCTION ootd._serving_context(bigint, timestamptz) IS
 --     unless fewer than p_limit survive: then ootd._relax_vetoes relaxes
 --     entries, strictest first, until p_limit outfits (or the whole pool) are
 --     served;
---  4. score = preferred_color x liked_category x (1 + category_affinity x
---     ln(1 + affinity)) x liked_decay (already liked) + cosine x cos(taste,
---     embedding) + daypart_priority (priority daypart) + jitter;
+--  4. score: ootd._score (each component and the total);
 --  5. order: outfits that break no veto first, then the relaxed ones; then
 --     the priority daypart first; within it one outfit of each category
 --     before any category's second, and one of each color before any
@@ -161,7 +192,8 @@ AS $$
         SELECT c.*, array_remove(ARRAY[
                    CASE WHEN x.rules -> 'disliked_categories' ? c.category THEN 'disliked_categories:' || c.category END,
                    CASE WHEN x.rules -> 'disliked_colors' ? c.color THEN 'disliked_colors:' || c.color END],
-                   NULL) AS violations
+                   NULL) AS violations,
+               c.outfit_id IN (SELECT k.outfit_id FROM ootd.likes k WHERE k.user_id = x.user_id) AS liked
         FROM x CROSS JOIN LATERAL ootd._pool_rows(x.pool_date, x.cluster_id) c
     ), relaxed AS (
         SELECT CASE WHEN count(*) FILTER (WHERE cardinality(c.violations) = 0) >= least(p_limit, count(*))
@@ -171,26 +203,16 @@ AS $$
     ), scored AS (
         SELECT c.outfit_id, c.title, c.category, c.color, c.daypart, c.violations, c.source,
                c.violations <@ r.rules AS served, cardinality(c.violations) = 0 AS clean,
-               c.daypart = x.priority_daypart AS priority,
-               CASE WHEN x.dna -> 'preferred_colors' ? c.color THEN w.preferred_color ELSE 1 END AS color_boost,
-               CASE WHEN x.rules -> 'liked_categories' ? c.category THEN w.liked_category ELSE 1 END AS category_boost,
-               1 + w.category_affinity * ln(1 + greatest(coalesce(
-                   (x.dna -> 'category_affinity' ->> c.category)::double precision, 0), 0)) AS affinity_boost,
-               CASE WHEN c.outfit_id IN (SELECT k.outfit_id FROM ootd.likes k WHERE k.user_id = x.user_id)
-                    THEN w.liked_decay ELSE 1 END AS liked_penalty,
-               coalesce(1 - (x.taste OPERATOR(public.<=>) c.embedding), 0) AS cosine,
-               CASE WHEN c.daypart = x.priority_daypart THEN w.daypart_priority ELSE 0 END AS daypart_bonus,
-               ootd._jitter(w.jitter, x.user_id, c.outfit_id, x.local_date) AS jitter,
-               w.cosine AS cosine_weight, r.rules AS relaxed_rules
+               c.daypart = x.priority_daypart AS priority, p.*, r.rules AS relaxed_rules
         FROM c CROSS JOIN x CROSS JOIN relaxed r CROSS JOIN ootd.scoring_weights w
+        CROSS JOIN LATERAL ootd._score(w, x.user_id, x.dna, x.rules, x.taste, x.local_date, x.priority_daypart,
+                                       c.liked, c.outfit_id, c.category, c.color, c.daypart, c.embedding) p
     ), ordered AS (
         SELECT s.*, row_number() OVER (PARTITION BY s.served, s.clean, s.priority, s.category
                                        ORDER BY s.score DESC, s.outfit_id) AS nth_of_category,
                     row_number() OVER (PARTITION BY s.served, s.clean, s.priority, s.color
                                        ORDER BY s.score DESC, s.outfit_id) AS nth_of_color
-        FROM (SELECT s.*, s.color_boost * s.category_boost * s.affinity_boost * s.liked_penalty
-                          + s.cosine_weight * s.cosine + s.daypart_bonus + s.jitter AS score
-              FROM scored s) s
+        FROM scored s
     )
     SELECT CASE WHEN o.served THEN row_number() OVER served_order::integer END,
            o.outfit_id, o.title, o.category, o.color, o.daypart, o.violations, o.priority,
