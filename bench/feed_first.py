@@ -213,9 +213,11 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def occasion(hour: int, daypart: str) -> str:
-    """What the first served outfit is for (ootd._occasion)."""
-    if daypart == "NightOut":
+def occasion(hour: int, dayparts: set[str]) -> str:
+    """What the served outfits are for (ootd._occasion)."""
+    if dayparts == {"NightOut", "Daytime"}:
+        return "today and tonight" if hour < 17 else "tonight and tomorrow"
+    if "NightOut" in dayparts:
         return "tonight"
     if hour < 5:
         return "the day ahead"
@@ -377,11 +379,11 @@ class SeedStylePipeline:
             served.extend(k[2] for k in keyed)
             if len(served) >= limit:
                 break
-        # 5. headline: the served pool's weather and archetype, the first outfit's occasion, the city
+        # 5. headline: the served pool's weather and archetype, the served outfits' occasion, the city
         adjectives = f"{self.weather_adj[pool_weather]} {self.archetype_adj[cluster.split('_')[1]]}"
-        top = served[0][2]["daypart"] if served else priority
+        shown = {item[2]["daypart"] for item in served[:limit]}
         headline = (
-            f"{'An' if adjectives[0] in 'aeiouAEIOU' else 'A'} {adjectives} look for {occasion(hour, top)} in {city}"
+            f"{'An' if adjectives[0] in 'aeiouAEIOU' else 'A'} {adjectives} look for {occasion(hour, shown)} in {city}"
         )
         return [
             (rank, o["id"], o["title"], o["category"], o["color"], o["daypart"], -neg, headline, cluster, relaxed)

@@ -143,7 +143,9 @@ def test_headline_occasion_words_and_a_consistent_morning_feed(day):
         "A sun-ready minimalist look for the day ahead in Torrance": "Daytime",
         "A sun-ready minimalist look for tonight in Torrance": "NightOut",
         "A sun-ready minimalist look for your night in Torrance": "NightOut",
-        "A sun-ready minimalist look for tomorrow in Torrance": None,
+        "A sun-ready minimalist look for tomorrow in Torrance": "Daytime",
+        "A sun-ready minimalist look for today and tonight in Torrance": None,
+        "A sun-ready minimalist look for tonight and tomorrow in Torrance": None,
     }
     for headline, daypart in said.items():
         assert day.execute("SELECT ootd._headline_occasion(%s) AS o", (headline,)).fetchone()["o"] == daypart

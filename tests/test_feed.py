@@ -115,7 +115,8 @@ def test_headline_is_hyper_local(served):
     rows = feed(served, 1)
     city = served.execute("SELECT city FROM ootd.users WHERE id = 1").fetchone()[0]
     assert re.fullmatch(
-        rf"An? [a-z-]+ [a-z-]+ look for (tonight|the day ahead|your morning|your afternoon|tomorrow) in "
+        rf"An? [a-z-]+ [a-z-]+ look for (tonight|the day ahead|your morning|your afternoon|tomorrow"
+        rf"|today and tonight|tonight and tomorrow) in "
         rf"{re.escape(city)}",
         rows[0][7],
     )
@@ -311,6 +312,8 @@ def test_likes_profile_edits_and_weight_changes_show_on_the_next_request(served)
 
 
 def test_the_headline_follows_the_local_hour_within_one_ranking(served):
+    """For a user without vetoes (so each top-3 is of one daypart)."""
+    served.execute("UPDATE ootd.users SET style_rules = '{}' WHERE id = 36")
     tz = served.execute("SELECT timezone FROM ootd.users WHERE id = 36").fetchone()[0]
     night = served.execute(LOCAL, (36, f"{DAY} 03:00", tz, 3)).fetchall()
     morning = served.execute(LOCAL, (36, f"{DAY} 09:00", tz, 3)).fetchall()
@@ -324,17 +327,31 @@ def test_the_headline_follows_the_local_hour_within_one_ranking(served):
 
 
 def test_headlines_never_contradict_their_items(served):
-    """NightOut items read as tonight, Daytime items as a time of the day (issue 17: 0 contradictions)."""
+    """Issue 17: 0 contradictions.  The headline's occasion covers the dayparts of every item it
+    heads: "tonight" only NightOut, a time of the day (or "tomorrow") only Daytime, "today and
+    tonight" / "tonight and tomorrow" both."""
     rows = served.execute(
-        "SELECT f.daypart, f.headline FROM generate_series(1, 400, 7) u, unnest(ARRAY[2, 9, 15, 21]) h, "
-        "LATERAL ootd.feed(u, (%s::date + make_interval(hours => h))::timestamp AT TIME ZONE "
-        "(SELECT timezone FROM ootd.users WHERE id = u), 3) f WHERE f.rank = 1",
+        "SELECT u, h, array_agg(DISTINCT f.daypart), min(f.headline) FROM generate_series(1, 400, 7) u, "
+        "unnest(ARRAY[2, 9, 15, 21]) h, LATERAL ootd.feed(u, (%s::date + make_interval(hours => h))::timestamp "
+        "AT TIME ZONE (SELECT timezone FROM ootd.users WHERE id = u), 3) f GROUP BY u, h",
         (DAY,),
     ).fetchall()
     assert len(rows) == 4 * len(range(1, 401, 7))
-    for daypart, headline in rows:
+    for _, _, dayparts, headline in rows:
+        both = " for today and tonight in " in headline or " for tonight and tomorrow in " in headline
         night = " for tonight in " in headline
-        assert night == (daypart == "NightOut"), (daypart, headline)
+        assert (both, night) == (len(dayparts) == 2, dayparts == ["NightOut"]), (dayparts, headline)
+    occasions = {
+        (f"{DAY} 03:00", "{NightOut,Daytime}"): "today and tonight",
+        (f"{DAY} 18:00", "{Daytime,NightOut}"): "tonight and tomorrow",
+        (f"{DAY} 03:00", "{Daytime}"): "the day ahead",
+        (f"{DAY} 18:00", "{Daytime}"): "tomorrow",
+        (f"{DAY} 09:00", "{NightOut}"): "tonight",
+    }
+    for (local, dayparts), said in occasions.items():
+        assert (
+            served.execute("SELECT ootd._occasion(%s::timestamp, %s::text[])", (local, dayparts)).fetchone()[0] == said
+        )
 
 
 def test_a_fallback_pool_headline_names_the_pool_served(served):

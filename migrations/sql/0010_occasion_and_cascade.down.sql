@@ -5,7 +5,7 @@ SET ROLE ootd_owner;
 
 DROP FUNCTION ootd._serving_context(bigint, timestamptz);
 DROP FUNCTION ootd._headline(text, text, text, text);
-DROP FUNCTION ootd._occasion(timestamp, text);
+DROP FUNCTION ootd._occasion(timestamp, text[]);
 
 -- ootd._daypart_word(hour): the headline's word for a local hour.
 CREATE FUNCTION ootd._daypart_word(p_hour integer)

@@ -15,22 +15,26 @@ DROP FUNCTION ootd._serving_context(bigint, timestamptz);
 DROP FUNCTION ootd._headline(text, text, integer, text);
 DROP FUNCTION ootd._daypart_word(integer);
 
--- ootd._occasion(local, daypart): what the served items are for, as the
--- headline says it: NightOut items are for "tonight"; Daytime items for "the
--- day ahead" before 05:00, "your morning" before 12:00, "your afternoon"
--- before 17:00, else "tomorrow".  So a headline never contradicts its items.
-CREATE FUNCTION ootd._occasion(p_local timestamp, p_daypart text)
+-- ootd._occasion(local, dayparts): what the served items are for, as the
+-- headline says it, from the dayparts among them: NightOut items are for
+-- "tonight"; Daytime items for "the day ahead" before 05:00, "your morning"
+-- before 12:00, "your afternoon" before 17:00, else "tomorrow"; both (when
+-- vetoes leave the feed mixed) "today and tonight", or from 17:00 "tonight
+-- and tomorrow".  So a headline never contradicts its items.
+CREATE FUNCTION ootd._occasion(p_local timestamp, p_dayparts text[])
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT CASE WHEN p_daypart = 'NightOut' THEN 'tonight'
+    SELECT CASE WHEN 'NightOut' = ANY (p_dayparts) AND 'Daytime' = ANY (p_dayparts) THEN
+                    CASE WHEN extract(hour FROM p_local) < 17 THEN 'today and tonight' ELSE 'tonight and tomorrow' END
+                WHEN 'NightOut' = ANY (p_dayparts) THEN 'tonight'
                 WHEN extract(hour FROM p_local) < 5 THEN 'the day ahead'
                 WHEN extract(hour FROM p_local) < 12 THEN 'your morning'
                 WHEN extract(hour FROM p_local) < 17 THEN 'your afternoon'
                 ELSE 'tomorrow' END
 $$;
-COMMENT ON FUNCTION ootd._occasion(timestamp, text) IS
-    'Private: the occasion served items are for: tonight (NightOut), or the day ahead, your morning, your afternoon, tomorrow (Daytime).';
+COMMENT ON FUNCTION ootd._occasion(timestamp, text[]) IS
+    'Private: the occasion served items are for: tonight, the day ahead, your morning, your afternoon, tomorrow, or both.';
 
 
 -- ootd._headline(weather adjective, archetype adjective, occasion, city):
@@ -175,7 +179,7 @@ COMMENT ON FUNCTION ootd._score(ootd.scoring_weights, bigint, jsonb, jsonb, publ
 --     before any category's second, and one of each color before any
 --     color's second (diversity); then score; then outfit id;
 --  6. headline: the served pool's weather and archetype, the occasion of the
---     first served outfit (ootd._occasion) and the city.
+--     first p_limit served outfits (ootd._occasion) and the city.
 -- Vetoed candidates have a NULL rank.
 CREATE OR REPLACE FUNCTION ootd._ranked(p_user_id bigint, p_at timestamptz, p_limit integer)
 RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
@@ -219,11 +223,12 @@ AS $$
            o.color_boost, o.category_boost, o.affinity_boost, o.liked_penalty, o.cosine, o.daypart_bonus,
            o.jitter, o.score,
            ootd._headline(x.weather_adjective, x.archetype_adjective,
-                          ootd._occasion(x.local, first_value(o.daypart) OVER served_order), x.city),
+                          ootd._occasion(x.local, (array_agg(o.daypart) OVER served_all)[1:p_limit]), x.city),
            x.cluster_id, x.pool_date, o.source, o.relaxed_rules
     FROM ordered o CROSS JOIN x
     WINDOW served_order AS (ORDER BY o.served DESC, o.clean DESC, o.priority DESC, (o.nth_of_category > 1),
-                            (o.nth_of_color > 1), o.score DESC, o.outfit_id)
+                            (o.nth_of_color > 1), o.score DESC, o.outfit_id),
+           served_all AS (served_order ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 $$;
 COMMENT ON FUNCTION ootd._ranked(bigint, timestamptz, integer) IS
     'Private: every candidate of the user''s pool with each score component and its rank (NULL = vetoed); the ranking''s one home.';

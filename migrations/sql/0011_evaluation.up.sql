@@ -83,18 +83,18 @@ COMMENT ON FUNCTION ootd._vetoed(jsonb, text[], text, text) IS
 
 -- ootd._headline_occasion(headline): the daypart a headline's occasion word
 -- promises: NightOut for tonight / night / evening, Daytime for morning /
--- afternoon / day / today / midday; NULL for neither or both (e.g.
--- "tomorrow").  The evaluation's reading of the text, whatever its wording.
+-- afternoon / day / today / tomorrow / midday; NULL for neither or both
+-- ("today and tonight").  The evaluation's reading of the text, whatever its wording.
 CREATE FUNCTION ootd._headline_occasion(p_headline text)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT CASE WHEN t.night AND NOT t.day THEN 'NightOut' WHEN t.day AND NOT t.night THEN 'Daytime' END
     FROM (SELECT p_headline ~* '\m(tonight|night|evening)\M' AS night,
-                 p_headline ~* '\m(morning|afternoon|day|today|midday)\M' AS day) t
+                 p_headline ~* '\m(morning|afternoon|day|today|tomorrow|midday)\M' AS day) t
 $$;
 COMMENT ON FUNCTION ootd._headline_occasion(text) IS
-    'Private: NightOut (tonight, night, evening) or Daytime (morning, afternoon, day, today, midday) as a headline says; else NULL.';
+    'Private: NightOut (tonight, night, evening) or Daytime (morning, afternoon, day, today, tomorrow, midday) as a headline says; else NULL.';
 
 -- ootd._dcg(gains): discounted cumulative gain, sum of gains[i] / log2(i + 1).
 CREATE FUNCTION ootd._dcg(p_gains double precision[])
