@@ -90,6 +90,20 @@ def ledger(conn: psycopg.Connection, cluster_id: str) -> list[tuple]:
     ).fetchall()
 
 
+def start_nightly_cli(url: str, fake: FakeOpenAI, *, concurrency: int, timeout: int) -> subprocess.Popen:
+    """`ootd nightly --llm openai` against the fake server, as a process the test can kill."""
+    env = {**os.environ, "DATABASE_URL": url, "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": fake.base_url}
+    env.pop("OOTD_HOME", None)
+    argv = ["nightly", "--date", DAY.isoformat(), "--llm", "openai", "--concurrency", str(concurrency)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *argv, "--timeout", str(timeout)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def test_exactly_one_chat_request_per_cluster_and_none_on_rerun(seeded_url, fake):
     report = openai_run(seeded_url, fake)
     with psycopg.connect(seeded_url) as conn:
@@ -237,28 +251,7 @@ def test_invalid_output_is_retried_once_with_the_problem_in_the_prompt(seeded_ur
 def test_killed_run_resumes_without_repeating_clusters(seeded_url, fake):
     fake.slow_seconds = 0.4
     fake.always("timeout")  # every answer arrives after 0.4 s (the client waits 30 s)
-    env = {**os.environ, "DATABASE_URL": seeded_url, "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": fake.base_url}
-    env.pop("OOTD_HOME", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "nightly",
-            "--date",
-            DAY.isoformat(),
-            "--llm",
-            "openai",
-            "--concurrency",
-            "1",
-            "--timeout",
-            "30",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_nightly_cli(seeded_url, fake, concurrency=1, timeout=30)
     try:
         deadline = time.monotonic() + 60
         with psycopg.connect(seeded_url, autocommit=True) as conn:
@@ -396,28 +389,7 @@ def test_a_killed_run_leaves_a_ledger_row_for_every_request_the_server_received(
     # Every answer takes 30 s, so requests are in flight when the run is killed.
     fake.slow_seconds = 30
     fake.always("timeout")
-    env = {**os.environ, "DATABASE_URL": seeded_url, "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": fake.base_url}
-    env.pop("OOTD_HOME", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "nightly",
-            "--date",
-            DAY.isoformat(),
-            "--llm",
-            "openai",
-            "--concurrency",
-            "4",
-            "--timeout",
-            "60",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_nightly_cli(seeded_url, fake, concurrency=4, timeout=60)
     try:
         deadline = time.monotonic() + 60
         while len(fake.chat_requests()) < 4:
