@@ -52,6 +52,7 @@ def create_app(
     """
     from api.auth import load_secret
     from api.routes import bp
+    from api.simulator import bp as simulator_bp
     from db.connect import database_url as default_url
 
     app = Flask("ootd.api")
@@ -61,6 +62,7 @@ def create_app(
         auth=Authenticator(secret or load_secret()),
     )
     app.register_blueprint(bp)
+    app.register_blueprint(simulator_bp)
 
     app.wsgi_app = _timed(app.wsgi_app)
 

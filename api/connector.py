@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import weakref
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from api.errors import ApiError
@@ -71,9 +72,18 @@ CONNECTION_KWARGS: dict[str, Any] = {
 }
 
 
-def http_error(exc: DatabaseError) -> ApiError:
+#: The simulator's calls (api/simulator.py): ootd.simulate reports a bad profile, weight or limit as 22023
+#: (400 above) and an unknown pool as P0002 (404); a function or grant the database lacks means it was not
+#: migrated to this version yet: 503, saying what to run, rather than a 500.
+SIMULATOR_SQLSTATE_HTTP: dict[str, tuple[int, str]] = {
+    "42883": (503, "not_migrated"),  # undefined_function
+    "42501": (503, "not_migrated"),  # insufficient_privilege: the grants of an older schema
+}
+
+
+def http_error(exc: DatabaseError, overrides: dict[str, tuple[int, str]] | None = None) -> ApiError:
     """The ApiError for a database error (its message is the function's own, e.g. 'unknown user 42')."""
-    status, code = SQLSTATE_HTTP.get(exc.sqlstate, (None, None))
+    status, code = (overrides or {}).get(exc.sqlstate) or SQLSTATE_HTTP.get(exc.sqlstate, (None, None))
     if status is None:
         if exc.sqlstate.startswith("08"):
             status, code = 503, "database_unavailable"
@@ -82,7 +92,10 @@ def http_error(exc: DatabaseError) -> ApiError:
         else:
             log.error("unexpected database error: %s", exc)
             return ApiError(500, "internal", "internal error")
-    message = exc.message if status < 500 else f"database unavailable: {exc.message}"
+    if code == "not_migrated":
+        message = f"the database lacks what the simulator needs ({exc.message}): run 'ootd migrate'"
+    else:
+        message = exc.message if status < 500 else f"database unavailable: {exc.message}"
     headers = {"Retry-After": "1"} if status == 503 else None
     return ApiError(status, code, message, headers)
 
@@ -128,8 +141,46 @@ class Database:
     def serving_status(self, timeout: float | None = None) -> dict[str, Any]:
         return dict(zip(SERVING_STATUS_COLUMNS, self._rows("api_serving_status", None, timeout)[0]))
 
+    # ------------------------------------------------------- the simulator --
+    def simulate(self, params: dict[str, Any], user_id: int | None = None) -> list[dict[str, Any]]:
+        """ootd.simulate's rows as dicts, plus the instant used (`at`), the profile's city and time zone.
+
+        A what-if call passes `params["profile"]`; a real user's call passes `user_id` instead and the
+        profile (ootd.user_profile) never leaves the database.  `params`: at or (day, time), weights,
+        cluster_id, limit.
+        """
+        name, bound = ("api_simulate_user", {"user_id": user_id}) if user_id is not None else ("api_simulate", {})
+        bound.update(params, weights=Jsonb(params["weights"]))
+        if user_id is None:
+            bound["profile"] = Jsonb(params["profile"])
+        return self._dicts(name, bound)
+
+    def pool_catalog(self, pool_date: date | None) -> list[dict[str, Any]]:
+        return self._dicts("api_pool_catalog", {"pool_date": pool_date})
+
+    def llm_calls_since(self, since: datetime) -> int:
+        return int(self._rows("api_llm_calls_since", {"since": since}, overrides=SIMULATOR_SQLSTATE_HTTP)[0][0])
+
+    def simulator_catalog(self) -> dict[str, Any]:
+        """What the page's controls offer: vocabulary, cities, weights (with their defaults), latest pools."""
+        row = self._rows("api_simulator_catalog", None, overrides=SIMULATOR_SQLSTATE_HTTP)[0]
+        return dict(zip(("vocabulary", "cities", "weights", "pools"), row))
+
+    def _dicts(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        with_names = self._rows(name, params, overrides=SIMULATOR_SQLSTATE_HTTP, names=True)
+        columns, rows = with_names[0], with_names[1:]
+        return [dict(zip(columns, row)) for row in rows]
+
     # -------------------------------------------------------------- plumbing --
-    def _rows(self, name: str, params: dict | None, timeout: float | None = None) -> list[tuple]:
+    def _rows(
+        self,
+        name: str,
+        params: dict | None,
+        timeout: float | None = None,
+        *,
+        overrides: dict[str, tuple[int, str]] | None = None,
+        names: bool = False,
+    ) -> list[tuple]:
         """The statement's rows.  Once, on a connection found closed, again on another one.
 
         A restart or pg_terminate_backend closes the pooled connections while they sit idle, and the pool
@@ -139,6 +190,9 @@ class Database:
         call is safe to repeat: feed and serving_status read; like and unlike set a state, so a repeat
         ends in the same state (only `created`/`removed` could then describe the repeat, not the first
         attempt, if the connection died after the server had committed).
+
+        `overrides` maps SQLSTATEs to HTTP outcomes for this call (see SIMULATOR_SQLSTATE_HTTP); with
+        `names`, the first row is the tuple of column names.
         """
         timeout = timeout or self.timeout
         sql = query(name)
@@ -150,7 +204,10 @@ class Database:
                         cursor = self._cursors[conn] = conn.cursor()
                     try:
                         cursor.execute(sql, params)
-                        return cursor.fetchall()
+                        rows = cursor.fetchall()
+                        if names:
+                            rows.insert(0, tuple(column.name for column in cursor.description))
+                        return rows
                     except psycopg.Error:
                         if attempt == 2 or not conn.closed:
                             raise
@@ -167,7 +224,7 @@ class Database:
         except psycopg.Error as exc:
             if exc.sqlstate is None:  # lost connection, server gone: the pool discards it
                 raise ApiError(503, "database_unavailable", "database unavailable", {"Retry-After": "1"}) from exc
-            raise http_error(DatabaseError.from_psycopg(exc)) from exc
+            raise http_error(DatabaseError.from_psycopg(exc), overrides) from exc
 
 
 def check(url: str) -> None:

@@ -26,7 +26,7 @@ SECTIONS: list[tuple[str, list[tuple[str, str, str, str]]]] = [
         "relevance",
         [
             ("NDCG@{k} vs the 1:1 oracle", "ndcg", "k", "ratio"),
-            ("pool ceiling@{k} (best of own pool)", "pool_ceiling", "k", "ratio"),
+            ("pool ceiling@{k} (best of the candidates)", "pool_ceiling", "k", "ratio"),
             ("clustering loss@{k} (1 - ceiling)", "clustering_loss", "k", "ratio"),
             ("ranking loss@{k} (ceiling - NDCG)", "ranking_loss", "k", "ratio"),
             ("NDCG@{k} vs the 1:1 oracle", "ndcg", "limit", "ratio"),
@@ -194,8 +194,9 @@ SWEEP_ROWS: list[tuple[str, str, str, str]] = [
 ]
 SWEEP_HEADERS = {
     "archetype": "archetype",
-    "archetype_weather": "x weather (served)",
+    "archetype_weather": "x weather",
     "archetype_weather_taste": "x taste half",
+    "archetype_weather_neighbours": "x weather + neighbours (served)",
 }
 
 
@@ -222,6 +223,6 @@ def print_sweep(row: dict, console: Console | None = None) -> None:
         table.add_row(label.format(k=ks.get(which)), *[_cell(metrics[n].get(key), fmt) for n in names])
     table.caption = (
         f"stored as ootd.evaluations id {row['id']}; no LLM call made; the same 1:1 oracle in every column; "
-        "definitions: docs/evaluation.md"
+        "the first three serve each user's own pool only; definitions: docs/evaluation.md"
     )
     console.print(table)

@@ -163,6 +163,47 @@ SELECT s.*,
        END AS replay_lag_s
 FROM ootd.serving_status(now()) s;
 
+-- ------------------------------------------------------------- simulator ---
+-- The simulator page (api/simulator.py): what-if profiles (no user read at all)
+-- or a real user's profile, which ootd.user_profile reads inside the statement
+-- so that it never leaves the database.  The local wall-clock time the page's
+-- slider sets (day + time) becomes an instant in the profile's city's zone, as
+-- the feed itself reads local time.
+
+-- name: api_simulate
+WITH p AS (
+    SELECT %(profile)s::jsonb AS profile
+), t AS (
+    SELECT p.profile, c.name AS city, c.timezone,
+           coalesce(%(at)s::timestamptz, (%(day)s::date + %(time)s::time) AT TIME ZONE c.timezone, now()) AS sim_at
+    FROM p LEFT JOIN ootd.city_catalog() c ON lower(c.name) = lower(p.profile ->> 'city')
+)
+SELECT s.*, t.sim_at, t.sim_at AT TIME ZONE t.timezone AS sim_local, t.city AS sim_city, t.timezone AS sim_timezone
+FROM t CROSS JOIN LATERAL ootd.simulate(t.profile, t.sim_at, %(weights)s, %(cluster_id)s, %(limit)s) s;
+
+-- name: api_simulate_user
+WITH p AS (
+    SELECT ootd.user_profile(%(user_id)s) AS profile
+), t AS (
+    SELECT p.profile, c.name AS city, c.timezone,
+           coalesce(%(at)s::timestamptz, (%(day)s::date + %(time)s::time) AT TIME ZONE c.timezone, now()) AS sim_at
+    FROM p LEFT JOIN ootd.city_catalog() c ON lower(c.name) = lower(p.profile ->> 'city')
+)
+SELECT s.*, t.sim_at, t.sim_at AT TIME ZONE t.timezone AS sim_local, t.city AS sim_city, t.timezone AS sim_timezone
+FROM t CROSS JOIN LATERAL ootd.simulate(t.profile, t.sim_at, %(weights)s, %(cluster_id)s, %(limit)s) s;
+
+-- name: api_pool_catalog
+SELECT * FROM ootd.pool_catalog(%(pool_date)s::date);
+
+-- name: api_llm_calls_since
+SELECT ootd.llm_calls_since(%(since)s) AS calls;
+
+-- name: api_simulator_catalog
+SELECT ootd.vocabulary() AS vocabulary,
+       (SELECT coalesce(jsonb_agg(to_jsonb(c)), '[]') FROM ootd.city_catalog() c) AS cities,
+       (SELECT coalesce(jsonb_agg(to_jsonb(w)), '[]') FROM ootd.weight_catalog() w) AS weights,
+       (SELECT coalesce(jsonb_agg(to_jsonb(p)), '[]') FROM ootd.pool_catalog(NULL) p) AS pools;
+
 -- ------------------------------------------------------------ generate_pool ---
 -- Used by ootd.generate_pool's PL/Python body (batch/plpython_body.py), which
 -- otherwise runs the nightly queries above (its placeholders become $1, $2...).

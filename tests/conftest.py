@@ -3,6 +3,11 @@
 The schema is migrated once (`alembic upgrade head`) into a template database;
 each test that needs data gets its own `CREATE DATABASE ... TEMPLATE` copy,
 so tests may commit, open several connections and never see each other.
+
+Required markers: `OOTD_REQUIRE_MARKERS=browser,cluster` (set by .ci/run) makes the
+tests carrying one of those markers mandatory: such a test that skips (no
+Chromium, no Citus) fails instead, and the run fails unless at least one test
+of each listed marker ran.  Unset (a workstation), they skip, saying why.
 """
 
 from __future__ import annotations
@@ -22,9 +27,66 @@ from psycopg.rows import dict_row
 from db import REPO_ROOT
 from db.server import EmbeddedServer
 
+REQUIRE_MARKERS_ENV = "OOTD_REQUIRE_MARKERS"
 TEMPLATE = "ootd_template"
 TEST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 _counter = itertools.count(1)
+
+
+# --------------------------------------------------------- required markers --
+_RAN = pytest.StashKey[dict]()
+
+
+def required_markers() -> tuple[str, ...]:
+    """The markers OOTD_REQUIRE_MARKERS lists (comma-separated); only those are checked."""
+    return tuple(dict.fromkeys(m.strip() for m in os.environ.get(REQUIRE_MARKERS_ENV, "").split(",") if m.strip()))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_RAN] = {marker: 0 for marker in required_markers()}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A required test that skipped is reported as failed (an error when a fixture skipped), with the reason."""
+    outcome = yield
+    ran = item.config.stash.get(_RAN, {})
+    markers = [m for m in ran if item.get_closest_marker(m) is not None]
+    if not markers:
+        return
+    report = outcome.get_result()
+    if report.when == "call" and not report.skipped:
+        for marker in markers:
+            ran[marker] += 1
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        report.outcome = "failed"
+        report.longrepr = (
+            f"required test skipped ({REQUIRE_MARKERS_ENV} lists {', '.join(markers)}): {reason}\n"
+            f"(this run must execute it; unset {REQUIRE_MARKERS_ENV} to allow the skip on a workstation)"
+        )
+
+
+def _missing_markers(config: pytest.Config) -> list[str]:
+    return [marker for marker, count in config.stash.get(_RAN, {}).items() if count == 0]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a required marker had no test run at all (none collected, or all deselected)."""
+    if _missing_markers(session.config) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    for marker in _missing_markers(config):
+        terminalreporter.write_line(
+            f"FAILED: no test marked {marker!r} ran, and {REQUIRE_MARKERS_ENV} requires one "
+            f"({REQUIRE_MARKERS_ENV}={os.environ.get(REQUIRE_MARKERS_ENV, '')})",
+            red=True,
+            bold=True,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -102,12 +102,13 @@ def test_the_oracle_scorer_equals_feed_explains_score_on_the_users_own_pool(day)
             "WHERE u.id = 1",
             (at, at),
         ).fetchall()
-        assert len(rows) == 20
+        assert len(rows) == 30  # the own pool's 20, and the Classic_Sunny neighbour's 10 of the priority daypart
         assert day.execute("SELECT taste IS NOT NULL AS t FROM ootd.users WHERE id = 1").fetchone()["t"]
         assert [r["oracle"] for r in rows] == [r["score"] for r in rows]
 
 
 def test_ndcg_against_the_oracle_and_the_pool_ceiling_show_clustering_loss_apart(day):
+    day.execute("UPDATE ootd.scoring_weights SET neighbour_pools = false")  # each user's own pool only
     f = feeds(day, [1, 2, 3])
     # user 1 (Minimal, likes Skirts): own pool's best are 3 Red Daytime; the Classic pool has a Red Skirt
     ideal = dcg([RED_SKIRT, RED, RED])
@@ -120,6 +121,15 @@ def test_ndcg_against_the_oracle_and_the_pool_ceiling_show_clustering_loss_apart
     assert f[3, "09:00"]["pool_ceiling"] == pytest.approx(1.0, abs=1e-8)
     assert sorted(f[3, "09:00"]["items"]) == sorted(f[1, "09:00"]["items"])  # the same three Red items
     assert set(f[3, "09:00"]["colors"]) == {"Red"}
+
+    # with the neighbour draw (the default) user 1 gets the Classic pool's Red Skirt: no clustering loss
+    day.execute("UPDATE ootd.scoring_weights SET neighbour_pools = true")
+    f = feeds(day, [1, 3])
+    assert f[1, "09:00"]["ndcg"] == pytest.approx(1.0, abs=1e-8)
+    assert f[1, "09:00"]["pool_ceiling"] == pytest.approx(1.0, abs=1e-8)
+    assert f[1, "09:00"]["categories"][0] == "Skirt"
+    assert f[3, "09:00"]["ndcg"] == pytest.approx(1.0, abs=1e-8)
+    assert f[3, "09:00"]["items"] != f[1, "09:00"]["items"]  # one cluster, two different top-3s
 
 
 def test_the_oracle_respects_vetoes_and_served_items_break_none(day):
@@ -334,26 +344,34 @@ def test_sweep_rows_and_the_served_row_equals_a_plain_evaluation(sweep_day):
     plain = sweep_day.execute("SELECT * FROM ootd.evaluate(NULL, 10, '{09:00,15:00}', 5)").fetchone()
     assert row["params"]["sweep"] is True and "sweep" not in plain["params"]
     m = row["metrics"]
-    assert m["clusterings"] == ["archetype", "archetype_weather", "archetype_weather_taste"]
-    assert [m[c]["llm_calls"] for c in m["clusterings"]] == [2, 3, 5]
-    assert [m[c]["users_per_call"] for c in m["clusterings"]] == [3, 2, 6 / 5]
-    served = {key: value for key, value in m["archetype_weather"].items() if key in plain["metrics"]}
-    assert served == plain["metrics"]
+    assert m["clusterings"] == [
+        "archetype",
+        "archetype_weather",
+        "archetype_weather_taste",
+        "archetype_weather_neighbours",
+    ]
+    assert [m[c]["llm_calls"] for c in m["clusterings"]] == [2, 3, 5, 3]
+    assert [m[c]["users_per_call"] for c in m["clusterings"]] == [3, 2, 6 / 5, 2]
+    served = {key: value for key, value in m["archetype_weather_neighbours"].items() if key in plain["metrics"]}
+    assert served == plain["metrics"]  # neighbour_pools is on: the last column is what is served
+    assert sweep_day.execute("SELECT neighbour_pools FROM ootd.scoring_weights").fetchone()["neighbour_pools"]
     assert m["archetype_weather"]["weather_mismatch_share@3"] == 0
     # by archetype, Rainy users 5 and 6 get the Minimal_Sunny pool: 4 of 12 feeds, all their items
     assert m["archetype"]["weather_mismatch_share@3"] == pytest.approx(1 / 3)
     assert m["archetype"]["feeds@3"] == m["archetype_weather_taste"]["feeds@3"] == 12
+    assert m["archetype_weather"]["pool_ceiling@3"] <= m["archetype_weather_neighbours"]["pool_ceiling@3"]
     assert m["archetype_weather_taste"]["weather_mismatch_share@3"] == 0
     for c in m["clusterings"]:
         assert m[c]["veto_violations@3"] == 0 and m[c]["short_feeds@3"] == 0
 
 
 def test_the_sweep_cli_prints_the_table_and_json_parses(sweep_day, db_url):
-    env = {"DATABASE_URL": db_url}
+    env = {"DATABASE_URL": db_url, "COLUMNS": "200"}  # five columns: wider than the 80 of a pipe
     table = run_cli("evaluate", "--sweep", "--users", "6", "--at-times", "09:00", env=env)
     assert table.returncode == 0, table.stderr
     assert "K = LLM calls a night" in table.stdout and "x taste half" in table.stdout
-    assert "18/18" in table.stderr  # the progress bar counts 3 passes over the sample
+    assert "+ neighbours" in table.stdout
+    assert "24/24" in table.stderr  # the progress bar counts 4 passes over the sample
     as_json = run_cli("evaluate", "--sweep", "--users", "6", "--json", env=env)
     assert as_json.returncode == 0, as_json.stderr
     metrics = json.loads(as_json.stdout)

@@ -127,17 +127,12 @@ def test_one_hundred_calls_give_one_hundred_identical_feeds(served):
     assert len(first) == 20
     for _ in range(99):
         assert feed(served, 77, limit=20) == first
-    explained = served.execute(
-        "SELECT outfit_id, score FROM ootd.feed_explain(77, %s, 20) ORDER BY rank", (f"{DAY} 12:00+00",)
-    ).fetchall()
-    for _ in range(20):  # the ranking itself, not just the memo, is deterministic
-        assert (
-            served.execute(
-                "SELECT outfit_id, score FROM ootd.feed_explain(77, %s, 20) ORDER BY rank", (f"{DAY} 12:00+00",)
-            ).fetchall()
-            == explained
-        )
-    assert [(r[1], r[6]) for r in first] == explained
+    explain = "SELECT outfit_id, score FROM ootd.feed_explain(77, %s, 20) ORDER BY rank NULLS LAST, outfit_id"
+    explained = served.execute(explain, (f"{DAY} 12:00+00",)).fetchall()
+    assert len(explained) > 20  # neighbour pools add candidates
+    for _ in range(20):  # the ranking itself is deterministic, every candidate of it
+        assert served.execute(explain, (f"{DAY} 12:00+00",)).fetchall() == explained
+    assert [(r[1], r[6]) for r in first] == explained[:20]
     # and across the local day: morning and 14:00 rank the same Daytime outfits the same way
     assert feed(served, 77, f"{DAY} 01:00+00", 20)[:10] == feed(served, 77, f"{DAY} 02:00+00", 20)[:10]
 
@@ -157,7 +152,7 @@ def test_members_of_one_cluster_get_different_orders(served):
 
 def test_top_three_repeat_no_category_and_no_color_when_alternatives_exist(served):
     """Issue 17: two outfits of one category in at most 5% of top-3s, and one color rarely; here
-    neither, as each pool's priority daypart offers at least three categories and colors (checked)."""
+    neither, as the candidates' priority daypart offers at least three categories and colors (checked)."""
     repeats = colors = 0
     users = served.execute(
         "SELECT id FROM ootd.users WHERE NOT style_rules ? 'disliked_categories' "
@@ -166,9 +161,8 @@ def test_top_three_repeat_no_category_and_no_color_when_alternatives_exist(serve
     for (user_id,) in users:
         rows = feed(served, user_id)
         offered = served.execute(
-            "SELECT count(DISTINCT category), count(DISTINCT color) FROM ootd.outfits o "
-            "WHERE o.cluster_id = %s AND o.daypart = %s",
-            (rows[0][8], rows[0][5]),
+            "SELECT count(DISTINCT category), count(DISTINCT color) FROM ootd.feed_explain(%s, %s) WHERE priority",
+            (user_id, f"{DAY} 12:00+00"),
         ).fetchone()
         assert offered[0] >= 3 and offered[1] >= 3
         repeats += len({r[3] for r in rows}) < 3
@@ -195,7 +189,18 @@ def test_weights_are_tunable_without_a_deploy(served):
 
 def test_explain_shows_every_candidate_and_its_components(served):
     rows = served.execute("SELECT * FROM ootd.feed_explain(1, %s)", (f"{DAY} 12:00+00",)).fetchall()
-    assert len(rows) == 20
+    cluster, priority = rows[0][17], next(r[5] for r in rows if r[7])
+    neighbours = served.execute(
+        "SELECT q.cluster_id FROM ootd.pools p JOIN ootd.pools q ON q.pool_date = p.pool_date "
+        "AND q.weather = p.weather AND q.cluster_id <> p.cluster_id WHERE p.cluster_id = %s",
+        (cluster,),
+    ).fetchall()
+    assert neighbours  # the demo has several archetypes under each weather
+    # the served pool's 20, and the priority daypart's 10 of each same-weather neighbour
+    assert len(rows) == 20 + 10 * len(neighbours)
+    assert {r[21] for r in rows} == {cluster} | {n[0] for n in neighbours}
+    assert all(r[5] == priority for r in rows if r[21] != cluster)
+    assert len({r[1] for r in rows}) == len(rows)
     ranked = [r for r in rows if r[0] is not None]
     assert [r[0] for r in ranked] == list(range(1, len(ranked) + 1))
     for r in rows:
@@ -225,9 +230,11 @@ def test_cache_miss_serves_identical_results_from_durable_pools(served):
     served.execute("DELETE FROM ootd.pool_cache WHERE cluster_id = %s", (cluster,))
     try:
         assert feed(served, 5, limit=20) == before
+        # each pool is read where it is: the missing one from durable storage, its neighbours from the cache
         assert served.execute(
-            "SELECT DISTINCT source FROM ootd.feed_explain(5, %s)", (f"{DAY} 12:00+00",)
-        ).fetchall() == [("durable",)]
+            "SELECT DISTINCT drawn_from = cluster_id, source FROM ootd.feed_explain(5, %s) ORDER BY 1",
+            (f"{DAY} 12:00+00",),
+        ).fetchall() == [(False, "cache"), (True, "durable")]
     finally:
         assert served.execute("SELECT ootd.rehydrate_cache(%s)", (DAY,)).fetchone()[0] == saved
     assert feed(served, 5, limit=20) == before
@@ -382,25 +389,15 @@ def test_a_fallback_pool_headline_names_the_pool_served(served):
 
 def test_the_veto_cascade_fills_the_feed(served):
     """A user who vetoes all but one category gets p_limit items, and exactly the relaxed rules are named."""
-    pool = served.execute("SELECT cluster_id FROM ootd.feed(1, %s)", (f"{DAY} 12:00+00",)).fetchone()[0]
-    kept = served.execute(
-        "SELECT category FROM ootd.outfits WHERE cluster_id = %s GROUP BY category ORDER BY count(*), category LIMIT 1",
-        (pool,),
-    ).fetchone()[0]
-    vetoed = [
-        r[0]
-        for r in served.execute(
-            "SELECT DISTINCT category FROM ootd.outfits WHERE cluster_id = %s AND category <> %s", (pool, kept)
-        )
-    ]
+    explain = "SELECT category, count(*) FROM ootd.feed_explain(1, %s, 20) GROUP BY category ORDER BY 2, 1"
+    kept, clean = served.execute(explain, (f"{DAY} 12:00+00",)).fetchone()  # the rarest among the candidates
+    assert clean + 1 < 20
+    vetoed = [r[0] for r in served.execute("SELECT name FROM ootd.categories WHERE name <> %s", (kept,))]
     served.execute(
         "UPDATE ootd.users SET style_rules = jsonb_build_object('disliked_categories', %s::jsonb) WHERE id = 1",
         (psycopg.types.json.Jsonb(vetoed),),
     )
-    clean = served.execute(
-        "SELECT count(*) FROM ootd.outfits WHERE cluster_id = %s AND category = %s", (pool, kept)
-    ).fetchone()[0]
-    for limit in (clean + 1, 10):
+    for limit in (clean + 1, 20):
         rows = feed(served, 1, limit=limit)
         assert len(rows) == limit
         assert [r[3] for r in rows[:clean]] == [kept] * clean  # what breaks no veto comes first
@@ -442,3 +439,49 @@ def test_feed_agrees_with_explain_at_dst_and_midnight_edges(served, zone, at, da
     ).fetchall()
     assert rows == explained
     assert rows[0][5] == daypart, local
+
+
+def test_neighbour_pools_draw_the_priority_daypart_of_every_same_weather_pool(served):
+    """Issue 17, item 3: candidates come from the served pool and its same-weather neighbours; a top item
+    drawn from a neighbour names that pool's archetype in the headline; the weight switches it off."""
+    explain = "SELECT * FROM ootd.feed_explain(%s, %s, 3)"
+    adjectives = dict(served.execute("SELECT name, adjective FROM ootd.archetypes").fetchall())
+    drawn = 0
+    for user_id in range(1, 201):
+        rows = served.execute(explain, (user_id, f"{DAY} 12:00+00")).fetchall()
+        first = next(r for r in rows if r[0] == 1)
+        archetype = served.execute(
+            "SELECT archetype FROM ootd.pools WHERE pool_date = %s AND cluster_id = %s", (DAY, first[21])
+        ).fetchone()[0]
+        assert f" {adjectives[archetype]} look " in first[16], (user_id, first[16])
+        drawn += first[21] != first[17]
+    assert drawn > 50  # many users' best outfit is in another archetype's pool of their weather
+
+    served.execute("UPDATE ootd.scoring_weights SET neighbour_pools = false")
+    try:
+        rows = served.execute(explain, (1, f"{DAY} 12:00+00")).fetchall()
+        assert len(rows) == 20 and {r[21] for r in rows} == {rows[0][17]}
+    finally:
+        served.execute("UPDATE ootd.scoring_weights SET neighbour_pools = true")
+
+
+def test_weights_out_of_range_are_refused_with_the_weight_named(served):
+    with pytest.raises(errors.CheckViolation):
+        served.execute("UPDATE ootd.scoring_weights SET jitter = 0.5")
+    problem = "SELECT ootd._weights_problem(jsonb_populate_record(w, %s::jsonb)) FROM ootd.scoring_weights w"
+    assert served.execute(problem, ('{"liked_decay": 1.5}',)).fetchone()[0] == (
+        "liked_decay must be between 0 and 1, got 1.5"
+    )
+    assert served.execute(problem, ('{"preferred_color": 0}',)).fetchone()[0] == "preferred_color must be > 0, got 0"
+    assert served.execute(problem, ('{"cosine": 0}',)).fetchone()[0] is None
+    catalog = served.execute("SELECT name, min_value, min_inclusive, max_value FROM ootd.weight_catalog()").fetchall()
+    assert [c[0] for c in catalog] == [
+        "preferred_color",
+        "liked_category",
+        "category_affinity",
+        "cosine",
+        "daypart_priority",
+        "liked_decay",
+        "jitter",
+    ]
+    assert ("jitter", 0.0, True, 1e-6) in catalog and ("preferred_color", 0.0, False, None) in catalog

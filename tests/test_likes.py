@@ -298,7 +298,7 @@ def test_liking_a_color_moves_it_up_in_the_next_feed(db):
     candidates = [
         (oid, color, rank)
         for oid, color, rank, _ in before
-        if color not in dna.get("preferred_colors", []) and rank is not None and rank > 3
+        if color not in dna.get("preferred_colors", []) and rank is not None and 3 < rank <= 20
     ]
     assert candidates
     target_outfit, color, rank_before = candidates[-1]

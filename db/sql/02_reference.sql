@@ -178,7 +178,8 @@ INSERT INTO ootd.cities (name, country, timezone, latitude, longitude, populatio
 -- color is one INSERT away from being usable everywhere.
 CREATE FUNCTION ootd.vocabulary()
 RETURNS jsonb
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT jsonb_build_object(
         'archetypes', (SELECT jsonb_agg(name ORDER BY name) FROM ootd.archetypes),

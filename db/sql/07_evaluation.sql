@@ -532,15 +532,17 @@ COMMENT ON FUNCTION ootd.evaluate(date, integer, time[], integer, boolean) IS
     'Measure the illusion of 1:1 personalization (NDCG vs a 1:1 oracle, personalization, coverage, diversity, checks); stores one ootd.evaluations row.';
 
 -- ootd._sweep_feeds(date, users, local times, ks, clustering, half,
--- progress, done, total): the users' measured feeds when every pool of the
--- date holds what ootd._sweep_pools puts in its place, each feed's
--- cluster_id replaced by the stand-in's label.  The stand-ins are written
--- into ootd.pool_cache in a subtransaction that is always rolled back (so
--- the cache, and what concurrent feeds read, never changes; a concurrent
--- cache refresh of the date waits for the pass).
+-- neighbours, progress, done, total): the users' measured feeds with
+-- scoring_weights.neighbour_pools = neighbours and, unless clustering is
+-- 'served', every pool of the date holding what ootd._sweep_pools puts in
+-- its place, each feed's cluster_id replaced by the stand-in's label.  The
+-- flag and the stand-ins are written in a subtransaction that is always
+-- rolled back (so the weights, the cache, and what concurrent feeds read,
+-- never change; a concurrent cache refresh of the date or UPDATE of the
+-- weights waits for the pass).
 CREATE FUNCTION ootd._sweep_feeds(p_date date, p_users bigint[], p_times time[], p_ks integer[],
-                                  p_clustering text, p_half integer, p_progress boolean, p_done integer,
-                                  p_total integer)
+                                  p_clustering text, p_half integer, p_neighbours boolean, p_progress boolean,
+                                  p_done integer, p_total integer)
 RETURNS ootd.evaluation_feed[]
 LANGUAGE plpgsql VOLATILE
 AS $$
@@ -548,13 +550,15 @@ DECLARE
     v_feeds ootd.evaluation_feed[];
 BEGIN
     BEGIN
-        DELETE FROM ootd.pool_cache c WHERE c.pool_date = p_date;
+        UPDATE ootd.scoring_weights SET neighbour_pools = p_neighbours;
+        DELETE FROM ootd.pool_cache c WHERE c.pool_date = p_date AND p_clustering <> 'served';
         INSERT INTO ootd.pool_cache (pool_date, cluster_id, outfit_id, slot, daypart, title, category, color,
                                      vibe, trend, dare, embedding)
         SELECT p_date, s.cluster_id, o.id, o.slot, o.daypart, o.title, o.category, o.color,
                o.vibe, o.trend, o.dare, o.embedding
         FROM ootd._sweep_pools(p_date, p_clustering, p_half) s
-        JOIN ootd.outfits o ON o.id = s.outfit_id;
+        JOIN ootd.outfits o ON o.id = s.outfit_id
+        WHERE p_clustering <> 'served';
         v_feeds := ARRAY(
             SELECT jsonb_populate_record(f, jsonb_build_object('cluster_id', coalesce(l.label, f.cluster_id)))
             FROM unnest(ootd._collect_feeds(p_date, p_users, p_times, p_ks, p_progress, p_done, p_total)) f
@@ -567,24 +571,29 @@ BEGIN
     RETURN v_feeds;
 END
 $$;
-COMMENT ON FUNCTION ootd._sweep_feeds(date, bigint[], time[], integer[], text, integer, boolean, integer, integer) IS
-    'Private: users'' measured feeds with stand-in pools (ootd._sweep_pools) written into the cache in a rolled-back subtransaction.';
+COMMENT ON FUNCTION ootd._sweep_feeds(date, bigint[], time[], integer[], text, integer, boolean, boolean, integer, integer) IS
+    'Private: users'' measured feeds with or without neighbour draws and with stand-in pools (ootd._sweep_pools), in a rolled-back subtransaction.';
 
 -- ootd.evaluate_sweep(date, users, local times, limit, progress): the
--- metrics of ootd.evaluate for three clusterings, against K, the LLM calls
--- each costs a night, computed without any LLM call; stores one row in
+-- metrics of ootd.evaluate for four ways of serving, against K, the LLM
+-- calls each costs a night, computed without any LLM call; stores one row in
 -- ootd.evaluations (params.sweep = true; metrics: clusterings, the names from
 -- coarse to fine, and per name the metrics of ootd.evaluate plus clusters,
--- llm_calls, users_per_call and weather_mismatch_share@k):
+-- llm_calls, users_per_call and weather_mismatch_share@k).  The first three
+-- serve each user their own pool only (no neighbour draw):
 --   archetype                : every user of an archetype is served that
 --                              archetype's largest pool of the day;
---   archetype_weather        : the pools as served (equals ootd.evaluate);
+--   archetype_weather        : the pools as generated;
 --   archetype_weather_taste  : each cluster split in two by taste
 --                              (ootd._taste_halves), each half served the
 --                              day's same-weather outfits nearest its mean
---                              taste (ootd._sweep_pools).
+--                              taste (ootd._sweep_pools);
+--   archetype_weather_neighbours : the pools as generated, with the
+--                              priority daypart drawn from every same-weather
+--                              pool (scoring_weights.neighbour_pools), K as
+--                              archetype_weather.
 -- The oracle is ootd.evaluate's for every clustering.  progress: NOTICEs as
--- ootd.evaluate's, over 3 x users.  Errors: as ootd.evaluate.
+-- ootd.evaluate's, over 4 x users.  Errors: as ootd.evaluate.
 CREATE FUNCTION ootd.evaluate_sweep(p_date date DEFAULT NULL, p_users integer DEFAULT 600,
                                     p_times time[] DEFAULT '{09:00,15:00,21:00}', p_limit integer DEFAULT 5,
                                     p_progress boolean DEFAULT false)
@@ -594,7 +603,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_date      date := coalesce(p_date, (SELECT max(p.pool_date) FROM ootd.pools p));
-    v_names     constant text[] := '{archetype,archetype_weather,archetype_weather_taste}';
+    v_names     constant text[] := '{archetype,archetype_weather,archetype_weather_taste,archetype_weather_neighbours}';
+    v_k_names   constant text[] := '{archetype,archetype_weather,archetype_weather_taste,archetype_weather}';
     v_ks        integer[] := ARRAY(SELECT DISTINCT k FROM unnest(ARRAY[3, p_limit]) k ORDER BY k);
     v_users     bigint[];
     v_n         integer;
@@ -611,11 +621,14 @@ BEGIN
     v_clusters := ootd._sweep_clusters(v_date);
     v_metrics := jsonb_build_object('clusterings', to_jsonb(v_names));
 
-    FOR c IN 1 .. 3 LOOP
+    FOR c IN 1 .. 4 LOOP
         IF c = 1 THEN
-            v_feeds := ootd._sweep_feeds(v_date, v_users, p_times, v_ks, 'archetype', 0, p_progress, 0, 3 * v_n);
+            v_feeds := ootd._sweep_feeds(v_date, v_users, p_times, v_ks, 'archetype', 0, false, p_progress, 0, 4 * v_n);
         ELSIF c = 2 THEN
-            v_feeds := ootd._collect_feeds(v_date, v_users, p_times, v_ks, p_progress, v_n, 3 * v_n);
+            v_feeds := ootd._sweep_feeds(v_date, v_users, p_times, v_ks, 'served', 0, false, p_progress, v_n, 4 * v_n);
+        ELSIF c = 4 THEN
+            v_feeds := ootd._sweep_feeds(v_date, ootd._evaluation_sample(p_users), p_times, v_ks, 'served', 0, true,
+                                         p_progress, 3 * v_n, 4 * v_n);
         ELSE
             v_feeds := '{}';
             FOR h IN 0 .. 1 LOOP
@@ -623,16 +636,16 @@ BEGIN
                                  FROM unnest(ootd._evaluation_sample(p_users)) WITH ORDINALITY AS s(id, n)
                                  LEFT JOIN ootd._taste_halves(v_date) t ON t.user_id = s.id
                                  WHERE coalesce(t.half, 0) = h ORDER BY s.n);
-                v_feeds := v_feeds || ootd._sweep_feeds(v_date, v_users, p_times, v_ks, 'taste', h, p_progress,
-                                                        2 * v_n + h * (v_n - cardinality(v_users)), 3 * v_n);
+                v_feeds := v_feeds || ootd._sweep_feeds(v_date, v_users, p_times, v_ks, 'taste', h, false, p_progress,
+                                                        2 * v_n + h * (v_n - cardinality(v_users)), 4 * v_n);
             END LOOP;
         END IF;
         v_metrics := v_metrics || jsonb_build_object(v_names[c],
             ootd._evaluation_metrics(v_feeds, v_generated)
             || ootd._weather_mismatch(v_feeds, v_date)
-            || jsonb_build_object('clusters', v_clusters -> v_names[c], 'llm_calls', v_clusters -> v_names[c],
+            || jsonb_build_object('clusters', v_clusters -> v_k_names[c], 'llm_calls', v_clusters -> v_k_names[c],
                                   'users_per_call', (v_clusters ->> 'clustered_users')::double precision
-                                                    / nullif((v_clusters ->> v_names[c])::double precision, 0)));
+                                                    / nullif((v_clusters ->> v_k_names[c])::double precision, 0)));
     END LOOP;
 
     INSERT INTO ootd.evaluations (pool_date, params, metrics)
@@ -647,4 +660,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ootd.evaluate_sweep(date, integer, time[], integer, boolean) IS
-    'The evaluation for clusterings by archetype, archetype x weather and x taste half, against the LLM calls each costs; no LLM call; stores one ootd.evaluations row.';
+    'The evaluation for clusterings by archetype, archetype x weather, x taste half, and with neighbour draws, against the LLM calls each costs; no LLM call; stores one ootd.evaluations row.';

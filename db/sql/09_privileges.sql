@@ -35,6 +35,12 @@ GRANT EXECUTE ON FUNCTION ootd.default_archetype(), ootd.user_clusters(date), oo
 
 GRANT EXECUTE ON FUNCTION ootd.feed(bigint, timestamptz, integer) TO ootd_api, ootd_analyst;
 GRANT EXECUTE ON FUNCTION ootd.feed_explain(bigint, timestamptz, integer) TO ootd_analyst;
+-- the simulator (GET /simulator): what-if ranking, the pool picker, the LLM-call counter; a real
+-- user's profile (the API asks for that user's token first).
+GRANT EXECUTE ON FUNCTION ootd.simulate(jsonb, timestamptz, jsonb, text, integer), ootd.pool_catalog(date),
+                          ootd.weight_catalog(), ootd.city_catalog(), ootd.llm_calls_since(timestamptz),
+                          ootd.vocabulary() TO ootd_api, ootd_analyst;
+GRANT EXECUTE ON FUNCTION ootd.user_profile(bigint) TO ootd_api, ootd_analyst;
 GRANT EXECUTE ON FUNCTION ootd.rehydrate_cache(date, integer) TO ootd_batch, ootd_api;
 GRANT SELECT ON ootd.cluster_overview, ootd.cache_health TO ootd_analyst;
 GRANT EXECUTE ON FUNCTION ootd.like(bigint, bigint), ootd.unlike(bigint, bigint),
