@@ -7,9 +7,17 @@ Each round measures, one psycopg connection each (autocommit, prepared statement
       the first request of each user (a memo table, where the schema still has one, is emptied
       before the round and checked empty, so nothing warm is hit);
   (c) the seed-style pipeline for the same users: one Postgres round trip for the profile (city,
-      zone, style documents, taste, weather, the pool's cluster id, likes), a GET of the cluster's
-      pool as JSON from a private redis-server, and the five steps in Python (zoneinfo, veto with
-      cascade, weighted scoring with numpy cosine, deterministic jitter, headline).
+      zone, style documents, taste, weather, the served pool's date, cluster id and weather, likes),
+      one MGET from a private redis-server (the served pool's outfits of the other daypart, and the
+      priority daypart's outfits of every pool of that date and weather: the served pool's own and
+      its neighbours'; each as JSON columns plus raw float4 embeddings), and the five steps in
+      Python: zoneinfo; veto with the cascade over all candidates; weighted scoring (numpy cosine,
+      PostgreSQL's own jitter hash); ranking (clean, then priority daypart, then each category's
+      best, then each color's best among those, then score); headline (the served pool's weather,
+      the archetype of the pool the first item was drawn from, the occasion, the city).
+      With scoring_weights.neighbour_pools false it reads the served pool's two dayparts instead.
+Before the rounds, 1,000 users' feeds from (b) and (c) are compared, with neighbour_pools as it is
+and flipped (must be identical: items, order, headline, cluster, relaxed rules; scores within 1e-5).
 Within a round the three take turns in --slices slices (500 users each by default), in an order
 that alternates slice by slice, so a neighbour's load on a shared machine falls on all three alike.
 Reported: calls/s per round, median and spread, the ratios (b)/(a) (goal >= 0.5) and (b)/(c) (goal >= 4), backend and client CPU per
@@ -58,13 +66,25 @@ RATIO_SELECT1_GOAL = 0.5
 RATIO_PIPELINE_GOAL = 4.0
 FEED_SQL = "SELECT * FROM ootd.feed(%s, %s, %s)"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-POOL_KEY = "ootd:pool:"
 
-# The seed-style pipeline's one round trip: the profile, the user's weather on their local date
-# and the pool that serves them (the same choice ootd.feed makes: the cluster's pool, else the
-# latest of the same archetype and weather, else of the archetype, else any), and their likes.
+# The redis layout: per pool and daypart, and per (pool date, weather, daypart), a JSON list of pools
+# [{"cluster", "archetype", "daypart", "id": [...], "title": [...], "category": [...], "color": [...]}] (columns),
+# and beside it (key + EMB_SUFFIX) those outfits' embeddings, in the same order, as raw float4 (pgvector's own):
+#   ootd:pool:<cluster_id>:<daypart>              that pool's outfits of that daypart (cluster ids carry the date);
+#   ootd:pools:<pool_date>:<weather>:<daypart>    that daypart's outfits of every pool of that date and weather
+#                                                 (the served pool's own and its neighbours', by cluster id).
+# A feed reads them in one MGET: the served pool's other daypart and its (date, weather, priority daypart)
+# bucket; without neighbour pools (scoring_weights.neighbour_pools false), the served pool's two dayparts.
+POOL_KEY = "ootd:pool:{}:{}"
+BUCKET_KEY = "ootd:pools:{}:{}:{}"
+EMB_SUFFIX = ":emb"
+
+# The seed-style pipeline's one round trip: the profile, the user's weather on their local date,
+# the pool that serves them (the same choice ootd.feed makes: the cluster's pool, else the latest
+# of the same archetype and weather, else of the archetype, else any) with its date and weather,
+# and their likes.
 PROFILE_SQL = """
-SELECT u.city, u.timezone, u.style_dna, u.style_rules, u.taste, wx.condition, p.cluster_id, p.weather,
+SELECT u.city, u.timezone, u.style_dna, u.style_rules, u.taste, wx.condition, p.pool_date, p.cluster_id, p.weather,
        (SELECT array_agg(l.outfit_id) FROM ootd.likes l WHERE l.user_id = u.id)
 FROM ootd.users u
 CROSS JOIN LATERAL (SELECT (%(at)s::timestamptz AT TIME ZONE u.timezone)::date AS day,
@@ -72,26 +92,48 @@ CROSS JOIN LATERAL (SELECT (%(at)s::timestamptz AT TIME ZONE u.timezone)::date A
 LEFT JOIN LATERAL (SELECT w.condition FROM ootd.weather_daily w
                    WHERE w.city = u.city AND w.day <= x.day ORDER BY w.day DESC LIMIT 1) wx ON true
 LEFT JOIN LATERAL (
-    (SELECT p.cluster_id, p.weather FROM ootd.pools p
+    (SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p
      WHERE p.archetype = x.archetype AND p.weather = wx.condition AND p.pool_date <= x.day
      ORDER BY p.pool_date DESC LIMIT 1)
     UNION ALL
-    (SELECT p.cluster_id, p.weather FROM ootd.pools p
+    (SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p
      WHERE p.archetype = x.archetype AND p.pool_date <= x.day
      ORDER BY p.pool_date DESC, p.members DESC, p.cluster_id LIMIT 1)
     UNION ALL
-    (SELECT p.cluster_id, p.weather FROM ootd.pools p WHERE p.pool_date <= x.day
+    (SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p WHERE p.pool_date <= x.day
      ORDER BY p.pool_date DESC, p.members DESC, p.cluster_id LIMIT 1)
     UNION ALL
-    (SELECT p.cluster_id, p.weather FROM ootd.pools p ORDER BY p.pool_date, p.members DESC, p.cluster_id LIMIT 1)
+    (SELECT p.pool_date, p.cluster_id, p.weather FROM ootd.pools p
+     ORDER BY p.pool_date, p.members DESC, p.cluster_id LIMIT 1)
     LIMIT 1) p ON true
 WHERE u.id = %(user)s"""
 
+# Every pool's outfits of each daypart as one JSON object and one float4 array, in bucket order.
 POOLS_SQL = """
-SELECT o.cluster_id, json_agg(json_build_object('id', o.id, 'title', o.title, 'category', o.category,
-                                                'color', o.color, 'daypart', o.daypart,
-                                                'embedding', o.embedding::text::json) ORDER BY o.slot)::text
-FROM ootd.outfits o GROUP BY o.cluster_id"""
+SELECT p.pool_date, p.weather, o.daypart, p.cluster_id,
+       json_build_object('cluster', p.cluster_id, 'archetype', p.archetype, 'daypart', o.daypart,
+                         'id', json_agg(o.id ORDER BY o.slot), 'title', json_agg(o.title ORDER BY o.slot),
+                         'category', json_agg(o.category ORDER BY o.slot),
+                         'color', json_agg(o.color ORDER BY o.slot))::text,
+       array_agg(o.embedding::real[] ORDER BY o.slot)
+FROM ootd.pools p JOIN ootd.outfits o ON o.pool_date = p.pool_date AND o.cluster_id = p.cluster_id
+GROUP BY p.pool_date, p.weather, o.daypart, p.cluster_id, p.archetype
+ORDER BY p.pool_date, p.weather, o.daypart, p.cluster_id"""
+
+
+def redis_layout(rows: list[tuple]) -> dict[str, bytes]:
+    """The keys and values to SET, from POOLS_SQL's rows."""
+    values: dict[str, bytes] = {}
+    buckets: dict[str, list[tuple[str, bytes]]] = {}
+    for pool_date, weather, daypart, cluster, meta, embeddings in rows:
+        emb = np.array(embeddings, dtype="<f4").tobytes()  # float4 printed, parsed back exactly
+        values[POOL_KEY.format(cluster, daypart)] = f"[{meta}]".encode()
+        values[POOL_KEY.format(cluster, daypart) + EMB_SUFFIX] = emb
+        buckets.setdefault(BUCKET_KEY.format(pool_date, weather, daypart), []).append((meta, emb))
+    for key, pools in buckets.items():
+        values[key] = f"[{','.join(meta for meta, _ in pools)}]".encode()
+        values[key + EMB_SUFFIX] = b"".join(emb for _, emb in pools)
+    return values
 
 
 # --------------------------------------------------------------------------- servers
@@ -228,22 +270,48 @@ def occasion(hour: int, dayparts: set[str]) -> str:
     return "tomorrow"
 
 
-_MIX1, _MIX2, _GOLDEN = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_M32 = 0xFFFFFFFF
 _DAY0 = date(2000, 1, 1).toordinal()
 
 
+def _rotl(x: Any, k: int) -> Any:
+    """32-bit rotate left, of a Python int or a numpy uint32 array."""
+    return ((x << k) | (x >> (32 - k))) & _M32
+
+
 def unit_hash(ids: np.ndarray, seed: int) -> np.ndarray:
-    """splitmix64 of (outfit id, seed) mapped to [-1, 1): deterministic, no state."""
-    z = ids * _GOLDEN + np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    z = z ^ (z >> _S31)
-    return z.view(np.int64) / 9223372036854775808.0
+    """PostgreSQL's hashint8extended(id, seed) / 2^63 (ootd._jitter without its scale), in [-1, 1), for
+    an array of outfit ids: Jenkins' lookup3 (hash_uint32_extended of the id's folded halves)."""
+    a = b = c = (0x9E3779B9 + 4 + 3923095) & _M32
+    seed &= 0xFFFFFFFFFFFFFFFF
+    if seed:  # mix(a, b, c), once per request
+        a, b = (a + (seed >> 32)) & _M32, (b + seed) & _M32
+        a = ((a - c) & _M32) ^ _rotl(c, 4)
+        c = (c + b) & _M32
+        b = ((b - a) & _M32) ^ _rotl(a, 6)
+        a = (a + c) & _M32
+        c = ((c - b) & _M32) ^ _rotl(b, 8)
+        b = (b + a) & _M32
+        a = ((a - c) & _M32) ^ _rotl(c, 16)
+        c = (c + b) & _M32
+        b = ((b - a) & _M32) ^ _rotl(a, 19)
+        a = (a + c) & _M32
+        c = ((c - b) & _M32) ^ _rotl(b, 4)
+        b = (b + a) & _M32
+    lo = (ids & np.uint64(_M32)) ^ (ids >> np.uint64(32))  # ids >= 0: low half ^= high half
+    a = lo.astype(np.uint32) + np.uint32(a)  # final(a, b, c), per outfit
+    c = ((c ^ b) - _rotl(b, 14)) & _M32
+    a = (a ^ np.uint32(c)) - np.uint32(_rotl(c, 11))
+    b = (np.uint32(b) ^ a) - _rotl(a, 25)
+    c = (np.uint32(c) ^ b) - _rotl(b, 16)
+    a = (a ^ c) - _rotl(c, 4)
+    b = (b ^ a) - _rotl(a, 14)
+    c = (c ^ b) - _rotl(b, 24)
+    return ((b.astype(np.uint64) << np.uint64(32)) | c.astype(np.uint64)).view(np.int64) / 9223372036854775808.0
 
 
 class SeedStylePipeline:
-    """Profile from Postgres, pool JSON from redis, the last mile in Python."""
+    """Profile from Postgres, the candidates from redis (JSON + float4), the last mile in Python."""
 
     def __init__(self, conn: psycopg.Connection, rds: Any, loads: Callable[[bytes], Any]):
         from psycopg.adapt import Loader
@@ -257,26 +325,23 @@ class SeedStylePipeline:
         oid = conn.execute("SELECT 'public.vector'::regtype::oid").fetchone()[0]
         conn.adapters.register_loader(oid, VectorLoader)  # taste arrives as a numpy array
         set_json_loads(loads, conn)  # style documents parsed by orjson
+        self.conn = conn
         self.cur = conn.cursor(binary=True)
         self.rds = rds
         self.loads = loads
-        w = conn.execute(
-            "SELECT preferred_color, liked_category, category_affinity, cosine, daypart_priority, "
-            "liked_decay, jitter FROM ootd.scoring_weights"
-        ).fetchone()  # read once
-        (
-            self.w_color,
-            self.w_liked_cat,
-            self.w_affinity,
-            self.w_cosine,
-            self.w_daypart,
-            self.w_liked_decay,
-            self.w_jitter,
-        ) = w
+        self.load_weights()
         self.weather_adj = dict(conn.execute("SELECT name, adjective FROM ootd.weather_conditions").fetchall())
         self.archetype_adj = dict(conn.execute("SELECT name, adjective FROM ootd.archetypes").fetchall())
-        self.default_archetype = conn.execute("SELECT ootd.default_archetype()").fetchone()[0]
         self.t_pg = self.t_redis = self.t_py = 0.0
+
+    def load_weights(self) -> None:
+        """Read ootd.scoring_weights (once at start-up; again after the bench changes them)."""
+        w = self.conn.execute("SELECT to_jsonb(w) FROM ootd.scoring_weights w").fetchone()[0]
+        self.w_color, self.w_liked_cat = w["preferred_color"], w["liked_category"]
+        self.w_affinity, self.w_cosine, self.w_daypart = w["category_affinity"], w["cosine"], w["daypart_priority"]
+        self.w_liked_decay = w["liked_decay"]
+        self.w_jitter = w["jitter"]
+        self.neighbours = w.get("neighbour_pools", False)  # absent before migration 0013
 
     def feed(self, user_id: int, at: datetime, limit: int = LIMIT) -> list[tuple]:
         t0 = time.perf_counter()
@@ -285,42 +350,65 @@ class SeedStylePipeline:
         t1 = time.perf_counter()
         if row is None:
             raise LookupError(f"unknown user {user_id}")
-        blob = self.rds.get(POOL_KEY + row[6]) if row[6] else None
+        # 1. local time from the IANA zone; from 15:00 local NightOut has priority
+        local = at.astimezone(zone(row[1]))
+        priority = "NightOut" if local.hour >= 15 else "Daytime"
+        other = "Daytime" if priority == "NightOut" else "NightOut"
+        pool_date, cluster, pool_weather = row[6], row[7], row[8]
         t2 = time.perf_counter()
-        result = self.rank(user_id, at, limit, row, blob)
+        if cluster is None:
+            keys = []
+        elif self.neighbours:  # the served pool's other daypart + every same-weather pool's priority daypart
+            keys = [POOL_KEY.format(cluster, other), BUCKET_KEY.format(pool_date, pool_weather, priority)]
+        else:
+            keys = [POOL_KEY.format(cluster, other), POOL_KEY.format(cluster, priority)]
+        blobs = self.rds.mget(keys + [k + EMB_SUFFIX for k in keys]) if keys else []
         t3 = time.perf_counter()
+        result = self.rank(user_id, local, priority, limit, row, blobs)
+        t4 = time.perf_counter()
         self.t_pg += t1 - t0
-        self.t_redis += t2 - t1
-        self.t_py += t3 - t2
+        self.t_redis += t3 - t2
+        self.t_py += (t2 - t1) + (t4 - t3)
         return result
 
-    def rank(self, user_id: int, at: datetime, limit: int, row: tuple, blob: bytes | None) -> list[tuple]:
-        city, tz, dna, rules, taste, weather, cluster, pool_weather, liked = row
-        if blob is None:
+    def rank(
+        self, user_id: int, local: datetime, priority: str, limit: int, row: tuple, blobs: list[bytes | None]
+    ) -> list[tuple]:
+        city, _, dna, rules, taste, _, _, cluster, pool_weather, liked = row
+        # the candidates (columns), each with its daypart and the archetype of the pool it was drawn from
+        ids: list[int] = []
+        titles: list[str] = []
+        categories: list[str] = []
+        colors: list[str] = []
+        dayparts: list[str] = []
+        origin: list[str] = []
+        half = len(blobs) // 2
+        for blob in blobs[:half]:
+            for drawn in self.loads(blob) if blob else ():
+                ids += drawn["id"]
+                titles += drawn["title"]
+                categories += drawn["category"]
+                colors += drawn["color"]
+                dayparts += [drawn["daypart"]] * len(drawn["id"])
+                origin += [drawn["archetype"]] * len(drawn["id"])
+        n = len(ids)
+        if n == 0:
             return []
-        pool = self.loads(blob)
-        n = len(pool)
-        # 1. local time from the IANA zone; from 15:00 local NightOut has priority
-        local = at.astimezone(zone(tz))
-        hour = local.hour
-        priority = "NightOut" if hour >= 15 else "Daytime"
         # 2. hard veto (disliked categories / colors), with the cascade when fewer than
-        # min(limit, pool size) survive: relax entries strictest first (most outfits of this pool
-        # blocked; ties by name) until that many are served
-        bad_categories, bad_colors = rules.get("disliked_categories"), rules.get("disliked_colors")
+        # min(limit, candidates) survive: relax entries strictest first (most candidates blocked;
+        # ties by name) until that many are served
+        bad_categories, bad_colors = rules.get("disliked_categories") or (), rules.get("disliked_colors") or ()
         relaxed: list[str] = []
-        keep = None  # None: every outfit survives
+        clean = keep = None  # None: no candidate breaks a veto
         if bad_categories or bad_colors:
-            bad_categories, bad_colors = bad_categories or (), bad_colors or ()
-            violations = []
-            for o in pool:
-                v = []
-                if o["category"] in bad_categories:
-                    v.append("disliked_categories:" + o["category"])
-                if o["color"] in bad_colors:
-                    v.append("disliked_colors:" + o["color"])
-                violations.append(v)
-            if sum(not v for v in violations) < min(limit, n):
+            violations = [
+                (["disliked_categories:" + category] if category in bad_categories else [])
+                + (["disliked_colors:" + color] if color in bad_colors else [])
+                for category, color in zip(categories, colors)
+            ]
+            clean = [not v for v in violations]
+            keep = clean
+            if sum(clean) < min(limit, n):
                 blocked: dict[str, int] = {}
                 for v in violations:
                     for rule in v:
@@ -331,63 +419,78 @@ class SeedStylePipeline:
                 relaxed = order[: levels[min(limit, n) - 1]]
                 allowed = set(relaxed)
                 keep = [allowed.issuperset(v) for v in violations]
-            else:
-                keep = [not v for v in violations]
-        # 3. weighted scoring: multipliers, cosine (numpy), daypart bonus;
-        # 4. plus a deterministic tie-break jitter from a hash of (user, outfit, local date)
+        # 3. weighted scoring (ootd._score, the same terms in the same order, elementwise in numpy):
+        # multipliers + cosine (over the float4 embeddings) + daypart bonus + the tie-break jitter
+        # of (user, outfit, local date)
+        ids_np = np.array(ids, dtype=np.uint64)
         if taste is not None:
-            emb = np.array([o["embedding"] for o in pool], dtype=np.float64)
-            norms = np.sqrt(np.einsum("ij,ij->i", emb, emb)) * math.sqrt(taste @ taste)
+            emb = np.frombuffer(b"".join(b for b in blobs[half:] if b), dtype="<f4").reshape(n, -1).astype(np.float64)
+            norms = np.sqrt(np.einsum("ij,ij->i", emb, emb) * (taste @ taste))
             cosine = np.divide(emb @ taste, norms, out=np.zeros(n), where=norms > 0)
+            cosine = 1.0 - (1.0 - np.clip(cosine, -1.0, 1.0))  # 1 - pgvector's cosine distance
         else:
             cosine = np.zeros(n)
-        ids = np.fromiter((o["id"] for o in pool), dtype=np.uint64, count=n)
-        seed = user_id ^ (local.date().toordinal() - _DAY0)
-        base = (self.w_cosine * cosine + self.w_jitter * unit_hash(ids, seed)).tolist()
         preferred = dna.get("preferred_colors") or ()
         liked_categories = rules.get("liked_categories") or ()
         affinity = dna.get("category_affinity") or {}
-        liked_ids = liked or ()
-        groups: list[list] = [[], [], [], []]  # (no veto broken, priority), (.., other), (relaxed, ..)
-        for i, o in enumerate(pool):
-            if keep is not None and not keep[i]:
-                continue
-            category, color = o["category"], o["color"]
-            score = (
-                (self.w_color if color in preferred else 1.0)
-                * (self.w_liked_cat if category in liked_categories else 1.0)
-                * (1.0 + self.w_affinity * math.log1p(max(float(affinity.get(category) or 0), 0.0)))
-                * (self.w_liked_decay if o["id"] in liked_ids else 1.0)
-            ) + base[i]
-            group = (0 if keep is None or not violations[i] else 2) + (0 if o["daypart"] == priority else 1)
-            groups[group].append((-(score + self.w_daypart) if group % 2 == 0 else -score, o["id"], o))
-        # order: what breaks no veto first, then the priority daypart; within each, one outfit of each
-        # category before any category's second, and of each color before any color's second; then
-        # score, then outfit id
-        served = []
-        for group in groups:
-            group.sort()
-            categories: dict[str, int] = {}
-            colors: dict[str, int] = {}
-            keyed = []
-            for item in group:
-                o = item[2]
-                nth_category = categories[o["category"]] = categories.get(o["category"], 0) + 1
-                nth_color = colors[o["color"]] = colors.get(o["color"], 0) + 1
-                keyed.append((nth_category > 1, nth_color > 1, item))
-            keyed.sort(key=lambda k: (k[0], k[1], k[2][0], k[2][1]))
-            served.extend(k[2] for k in keyed)
-            if len(served) >= limit:
-                break
-        # 5. headline: the served pool's weather and archetype, the served outfits' occasion, the city
-        adjectives = f"{self.weather_adj[pool_weather]} {self.archetype_adj[cluster.split('_')[1]]}"
-        shown = {item[2]["daypart"] for item in served[:limit]}
-        headline = (
-            f"{'An' if adjectives[0] in 'aeiouAEIOU' else 'A'} {adjectives} look for {occasion(hour, shown)} in {city}"
+        liked_ids = set(liked or ())
+        boosts = {  # category -> (category boost, affinity boost)
+            category: (
+                self.w_liked_cat if category in liked_categories else 1.0,
+                1.0 + self.w_affinity * math.log(1.0 + max(float(affinity.get(category) or 0), 0.0)),
+            )
+            for category in set(categories)
+        }
+        first = np.array([d == priority for d in dayparts])
+        score = (
+            np.array([self.w_color if c in preferred else 1.0 for c in colors])
+            * np.array([boosts[c][0] for c in categories])
+            * np.array([boosts[c][1] for c in categories])
+            * np.array([self.w_liked_decay if i in liked_ids else 1.0 for i in ids])
+            + self.w_cosine * cosine
+            + np.where(first, self.w_daypart, 0.0)
+            + self.w_jitter * unit_hash(ids_np, user_id ^ (local.date().toordinal() - _DAY0))
         )
+        # 4. order: the served (clean, priority) groups in turn, what breaks no veto first, then the
+        # relaxed, the priority daypart first in each; within a group each category's best (score,
+        # then id) before any category's second, and among each of those two sets each color's best
+        # before its second; then score, then id.  A scan in score order finds the items of the
+        # first kind (category's best, color's best) in order, so it stops once it has enough.
+        group = np.where(first, 0, 1) + (0 if clean is None else np.where(clean, 0, 2))
+        if keep is not None:
+            group = np.where(keep, group, 4)  # vetoed: never served
+        order = np.lexsort((ids_np, -score, group))
+        in_group = group[order]
+        served: list[int] = []
+        for g in range(4):
+            need = limit - len(served)
+            kinds: tuple[list[int], ...] = ([], [], [], [])  # (second of category, second of color) = 00 01 10 11
+            seen_categories: set[str] = set()
+            seen_colors: set[tuple[bool, str]] = set()
+            for i in order[in_group == g].tolist():
+                second_of_category = categories[i] in seen_categories
+                seen_categories.add(categories[i])
+                second_of_color = (second_of_category, colors[i]) in seen_colors
+                seen_colors.add((second_of_category, colors[i]))
+                kinds[2 * second_of_category + second_of_color].append(i)
+                if len(kinds[0]) == need:
+                    break
+            served += (kinds[0] + kinds[1] + kinds[2] + kinds[3])[:need]
+            if len(served) == limit:
+                break
+        if not served:
+            return []
+        # 5. headline, once: the served pool's weather, the archetype of the pool the first item was
+        # drawn from, the occasion of the served items, the city
+        adjectives = f"{self.weather_adj[pool_weather]} {self.archetype_adj[origin[served[0]]]}"
+        headline = (
+            f"{'An' if adjectives[0] in 'aeiouAEIOU' else 'A'} {adjectives} look for "
+            f"{occasion(local.hour, {dayparts[i] for i in served})} in {city}"
+        )
+        scores = score.tolist()
         return [
-            (rank, o["id"], o["title"], o["category"], o["color"], o["daypart"], -neg, headline, cluster, relaxed)
-            for rank, (neg, _, o) in enumerate(served[:limit], start=1)
+            (rank, ids[i], titles[i], categories[i], colors[i], dayparts[i], scores[i], headline, cluster, relaxed)
+            for rank, i in enumerate(served, start=1)
         ]
 
 
@@ -450,6 +553,46 @@ def same_feed(a: list[tuple], b: list[tuple]) -> bool:
         if x[:6] != tuple(y[:6]) or x[7:9] != tuple(y[7:9]) or list(x[9]) != list(y[9]) or abs(x[6] - y[6]) > 1e-5:
             return False
     return True
+
+
+def agreement(
+    pipeline: SeedStylePipeline, feed_conn: psycopg.Connection, admin: psycopg.Connection, check: list[int]
+) -> tuple[int, int, str]:
+    """(identical feeds, users checked, neighbour_pools on/off): the pipeline against ootd.feed for each user;
+    prints what the users cover and the first difference."""
+    forget_feeds(admin)
+    expected = [feed_conn.execute(FEED_SQL, (u, AT, LIMIT)).fetchall() for u in check]
+    got = [pipeline.feed(u, AT) for u in check]
+    same = [same_feed(g, e) for g, e in zip(got, expected)]
+    vetoes = admin.execute(
+        "SELECT count(*) FROM ootd.users WHERE id = ANY (%s) "
+        "AND (style_rules ? 'disliked_categories' OR style_rules ? 'disliked_colors')",
+        (check,),
+    ).fetchone()[0]
+    relaxed = sum(1 for e in expected if e and e[0][9])
+    mixed = sum(1 for e in expected if len({r[5] for r in e}) > 1)
+    covered = f"{vetoes} with vetoes, {relaxed} relaxed by the cascade, {mixed} with both dayparts"
+    try:  # where the served items came from (ootd.feed_explain's drawn_from, since migration 0013)
+        led, items = admin.execute(
+            "SELECT count(*) FILTER (WHERE e.rank = 1 AND e.drawn_from <> e.cluster_id), "
+            "count(*) FILTER (WHERE e.drawn_from <> e.cluster_id) "
+            "FROM unnest(%s::bigint[]) u CROSS JOIN LATERAL ootd.feed_explain(u, %s, %s) e WHERE e.rank <= %s",
+            (check, AT, LIMIT, LIMIT),
+        ).fetchone()
+        covered += f", {led} led by a neighbour pool's outfit ({items} such outfits served)"
+    except psycopg.Error:
+        pass
+    print(
+        f"pipeline vs ootd.feed (neighbour_pools {'on' if pipeline.neighbours else 'off'}) on {len(check):,} users "
+        f"({covered}): {sum(same):,} identical feeds (items, order, headline, cluster, relaxed rules; "
+        "scores within 1e-5)",
+        flush=True,
+    )
+    for u, g, e, ok in zip(check, got, expected, same):
+        if not ok:
+            print(f"    user {u} differs:\n      ootd.feed {e}\n      pipeline  {g}", flush=True)
+            break
+    return sum(same), len(check), "on" if pipeline.neighbours else "off"
 
 
 def print_plan(title: str, lines: list[str]) -> None:
@@ -600,17 +743,24 @@ def main() -> None:
             rproc, rkwargs = stack.enter_context(redis_server(redis_exe, args.redis_unix_socket))
             rds = redis.Redis(**rkwargs)
             stack.callback(rds.close)
-            pools = admin.execute(POOLS_SQL).fetchall()
-            rds.mset({POOL_KEY + cluster: blob for cluster, blob in pools})
+            layout = redis_layout(admin.execute(POOLS_SQL).fetchall())
+            rds.mset(layout)
             redis_version = rds.info("server")["redis_version"]
             redis_pid = rproc.pid
             pipe_conn = stack.enter_context(psycopg.connect(url, autocommit=True))
             pipeline = SeedStylePipeline(pipe_conn, rds, orjson.loads)
             pids["pipe"] = pipe_conn.info.backend_pid
-            sizes = [len(b) for _, b in pools]
+            sizes: dict[str, int] = {}  # JSON + float4 of each pool-daypart and each bucket
+            for key, value in layout.items():
+                base = key.removesuffix(EMB_SUFFIX)
+                sizes[base] = sizes.get(base, 0) + len(value)
+            pool_sizes = [v for k, v in sizes.items() if k.startswith("ootd:pool:")]
+            bucket_sizes = [v for k, v in sizes.items() if k.startswith("ootd:pools:")]
             print(
                 f"redis {redis_version} on {'a Unix socket' if args.redis_unix_socket else 'a loopback TCP port'}: "
-                f"{len(pools)} pools as JSON, {statistics.mean(sizes) / 1024:.1f} KiB each",
+                f"{len(pool_sizes)} pool x daypart entries ({statistics.mean(pool_sizes) / 1024:.1f} KiB each) and "
+                f"{len(bucket_sizes)} (date, weather, daypart) buckets ({statistics.mean(bucket_sizes) / 1024:.1f} KiB "
+                f"each), JSON + float4 embeddings; neighbour_pools {'on' if pipeline.neighbours else 'off'}",
                 flush=True,
             )
 
@@ -646,18 +796,23 @@ def main() -> None:
             if pipeline:
                 pipeline.feed(u, AT)
 
-        # correctness: the pipeline must serve what ootd.feed serves (same items, order, headline)
-        agree = None
+        # correctness: the pipeline must serve what ootd.feed serves (same items, order, headline),
+        # with the weights in force and, when the schema has the switch, with neighbour_pools flipped
+        agree = agree_flipped = None
         if pipeline:
             check = users[:1000]
-            forget_feeds(admin)
-            expected = [feed_conn.execute(FEED_SQL, (u, AT, LIMIT)).fetchall() for u in check]
-            agree = (sum(same_feed(pipeline.feed(u, AT), e) for u, e in zip(check, expected)), len(check))
-            print(
-                f"pipeline vs ootd.feed on {len(check):,} users: {agree[0]:,} identical feeds "
-                "(items, order, headline, cluster, relaxed rules; scores within 1e-5)",
-                flush=True,
-            )
+            agree = agreement(pipeline, feed_conn, admin, check)
+            has_switch = admin.execute("SELECT to_jsonb(w) ? 'neighbour_pools' FROM ootd.scoring_weights w").fetchone()[
+                0
+            ]
+            if has_switch:
+                admin.execute("UPDATE ootd.scoring_weights SET neighbour_pools = NOT neighbour_pools")
+                try:
+                    pipeline.load_weights()
+                    agree_flipped = agreement(pipeline, feed_conn, admin, check)
+                finally:
+                    admin.execute("UPDATE ootd.scoring_weights SET neighbour_pools = NOT neighbour_pools")
+                    pipeline.load_weights()
 
         # Each round serves every user once (each user's first request: the memo, if any, is emptied
         # first) and calls SELECT 1 as many times, in --slices slices; the three workloads take turns
@@ -703,7 +858,16 @@ def main() -> None:
             diagnostics(url, users, pgss, pipeline is not None)
         stack.close()  # stops redis and postgres before the summary
 
-    summary(args, results, server_version, redis_version, memo, agree, skip_reason, time.perf_counter() - begun)
+    summary(
+        args,
+        results,
+        server_version,
+        redis_version,
+        memo,
+        [a for a in (agree, agree_flipped) if a],
+        skip_reason,
+        time.perf_counter() - begun,
+    )
 
 
 def summary(
@@ -712,7 +876,7 @@ def summary(
     server_version: str,
     redis_version: str,
     memo: bool,
-    agree: tuple[int, int] | None,
+    agree: list[tuple[int, int, str]],
     skip_reason: str,
     wall: float,
 ) -> None:
@@ -745,7 +909,7 @@ def summary(
     if "pipe" in keys:
         print(
             f"{'':<32} (c) per request: Postgres round trip {statistics.median(col('pipe', 'pg_us')):.0f} us, "
-            f"redis GET {statistics.median(col('pipe', 'redis_rt_us')):.0f} us, "
+            f"redis MGET {statistics.median(col('pipe', 'redis_rt_us')):.0f} us, "
             f"Python steps {statistics.median(col('pipe', 'py_us')):.0f} us; "
             f"redis-server CPU {statistics.median(col('pipe', 'redis_us')):.0f} us"
         )
@@ -763,7 +927,10 @@ def summary(
             f"{', '.join(f'{x:.2f}' for x in bc)}  goal >= {RATIO_PIPELINE_GOAL:g}: "
             f"{'PASS' if statistics.median(bc) >= RATIO_PIPELINE_GOAL else 'FAIL'}"
         )
-        print(f"pipeline agrees with ootd.feed on {agree[0]:,} of {agree[1]:,} users checked")
+        print(
+            "pipeline agrees with ootd.feed on "
+            + "; ".join(f"{ok:,} of {n:,} users checked (neighbour_pools {switch})" for ok, n, switch in agree)
+        )
     else:
         print(f"(b)/(c): not measured, {skip_reason}")
     print("=" * 100)
