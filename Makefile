@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format bench bench-seed bench-nightly bench-feed bench-feed-first bench-likes bench-api bench-api-ceiling install clean stop plpython browser
+.PHONY: demo test lint format bench bench-seed bench-nightly bench-feed bench-feed-first bench-likes bench-api bench-api-ceiling bench-api-replicas install clean stop plpython browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ootd needs Python >= 3.11 (set PYTHON=...)")'
@@ -83,6 +83,10 @@ bench-api: $(STAMP)
 bench-api-ceiling: $(STAMP)
 	@command -v wrk >/dev/null || { echo "bench-api-ceiling needs wrk: sudo apt-get install wrk (or brew install wrk)"; exit 2; }
 	$(PY) -m bench.api_ceiling
+
+bench-api-replicas: $(STAMP)
+	@command -v wrk >/dev/null || { echo "bench-api-replicas needs wrk: sudo apt-get install wrk (or brew install wrk)"; exit 2; }
+	$(PY) -m bench.api_replicas
 
 bench: bench-seed bench-nightly bench-feed bench-likes bench-api
 

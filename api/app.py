@@ -21,6 +21,7 @@ from api import metrics
 from api.auth import Authenticator
 from api.connector import Database
 from api.errors import ApiError, error_response
+from api.replicas import ReadRouter, ReplicaSettings, settings_from_env
 
 log = logging.getLogger("ootd.api")
 
@@ -31,6 +32,16 @@ MAX_BODY_BYTES = 4096
 class State:
     db: Database
     auth: Authenticator
+    reads: ReadRouter | None = None  # DATABASE_READ_URLS: feeds on read replicas (api/replicas.py)
+    lsn_cookie_max_age: int = 60
+
+    def close(self) -> None:
+        """Close every pool (the primary's and the replicas')."""
+        try:
+            if self.reads is not None:
+                self.reads.close()
+        finally:
+            self.db.close()
 
 
 def _code(exc: HTTPException) -> str:
@@ -44,11 +55,14 @@ def create_app(
     pool_min: int = 1,
     pool_max: int = 4,
     pool_timeout: float = 5.0,
+    replicas: ReplicaSettings | None = None,
 ) -> Flask:
     """The API over `database_url` (default: DATABASE_URL or the embedded server).
 
     `secret` signs and checks tokens (default: OOTD_API_SECRET, else the
-    per-install secret file; see api/auth.py).
+    per-install secret file; see api/auth.py).  `replicas`: the read replicas
+    feeds may run on (default: DATABASE_READ_URLS, OOTD_REPLICA_MAX_LAG_S and
+    OOTD_REPLICA_CHECK_S; none when unset; see api/replicas.py).
     """
     from api.auth import load_secret
     from api.routes import bp
@@ -57,10 +71,13 @@ def create_app(
 
     app = Flask("ootd.api")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.extensions["ootd"] = State(
-        db=Database(database_url or default_url(), min_size=pool_min, max_size=pool_max, timeout=pool_timeout),
-        auth=Authenticator(secret or load_secret()),
-    )
+    if replicas is None:
+        replicas = settings_from_env()
+    db = Database(database_url or default_url(), min_size=pool_min, max_size=pool_max, timeout=pool_timeout)
+    state = app.extensions["ootd"] = State(db=db, auth=Authenticator(secret or load_secret()))
+    if replicas is not None and replicas.urls:
+        state.reads = ReadRouter(db, replicas, pool_max=pool_max, pool_timeout=pool_timeout)
+        state.lsn_cookie_max_age = replicas.cookie_max_age
     app.register_blueprint(bp)
     app.register_blueprint(simulator_bp)
 

@@ -62,6 +62,7 @@ FEED_COLUMNS = (
     "relaxed_rules",
 )
 SERVING_STATUS_COLUMNS = ("pool_date", "pools", "cached_pools", "fallback_pools", "ready", "standby", "replay_lag_s")
+REPLICA_STATUS_COLUMNS = ("standby", "replay_lsn", "replay_lag_s")
 
 #: Connection settings for every pooled connection.
 CONNECTION_KWARGS: dict[str, Any] = {
@@ -106,10 +107,25 @@ def _set_role(conn: psycopg.Connection) -> None:
 
 
 class Database:
-    """The pool and the four calls the API makes."""
+    """The pool and the four calls the API makes.
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 5.0):
+    `retry_lost=False` (a read replica's pool, api/replicas.py): a statement that meets a lost connection
+    fails at once instead of checking the pool and trying again, because the caller has somewhere else
+    to go (the next replica, or the primary) and must not wait for a server that is going away.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 4,
+        timeout: float = 5.0,
+        retry_lost: bool = True,
+        name: str = "ootd-api",
+    ):
         self.timeout = timeout
+        self.retry_lost = retry_lost
         # one cursor per pooled connection, reused by every request that borrows it
         # (a new psycopg cursor per request costs ~15 us of Python); gone with its connection
         self._cursors: weakref.WeakKeyDictionary[psycopg.Connection, psycopg.Cursor] = weakref.WeakKeyDictionary()
@@ -120,7 +136,7 @@ class Database:
             timeout=timeout,
             kwargs=dict(CONNECTION_KWARGS),
             configure=_set_role,
-            name="ootd-api",
+            name=name,
             open=True,
         )
 
@@ -137,6 +153,20 @@ class Database:
 
     def unlike(self, user_id: int, outfit_id: int) -> bool:
         return bool(self._rows("api_unlike", {"user_id": user_id, "outfit_id": outfit_id})[0][0])
+
+    def like_at_lsn(self, user_id: int, outfit_id: int) -> tuple[bool, str]:
+        """`like`, plus an LSN at or past its commit record (read-your-writes on replicas: api/replicas.py)."""
+        rows = self._rows("api_like", {"user_id": user_id, "outfit_id": outfit_id}, then="api_commit_lsn")
+        return bool(rows[0][0]), rows[-1][0]
+
+    def unlike_at_lsn(self, user_id: int, outfit_id: int) -> tuple[bool, str]:
+        """`unlike`, plus an LSN at or past its commit record."""
+        rows = self._rows("api_unlike", {"user_id": user_id, "outfit_id": outfit_id}, then="api_commit_lsn")
+        return bool(rows[0][0]), rows[-1][0]
+
+    def replay_lsn(self, timeout: float | None = None) -> str | None:
+        """The WAL position this standby has replayed (None on a primary)."""
+        return self._rows("api_replay_lsn", None, timeout)[0][0]
 
     def serving_status(self, timeout: float | None = None) -> dict[str, Any]:
         return dict(zip(SERVING_STATUS_COLUMNS, self._rows("api_serving_status", None, timeout)[0]))
@@ -180,6 +210,7 @@ class Database:
         *,
         overrides: dict[str, tuple[int, str]] | None = None,
         names: bool = False,
+        then: str | None = None,
     ) -> list[tuple]:
         """The statement's rows.  Once, on a connection found closed, again on another one.
 
@@ -192,12 +223,15 @@ class Database:
         attempt, if the connection died after the server had committed).
 
         `overrides` maps SQLSTATEs to HTTP outcomes for this call (see SIMULATOR_SQLSTATE_HTTP); with
-        `names`, the first row is the tuple of column names.
+        `names`, the first row is the tuple of column names.  `then` names a second query (no parameters)
+        run on the same connection after the first has committed (autocommit); its first row is appended.
         """
         timeout = timeout or self.timeout
         sql = query(name)
+        then_sql = query(then) if then else None
+        attempts = (1, 2) if self.retry_lost else (2,)
         try:
-            for attempt in (1, 2):
+            for attempt in attempts:
                 with self.pool.connection(timeout=timeout) as conn:
                     cursor = self._cursors.get(conn)
                     if cursor is None:
@@ -207,6 +241,8 @@ class Database:
                         rows = cursor.fetchall()
                         if names:
                             rows.insert(0, tuple(column.name for column in cursor.description))
+                        if then_sql is not None:
+                            rows.append(cursor.execute(then_sql).fetchone())
                         return rows
                     except psycopg.Error:
                         if attempt == 2 or not conn.closed:
@@ -225,6 +261,51 @@ class Database:
             if exc.sqlstate is None:  # lost connection, server gone: the pool discards it
                 raise ApiError(503, "database_unavailable", "database unavailable", {"Retry-After": "1"}) from exc
             raise http_error(DatabaseError.from_psycopg(exc), overrides) from exc
+
+
+class Probe:
+    """One direct connection to a read replica, for its health check (api/replicas.py).
+
+    Not the replica's pool: a pool asked for a connection to a server that is down waits for one
+    (up to its timeout), while a check must answer "down" at once.  The connection runs
+    `api_set_role` like the pool's, and is replaced after any failure.
+    """
+
+    def __init__(self, url: str, connect_timeout: int = 2):
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self._conn: psycopg.Connection | None = None
+
+    def status(self) -> dict[str, Any]:
+        """`api_replica_status` as a dict (standby, replay_lsn, replay_lag_s); DatabaseError when unreachable.
+
+        A connection that broke since the last check (the replica restarted) is replaced and the query
+        tried once more, so a restart does not read as "down" for one check interval.
+        """
+        for attempt in (1, 2):
+            fresh = self._conn is None or self._conn.closed
+            try:
+                if fresh:
+                    self._conn = psycopg.connect(self.url, connect_timeout=self.connect_timeout, **CONNECTION_KWARGS)
+                    _set_role(self._conn)
+                row = self._conn.execute(query("api_replica_status")).fetchone()
+                return dict(zip(REPLICA_STATUS_COLUMNS, row))
+            except psycopg.Error as exc:
+                self.close()
+                if fresh or attempt == 2:
+                    if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
+                        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                        raise DatabaseError("08006", f"cannot connect: {message}") from exc
+                    raise DatabaseError.from_psycopg(exc) from exc
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
 
 
 def check(url: str) -> None:

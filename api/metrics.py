@@ -56,6 +56,30 @@ DATABASE_UP = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+# Read replicas (api/replicas.py, DATABASE_READ_URLS).
+FEEDS_ROUTED = Counter(
+    "ootd_feed_routed_total", "Feeds served, by the database that answered (primary, replica-1, ...).", ["backend"]
+)
+REPLICA_SKIPPED = Counter(
+    "ootd_replica_skipped_total",
+    "Feed requests that passed a replica by, and why: down, lagging (past OOTD_REPLICA_MAX_LAG_S), behind "
+    "(not yet at the client's Ootd-Min-LSN), error (a 503 from it mid-request) or no_pools.",
+    ["replica", "reason"],
+)
+REPLICA_STATE = Gauge(
+    "ootd_replica_state",
+    "1 for each replica's current state (up, down, lagging), 0 for the others.",
+    ["replica", "state"],
+    multiprocess_mode="mostrecent",
+)
+REPLICA_LAG = Gauge(
+    "ootd_replica_lag_seconds",
+    "Seconds since the replica's last replayed commit (0 when it replayed all it received); NaN when down.",
+    ["replica"],
+    multiprocess_mode="mostrecent",
+)
+REPLICA_STATES = ("up", "down", "lagging")
+
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -86,15 +110,38 @@ def record_serving_status(status: dict | None) -> None:
     READY.set(1 if status["ready"] else 0)
 
 
-def exposition() -> tuple[bytes, str]:
-    """The metrics text of every worker (multiprocess mode) or of this process."""
+def record_replica(name: str, state: str, lag_s: float | None) -> None:
+    """Set one replica's state and lag gauges (after each of its health checks)."""
+    for candidate in REPLICA_STATES:
+        REPLICA_STATE.labels(name, candidate).set(1 if candidate == state else 0)
+    REPLICA_LAG.labels(name).set(float("nan") if lag_s is None else lag_s)
+
+
+def feeds_routed() -> dict[str, int]:
+    """ootd_feed_routed_total by backend, summed over every worker (for /readyz)."""
+    counts: dict[str, int] = {}
+    for metric in _registry().collect():
+        if metric.name == "ootd_feed_routed":
+            for sample in metric.samples:
+                if sample.name == "ootd_feed_routed_total":
+                    backend = sample.labels["backend"]
+                    counts[backend] = counts.get(backend, 0) + int(sample.value)
+    return counts
+
+
+def _registry() -> Any:
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=directory)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        return registry
     from prometheus_client import REGISTRY
 
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    return REGISTRY
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics text of every worker (multiprocess mode) or of this process."""
+    return generate_latest(_registry()), CONTENT_TYPE_LATEST

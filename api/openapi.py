@@ -37,6 +37,25 @@ _AUTH_ERRORS = {
     ),
     "403": _error("The token names another user."),
 }
+#: Read replicas (api/replicas.py): headers only present when DATABASE_READ_URLS is set.
+_LSN_PATTERN = "^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"
+_WRITE_LSN = {
+    "Ootd-Min-LSN": {
+        "description": "With read replicas: the primary's WAL position at this write's commit. Send it back "
+        "(this header, or the ootd_min_lsn cookie set alongside) with the next feed request to read this write.",
+        "schema": {"type": "string", "pattern": _LSN_PATTERN},
+    },
+    "Set-Cookie": {
+        "description": "With read replicas: ootd_min_lsn=<the same LSN>, for this user's paths, short-lived.",
+        "schema": {"type": "string"},
+    },
+}
+_SERVED_BY = {
+    "Ootd-Served-By": {
+        "description": "With read replicas: the database that answered (primary, replica-1, replica-2, ...).",
+        "schema": {"type": "string"},
+    }
+}
 _UNAVAILABLE = _error(
     "The database is unreachable or busy, or read-only (a hot standby: code read_only); retry.", _RETRY_AFTER
 )
@@ -88,13 +107,23 @@ def spec() -> dict[str, Any]:
                             "description": "Outfits to return.",
                             "schema": {"type": "integer", "minimum": 1, "maximum": 20, "default": 3},
                         },
+                        {
+                            "name": "Ootd-Min-LSN",
+                            "in": "header",
+                            "required": False,
+                            "description": "Read-your-writes with read replicas: the Ootd-Min-LSN a like or "
+                            "unlike returned; the feed then comes from a replica that has replayed it, or from "
+                            "the primary. The ootd_min_lsn cookie does the same. Malformed (either): 400.",
+                            "schema": {"type": "string", "pattern": _LSN_PATTERN},
+                        },
                     ],
                     "responses": {
                         "200": {
                             "description": "The feed.",
+                            "headers": _SERVED_BY,
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Feed"}}},
                         },
-                        "400": _error("Bad user_id, at or limit."),
+                        "400": _error("Bad user_id, at, limit or Ootd-Min-LSN (code invalid_min_lsn)."),
                         **_AUTH_ERRORS,
                         "404": _error("Unknown user."),
                         "503": _error(
@@ -120,12 +149,14 @@ def spec() -> dict[str, Any]:
                                 "Location": {
                                     "description": "The like's URL (DELETE it to unlike).",
                                     "schema": {"type": "string"},
-                                }
+                                },
+                                **_WRITE_LSN,
                             },
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Like"}}},
                         },
                         "200": {
                             "description": "Already liked; nothing changed.",
+                            "headers": _WRITE_LSN,
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Like"}}},
                         },
                         "400": _error("Bad user_id, malformed JSON, missing or non-integer outfit_id."),
@@ -149,6 +180,7 @@ def spec() -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "`removed` says whether there was a like to take back.",
+                            "headers": _WRITE_LSN,
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Unlike"}}},
                         },
                         "400": _error("Bad user_id or outfit_id."),
@@ -349,6 +381,28 @@ def spec() -> dict[str, Any]:
                             "description": "On a standby: seconds since the last replayed commit, "
                             "0 when all WAL received is replayed. Null on a primary.",
                         },
+                        "replicas": {
+                            "type": "array",
+                            "description": "Only with read replicas (DATABASE_READ_URLS), each checked now. "
+                            "A replica down or lagging does not make the API unready: the primary serves.",
+                            "items": {"$ref": "#/components/schemas/Replica"},
+                        },
+                    },
+                },
+                "Replica": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["name", "state", "lag_s", "replay_lsn", "feeds", "detail"],
+                    "properties": {
+                        "name": {"type": "string", "examples": ["replica-1"]},
+                        "state": {
+                            "enum": ["up", "down", "lagging"],
+                            "description": "lagging: replay lag past OOTD_REPLICA_MAX_LAG_S. Feeds skip all but up.",
+                        },
+                        "lag_s": {"type": ["number", "null"], "minimum": 0},
+                        "replay_lsn": {"type": ["string", "null"], "pattern": _LSN_PATTERN},
+                        "feeds": {"type": "integer", "minimum": 0, "description": "Feeds it served (all workers)."},
+                        "detail": {"type": ["string", "null"], "description": "Why it is not up."},
                     },
                 },
             },

@@ -21,6 +21,7 @@ from api.auth import MAX_USER_ID
 from api.connector import FEED_COLUMNS, Database
 from api.errors import ApiError, bad_request, error_response, json_response
 from api.openapi import spec
+from api.replicas import MIN_LSN_COOKIE, MIN_LSN_HEADER, SERVED_BY_HEADER, min_lsn_from
 
 bp = Blueprint("ootd", __name__)
 
@@ -140,7 +141,18 @@ def user_route(*query: str) -> Callable[[Callable[..., Response]], Callable[...,
 def feed(db: Database, args: Mapping[str, str], user_id: int) -> Response:
     at = parse_at(args.get("at"))
     limit = parse_limit(args.get("limit"))
-    rows = db.feed(user_id, at, limit)
+    req = request._get_current_object()
+    min_lsn = min_lsn_from(
+        req.headers.get(MIN_LSN_HEADER),
+        req.cookies.get(MIN_LSN_COOKIE) if "HTTP_COOKIE" in req.environ else None,
+    )
+    reads = current_app.extensions["ootd"].reads
+    headers = None
+    if reads is None:
+        rows = db.feed(user_id, at, limit)
+    else:  # a replica, or the primary when none can serve this request (api/replicas.py)
+        rows, served_by = reads.feed(user_id, at, limit, min_lsn)
+        headers = {SERVED_BY_HEADER: served_by}
     if not rows:
         metrics.FEEDS_EMPTY.inc()
         raise ApiError(503, "no_pools", "no outfit pools exist yet (run ootd nightly)", {"Retry-After": "60"})
@@ -157,30 +169,56 @@ def feed(db: Database, args: Mapping[str, str], user_id: int) -> Response:
             "daypart": daypart,
             "relaxed_rules": relaxed,
             "items": [dict(zip(_ITEM_KEYS, row)) for row in rows],  # the first 7 columns
-        }
+        },
+        headers=headers,
     )
+
+
+def _write_lsn(response: Response, user_id: int, lsn: str | None) -> Response:
+    """With read replicas: the like's commit LSN, as a header and as a cookie for this user's routes."""
+    if lsn is not None:
+        response.headers[MIN_LSN_HEADER] = lsn
+        response.set_cookie(
+            MIN_LSN_COOKIE,
+            lsn,
+            max_age=current_app.extensions["ootd"].lsn_cookie_max_age,
+            path=f"/v1/users/{user_id}/",
+            httponly=True,
+            samesite="Strict",
+        )
+    return response
 
 
 @bp.post("/v1/users/<user_id>/likes", provide_automatic_options=False)
 @user_route()
 def like(db: Database, args: Mapping[str, str], user_id: int) -> Response:
     outfit_id = outfit_id_from(json_body())
-    created = db.like(user_id, outfit_id)
+    lsn = None
+    if current_app.extensions["ootd"].reads is None:
+        created = db.like(user_id, outfit_id)
+    else:
+        created, lsn = db.like_at_lsn(user_id, outfit_id)
     metrics.LIKES.labels("like", "new" if created else "existing").inc()
-    return json_response(
+    response = json_response(
         {"user_id": user_id, "outfit_id": outfit_id, "liked": True, "created": created},
         201 if created else 200,
         {"Location": f"/v1/users/{user_id}/likes/{outfit_id}"} if created else None,
     )
+    return _write_lsn(response, user_id, lsn)
 
 
 @bp.delete("/v1/users/<user_id>/likes/<outfit_id>", provide_automatic_options=False)
 @user_route()
 def unlike(db: Database, args: Mapping[str, str], user_id: int, outfit_id: str) -> Response:
     oid = parse_id(outfit_id, "outfit_id")
-    removed = db.unlike(user_id, oid)
+    lsn = None
+    if current_app.extensions["ootd"].reads is None:
+        removed = db.unlike(user_id, oid)
+    else:
+        removed, lsn = db.unlike_at_lsn(user_id, oid)
     metrics.LIKES.labels("unlike", "removed" if removed else "absent").inc()
-    return json_response({"user_id": user_id, "outfit_id": oid, "liked": False, "removed": removed})
+    response = json_response({"user_id": user_id, "outfit_id": oid, "liked": False, "removed": removed})
+    return _write_lsn(response, user_id, lsn)
 
 
 @bp.get("/healthz", provide_automatic_options=False)
@@ -195,17 +233,19 @@ def readyz() -> Response:
         return error_response(
             503, "not_ready", f"no pools for {status['pool_date']} yet (run ootd nightly)", {"Retry-After": "60"}
         )
-    return json_response(
-        {
-            "status": "ready",
-            "pool_date": status["pool_date"].isoformat(),
-            "pools": status["pools"],
-            "cached_pools": status["cached_pools"],
-            "fallback_pools": status["fallback_pools"],
-            "standby": status["standby"],
-            "replay_lag_s": status["replay_lag_s"],
-        }
-    )
+    body = {
+        "status": "ready",
+        "pool_date": status["pool_date"].isoformat(),
+        "pools": status["pools"],
+        "cached_pools": status["cached_pools"],
+        "fallback_pools": status["fallback_pools"],
+        "standby": status["standby"],
+        "replay_lag_s": status["replay_lag_s"],
+    }
+    reads = current_app.extensions["ootd"].reads
+    if reads is not None:  # informative: a replica down or lagging costs no readiness (the primary serves)
+        body["replicas"] = reads.status()
+    return json_response(body)
 
 
 @bp.get("/metrics", provide_automatic_options=False)
@@ -214,6 +254,10 @@ def metrics_view() -> Response:
         metrics.record_serving_status(_db().serving_status(timeout=1.0))
     except ApiError:
         metrics.record_serving_status(None)
+    reads = current_app.extensions["ootd"].reads
+    if reads is not None:
+        for replica in reads.replicas:
+            replica.refresh()  # sets its state and lag gauges
     body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)
 

@@ -66,7 +66,7 @@ def _worker_exit(server: Any, worker: Any) -> None:
     app = getattr(worker, "wsgi", None)
     state = getattr(app, "extensions", {}).get("ootd")
     if state is not None:
-        state.db.close()
+        state.close()
 
 
 #: How gunicorn's own errors are answered: (exception, status, reason), first match wins.  gunicorn
@@ -222,12 +222,15 @@ def serve(config: ServeConfig, database_url: str | None = None) -> None:
 
     url = database_url or default_url()
     secret = load_secret(create=True)
-    check(url)  # fail now, with the SQLSTATE, rather than in every worker
+    check(url)  # fail now, with the SQLSTATE, rather than in every worker; a replica that is down is no reason
     check_port(config.host, config.port)
     metrics_dir = tempfile.mkdtemp(prefix="ootd-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     master = os.getpid()
     try:
+        from api.replicas import settings_from_env  # imports prometheus_client: only now that its directory is set
+
+        settings_from_env()  # a malformed OOTD_REPLICA_* fails here (ValueError), not in every worker
         _Gunicorn(config, url, secret).run()
     finally:
         # A worker's sys.exit unwinds through these frames too (it was forked from here):

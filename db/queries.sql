@@ -163,6 +163,31 @@ SELECT s.*,
        END AS replay_lag_s
 FROM ootd.serving_status(now()) s;
 
+-- ------------------------------------------------------------ replicas ---
+-- Read replicas (api/replicas.py): GET .../feed may run on a hot standby named
+-- in DATABASE_READ_URLS.  All three are pg_catalog functions PUBLIC may run.
+
+-- name: api_commit_lsn
+-- Run on the primary right after a like or unlike committed, on the same
+-- connection: the insert position, at or past the end of that commit record
+-- (pg_current_wal_lsn(), the write position, may still be behind it when
+-- synchronous_commit is off).  A replica that replayed up to it has the like.
+SELECT pg_catalog.pg_current_wal_insert_lsn()::text AS lsn;
+
+-- name: api_replay_lsn
+SELECT pg_catalog.pg_last_wal_replay_lsn()::text AS replay_lsn;
+
+-- name: api_replica_status
+-- The replica health check, at most once a second per replica and worker:
+-- a standby?, how far it replayed, and its lag measured as api_serving_status's.
+SELECT pg_catalog.pg_is_in_recovery() AS standby,
+       pg_catalog.pg_last_wal_replay_lsn()::text AS replay_lsn,
+       CASE WHEN pg_catalog.pg_is_in_recovery() THEN
+           CASE WHEN pg_catalog.pg_last_wal_receive_lsn() = pg_catalog.pg_last_wal_replay_lsn() THEN 0.0
+                ELSE greatest(0.0, extract(epoch FROM now() - pg_catalog.pg_last_xact_replay_timestamp())::float8)
+           END
+       END AS replay_lag_s;
+
 -- ------------------------------------------------------------- simulator ---
 -- The simulator page (api/simulator.py): what-if profiles (no user read at all)
 -- or a real user's profile, which ootd.user_profile reads inside the statement
