@@ -61,6 +61,128 @@ _UNAVAILABLE = _error(
 )
 
 
+#: The simulator (api/simulator.py).  Names (cities, archetypes, categories, colors) are data, the vocabulary of
+#: the database (GET /simulator lists them): a name it does not know is a 400, which no schema here can foresee.
+_NULLABLE_AT = {
+    "type": ["string", "null"],
+    "format": "date-time",
+    "pattern": "^(?!0000|0001|9999)",
+    "description": "The instant to simulate, ISO 8601 with a UTC offset, in years 0002 to 9998 (the answer carries "
+    "it and the city's local time). Instead of date and time; null or absent: date and time, else now.",
+}
+_LOCAL_DATE = {
+    "type": ["string", "null"],
+    "format": "date",
+    "pattern": "^(?!0000|0001|9999)",
+    "description": "Local date in the profile's city (years 0002 to 9998); goes with time. Null: absent.",
+}
+_LOCAL_TIME = {
+    "type": ["string", "null"],
+    "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
+    "examples": ["15:00"],
+    "description": "Local wall-clock time HH:MM in the profile's city (its IANA zone); goes with date. Null: absent.",
+}
+_NAME = {"type": "string", "minLength": 1, "maxLength": 60}
+_NAMES = {"type": "array", "maxItems": 100, "items": _NAME}
+_SIMULATION_FIELDS: dict[str, Any] = {
+    "at": _NULLABLE_AT,
+    "date": _LOCAL_DATE,
+    "time": _LOCAL_TIME,
+    "weights": {"$ref": "#/components/schemas/Weights"},
+    "cluster_id": {
+        "type": ["string", "null"],
+        "pattern": "^[0-9]{8}_[A-Za-z]{1,40}_[A-Za-z]{1,40}$",
+        "examples": ["20260420_Minimal_Sunny"],
+        "description": "A pool to rank (GET /v1/pools); an unknown one is a 404. Null or absent: the pool "
+        "ootd.feed would serve the profile at that moment.",
+    },
+    "limit": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 20,
+        "default": 3,
+        "description": "How many of the ranking make the feed (every candidate is returned, ranked).",
+    },
+}
+#: `at` excludes date and time; date and time go together (a null one counts as absent).
+_SIMULATION_RULES = [
+    {
+        "if": {"required": ["at"], "properties": {"at": {"type": "string"}}},
+        "then": {"properties": {"date": {"type": "null"}, "time": {"type": "null"}}},
+    },
+    {
+        "if": {"required": ["date"], "properties": {"date": {"type": "string"}}},
+        "then": {"required": ["time"], "properties": {"time": {"type": "string"}}},
+    },
+    {
+        "if": {"required": ["time"], "properties": {"time": {"type": "string"}}},
+        "then": {"required": ["date"], "properties": {"date": {"type": "string"}}},
+    },
+]
+_SIMULATION_400 = (
+    "Malformed JSON (invalid_json) or not an object (invalid_body); an unknown field or query parameter, `at` "
+    "with date or time, date without time (invalid_parameter); a bad at, date, time, weights, cluster_id or "
+    "limit (invalid_at, invalid_date, invalid_time, invalid_weights, invalid_cluster_id, invalid_limit); an unknown "
+    "or out-of-range weight, or a ranking whose numbers overflow (the database's 22023: invalid_parameter)."
+)
+_SIMULATION_503 = _error(
+    "No outfit pools exist yet (code no_pools); a database without the simulator's functions or grants "
+    "(not_migrated: run `ootd migrate`); or the database is unavailable.",
+    _RETRY_AFTER,
+)
+_SIMULATOR_CATALOG_503 = _error(
+    "A database without the simulator's functions or grants (not_migrated: run `ootd migrate`), or the database "
+    "is unavailable.",
+    _RETRY_AFTER,
+)
+
+
+def _weight(low: float, inclusive: bool, high: float) -> dict[str, Any]:
+    """A what-if weight: its range (ootd._weight_ranges), and 0 or at least 1e-12 (api/simulator.py MIN_WEIGHT)."""
+    some = {"type": "number", "minimum": max(low, 1e-12), "maximum": high}
+    return {"anyOf": [{"const": 0}, some]} if inclusive and low == 0 else some
+
+
+def _simulation(mode: str) -> dict[str, Any]:
+    """The ranking: what ootd.feed_explain shows, for a what-if profile or a user's own."""
+    properties: dict[str, Any] = {"mode": {"const": mode}}
+    if mode == "user":
+        properties["user_id"] = dict(_ID)
+    properties.update(
+        {
+            "headline": {"type": "string", "examples": ["A breezy minimalist look for tonight in Torrance"]},
+            "cluster_id": {"type": "string", "description": "The pool served.", "examples": ["20260420_Minimal_Sunny"]},
+            "pool_date": {"type": "string", "format": "date"},
+            "relaxed_rules": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Veto entries relaxed to fill the feed, e.g. disliked_categories:Dress.",
+            },
+            "priority_daypart": {
+                "enum": ["Daytime", "NightOut", None],
+                "description": "The daypart that has priority at the local time (from 15:00: NightOut).",
+            },
+            "at": {"type": "string", "format": "date-time", "description": "The instant simulated, in UTC."},
+            "local_time": {
+                "type": "string",
+                "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}$",
+                "examples": ["2026-04-20 14:59"],
+                "description": "That instant on the city's wall clock.",
+            },
+            "city": {"type": "string", "description": "The profile's city, as the database spells it."},
+            "timezone": {"type": "string", "examples": ["America/Los_Angeles"]},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 20},
+            "items": {
+                "type": "array",
+                "minItems": 1,
+                "description": "Every candidate: ranked ones by rank, then the vetoed ones (rank null).",
+                "items": {"$ref": "#/components/schemas/SimulationItem"},
+            },
+        }
+    )
+    return {"type": "object", "additionalProperties": False, "required": list(properties), "properties": properties}
+
+
 def _user_param() -> dict[str, Any]:
     return {
         "name": "user_id",
@@ -74,6 +196,7 @@ def _user_param() -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def spec() -> dict[str, Any]:
     from api import __doc__ as summary
+    from api.simulator import PAGE_HEADERS
 
     return {
         "openapi": "3.1.0",
@@ -187,6 +310,136 @@ def spec() -> dict[str, Any]:
                         **_AUTH_ERRORS,
                         "404": _error("Unknown user or outfit."),
                         "503": _UNAVAILABLE,
+                    },
+                },
+            },
+            "/simulator": {
+                "get": {
+                    "operationId": "simulatorPage",
+                    "summary": "The Last-Mile Pipeline simulator's page (docs/simulator.md); it reads the routes below.",
+                    "security": [],
+                    "responses": {
+                        "200": {
+                            "description": "The page, under a Content-Security-Policy allowing only this origin's "
+                            "script and style files.",
+                            "headers": {
+                                name: {"required": True, "schema": {"const": value}}
+                                for name, value in PAGE_HEADERS.items()
+                            },
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        },
+                        "503": _SIMULATOR_CATALOG_503,
+                    },
+                },
+            },
+            "/v1/simulate": {
+                "post": {
+                    "operationId": "simulateWhatIf",
+                    "summary": "Rank a pool for a what-if profile (ootd.simulate): no token, no user read.",
+                    "security": [],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/WhatIfSimulationRequest"}}
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The ranking.",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/WhatIfSimulation"}}
+                            },
+                        },
+                        "400": _error(
+                            _SIMULATION_400 + " A missing or bad profile (invalid_profile; one naming a user_id too), "
+                            "or one naming a city, archetype, category or color the database does not know, or a "
+                            "category both liked and disliked (invalid_parameter)."
+                        ),
+                        "404": _error("Unknown pool (cluster_id)."),
+                        "413": _error("Body larger than 4096 bytes."),
+                        "415": _error("Content-Type is not application/json."),
+                        "503": _SIMULATION_503,
+                    },
+                },
+            },
+            "/v1/users/{user_id}/simulate": {
+                "post": {
+                    "operationId": "simulateUser",
+                    "summary": "Rank a pool for the user's own profile (ootd.simulate(ootd.user_profile(id))): "
+                    "with no weights and no cluster_id, exactly the user's feed.",
+                    "security": [{"bearerAuth": []}],
+                    "parameters": [_user_param()],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/UserSimulationRequest"}}
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The ranking (no taste vector, no likes: they stay in the database).",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/UserSimulation"}}
+                            },
+                        },
+                        "400": _error("Bad user_id. " + _SIMULATION_400),
+                        **_AUTH_ERRORS,
+                        "404": _error("Unknown user or pool (cluster_id)."),
+                        "413": _error("Body larger than 4096 bytes."),
+                        "415": _error("Content-Type is not application/json."),
+                        "503": _SIMULATION_503,
+                    },
+                },
+            },
+            "/v1/pools": {
+                "get": {
+                    "operationId": "listPools",
+                    "summary": "The pools of a date, for the simulator's picker (ootd.pool_catalog).",
+                    "security": [],
+                    "parameters": [
+                        {
+                            "name": "date",
+                            "in": "query",
+                            "required": False,
+                            "description": "A pool date (default: the latest one).",
+                            "schema": {"type": "string", "format": "date"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The pools (none for a date without pools).",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pools"}}},
+                        },
+                        "400": _error("A bad date (invalid_date) or an unknown query parameter (invalid_parameter)."),
+                        "503": _SIMULATOR_CATALOG_503,
+                    },
+                },
+            },
+            "/v1/llm-calls": {
+                "get": {
+                    "operationId": "countLlmCalls",
+                    "summary": "LLM requests in the ledger since an instant (ootd.llm_calls_since); ranking "
+                    "makes none.",
+                    "security": [],
+                    "parameters": [
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "required": True,
+                            "description": "ISO 8601 with a UTC offset.",
+                            "schema": {"type": "string", "format": "date-time"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The count.",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LlmCalls"}}},
+                        },
+                        "400": _error(
+                            "since missing (invalid_since) or bad (invalid_at), or an unknown query parameter "
+                            "(invalid_parameter)."
+                        ),
+                        "503": _SIMULATOR_CATALOG_503,
                     },
                 },
             },
@@ -387,6 +640,180 @@ def spec() -> dict[str, Any]:
                             "A replica down or lagging does not make the API unready: the primary serves.",
                             "items": {"$ref": "#/components/schemas/Replica"},
                         },
+                    },
+                },
+                "WhatIfSimulationRequest": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["profile"],
+                    "properties": {"profile": {"$ref": "#/components/schemas/Profile"}, **_SIMULATION_FIELDS},
+                    "allOf": _SIMULATION_RULES,
+                },
+                "UserSimulationRequest": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": _SIMULATION_FIELDS,
+                    "allOf": _SIMULATION_RULES,
+                },
+                "Profile": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["city"],
+                    "description": "A what-if profile (the shape of ootd.user_profile, without user_id). Every "
+                    "name must be in the database's vocabulary (GET /simulator lists them), else a 400.",
+                    "properties": {
+                        "city": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 100,
+                            "pattern": "^[^\\u0000-\\u001f\\u007f]*$",
+                            "examples": ["Torrance"],
+                            "description": "A city the database knows (any case); its IANA zone sets local time.",
+                        },
+                        "style_dna": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "archetype": {"type": "string", "examples": ["Minimal"]},
+                                "preferred_colors": _NAMES,
+                                "category_affinity": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "number", "minimum": 0},
+                                },
+                                "color_affinity": {
+                                    "type": "object",
+                                    "additionalProperties": {"type": "number", "minimum": 0},
+                                },
+                                "vibe": {"type": "number", "minimum": 0, "maximum": 1},
+                                "trend": {"type": "number", "minimum": 0, "maximum": 1},
+                                "dare": {"type": "number", "minimum": 0, "maximum": 1},
+                            },
+                        },
+                        "style_rules": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "description": "A category may not be both liked and disliked.",
+                            "properties": {
+                                "liked_categories": _NAMES,
+                                "disliked_categories": _NAMES,
+                                "disliked_colors": _NAMES,
+                            },
+                        },
+                        "taste": {
+                            "type": ["array", "null"],
+                            "minItems": 32,
+                            "maxItems": 32,
+                            "items": {"type": "number", "minimum": -1e6, "maximum": 1e6},
+                            "contains": {"anyOf": [{"minimum": 1e-6}, {"maximum": -1e-6}]},
+                            "description": "The taste embedding: 32 numbers, not all (nearly) zero. Null: none.",
+                        },
+                        "liked_outfits": {
+                            "type": "array",
+                            "maxItems": 200,
+                            "items": dict(_ID),
+                            "description": "Outfits this profile liked (penalised by liked_decay).",
+                        },
+                    },
+                },
+                "Weights": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "description": "Scoring weights replaced for this call only (ootd.weight_catalog has their "
+                    "values in force and ranges); never written. A weight is 0 or between 1e-12 and 1e6 in size "
+                    "(past those the ranking's products overflow or underflow).",
+                    "properties": {
+                        "preferred_color": _weight(0, False, 1e6),
+                        "liked_category": _weight(0, False, 1e6),
+                        "category_affinity": _weight(0, True, 1e6),
+                        "cosine": _weight(0, True, 1e6),
+                        "daypart_priority": _weight(0, True, 1e6),
+                        "liked_decay": _weight(0, True, 1),
+                        "jitter": _weight(0, True, 1e-6),
+                    },
+                },
+                "SimulationItem": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": [
+                        "rank",
+                        "outfit_id",
+                        "title",
+                        "category",
+                        "color",
+                        "daypart",
+                        "vetoed_by",
+                        "priority",
+                        "color_boost",
+                        "category_boost",
+                        "affinity_boost",
+                        "liked_penalty",
+                        "cosine",
+                        "daypart_bonus",
+                        "jitter",
+                        "score",
+                        "source",
+                        "drawn_from",
+                    ],  # fmt: skip
+                    "properties": {
+                        "rank": {"type": ["integer", "null"], "minimum": 1, "description": "Null: vetoed."},
+                        "outfit_id": dict(_ID),
+                        "title": {"type": "string"},
+                        "category": {"type": "string"},
+                        "color": {"type": "string"},
+                        "daypart": {"enum": ["Daytime", "NightOut"]},
+                        "vetoed_by": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "The rules that veto it, e.g. disliked_categories:Dress.",
+                        },
+                        "priority": {"type": "boolean", "description": "Of the daypart that has priority."},
+                        "color_boost": {"type": "number"},
+                        "category_boost": {"type": "number"},
+                        "affinity_boost": {"type": "number"},
+                        "liked_penalty": {"type": "number"},
+                        "cosine": {"type": "number"},
+                        "daypart_bonus": {"type": "number"},
+                        "jitter": {"type": "number"},
+                        "score": {"type": "number"},
+                        "source": {"enum": ["cache", "durable"], "description": "Where the row was read."},
+                        "drawn_from": {"type": "string", "description": "The pool (cluster) holding it."},
+                    },
+                },
+                "WhatIfSimulation": _simulation("what_if"),
+                "UserSimulation": _simulation("user"),
+                "Pools": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["pool_date", "pools"],
+                    "properties": {
+                        "pool_date": {
+                            "type": ["string", "null"],
+                            "format": "date",
+                            "description": "The date asked, or the latest; null when no date was asked and no "
+                            "pool exists.",
+                        },
+                        "pools": {"type": "array", "items": {"$ref": "#/components/schemas/Pool"}},
+                    },
+                },
+                "Pool": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["pool_date", "cluster_id", "archetype", "weather", "members"],
+                    "properties": {
+                        "pool_date": {"type": "string", "format": "date"},
+                        "cluster_id": {"type": "string", "examples": ["20260420_Minimal_Sunny"]},
+                        "archetype": {"type": "string"},
+                        "weather": {"type": "string"},
+                        "members": {"type": "integer", "minimum": 0, "description": "Users in the cluster."},
+                    },
+                },
+                "LlmCalls": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["since", "calls"],
+                    "properties": {
+                        "since": {"type": "string", "format": "date-time", "description": "In UTC."},
+                        "calls": {"type": "integer", "minimum": 0},
                     },
                 },
                 "Replica": {

@@ -55,13 +55,26 @@ PAGE_HEADERS = {
 PROFILE_KEYS = frozenset({"city", "style_dna", "style_rules", "taste", "liked_outfits"})
 BODY_KEYS = frozenset({"at", "date", "time", "weights", "cluster_id", "limit"})
 TASTE_DIMENSIONS = 32
+#: A taste vector's numbers stay within +-MAX_TASTE and at least one is MIN_TASTE or more in size: pgvector
+#: computes cosine in single precision, so a vector of zeros (or of numbers whose squares underflow) has no
+#: direction and its cosine would be NaN, which JSON cannot carry.
+MAX_TASTE = 1e6
+MIN_TASTE = 1e-6
 MAX_LIKED = 200
 MAX_WEIGHTS = 32
+#: A what-if weight is 0 or between MIN_WEIGHT and MAX_WEIGHT in size: past those, products of weights in the
+#: ranking overflow or underflow double precision (PostgreSQL's 22003, a bare "value out of range"), so they are
+#: refused here with a precise message.
+MIN_WEIGHT, MAX_WEIGHT = 1e-12, 1e6
+#: The simulated instant's year (of `at` as written, or of the local `date`): the answer carries the instant and
+#: the city's local time, which must both stay within years 1..9999 whatever the city's UTC offset.
+MIN_YEAR, MAX_YEAR = 2, 9998
 _CLUSTER_ID = re.compile(r"[0-9]{8}_[A-Za-z]{1,40}_[A-Za-z]{1,40}")
 _WEIGHT_NAME = re.compile(r"[a-z_]{1,40}")
 _TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CITY = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
+_EDGE_YEAR = re.compile(r"\s*(0000|0001|9999)")
 
 #: The columns of each ranked item in the JSON (ootd.simulate's, but the per-pool ones said once).
 ITEM_KEYS = (
@@ -110,8 +123,18 @@ def _only(args: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
         )
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _number(value: Any, bound: float) -> bool:
+    """A JSON number (not a boolean) within +-bound; an integer too large for a float is simply out of bounds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return (isinstance(value, int) or math.isfinite(value)) and -bound <= value <= bound
+
+
+def _integer(value: Any) -> Any:
+    """JSON Schema's integer: 5.0 is the integer 5 (a boolean is none); anything else is returned as it is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _names(value: Any, field: str) -> list[str]:
@@ -149,16 +172,27 @@ def what_if_profile(value: Any) -> dict[str, Any]:
             _names(value["style_rules"][key], f"profile.style_rules.{key}")
     taste = value.get("taste")
     if taste is not None and not (
-        isinstance(taste, list) and len(taste) == TASTE_DIMENSIONS and all(_number(x) for x in taste)
+        isinstance(taste, list)
+        and len(taste) == TASTE_DIMENSIONS
+        and all(_number(x, MAX_TASTE) for x in taste)
+        and any(abs(x) >= MIN_TASTE for x in taste)
     ):
-        raise bad_request("invalid_profile", f"profile.taste must be null or {TASTE_DIMENSIONS} numbers")
+        raise bad_request(
+            "invalid_profile",
+            f"profile.taste must be null or {TASTE_DIMENSIONS} numbers between -{MAX_TASTE:g} and {MAX_TASTE:g}, "
+            f"at least one of them {MIN_TASTE:g} or more in size",
+        )
     liked = value.get("liked_outfits", [])
+    if isinstance(liked, list):
+        liked = [_integer(x) for x in liked]
     if (
         not isinstance(liked, list)
         or len(liked) > MAX_LIKED
         or not all(isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= MAX_USER_ID for x in liked)
     ):
         raise bad_request("invalid_profile", f"profile.liked_outfits must be a list of at most {MAX_LIKED} outfit ids")
+    if "liked_outfits" in value:
+        value = {**value, "liked_outfits": liked}
     return value
 
 
@@ -168,6 +202,8 @@ def simulation_params(body: Mapping[str, Any]) -> dict[str, Any]:
     at = body.get("at")
     if at is not None and not isinstance(at, str):
         raise bad_request("invalid_at", "at must be an ISO 8601 string")
+    if at is not None and _EDGE_YEAR.match(at):
+        raise bad_request("invalid_at", f"at must be in years {MIN_YEAR:04d} to {MAX_YEAR}, got {at!r}")
     day, time = body.get("date"), body.get("time")
     if at is not None and (day is not None or time is not None):
         raise bad_request("invalid_parameter", "give either at, or date and time (local to the profile's city)")
@@ -179,17 +215,24 @@ def simulation_params(body: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(weights, dict) or len(weights) > MAX_WEIGHTS:
         raise bad_request("invalid_weights", "weights must be a JSON object of weight names and numbers")
     for name, value in weights.items():
-        if not _WEIGHT_NAME.fullmatch(name) or not _number(value):
-            raise bad_request("invalid_weights", f"weight {name[:40]!r} must be a weight name with a finite number")
+        if not _WEIGHT_NAME.fullmatch(name) or not _number(value, MAX_WEIGHT) or 0 < abs(value) < MIN_WEIGHT:
+            raise bad_request(
+                "invalid_weights",
+                f"weight {name[:40]!r} must be a weight name with a number that is 0 or between {MIN_WEIGHT:g} "
+                f"and {MAX_WEIGHT:g} in size",
+            )
     cluster_id = body.get("cluster_id")
     if cluster_id is not None and (not isinstance(cluster_id, str) or not _CLUSTER_ID.fullmatch(cluster_id)):
         raise bad_request("invalid_cluster_id", "cluster_id must look like 20260420_Minimal_Sunny, or be null")
-    limit = body.get("limit", 3)
+    limit = _integer(body.get("limit", 3))
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise bad_request("invalid_limit", f"limit must be an integer between 1 and {MAX_LIMIT}")
+    day = parse_date(day)
+    if day is not None and not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise bad_request("invalid_date", f"date must be in years {MIN_YEAR:04d} to {MAX_YEAR}, got {body['date']!r}")
     return {
         "at": parse_at(at),
-        "day": parse_date(day),
+        "day": day,
         "time": time,
         "weights": weights,
         "cluster_id": cluster_id,
@@ -216,7 +259,7 @@ def simulation_body(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
         "relaxed_rules": list(first["relaxed_rules"] or ()),
         "priority_daypart": next((r["daypart"] for r in rows if r["priority"]), None),
         "at": _iso(first["sim_at"]),
-        "local_time": local.strftime("%Y-%m-%d %H:%M") if local else None,
+        "local_time": local.isoformat(" ", "minutes") if local else None,
         "city": first["sim_city"],
         "timezone": first["sim_timezone"],
         "limit": limit,

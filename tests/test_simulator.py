@@ -259,6 +259,44 @@ def test_bad_what_if_input_is_a_json_4xx(client, body, status, code):
         assert error["code"] == code, error
 
 
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        # found by schemathesis: each was a 500 or a 503 before
+        ({"taste": [0] * 32}, "invalid_profile"),  # no direction: the cosine would be NaN, which JSON cannot carry
+        ({"taste": [1e-300] * 32}, "invalid_profile"),  # the same once pgvector rounds to single precision
+        ({"taste": [1e7] + [1] * 31}, "invalid_profile"),
+    ],
+)
+def test_a_taste_without_direction_is_a_400(client, raw, code):
+    assert error_of(what_if(client, profile={**WHAT_IF, **raw}), 400)["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ('"weights": {"cosine": 1' + "0" * 400 + "}", "invalid_weights"),  # an integer no float holds: was a 500
+        ('"weights": {"jitter": 5e-324}', "invalid_weights"),  # underflows in the ranking
+        ('"weights": {"preferred_color": 1e308}', "invalid_weights"),  # overflows in the ranking
+        ('"at": "0001-01-01T00:00:00Z"', "invalid_at"),  # local time before year 1: was a 503
+        ('"at": "9999-12-31T23:59:59Z"', "invalid_at"),
+        ('"date": "0001-01-01", "time": "00:00"', "invalid_date"),
+        ('"date": "9999-12-31", "time": "23:59"', "invalid_date"),
+    ],
+)
+def test_numbers_and_instants_past_what_the_ranking_can_hold_are_a_400(client, body, code):
+    raw = '{"profile": {"city": "Auckland"}, ' + body + "}"
+    assert error_of(client.post("/v1/simulate", data=raw, content_type="application/json"), 400)["code"] == code
+
+
+def test_integral_numbers_are_integers_and_early_years_are_zero_padded(client):
+    """JSON Schema's integer: 2.0 is 2; a year before 1000 keeps four digits in local_time."""
+    body = what_if(client, limit=2.0, profile={**WHAT_IF, "liked_outfits": [1.0]}).get_json()
+    assert body["limit"] == 2
+    early = what_if(client, date="0999-12-31", time="23:59").get_json()
+    assert early["local_time"] == "0999-12-31 23:59"
+
+
 def test_bad_requests_are_json_4xx(client):
     assert error_of(client.post("/v1/simulate", data="{", content_type="application/json"), 400)["code"] == (
         "invalid_json"
