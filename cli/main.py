@@ -61,6 +61,8 @@ class CommandError(Exception):
 def cmd_db(args: argparse.Namespace) -> None:
     from db.server import default_server
 
+    if args.action == "citus":
+        return cmd_db_citus(args)
     if args.action == "url":
         if os.environ.get("DATABASE_URL"):
             print(os.environ["DATABASE_URL"])
@@ -97,11 +99,34 @@ def cmd_db(args: argparse.Namespace) -> None:
         print("stopped" if replica.stop() else "not running")
 
 
-def migrate(url: str | None = None, revision: str = "head", allow_data_loss: bool = False) -> str:
+def cmd_db_citus(args: argparse.Namespace) -> None:
+    """The local Citus cluster (db/citus.py); DATABASE_URL does not matter to it."""
+    from db.citus import default_cluster
+
+    cluster = default_cluster()
+    if args.citus_action == "up":
+        print(cluster.up(args.workers, progress=lambda line: print(line, file=sys.stderr, flush=True)))
+    elif args.citus_action == "url":
+        print(cluster.dsn())
+    elif args.citus_action == "down":
+        stopped = cluster.down()
+        print(f"stopped: {', '.join(stopped)}" if stopped else "not running")
+    else:
+        nodes = cluster.status()
+        for name, running, port in nodes:
+            print(f"{name} {'running' if running else 'stopped'} on {cluster.home / name} (port {port})")
+        if not nodes or not all(running for _, running, _ in nodes):
+            raise SystemExit(3)
+
+
+def migrate(url: str | None = None, revision: str = "head", allow_data_loss: bool = False, citus: bool = False) -> str:
     """`alembic upgrade <revision>` on `url` (default: DATABASE_URL or embedded), or `alembic downgrade
     <revision>` when `revision` is behind the database's; returns "upgrade" or "downgrade".
 
     A downgrade that would destroy rows refuses (CommandError, nothing changed) unless allow_data_loss.
+    On a Citus coordinator (the citus extension exists, or `citus`: then it is created) the
+    migrations run with DDL propagation off, as on a single node, and db/citus.sql then
+    distributes the schema (idempotent; docs/scaling.md).
     """
     import psycopg
     from alembic import command
@@ -113,7 +138,18 @@ def migrate(url: str | None = None, revision: str = "head", allow_data_loss: boo
     from db.connect import DatabaseError, database_url, sqlalchemy_url
     from migrations.guard import CONFIG_ATTRIBUTE, is_downgrade
 
-    target = sqlalchemy_url(url or database_url())
+    plain = url or database_url()
+    target = sqlalchemy_url(plain)
+    try:
+        on_citus, distributed = _citus_state(plain, create=citus)
+    except psycopg.Error as exc:
+        raise DatabaseError.from_psycopg(exc) from exc
+    if on_citus:
+        from urllib.parse import quote
+
+        from db.citus import LOCAL_DDL_OPTIONS
+
+        target += ("&" if "?" in target else "?") + "options=" + quote(LOCAL_DDL_OPTIONS)
     config = Config(str(REPO_ROOT / "alembic.ini"))
     config.set_main_option("sqlalchemy.url", target.replace("%", "%%"))
     config.attributes[CONFIG_ATTRIBUTE] = allow_data_loss
@@ -122,9 +158,15 @@ def migrate(url: str | None = None, revision: str = "head", allow_data_loss: boo
         try:
             with engine.connect() as connection:
                 down = is_downgrade(config, connection, revision)
+                if distributed:
+                    _refuse_changes_to_a_distributed_schema(config, connection, revision, down)
         finally:
             engine.dispose()
         (command.downgrade if down else command.upgrade)(config, revision)
+        if on_citus and not down:
+            from db.citus import distribute
+
+            distribute(plain)
     except DBAPIError as exc:
         raise DatabaseError.from_psycopg(exc.orig) from exc
     except psycopg.Error as exc:  # a revision's SQL file runs on the raw psycopg connection
@@ -134,8 +176,39 @@ def migrate(url: str | None = None, revision: str = "head", allow_data_loss: boo
     return "downgrade" if down else "upgrade"
 
 
+def _citus_state(url: str, create: bool) -> tuple[bool, bool]:
+    """(this database is a Citus coordinator, its ootd schema is already distributed); with
+    `create` (--citus) the citus extension is created first if it is missing."""
+    import psycopg
+
+    from db.citus import has_citus, is_distributed
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        if create and not has_citus(conn):
+            conn.execute("CREATE EXTENSION citus")
+        if not has_citus(conn):
+            return False, False
+        return True, is_distributed(conn)
+
+
+def _refuse_changes_to_a_distributed_schema(config, connection, revision: str, down: bool) -> None:
+    """Migrations run with DDL propagation off, which is right only before distribution: a later
+    revision on an already distributed schema would change the coordinator alone."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    current = MigrationContext.configure(connection).get_current_revision()
+    wanted = ScriptDirectory.from_config(config).get_revision(revision)
+    if down or (wanted is not None and wanted.revision != current):
+        raise CommandError(
+            f"the ootd schema on this Citus coordinator is distributed (revision {current}); "
+            f"moving it to {revision} is not supported: revisions run with DDL propagation off, "
+            "which only suits an undistributed schema (see docs/scaling.md)"
+        )
+
+
 def cmd_migrate(args: argparse.Namespace) -> None:
-    direction = migrate(revision=args.revision, allow_data_loss=args.allow_data_loss)
+    direction = migrate(revision=args.revision, allow_data_loss=args.allow_data_loss, citus=args.citus)
     print(f"{'downgraded' if direction == 'downgrade' else 'migrated'} to {args.revision}")
 
 
@@ -309,6 +382,7 @@ def _print_serve_hint(user_id: int) -> None:
     print("\nHTTP API (gunicorn, 2 workers), in another terminal:  .venv/bin/ootd serve --port 8000")
     print(f"then (this token is user {user_id}'s, valid 24 h; mint others with: .venv/bin/ootd token <id>):")
     print(f'  curl -s -H "Authorization: Bearer {token}" http://127.0.0.1:8000/v1/users/{user_id}/feed')
+    print("  the simulator (what-if profiles need no token; a real user needs theirs): http://127.0.0.1:8000/simulator")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -378,6 +452,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["start", "stop", "url"],
         help="start (creating it with pg_basebackup if needed; idempotent), stop, or print its DSN",
     )
+    c = actions.add_parser("citus", help="a local Citus cluster: coordinator + workers (db/citus.py)")
+    c_actions = c.add_subparsers(dest="citus_action", required=True, metavar="CITUS_ACTION")
+    c_up = c_actions.add_parser("up", help="create or start it (idempotent; builds Citus from $OOTD_CITUS_SOURCE)")
+    c_up.add_argument("--workers", type=_positive_int, help="number of workers (default: as it is, or 2; never fewer)")
+    c_actions.add_parser("down", help="stop every node")
+    c_actions.add_parser("url", help="print the coordinator's DSN")
+    c_actions.add_parser("status", help="each node running or stopped (exit 3 unless all run)")
     p.set_defaults(func=cmd_db)
 
     p = sub.add_parser("migrate", help="install, upgrade or downgrade the schema (alembic upgrade/downgrade)")
@@ -390,6 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-data-loss",
         action="store_true",
         help="let a downgrade drop tables or columns that hold rows (refused otherwise)",
+    )
+    p.add_argument(
+        "--citus",
+        action="store_true",
+        help="a Citus coordinator: create the citus extension if missing, then distribute (detected when it exists)",
     )
     p.set_defaults(func=cmd_migrate)
 

@@ -254,7 +254,7 @@ def test_bad_input(served):
 def test_liked_outfits_rank_lower(served):
     rows = feed(served, 20, limit=20)
     top = rows[0][1]
-    served.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (20, %s)", (top,))
+    served.execute("SELECT ootd.like(20, %s)", (top,))
     try:
         penalty = served.execute(
             "SELECT liked_penalty FROM ootd.feed_explain(20, %s) WHERE outfit_id = %s", (f"{DAY} 12:00+00", top)
@@ -262,7 +262,7 @@ def test_liked_outfits_rank_lower(served):
         assert penalty == 0.5
         assert feed(served, 20, limit=1)[0][1] != top
     finally:
-        served.execute("DELETE FROM ootd.likes WHERE user_id = 20")
+        served.execute("SELECT ootd.unlike(20, %s)", (top,))
 
 
 def test_api_role_may_run_the_feed_and_nothing_else(served):
@@ -304,12 +304,12 @@ def test_what_was_served_before_changes_nothing(served):
 
 def test_likes_profile_edits_and_weight_changes_show_on_the_next_request(served):
     before = feed(served, 32, limit=20)
-    served.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (32, %s)", (before[0][1],))
+    served.execute("SELECT ootd.like(32, %s)", (before[0][1],))
     try:
         liked = feed(served, 32, limit=20)
         assert liked[0][1] != before[0][1]  # the liked outfit (liked_decay) no longer leads
     finally:
-        served.execute("DELETE FROM ootd.likes WHERE user_id = 32")
+        served.execute("SELECT ootd.unlike(32, %s)", (before[0][1],))
     assert [r[1] for r in feed(served, 32, limit=20)] == [r[1] for r in before]  # the unlike takes it back
     served.execute("UPDATE ootd.scoring_weights SET daypart_priority = 0")
     try:
@@ -485,3 +485,10 @@ def test_weights_out_of_range_are_refused_with_the_weight_named(served):
         "jitter",
     ]
     assert ("jitter", 0.0, True, 1e-6) in catalog and ("preferred_color", 0.0, False, None) in catalog
+
+
+def test_a_zero_taste_vector_scores_as_no_taste(served):
+    """pgvector's cosine of a zero vector is NaN: the score treats it as no taste (cosine 0)."""
+    served.execute("UPDATE ootd.users SET taste = array_fill(0, ARRAY[32])::vector WHERE id = 41")
+    rows = served.execute("SELECT cosine, score FROM ootd.feed_explain(41, %s)", (f"{DAY} 12:00+00",)).fetchall()
+    assert rows and all(r[0] == 0 and r[1] == r[1] for r in rows)  # NaN != NaN

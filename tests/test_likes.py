@@ -1,4 +1,4 @@
-"""Likes: ootd.like / ootd.unlike and the trigger that learns style_dna and taste."""
+"""Likes: ootd.like / ootd.unlike, which record a like and learn style_dna and taste in the same call."""
 
 from __future__ import annotations
 
@@ -89,14 +89,24 @@ def test_one_like_updates_every_field_and_unlike_restores_them(db):
     assert db.execute("SELECT ootd.unlike(%s, %s)", (user_id, outfit_id)).fetchone()[0] is False
 
 
-def test_a_plain_insert_into_likes_learns_too(db):
+def test_like_and_unlike_are_the_only_writers_of_likes_and_learn_without_a_trigger(db):
     user_id, outfit_id = a_user_and_a_new_color_outfit(db)
     color = outfit(db, outfit_id)[1]
-    db.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (%s, %s)", (user_id, outfit_id))
+    assert db.execute("SELECT ootd.like(%s, %s)", (user_id, outfit_id)).fetchone()[0] is True
     dna, _, _, count, _ = profile(db, user_id)
     assert count == 1 and dna["preferred_colors"][0] == color
-    db.execute("DELETE FROM ootd.likes WHERE user_id = %s", (user_id,))
+    assert db.execute("SELECT ootd.unlike(%s, %s)", (user_id, outfit_id)).fetchone()[0] is True
     assert profile(db, user_id)[3] == 0
+    triggers = db.execute(
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid IN ('ootd.likes'::regclass, 'ootd.users'::regclass) "
+        "AND NOT tgisinternal"
+    ).fetchone()[0]
+    assert triggers == 0  # Citus distributes both tables: no triggers on them
+    writers = db.execute(
+        "SELECT r.rolname, p.privilege_type FROM pg_roles r, unnest(ARRAY['INSERT', 'UPDATE', 'DELETE']) p(privilege_type)"
+        " WHERE r.rolname <> 'ootd_owner' AND r.rolname !~ '^pg_' AND NOT r.rolsuper AND has_table_privilege(r.oid, 'ootd.likes', p.privilege_type)"
+    ).fetchall()
+    assert writers == []  # only the owner writes ootd.likes, through ootd.like / ootd.unlike (SECURITY DEFINER)
 
 
 def test_a_repeated_like_changes_nothing(db):
@@ -158,8 +168,8 @@ def test_preferred_colors_keep_the_strongest_eight_by_frequency_then_recency(db)
     assert dna["preferred_colors"] == stated and "color_affinity" not in dna
 
 
-def test_a_single_like_learns_exactly_what_a_multi_row_statement_learns(db):
-    """The trigger's one-like UPDATE and its per-user loop (any other statement) compute the same profile."""
+def test_a_like_learns_exactly_what_the_fold_of_one_like_learns(db):
+    """ootd.like's one UPDATE (ootd._learn_like) and ootd._fold_likes (the unlike's loop) compute the same profile."""
     users = [
         r[0]
         for r in db.execute(
@@ -183,18 +193,19 @@ def test_a_single_like_learns_exactly_what_a_multi_row_statement_learns(db):
         (users[0], by_color[new_colors[2]]),  # a new color
         (users[1], by_color[new_colors[0]]),
     ]  # a first like
-    other = (users[2], by_color[new_colors[3]])
     fields = "SELECT style_dna, taste::text, taste_norm, likes_count FROM ootd.users WHERE id = %s"
     for user_id, outfit_id in cases:
         with db.transaction(force_rollback=True):
-            db.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (%s, %s)", (user_id, outfit_id))
+            assert db.execute("SELECT ootd.like(%s, %s)", (user_id, outfit_id)).fetchone()[0] is True
             single = db.execute(fields, (user_id,)).fetchone()
-        with db.transaction(force_rollback=True):
+        with db.transaction(force_rollback=True):  # the same like, folded by ootd._fold_likes
+            db.execute("INSERT INTO ootd.likes (user_id, outfit_id) VALUES (%s, %s)", (user_id, outfit_id))
             db.execute(
-                "INSERT INTO ootd.likes (user_id, outfit_id) VALUES (%s, %s), (%s, %s)", (user_id, outfit_id, *other)
+                "SELECT ootd._fold_likes(%s, ARRAY(SELECT x FROM ootd.outfits x WHERE x.id = %s), 1)",
+                (user_id, outfit_id),
             )
-            multi = db.execute(fields, (user_id,)).fetchone()
-        assert single == multi, (user_id, outfit_id)
+            folded = db.execute(fields, (user_id,)).fetchone()
+        assert single == folded, (user_id, outfit_id)
         assert single[3] == profile(db, user_id)[3] + 1
 
 
@@ -254,7 +265,7 @@ def test_eight_sessions_liking_for_one_user_lose_nothing(served_url, db):
         assert dna[key] == pytest.approx(dna0[key], abs=1e-6)
 
 
-def test_multi_user_statements_in_opposite_orders_do_not_deadlock(served_url, db):
+def test_two_sessions_liking_for_two_users_in_opposite_orders_lose_nothing(served_url, db):
     users = [r[0] for r in db.execute("SELECT id FROM ootd.users ORDER BY id LIMIT 2").fetchall()]
     outfits = [r[0] for r in db.execute("SELECT id FROM ootd.outfits ORDER BY id LIMIT 120").fetchall()]
     barrier = threading.Barrier(2)
@@ -264,11 +275,9 @@ def test_multi_user_statements_in_opposite_orders_do_not_deadlock(served_url, db
         try:
             with psycopg.connect(served_url, autocommit=True) as conn:
                 barrier.wait()
-                for outfit_id in share:  # one statement, two users, rows in opposite orders
-                    conn.execute(
-                        "INSERT INTO ootd.likes (user_id, outfit_id) SELECT u, %s FROM unnest(%s::bigint[]) u",
-                        (outfit_id, order),
-                    )
+                for outfit_id in share:  # each outfit liked for both users, in opposite user orders
+                    for user_id in order:
+                        assert conn.execute("SELECT ootd.like(%s, %s)", (user_id, outfit_id)).fetchone()[0]
         except BaseException as exc:  # noqa: BLE001
             failures.append(exc)
 
@@ -322,7 +331,7 @@ def test_liking_a_color_moves_it_up_in_the_next_feed(db):
 
 
 def test_undoing_a_hundred_likes_restores_the_profile_within_the_documented_bound(db):
-    # README and ootd._learn_from_likes: means within 1e-11 and taste within 1e-5 per like in between;
+    # README and ootd._learn_like: means within 1e-11 and taste within 1e-5 per like in between;
     # every other field exactly.
     rng = np.random.default_rng(17)
     outfits = [r[0] for r in db.execute("SELECT id FROM ootd.outfits ORDER BY id")]

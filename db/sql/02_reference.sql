@@ -216,16 +216,21 @@ COMMENT ON FUNCTION ootd._name_similarity(text, text) IS
 
 -- ootd._closest_cities(name): up to three known city names most like `name`
 -- (Dice coefficient of letter pairs, at least 0.5), "A, B or C"; NULL if none.
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._closest_cities(p_name text)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-    SELECT regexp_replace(string_agg(m.name, ', ' ORDER BY m.similarity DESC, m.name), ', ([^,]*)$', ' or \1')
-    FROM (SELECT c.name, ootd._name_similarity(c.name, p_name) AS similarity
-          FROM ootd.cities c
-          ORDER BY 2 DESC, 1
-          LIMIT 3) m
-    WHERE m.similarity >= 0.5
+#variable_conflict use_column
+BEGIN
+    RETURN (
+        SELECT regexp_replace(string_agg(m.name, ', ' ORDER BY m.similarity DESC, m.name), ', ([^,]*)$', ' or \1')
+        FROM (SELECT c.name, ootd._name_similarity(c.name, p_name) AS similarity
+              FROM ootd.cities c
+              ORDER BY 2 DESC, 1
+              LIMIT 3) m
+        WHERE m.similarity >= 0.5);
+END
 $$;
 COMMENT ON FUNCTION ootd._closest_cities(text) IS
     'Private: up to three city names closest to a misspelt one, as "A, B or C" (NULL if none is close).';

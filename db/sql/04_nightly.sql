@@ -121,10 +121,15 @@ CREATE INDEX weather_daily_city_day_idx ON ootd.weather_daily (city, day);
 -- cities at once.  forecasts = [{"city", "condition", "temp_c"}, ...].  The
 -- first forecast recorded for a (day, city) wins, so a re-run of the nightly
 -- batch clusters users exactly as the first run did.  Returns rows inserted.
+-- PL/pgSQL so that Citus plans its query on a coordinator (a SQL function
+-- with a parameter over a Citus table is refused there).
 CREATE FUNCTION ootd.put_weather(p_day date, p_source text, p_forecasts jsonb)
 RETURNS integer
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
+DECLARE
+    v_result integer;
+BEGIN
     WITH inserted AS (
         INSERT INTO ootd.weather_daily (day, city, condition, temp_c, source)
         SELECT p_day, f.city, f.condition, f.temp_c, p_source
@@ -133,27 +138,51 @@ AS $$
         RETURNING 1
     )
     SELECT count(*)::integer FROM inserted
+    INTO v_result;
+    RETURN v_result;
+END
 $$;
 COMMENT ON FUNCTION ootd.put_weather(date, text, jsonb) IS
     'Record [{city, condition, temp_c}] for a day; existing (day, city) rows are kept. Returns rows inserted.';
 
+-- ootd._cluster_id(day, archetype, weather): YYYYMMDD_<archetype>_<weather>,
+-- the one home of the cluster-id rule (ootd.pools checks the same shape).
+CREATE FUNCTION ootd._cluster_id(p_day date, p_archetype text, p_weather text)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT to_char(p_day, 'YYYYMMDD') || '_' || p_archetype || '_' || p_weather
+$$;
+COMMENT ON FUNCTION ootd._cluster_id(date, text, text) IS 'Private: a cluster id, YYYYMMDD_<archetype>_<weather>.';
+
+-- ootd._archetype_of(style_dna): the user's archetype, ootd.default_archetype()
+-- when style_dna names none.
+CREATE FUNCTION ootd._archetype_of(p_dna jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce(p_dna ->> 'archetype', ootd.default_archetype())
+$$;
+COMMENT ON FUNCTION ootd._archetype_of(jsonb) IS 'Private: style_dna''s archetype, else ootd.default_archetype().';
+
 -- ootd.user_clusters(day): every user's cluster for a day, deterministically:
 -- cluster_id = YYYYMMDD_<archetype>_<weather in the user's city>.  Users whose
 -- city has no weather for the day are not clustered (the batch records
--- weather for every city first).  A single inlinable SELECT: callers'
--- aggregates run as one plan over ootd.users.
+-- weather for every city first).  PL/pgSQL, one query: Citus plans it on a
+-- coordinator, where a SQL function with a parameter over a distributed table
+-- is refused (even one the planner would inline on a single node).
 CREATE FUNCTION ootd.user_clusters(p_day date)
 RETURNS TABLE (user_id bigint, cluster_id text, archetype text, weather text, city text, temp_c real,
                style_dna jsonb, style_rules jsonb)
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 AS $$
-    SELECT u.id,
-           to_char(p_day, 'YYYYMMDD') || '_' || coalesce(u.style_dna ->> 'archetype', ootd.default_archetype())
-                                      || '_' || w.condition,
-           coalesce(u.style_dna ->> 'archetype', ootd.default_archetype()),
-           w.condition, u.city, w.temp_c, u.style_dna, u.style_rules
+BEGIN
+    RETURN QUERY
+    SELECT u.id, ootd._cluster_id(p_day, ootd._archetype_of(u.style_dna), w.condition),
+           ootd._archetype_of(u.style_dna), w.condition, u.city, w.temp_c, u.style_dna, u.style_rules
     FROM ootd.users u
-    JOIN ootd.weather_daily w ON w.day = p_day AND w.city = u.city
+    JOIN ootd.weather_daily w ON w.day = p_day AND w.city = u.city;
+END
 $$;
 COMMENT ON FUNCTION ootd.user_clusters(date) IS
     'Each user''s style cluster for a day: YYYYMMDD_<archetype>_<weather>; users without an archetype get ootd.default_archetype().';
@@ -161,16 +190,26 @@ COMMENT ON FUNCTION ootd.user_clusters(date) IS
 -- ootd.cluster_demand(day): one row per cluster (K rows, never N users) with
 -- what the prompt needs: members, popular colors and categories, common
 -- vetoes, mean traits, main cities, and whether the pool already exists.
+-- PL/pgSQL, one query (ootd.user_clusters' inlined), so that Citus plans it
+-- on a coordinator: a SQL function with a parameter over a distributed table
+-- is refused there.
 CREATE FUNCTION ootd.cluster_demand(p_day date)
 RETURNS TABLE (cluster_id text, archetype text, archetype_adjective text, archetype_keywords text[],
                weather text, weather_adjective text, weather_keywords text[], members integer,
                top_colors text[], top_liked_categories text[], common_vetoes text[], common_color_vetoes text[],
                mean_vibe double precision, mean_trend double precision, mean_dare double precision,
                cities text[], mean_temp_c double precision, has_pool boolean)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-    WITH members AS NOT MATERIALIZED (
-        SELECT * FROM ootd.user_clusters(p_day)
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH members AS NOT MATERIALIZED (     -- ootd.user_clusters' query, inlined
+        SELECT u.id AS user_id, ootd._cluster_id(p_day, ootd._archetype_of(u.style_dna), w.condition) AS cluster_id,
+               ootd._archetype_of(u.style_dna) AS archetype, w.condition AS weather, u.city, w.temp_c,
+               u.style_dna, u.style_rules
+        FROM ootd.users u
+        JOIN ootd.weather_daily w ON w.day = p_day AND w.city = u.city
     ), totals AS (
         SELECT m.cluster_id, min(m.archetype) AS archetype, min(m.weather) AS weather,
                count(*)::integer AS members,
@@ -215,7 +254,8 @@ AS $$
     JOIN ootd.archetypes a ON a.name = t.archetype
     JOIN ootd.weather_conditions w ON w.name = t.weather
     LEFT JOIN tops x ON x.cluster_id = t.cluster_id
-    ORDER BY t.members DESC, t.cluster_id
+    ORDER BY t.members DESC, t.cluster_id;
+END
 $$;
 COMMENT ON FUNCTION ootd.cluster_demand(date) IS
     'One row per style cluster for a day: members, popular colors/categories, common vetoes, mean traits, has_pool.';
@@ -226,10 +266,15 @@ COMMENT ON FUNCTION ootd.cluster_demand(date) IS
 -- that does.  One row per archetype x weather that had a pool in that window
 -- (at most archetypes x weather conditions rows, like cluster_demand; never
 -- per user), read once per run; titles most recently served first, each once.
+-- PL/pgSQL so that Citus plans its query on a coordinator (a SQL function
+-- with a parameter over a Citus table is refused there).
 CREATE FUNCTION ootd.recent_titles(p_day date)
 RETURNS TABLE (archetype text, weather text, titles text[])
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT t.archetype, t.weather, array_agg(t.title ORDER BY t.last_served DESC, t.title)
     FROM (
         SELECT p.archetype, p.weather, o.title, max(o.pool_date) AS last_served
@@ -239,7 +284,8 @@ AS $$
         GROUP BY p.archetype, p.weather, o.title
     ) AS t
     GROUP BY t.archetype, t.weather
-    ORDER BY t.archetype, t.weather
+    ORDER BY t.archetype, t.weather;
+END
 $$;
 COMMENT ON FUNCTION ootd.recent_titles(date) IS
     'Titles each archetype x weather served in the 3 days before a day, most recent first: what its nightly prompt must not repeat.';
@@ -369,14 +415,22 @@ COMMENT ON FUNCTION ootd.rehydrate_cache(date, integer) IS
 -- it goes out, so a run killed mid-request still counts every request the
 -- server may have received (and billed).  Returns its id for
 -- ootd.record_llm_calls to finish.
+-- PL/pgSQL so that Citus plans its query on a coordinator (a SQL function
+-- with a parameter over a Citus table is refused there).
 CREATE FUNCTION ootd.record_llm_request(p_pool_date date, p_cluster_id text, p_provider text, p_kind text,
                                         p_model text, p_attempt integer)
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
+DECLARE
+    v_result bigint;
+BEGIN
     INSERT INTO ootd.llm_calls (pool_date, cluster_id, provider, kind, model, attempt, status)
     VALUES (p_pool_date, p_cluster_id, p_provider, p_kind, p_model, p_attempt, 'sent')
     RETURNING id
+    INTO v_result;
+    RETURN v_result;
+END
 $$;
 COMMENT ON FUNCTION ootd.record_llm_request(date, text, text, text, text, integer) IS
     'Ledger row (status sent) of an LLM request about to be sent; returns its id.';
@@ -386,10 +440,15 @@ COMMENT ON FUNCTION ootd.record_llm_request(date, text, text, text, text, intege
 -- ootd.record_llm_request row finishes that row, one without is appended.
 -- calls = [{"id","provider","kind","model","attempt","status","http_status",
 -- "prompt_tokens","completion_tokens","latency_ms","error"}].
+-- PL/pgSQL so that Citus plans its query on a coordinator (a SQL function
+-- with a parameter over a Citus table is refused there).
 CREATE FUNCTION ootd.record_llm_calls(p_pool_date date, p_cluster_id text, p_calls jsonb)
 RETURNS integer
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
+DECLARE
+    v_result integer;
+BEGIN
     WITH calls AS (
         SELECT c.*
         FROM jsonb_to_recordset(p_calls) AS c(id bigint, provider text, kind text, model text, attempt smallint,
@@ -412,6 +471,9 @@ AS $$
         RETURNING 1
     )
     SELECT ((SELECT count(*) FROM finished) + (SELECT count(*) FROM inserted))::integer
+    INTO v_result;
+    RETURN v_result;
+END
 $$;
 COMMENT ON FUNCTION ootd.record_llm_calls(date, text, jsonb) IS
     'Finish (by id) or append the LLM ledger rows of a cluster''s requests; returns rows written.';

@@ -1,7 +1,11 @@
 -- =============================================================================
 -- ootd: likes (implicit feedback)
--- A like updates the user's profile in the same transaction (statement-level
--- trigger); ootd.like / ootd.unlike are what the API calls.
+-- ootd.like / ootd.unlike (what the API calls) record a like and update the
+-- user's profile in the same function and transaction: no trigger, so the
+-- same schema runs on Citus, where likes and users are co-located shards and
+-- the whole call runs on the worker that holds the user.  They are the only
+-- writers of ootd.likes: nobody but its owner may write it (09_privileges.sql),
+-- and a row written any other way (by a superuser) teaches the profile nothing.
 -- =============================================================================
 
 -- ------------------------------------------------------------------- tables --
@@ -72,27 +76,32 @@ COMMENT ON FUNCTION ootd._place_color(jsonb, jsonb, text, numeric) IS
 -- color_affinity: by strength, then by the user's latest like of that color,
 -- then by name; `limit` colors at most (NULL: all, as when no like is left and
 -- the stated colors come back in their stated order).
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._rank_colors(p_user_id bigint, p_affinity jsonb, p_limit integer)
 RETURNS jsonb
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-    SELECT coalesce(jsonb_agg(t.key ORDER BY t.strength DESC, t.last_liked DESC NULLS LAST, t.key), '[]')
-    FROM (SELECT e.key, e.value::numeric AS strength, rl.last_liked
-          FROM jsonb_each(p_affinity) e
-          LEFT JOIN (SELECT x.color, max(l.liked_at) AS last_liked
-                     FROM ootd.likes l JOIN ootd.outfits x ON x.id = l.outfit_id
-                     WHERE l.user_id = p_user_id
-                     GROUP BY x.color) rl ON rl.color = e.key
-          ORDER BY e.value::numeric DESC, rl.last_liked DESC NULLS LAST, e.key
-          LIMIT p_limit) t
+#variable_conflict use_column
+BEGIN
+    RETURN (
+        SELECT coalesce(jsonb_agg(t.key ORDER BY t.strength DESC, t.last_liked DESC NULLS LAST, t.key), '[]')
+        FROM (SELECT e.key, e.value::numeric AS strength, rl.last_liked
+              FROM jsonb_each(p_affinity) e
+              LEFT JOIN (SELECT x.color, max(l.liked_at) AS last_liked
+                         FROM ootd.likes l JOIN ootd.outfits x ON x.id = l.outfit_id
+                         WHERE l.user_id = p_user_id
+                         GROUP BY x.color) rl ON rl.color = e.key
+              ORDER BY e.value::numeric DESC, rl.last_liked DESC NULLS LAST, e.key
+              LIMIT p_limit) t);
+END
 $$;
 COMMENT ON FUNCTION ootd._rank_colors(bigint, jsonb, integer) IS
     'Private: preferred_colors from color_affinity: by strength, latest like, name; p_limit at most.';
 
 -- ootd._fold_likes(user, outfits, sign): one user's profile with the outfits
 -- liked (sign 1) or unliked (sign -1), one at a time, in order; the user row
--- is locked FOR NO KEY UPDATE and updated.  ootd._learn_from_likes calls it in
--- user-id order for every statement but a single like.
+-- is locked FOR NO KEY UPDATE and updated.  ootd.unlike calls it (ootd.like
+-- takes the one-UPDATE path of ootd._learn_like, which computes the same).
 CREATE FUNCTION ootd._fold_likes(p_user_id bigint, p_outfits ootd.outfits[], p_sign integer)
 RETURNS void
 LANGUAGE plpgsql
@@ -175,13 +184,11 @@ COMMENT ON FUNCTION ootd._fold_likes(bigint, ootd.outfits[], integer) IS
     'Private: fold a user''s liked (sign 1) or unliked (-1) outfits into their profile, under a row lock.';
 
 
--- ootd._learn_from_likes(): statement-level trigger on ootd.likes, for INSERT
--- and for DELETE (transition table `changed`).  In the same transaction it
--- folds the statement's likes into each user's profile (or takes unliked ones
--- back out); its UPDATE of users goes through the users triggers like any
--- other (validated, memoized feeds forgotten).  One outfit at a time,
--- with n the user's likes before it and W = 1 + n observations (the stated
--- profile counts as one):
+-- ootd._learn_like(user, outfit): fold one new like into the user's profile,
+-- called by ootd.like in the same transaction (ootd.unlike takes one back out
+-- with ootd._fold_likes).  Its UPDATE of users is validated by the users
+-- CHECK like any other.  One outfit at a time, with n the user's likes before
+-- it and W = 1 + n observations (the stated profile counts as one):
 --   likes_count          n + 1 (unlike: n - 1)
 --   vibe, trend, dare    running means in double precision: (W x old +
 --                        outfit's) / (W + 1), and (W x old - outfit's) / (W - 1)
@@ -204,88 +211,67 @@ COMMENT ON FUNCTION ootd._fold_likes(bigint, ootd.outfits[], integer) IS
 --                        strength group, behind the colors that are stronger,
 --                        so the list is updated in place; an unlike recomputes
 --                        it from the user's remaining likes.
--- One like (the common statement) is one UPDATE whose SET computes the new
--- profile from the row it updates; every other statement goes through the
--- loop, one user at a time.  Both compute the same values.
--- Lost updates and deadlocks: the single-like UPDATE locks its row and, if a
--- concurrent like of the same user committed first, re-reads the newest
--- version and recomputes (READ COMMITTED); the loop locks each user row FOR
--- NO KEY UPDATE, in user-id order, and computes from that read.  Statements
--- touching several users lock them in the same order, so they cannot
--- deadlock.  (Under REPEATABLE READ a concurrent like of the same user is a
--- 40001 to retry.)
+-- A like is one UPDATE whose SET computes the new profile from the row it
+-- updates; an unlike goes through ootd._fold_likes.  Both compute the same
+-- values (tests/test_likes.py).
+-- Lost updates: the UPDATE locks its row and, if a concurrent like of the same
+-- user committed first, re-reads the newest version and recomputes (READ
+-- COMMITTED); ootd._fold_likes locks the user row FOR NO KEY UPDATE and
+-- computes from that read.  Each call touches one user, so two calls cannot
+-- deadlock on user rows.  (Under REPEATABLE READ a concurrent like of the
+-- same user is a 40001 to retry.)
 -- Precision: means are float8 rounded to 12 decimals and taste is float4, so
 -- undoing likes restores the earlier values up to rounding that grows with
 -- the likes in between: means within 1e-11 and taste (each component, and
 -- taste_norm) within 1e-5 per like, e.g. 1e-9 and 1e-3 after 100 likes and
 -- their unlikes; every other field is restored exactly (tests/test_likes.py).
-CREATE FUNCTION ootd._learn_from_likes()
-RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
+CREATE FUNCTION ootd._learn_like(p_user_id bigint, p_outfit_id bigint)
+RETURNS void
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_sign   integer := CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END;
-    v_rows   bigint;
-    v_user   bigint;
-    v_outfit bigint;
-    r        record;
 BEGIN
-    SELECT count(*), min(c.user_id), min(c.outfit_id) INTO v_rows, v_user, v_outfit FROM changed c;
-    IF v_rows = 0 THEN
-        RETURN NULL;                   -- nothing changed (a repeated like)
-    ELSIF v_rows = 1 AND v_sign > 0 THEN
-        -- One like: ootd._fold_likes' arithmetic for one outfit, as one UPDATE of the row it reads.
-        UPDATE ootd.users p
-        SET (style_dna, taste, taste_norm, likes_count, updated_at) = (
-            SELECT p.style_dna || jsonb_build_object(
-                       'color_affinity', jsonb_set(z.seeded, ARRAY[x.color], to_jsonb(trim_scale(z.strength))),
-                       'preferred_colors', ootd._place_color(coalesce(p.style_dna -> 'preferred_colors', '[]'),
-                                                             z.seeded, x.color, z.strength),
-                       'category_affinity',
-                           jsonb_set(coalesce(p.style_dna -> 'category_affinity', '{}'), ARRAY[x.category],
-                                     to_jsonb(coalesce((p.style_dna -> 'category_affinity' ->> x.category)::numeric, 0) + 1)),
-                       'vibe',  ootd._stored_mean(ootd._mean_step(coalesce((p.style_dna ->> 'vibe')::float8, 0.5), z.w, x.vibe, 1)),
-                       'trend', ootd._stored_mean(ootd._mean_step(coalesce((p.style_dna ->> 'trend')::float8, 0.5), z.w, x.trend, 1)),
-                       'dare',  ootd._stored_mean(ootd._mean_step(coalesce((p.style_dna ->> 'dare')::float8, 0.5), z.w, x.dare, 1))),
-                   CASE WHEN public.vector_norm(z.total) > 1e-6 THEN public.l2_normalize(z.total) ELSE p.taste END,
-                   CASE WHEN public.vector_norm(z.total) > 1e-6 THEN public.vector_norm(z.total) / (z.w + 1)
-                        ELSE p.taste_norm END,
-                   p.likes_count + 1,
-                   now()
-            FROM ootd.outfits x,
-                 LATERAL (SELECT 1 + p.likes_count::float8 AS w, s.seeded,
-                                 coalesce((s.seeded ->> x.color)::numeric, 0) + 1 AS strength,
-                                 CASE WHEN p.taste IS NULL THEN x.embedding
-                                      ELSE p.taste OPERATOR(public.*)
-                                           array_fill(((1 + p.likes_count::float8) * p.taste_norm)::real,
-                                                      ARRAY[public.vector_dims(p.taste)])::public.vector
-                                           OPERATOR(public.+) x.embedding END AS total
-                          FROM (SELECT coalesce(p.style_dna -> 'color_affinity',
-                                                ootd._seed_colors(p.style_dna -> 'preferred_colors')) AS seeded) s
-                          OFFSET 0) z              -- evaluated once, not once per use
-            WHERE x.id = v_outfit)
-        WHERE p.id = v_user;
-        RETURN NULL;
-    END IF;
-    FOR r IN
-        SELECT c.user_id, array_agg(x ORDER BY c.liked_at, c.outfit_id) AS outfits
-        FROM changed c JOIN ootd.outfits x ON x.id = c.outfit_id
-        GROUP BY c.user_id
-        ORDER BY c.user_id              -- the same lock order in every statement: no deadlock
-    LOOP
-        PERFORM ootd._fold_likes(r.user_id, r.outfits, v_sign);
-    END LOOP;
-    RETURN NULL;
+    -- ootd._fold_likes' arithmetic for one outfit, as one UPDATE of the row it reads.
+    UPDATE ootd.users p
+    SET (style_dna, taste, taste_norm, likes_count, updated_at) = (
+        SELECT p.style_dna || jsonb_build_object(
+                   'color_affinity', jsonb_set(z.seeded, ARRAY[x.color], to_jsonb(trim_scale(z.strength))),
+                   'preferred_colors', ootd._place_color(coalesce(p.style_dna -> 'preferred_colors', '[]'),
+                                                         z.seeded, x.color, z.strength),
+                   'category_affinity',
+                       jsonb_set(coalesce(p.style_dna -> 'category_affinity', '{}'), ARRAY[x.category],
+                                 to_jsonb(coalesce((p.style_dna -> 'category_affinity' ->> x.category)::numeric, 0) + 1)),
+                   'vibe',  ootd._stored_mean(ootd._mean_step(coalesce((p.style_dna ->> 'vibe')::float8, 0.5), z.w, x.vibe, 1)),
+                   'trend', ootd._stored_mean(ootd._mean_step(coalesce((p.style_dna ->> 'trend')::float8, 0.5), z.w, x.trend, 1)),
+                   'dare',  ootd._stored_mean(ootd._mean_step(coalesce((p.style_dna ->> 'dare')::float8, 0.5), z.w, x.dare, 1))),
+               CASE WHEN public.vector_norm(z.total) > 1e-6 THEN public.l2_normalize(z.total) ELSE p.taste END,
+               CASE WHEN public.vector_norm(z.total) > 1e-6 THEN public.vector_norm(z.total) / (z.w + 1)
+                    ELSE p.taste_norm END,
+               p.likes_count + 1,
+               now()
+        FROM ootd.outfits x,
+             LATERAL (SELECT 1 + p.likes_count::float8 AS w, s.seeded,
+                             coalesce((s.seeded ->> x.color)::numeric, 0) + 1 AS strength,
+                             CASE WHEN p.taste IS NULL THEN x.embedding
+                                  ELSE p.taste OPERATOR(public.*)
+                                       array_fill(((1 + p.likes_count::float8) * p.taste_norm)::real,
+                                                  ARRAY[public.vector_dims(p.taste)])::public.vector
+                                       OPERATOR(public.+) x.embedding END AS total
+                      FROM (SELECT coalesce(p.style_dna -> 'color_affinity',
+                                            ootd._seed_colors(p.style_dna -> 'preferred_colors')) AS seeded) s
+                      OFFSET 0) z              -- evaluated once, not once per use
+        WHERE x.id = p_outfit_id)
+    WHERE p.id = p_user_id;
 END
 $$;
-COMMENT ON FUNCTION ootd._learn_from_likes() IS
-    'Private trigger: folds liked (or unliked) outfits into the user''s style_dna and taste; no lost updates, no deadlocks.';
+COMMENT ON FUNCTION ootd._learn_like(bigint, bigint) IS
+    'Private: fold one new like into the user''s style_dna and taste (one UPDATE of the row it reads: no lost update).';
 
 -- ootd.like(user, outfit): record a like; true if it is new, false if the user
--- had already liked the outfit (then nothing changes).  The likes trigger
--- updates the profile in the same transaction.  Unknown user or outfit:
--- 23503 foreign_key_violation.
+-- had already liked the outfit (then nothing changes).  A new like updates
+-- the profile in the same transaction (ootd._learn_like).  Unknown user or
+-- outfit: 23503 foreign_key_violation.  On Citus it runs on the worker that
+-- holds the user (distributed by p_user_id, co-located with ootd.users).
 CREATE FUNCTION ootd.like(p_user_id bigint, p_outfit_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
@@ -295,15 +281,19 @@ BEGIN
     PERFORM ootd._check_like_target(p_user_id, p_outfit_id);
     INSERT INTO ootd.likes (user_id, outfit_id) VALUES (p_user_id, p_outfit_id)
     ON CONFLICT (user_id, outfit_id) DO NOTHING;
-    RETURN FOUND;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM ootd._learn_like(p_user_id, p_outfit_id);
+    RETURN true;
 END
 $$;
 COMMENT ON FUNCTION ootd.like(bigint, bigint) IS
     'Like an outfit: true if new, false if already liked; updates style_dna and taste in the same transaction.';
 
--- ootd.unlike(user, outfit): take a like back; true if there was one.  The
--- likes trigger reverses its effect on the profile.  Unknown user or outfit:
--- 23503 foreign_key_violation.
+-- ootd.unlike(user, outfit): take a like back; true if there was one.  Its
+-- effect on the profile is reversed in the same transaction
+-- (ootd._fold_likes).  Unknown user or outfit: 23503 foreign_key_violation.
 CREATE FUNCTION ootd.unlike(p_user_id bigint, p_outfit_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
@@ -312,7 +302,13 @@ AS $$
 BEGIN
     PERFORM ootd._check_like_target(p_user_id, p_outfit_id);
     DELETE FROM ootd.likes l WHERE l.user_id = p_user_id AND l.outfit_id = p_outfit_id;
-    RETURN FOUND;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    -- ROW(x.*): a row of the table's type even where Citus reads a shard (whose row type differs)
+    PERFORM ootd._fold_likes(p_user_id, ARRAY(SELECT ROW(x.*)::ootd.outfits FROM ootd.outfits x WHERE x.id = p_outfit_id),
+                             -1);
+    RETURN true;
 END
 $$;
 COMMENT ON FUNCTION ootd.unlike(bigint, bigint) IS
@@ -337,14 +333,3 @@ END
 $$;
 COMMENT ON FUNCTION ootd._check_like_target(bigint, bigint) IS
     'Private: raises 23503 naming the unknown user or outfit of a like/unlike.';
-
--- ----------------------------------------------------------------- triggers --
-CREATE TRIGGER likes_learn_insert
-    AFTER INSERT ON ootd.likes
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION ootd._learn_from_likes();
-
-CREATE TRIGGER likes_learn_delete
-    AFTER DELETE ON ootd.likes
-    REFERENCING OLD TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION ootd._learn_from_likes();

@@ -50,9 +50,12 @@ $$;
 COMMENT ON FUNCTION ootd._weight_ranges() IS
     'Private: each numeric scoring weight''s range (min, whether min is allowed, max; NULL = unbounded).';
 
--- ootd._weights_problem(weights): NULL when every weight is in range, else a
--- sentence naming the first one that is not.
-CREATE FUNCTION ootd._weights_problem(w ootd.scoring_weights)
+-- ootd._weights_doc_problem(weights): NULL when every weight of the JSON
+-- object (keys: ootd.scoring_weights columns) is in range, else a sentence
+-- naming the first one that is not.  A function of the values, not of the
+-- row, so the table's CHECK passes its columns (Citus cannot deparse a
+-- whole-row reference in a reference table's CHECK).
+CREATE FUNCTION ootd._weights_doc_problem(p_weights jsonb)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
@@ -63,16 +66,30 @@ AS $$
                             ELSE format('> %s', r.min_value) END,
                        coalesce(v.value::text, 'NULL'))
          FROM ootd._weight_ranges() WITH ORDINALITY AS r(name, min_value, min_inclusive, max_value, n)
-         CROSS JOIN LATERAL (SELECT (to_jsonb(w) ->> r.name)::double precision AS value) v
+         CROSS JOIN LATERAL (SELECT (p_weights ->> r.name)::double precision AS value) v
          WHERE v.value IS NULL OR v.value < r.min_value OR (v.value = r.min_value AND NOT r.min_inclusive)
             OR v.value > r.max_value
          ORDER BY r.n LIMIT 1),
-        CASE WHEN w.neighbour_pools IS NULL THEN 'neighbour_pools must be true or false' END)
+        CASE WHEN jsonb_typeof(p_weights -> 'neighbour_pools') IS DISTINCT FROM 'boolean'
+             THEN 'neighbour_pools must be true or false' END)
+$$;
+COMMENT ON FUNCTION ootd._weights_doc_problem(jsonb) IS
+    'Private: NULL if every scoring weight of a JSON object is in range (ootd._weight_ranges), else the first problem.';
+
+-- ootd._weights_problem(weights): the same for a row of ootd.scoring_weights.
+CREATE FUNCTION ootd._weights_problem(w ootd.scoring_weights)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT ootd._weights_doc_problem(to_jsonb(w))
 $$;
 COMMENT ON FUNCTION ootd._weights_problem(ootd.scoring_weights) IS
     'Private: NULL if every scoring weight is in range (ootd._weight_ranges), else the first problem.';
 
-ALTER TABLE ootd.scoring_weights ADD CONSTRAINT scoring_weights_in_range CHECK (ootd._weights_problem(scoring_weights) IS NULL);
+ALTER TABLE ootd.scoring_weights ADD CONSTRAINT scoring_weights_in_range CHECK (ootd._weights_doc_problem(jsonb_build_object(
+    'preferred_color', preferred_color, 'liked_category', liked_category, 'category_affinity', category_affinity,
+    'cosine', cosine, 'daypart_priority', daypart_priority, 'liked_decay', liked_decay, 'jitter', jitter,
+    'neighbour_pools', neighbour_pools)) IS NULL);
 
 -- ootd._weights_with(overrides): the current weights with some replaced, for
 -- one call (what-if, never written): keys are ootd.scoring_weights columns.
@@ -309,11 +326,15 @@ COMMENT ON FUNCTION ootd._pool_rows(date, text, text, boolean) IS
 -- archetype, any weather; else any pool (latest up to the local date, then
 -- the earliest after it); each branch is one index probe and the first that
 -- finds wins.  No row: no pool at all (or no such cluster).
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._context(p_user_id bigint, p_city text, p_timezone text, p_dna jsonb, p_rules jsonb,
                               p_taste public.vector, p_liked bigint[], p_at timestamptz, p_cluster_id text)
 RETURNS SETOF ootd.serving_context
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT p_user_id, p_dna, p_rules, p_taste, p_liked, t.local, t.local::date, ootd._priority_daypart(t.local), p.pool_date, p.cluster_id, p_city, wc.adjective
     FROM (SELECT p_at AT TIME ZONE p_timezone AS local,
                  coalesce(p_dna ->> 'archetype', ootd.default_archetype()) AS archetype) t
@@ -342,21 +363,35 @@ AS $$
                WHERE p_cluster_id IS NULL
                ORDER BY p.pool_date, p.members DESC, p.cluster_id LIMIT 1)) s
         LIMIT 1) p
-    LEFT JOIN ootd.weather_conditions wc ON wc.name = p.weather      -- the served pool's, not the user's
+    LEFT JOIN ootd.weather_conditions wc ON wc.name = p.weather;  -- the served pool's, not the user's
+END
 $$;
 COMMENT ON FUNCTION ootd._context(bigint, text, text, jsonb, jsonb, public.vector, bigint[], timestamptz, text) IS
     'Private: a profile at an instant as the ranking sees it (local time, priority daypart, pool, likes, headline parts).';
 
 -- ootd._serving_context(user, at): ootd._context of a stored user.  No row:
 -- unknown user or no pool at all.
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._serving_context(p_user_id bigint, p_at timestamptz)
 RETURNS SETOF ootd.serving_context
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-    SELECT x.*
-    FROM ootd.users u
-    CROSS JOIN LATERAL ootd._context(u.id, u.city, u.timezone, u.style_dna, u.style_rules, u.taste, NULL, p_at, NULL) x
-    WHERE u.id = p_user_id
+DECLARE
+    u       ootd.users;
+    v_liked bigint[];
+BEGIN
+    -- The user's row and likes first, by single-user queries, then the context from values: on
+    -- Citus each query reads only the shard of the worker running the call (a function called
+    -- inside a shard query may not read other tables).
+    SELECT * INTO u FROM ootd.users WHERE id = p_user_id;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT coalesce(array_agg(k.outfit_id ORDER BY k.outfit_id), '{}') INTO v_liked
+    FROM ootd.likes k WHERE k.user_id = p_user_id;
+    RETURN QUERY
+    SELECT * FROM ootd._context(u.id, u.city, u.timezone, u.style_dna, u.style_rules, u.taste, v_liked, p_at, NULL);
+END
 $$;
 COMMENT ON FUNCTION ootd._serving_context(bigint, timestamptz) IS
     'Private: a stored user at an instant (ootd._context; inlined into ootd._ranked).';
@@ -366,8 +401,9 @@ COMMENT ON FUNCTION ootd._serving_context(bigint, timestamptz) IS
 -- liked, outfit, category, color, daypart, embedding): an outfit's score for
 -- a user, component by component, and the total: preferred_color x
 -- liked_category x (1 + category_affinity x ln(1 + affinity)) x liked_decay
--- (already liked) + cosine x cos(taste, embedding) + daypart_priority (the
--- priority daypart) + jitter.  The one home of the scoring formula: the feed
+-- (already liked) + cosine x cos(taste, embedding) (0 without a taste, or
+-- for a zero vector, whose cosine pgvector gives as NaN) + daypart_priority
+-- (the priority daypart) + jitter.  The one home of the scoring formula: the feed
 -- (ootd._ranked) and the evaluation's oracle use it.
 CREATE FUNCTION ootd._score(w ootd.scoring_weights, p_user_id bigint, p_dna jsonb, p_rules jsonb,
                             p_taste public.vector, p_local_date date, p_priority text, p_liked boolean,
@@ -386,7 +422,7 @@ AS $$
                  1 + w.category_affinity * ln(1 + greatest(coalesce(
                      (p_dna -> 'category_affinity' ->> p_category)::double precision, 0), 0)) AS affinity_boost,
                  CASE WHEN p_liked THEN w.liked_decay ELSE 1 END AS liked_penalty,
-                 coalesce(1 - (p_taste OPERATOR(public.<=>) p_embedding), 0) AS cosine,
+                 coalesce(nullif(1 - (p_taste OPERATOR(public.<=>) p_embedding), 'NaN'), 0) AS cosine,
                  CASE WHEN p_daypart = p_priority THEN w.daypart_priority ELSE 0 END AS daypart_bonus,
                  ootd._jitter(w.jitter, p_user_id, p_outfit_id, p_local_date) AS jitter) s
 $$;
@@ -416,6 +452,7 @@ COMMENT ON FUNCTION ootd._score(ootd.scoring_weights, bigint, jsonb, jsonb, publ
 --     the pool the first item was drawn from, the occasion of the first
 --     p_limit served outfits (ootd._occasion) and the city.
 -- Vetoed candidates have a NULL rank.
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._rank(p_user_id bigint, p_dna jsonb, p_rules jsonb, p_taste public.vector, p_liked bigint[],
                            p_local timestamp, p_local_date date, p_priority text, p_pool_date date,
                            p_cluster_id text, p_city text, p_weather_adjective text, w ootd.scoring_weights,
@@ -426,8 +463,11 @@ RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color 
                liked_penalty double precision, cosine double precision, daypart_bonus double precision,
                jitter double precision, score double precision, headline text, cluster_id text,
                pool_date date, source text, relaxed_rules text[], drawn_from text)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH liked AS (            -- once, not per candidate (and no sub-select inside x, which would stop inlining)
         SELECT coalesce(p_liked, ARRAY(SELECT k.outfit_id FROM ootd.likes k WHERE k.user_id = p_user_id)) AS ids
     ), c AS (
@@ -480,7 +520,8 @@ AS $$
     SELECT r.rank, r.outfit_id, r.title, r.category, r.color, r.daypart, r.violations, r.priority,
            r.color_boost, r.category_boost, r.affinity_boost, r.liked_penalty, r.cosine, r.daypart_bonus,
            r.jitter, r.score, h.text, p_cluster_id, p_pool_date, r.source, r.relaxed_rules, r.drawn_from
-    FROM ranked r CROSS JOIN headline h
+    FROM ranked r CROSS JOIN headline h;
+END
 $$;
 COMMENT ON FUNCTION ootd._rank(bigint, jsonb, jsonb, public.vector, bigint[], timestamp, date, text, date, text, text, text,
                                ootd.scoring_weights, integer) IS
@@ -488,6 +529,7 @@ COMMENT ON FUNCTION ootd._rank(bigint, jsonb, jsonb, public.vector, bigint[], ti
 
 -- ootd._ranked(user, at, limit): ootd._rank of a stored user with the
 -- weights in force (inlined into ootd.feed and ootd.feed_explain).
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._ranked(p_user_id bigint, p_at timestamptz, p_limit integer)
 RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
                vetoed_by text[], priority boolean, color_boost double precision,
@@ -495,16 +537,22 @@ RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color 
                liked_penalty double precision, cosine double precision, daypart_bonus double precision,
                jitter double precision, score double precision, headline text, cluster_id text,
                pool_date date, source text, relaxed_rules text[], drawn_from text)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
+#variable_conflict use_column
+DECLARE
+    w ootd.scoring_weights;    -- read into a variable: on a Citus worker a row read from a shard has the shard's type
+BEGIN
+    SELECT * INTO w FROM ootd.scoring_weights;
+    RETURN QUERY
     WITH x AS MATERIALIZED (   -- once: flattened, its expressions would be evaluated for every candidate
         SELECT * FROM ootd._serving_context(p_user_id, p_at)
     )
     SELECT r.*
     FROM x
-    CROSS JOIN ootd.scoring_weights w
     CROSS JOIN LATERAL ootd._rank(x.user_id, x.dna, x.rules, x.taste, x.liked, x.local, x.local_date, x.priority_daypart,
-                                  x.pool_date, x.cluster_id, x.city, x.weather_adjective, w, p_limit) r
+                                  x.pool_date, x.cluster_id, x.city, x.weather_adjective, w, p_limit) r;
+END
 $$;
 COMMENT ON FUNCTION ootd._ranked(bigint, timestamptz, integer) IS
     'Private: ootd._rank of a stored user at an instant with the weights in force (what ootd.feed serves).';
@@ -592,34 +640,39 @@ COMMENT ON FUNCTION ootd.feed_explain(bigint, timestamptz, integer) IS
 -- ootd.user_profile) is valid, else the first problem.  Keys: city (required,
 -- a known city, any case), style_dna and style_rules (as ootd.users checks
 -- them), taste (null or 32 numbers), liked_outfits (outfit ids), user_id.
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._profile_problem(p_profile jsonb)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-    SELECT CASE
-        WHEN jsonb_typeof(p_profile) IS DISTINCT FROM 'object' THEN 'profile must be a JSON object'
-        WHEN p_profile - '{user_id,city,style_dna,style_rules,taste,liked_outfits}'::text[] <> '{}' THEN
-            format('profile has unknown key %s (known: user_id, city, style_dna, style_rules, taste, liked_outfits)',
-                   jsonb_path_query_first(p_profile - '{user_id,city,style_dna,style_rules,taste,liked_outfits}'::text[],
-                                          '$.keyvalue().key'))
-        WHEN jsonb_typeof(p_profile -> 'city') IS DISTINCT FROM 'string' THEN 'profile.city must be a city name'
-        WHEN NOT EXISTS (SELECT 1 FROM ootd.cities c WHERE lower(c.name) = lower(p_profile ->> 'city')) THEN
-            format('unknown city %s', p_profile -> 'city')
-        WHEN p_profile ? 'user_id' AND NOT jsonb_path_exists(p_profile, '$.user_id ? (@.type() == "number" && @ == @.floor())')
-            THEN 'profile.user_id must be an integer'
-        WHEN jsonb_typeof(p_profile -> 'taste') NOT IN ('null', 'array')
-             OR (jsonb_typeof(p_profile -> 'taste') = 'array'
-                 AND (jsonb_array_length(p_profile -> 'taste') <> 32
-                      OR jsonb_path_exists(p_profile, '$.taste[*] ? (@.type() != "number")'))) THEN
-            'profile.taste must be null or an array of 32 numbers'
-        WHEN jsonb_typeof(p_profile -> 'liked_outfits') NOT IN ('null', 'array')
-             OR jsonb_path_exists(p_profile, '$.liked_outfits[*] ? (@.type() != "number" || @ != @.floor())') THEN
-            'profile.liked_outfits must be an array of outfit ids'
-        ELSE coalesce(
-            ootd._style_shape_problem(coalesce(p_profile -> 'style_dna', '{}'), coalesce(p_profile -> 'style_rules', '{}')),
-            ootd._style_vocabulary_problem(coalesce(p_profile -> 'style_dna', '{}'),
-                                           coalesce(p_profile -> 'style_rules', '{}'), ootd.vocabulary()))
-    END
+#variable_conflict use_column
+BEGIN
+    RETURN (
+        SELECT CASE
+            WHEN jsonb_typeof(p_profile) IS DISTINCT FROM 'object' THEN 'profile must be a JSON object'
+            WHEN p_profile - '{user_id,city,style_dna,style_rules,taste,liked_outfits}'::text[] <> '{}' THEN
+                format('profile has unknown key %s (known: user_id, city, style_dna, style_rules, taste, liked_outfits)',
+                       jsonb_path_query_first(p_profile - '{user_id,city,style_dna,style_rules,taste,liked_outfits}'::text[],
+                                              '$.keyvalue().key'))
+            WHEN jsonb_typeof(p_profile -> 'city') IS DISTINCT FROM 'string' THEN 'profile.city must be a city name'
+            WHEN NOT EXISTS (SELECT 1 FROM ootd.cities c WHERE lower(c.name) = lower(p_profile ->> 'city')) THEN
+                format('unknown city %s', p_profile -> 'city')
+            WHEN p_profile ? 'user_id' AND NOT jsonb_path_exists(p_profile, '$.user_id ? (@.type() == "number" && @ == @.floor())')
+                THEN 'profile.user_id must be an integer'
+            WHEN jsonb_typeof(p_profile -> 'taste') NOT IN ('null', 'array')
+                 OR (jsonb_typeof(p_profile -> 'taste') = 'array'
+                     AND (jsonb_array_length(p_profile -> 'taste') <> 32
+                          OR jsonb_path_exists(p_profile, '$.taste[*] ? (@.type() != "number")'))) THEN
+                'profile.taste must be null or an array of 32 numbers'
+            WHEN jsonb_typeof(p_profile -> 'liked_outfits') NOT IN ('null', 'array')
+                 OR jsonb_path_exists(p_profile, '$.liked_outfits[*] ? (@.type() != "number" || @ != @.floor())') THEN
+                'profile.liked_outfits must be an array of outfit ids'
+            ELSE coalesce(
+                ootd._style_shape_problem(coalesce(p_profile -> 'style_dna', '{}'), coalesce(p_profile -> 'style_rules', '{}')),
+                ootd._style_vocabulary_problem(coalesce(p_profile -> 'style_dna', '{}'),
+                                               coalesce(p_profile -> 'style_rules', '{}'), ootd.vocabulary()))
+        END);
+END
 $$;
 COMMENT ON FUNCTION ootd._profile_problem(jsonb) IS
     'Private: NULL if a what-if profile is valid (city, style_dna, style_rules, taste, liked_outfits), else the first problem.';
@@ -632,13 +685,18 @@ RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    u       ootd.users;
+    v_liked bigint[];
 BEGIN
     PERFORM ootd._check_user(p_user_id);
-    RETURN (SELECT jsonb_build_object('user_id', u.id, 'city', u.city, 'style_dna', u.style_dna,
-                                      'style_rules', u.style_rules, 'taste', u.taste::text::jsonb,
-                                      'liked_outfits', to_jsonb(ARRAY(SELECT k.outfit_id FROM ootd.likes k
-                                                                      WHERE k.user_id = u.id ORDER BY k.outfit_id)))
-            FROM ootd.users u WHERE u.id = p_user_id);
+    -- two single-user queries (on Citus, each reads only the shard of the worker running the call)
+    SELECT * INTO u FROM ootd.users WHERE id = p_user_id;
+    SELECT coalesce(array_agg(k.outfit_id ORDER BY k.outfit_id), '{}') INTO v_liked
+    FROM ootd.likes k WHERE k.user_id = p_user_id;
+    RETURN jsonb_build_object('user_id', u.id, 'city', u.city, 'style_dna', u.style_dna,
+                              'style_rules', u.style_rules, 'taste', u.taste::text::jsonb,
+                              'liked_outfits', to_jsonb(v_liked));
 END
 $$;
 COMMENT ON FUNCTION ootd.user_profile(bigint) IS
@@ -695,15 +753,21 @@ COMMENT ON FUNCTION ootd.simulate(jsonb, timestamptz, jsonb, text, integer) IS
 
 -- ootd.pool_catalog(date): the pools of a date (default: the latest), for
 -- the simulator's picker.
+-- PL/pgSQL so that Citus plans its query on a coordinator (a SQL function
+-- with a parameter over a Citus table is refused there).
 CREATE FUNCTION ootd.pool_catalog(p_pool_date date DEFAULT NULL)
 RETURNS TABLE (pool_date date, cluster_id text, archetype text, weather text, members integer)
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     SELECT p.pool_date, p.cluster_id, p.archetype, p.weather, p.members
     FROM ootd.pools p
     WHERE p.pool_date = coalesce(p_pool_date, (SELECT max(q.pool_date) FROM ootd.pools q))
-    ORDER BY p.archetype, p.weather
+    ORDER BY p.archetype, p.weather;
+END
 $$;
 COMMENT ON FUNCTION ootd.pool_catalog(date) IS 'The pools of a date (default: the latest): cluster, archetype, weather, members.';
 
@@ -738,12 +802,17 @@ COMMENT ON FUNCTION ootd.city_catalog() IS 'The cities a profile may name: name,
 
 -- ootd.llm_calls_since(at): LLM requests recorded in the ledger since an
 -- instant (the simulator shows it stays 0 while ranking).
+-- PL/pgSQL so that Citus plans its query on a coordinator (a SQL function
+-- with a parameter over a Citus table is refused there).
 CREATE FUNCTION ootd.llm_calls_since(p_since timestamptz)
 RETURNS bigint
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT count(*) FROM ootd.llm_calls c WHERE c.called_at >= p_since
+BEGIN
+    RETURN (
+        SELECT count(*) FROM ootd.llm_calls c WHERE c.called_at >= p_since);
+END
 $$;
 COMMENT ON FUNCTION ootd.llm_calls_since(timestamptz) IS 'LLM requests recorded in ootd.llm_calls since an instant.';
 

@@ -108,12 +108,17 @@ COMMENT ON FUNCTION ootd._dcg(double precision[]) IS 'Private: DCG of gains in r
 
 -- ootd._evaluation_sample(n): n user ids, the same ones on every run (the
 -- first n by hashint8(id)): a spread over the id range, stable for trends.
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._evaluation_sample(p_users integer)
 RETURNS bigint[]
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-    SELECT coalesce(array_agg(s.id ORDER BY s.h, s.id), '{}')
-    FROM (SELECT u.id, hashint8(u.id) AS h FROM ootd.users u ORDER BY hashint8(u.id), u.id LIMIT p_users) s
+#variable_conflict use_column
+BEGIN
+    RETURN (
+        SELECT coalesce(array_agg(s.id ORDER BY s.h, s.id), '{}')
+        FROM (SELECT u.id, hashint8(u.id) AS h FROM ootd.users u ORDER BY hashint8(u.id), u.id LIMIT p_users) s);
+END
 $$;
 COMMENT ON FUNCTION ootd._evaluation_sample(integer) IS
     'Private: the evaluation''s deterministic sample, the first n users by hashint8(id).';
@@ -128,10 +133,14 @@ COMMENT ON FUNCTION ootd._evaluation_sample(integer) IS
 -- feed's score) (ootd._outfit_score).  ndcg = DCG(served) / DCG(best k of the
 -- oracle); pool_ceiling = DCG(best k of the candidates read) / the same.  No
 -- row without a pool.
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._evaluate_feed(p_user_id bigint, p_at timestamptz, p_k integer)
 RETURNS SETOF ootd.evaluation_feed
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH r AS (
         SELECT * FROM ootd._ranked(p_user_id, p_at, p_k)
     ), f AS (
@@ -181,7 +190,8 @@ AS $$
            ootd._dcg(ARRAY(SELECT s.gain FROM s ORDER BY s.rank)) / nullif(i.oracle, 0),
            i.pool / nullif(i.oracle, 0),
            (SELECT avg(a.embedding OPERATOR(public.<=>) b.embedding) FROM s a JOIN s b ON a.rank < b.rank)
-    FROM u CROSS JOIN f CROSS JOIN ideal i
+    FROM u CROSS JOIN f CROSS JOIN ideal i;
+END
 $$;
 COMMENT ON FUNCTION ootd._evaluate_feed(bigint, timestamptz, integer) IS
     'Private: one served feed measured: NDCG@k against the 1:1 oracle, pool ceiling, vetoes, headline, diversity.';
@@ -296,10 +306,14 @@ COMMENT ON FUNCTION ootd._evaluation_metrics(ootd.evaluation_feed[], bigint) IS
 -- farthest from it (ties by id): one deterministic 2-means step.  Half 1 is
 -- the far member's side; users without a taste vector are in half 0 (a
 -- one-member cluster is all half 0).  center: the half's mean taste.
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._taste_halves(p_day date)
 RETURNS TABLE (user_id bigint, cluster_id text, archetype text, half integer, center public.vector)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH m AS (
         SELECT c.user_id, c.cluster_id, c.archetype, u.taste
         FROM ootd.user_clusters(p_day) c JOIN ootd.users u ON u.id = c.user_id
@@ -317,7 +331,8 @@ AS $$
     )
     SELECT h.user_id, h.cluster_id, h.archetype, h.half,
            public.avg(h.taste) OVER (PARTITION BY h.cluster_id, h.half)
-    FROM h
+    FROM h;
+END
 $$;
 COMMENT ON FUNCTION ootd._taste_halves(date) IS
     'Private: each clustered user''s taste half of their archetype x weather cluster (one 2-means step) and the half''s mean taste.';
@@ -331,10 +346,14 @@ COMMENT ON FUNCTION ootd._taste_halves(date) IS
 -- the half's mean taste, as many of each daypart as the pool has (ties by
 -- id); a pool whose half has no tasteful member keeps its outfits; label:
 -- cluster/half.
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._sweep_pools(p_day date, p_clustering text, p_half integer DEFAULT 0)
 RETURNS TABLE (cluster_id text, label text, outfit_id bigint)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH top AS (
         SELECT DISTINCT ON (p.archetype) p.archetype, p.cluster_id
         FROM ootd.pools p
@@ -370,7 +389,8 @@ AS $$
     SELECT o.cluster_id, o.cluster_id || '/' || p_half, o.id
     FROM ootd.outfits o
     WHERE p_clustering = 'taste' AND o.pool_date = p_day
-      AND NOT EXISTS (SELECT 1 FROM centers c WHERE c.cluster_id = o.cluster_id)
+      AND NOT EXISTS (SELECT 1 FROM centers c WHERE c.cluster_id = o.cluster_id);
+END
 $$;
 COMMENT ON FUNCTION ootd._sweep_pools(date, text, integer) IS
     'Private: the outfits standing in for each pool of a day in a sweep (archetype: its largest pool; taste: the half''s nearest same-weather outfits) and the cluster label.';
@@ -394,20 +414,25 @@ COMMENT ON FUNCTION ootd._sweep_clusters(date) IS
 -- ootd._weather_mismatch(feeds, day): per k, the share of served items
 -- generated for another weather than the user's on the day (the scorer does
 -- not see weather: this is what serving an archetype-only pool costs).
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._weather_mismatch(p_feeds ootd.evaluation_feed[], p_day date)
 RETURNS jsonb
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 AS $$
-    SELECT coalesce(jsonb_object_agg('weather_mismatch_share@' || t.k, t.share), '{}')
-    FROM (SELECT f.k, avg((p.weather IS DISTINCT FROM wx.condition)::integer)::double precision AS share
-          FROM unnest(p_feeds) f
-          CROSS JOIN unnest(f.items) i(item)
-          JOIN ootd.outfits o ON o.id = i.item
-          JOIN ootd.pools p ON p.pool_date = o.pool_date AND p.cluster_id = o.cluster_id
-          JOIN ootd.users u ON u.id = f.user_id
-          LEFT JOIN LATERAL (SELECT w.condition FROM ootd.weather_daily w
-                             WHERE w.city = u.city AND w.day <= p_day ORDER BY w.day DESC LIMIT 1) wx ON true
-          GROUP BY f.k) t
+#variable_conflict use_column
+BEGIN
+    RETURN (
+        SELECT coalesce(jsonb_object_agg('weather_mismatch_share@' || t.k, t.share), '{}')
+        FROM (SELECT f.k, avg((p.weather IS DISTINCT FROM wx.condition)::integer)::double precision AS share
+              FROM unnest(p_feeds) f
+              CROSS JOIN unnest(f.items) i(item)
+              JOIN ootd.outfits o ON o.id = i.item
+              JOIN ootd.pools p ON p.pool_date = o.pool_date AND p.cluster_id = o.cluster_id
+              JOIN ootd.users u ON u.id = f.user_id
+              LEFT JOIN LATERAL (SELECT w.condition FROM ootd.weather_daily w
+                                 WHERE w.city = u.city AND w.day <= p_day ORDER BY w.day DESC LIMIT 1) wx ON true
+              GROUP BY f.k) t);
+END
 $$;
 COMMENT ON FUNCTION ootd._weather_mismatch(ootd.evaluation_feed[], date) IS
     'Private: per k, the share of served items generated for another weather than the user''s.';

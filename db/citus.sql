@@ -1,0 +1,159 @@
+-- =============================================================================
+-- ootd on Citus: distribute the migrated schema (run by `ootd migrate` on a
+-- Citus coordinator, after `alembic upgrade head`; see docs/scaling.md)
+-- Not part of the single-node schema (db/sql/): this file only runs where
+-- the citus extension exists.  Every step is idempotent: a second run changes
+-- nothing.  Steps are separated by a blank line after a line ending in ';'
+-- (db/citus.py runs them one at a time, each in its own transaction, as the
+-- superuser running `ootd migrate`: Citus opens connections to the workers as
+-- the current user, and ootd_owner cannot log in).
+-- Per-user tables (users, likes) are distributed by user id, co-located;
+-- everything else is a reference table (a copy on every node), so a feed or
+-- a like runs on the one worker that holds the user.
+-- =============================================================================
+
+-- A reference table with a foreign key to a distributed one (or the reverse)
+-- must not silently turn into a coordinator-only "citus local" table.
+SET citus.enable_local_reference_table_foreign_keys = off;
+
+-- ---------------------------------------------------------------- functions --
+-- First pass: the functions whose signatures name no table (the CHECK
+-- constraints' functions and every helper they call among them) exist on
+-- every worker before the shards whose constraints call them.  Function
+-- bodies are not dependencies Citus follows, so every such function goes.
+-- (Those naming a table's row type follow the tables, below.)  Bodies are
+-- not checked on the workers (check_function_bodies off, propagated as SET
+-- LOCAL): a SQL function's body may name a table or function that comes later.
+-- One function per transaction: Citus refuses dozens in one.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure
+        FROM pg_catalog.pg_proc p
+        WHERE p.pronamespace = 'ootd'::regnamespace
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object d
+                          WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid)
+          AND NOT EXISTS (SELECT 1
+                          FROM pg_catalog.pg_depend x
+                          JOIN pg_catalog.pg_type t ON t.oid = x.refobjid
+                          JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN t.typelem <> 0 THEN t.typelem ELSE t.oid END
+                          JOIN pg_catalog.pg_class c ON c.oid = b.typrelid
+                          WHERE x.classid = 'pg_catalog.pg_proc'::regclass AND x.objid = p.oid
+                            AND x.refclassid = 'pg_catalog.pg_type'::regclass AND c.relkind IN ('r', 'p'))
+        ORDER BY p.oid
+    LOOP
+        SET LOCAL citus.propagate_set_commands = 'local';
+        SET LOCAL check_function_bodies = off;
+        PERFORM pg_catalog.create_distributed_function(f);
+        COMMIT;                        -- one function per transaction
+    END LOOP;
+END
+$$;
+
+-- ------------------------------------------------------------------- tables --
+-- Reference tables first (users reference cities), then users, the tables
+-- referencing it or referenced by likes, then likes co-located with users.
+-- pool_cache stays UNLOGGED on every node: after a worker crash its copy is
+-- empty and ootd._pool_rows serves the durable outfits until the cache is
+-- refilled (ootd.refresh_pool_cache).
+SELECT pg_catalog.create_reference_table(t.name::regclass)
+FROM unnest(ARRAY['ootd.timezones', 'ootd.archetypes', 'ootd.categories', 'ootd.colors',
+                  'ootd.weather_conditions', 'ootd.cities']) WITH ORDINALITY AS t(name, n)
+WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = t.name::regclass)
+ORDER BY t.n;
+
+SELECT pg_catalog.create_distributed_table('ootd.users', 'id', shard_count := 32)
+WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'ootd.users'::regclass);
+
+SELECT pg_catalog.create_reference_table(t.name::regclass)
+FROM unnest(ARRAY['ootd.weather_daily', 'ootd.pools', 'ootd.outfits']) WITH ORDINALITY AS t(name, n)
+WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = t.name::regclass)
+ORDER BY t.n;
+
+SELECT pg_catalog.create_distributed_table('ootd.likes', 'user_id', colocate_with := 'ootd.users')
+WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'ootd.likes'::regclass);
+
+SELECT pg_catalog.create_reference_table(t.name::regclass)
+FROM unnest(ARRAY['ootd.llm_calls', 'ootd.llm_prices', 'ootd.pool_cache', 'ootd.scoring_weights',
+                  'ootd.evaluations']) WITH ORDINALITY AS t(name, n)
+WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = t.name::regclass)
+ORDER BY t.n;
+
+-- Every table of the schema is now distributed or a reference table: a new
+-- table that this file does not place is an error, not a coordinator-only
+-- table nobody noticed.
+DO $$
+DECLARE
+    v_missing text;
+BEGIN
+    SELECT string_agg(c.oid::regclass::text, ', ' ORDER BY c.relname) INTO v_missing
+    FROM pg_catalog.pg_class c
+    WHERE c.relnamespace = 'ootd'::regnamespace AND c.relkind IN ('r', 'p')
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = c.oid);
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'db/citus.sql does not place these tables: %', v_missing
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Make each a reference table or distribute it by user id in db/citus.sql.';
+    END IF;
+END
+$$;
+
+-- ---------------------------------------------------------------- functions --
+-- Second pass: every other function of the schema, after the tables its
+-- signature names, so that every function exists on every worker (those a
+-- delegated call runs, with their owner and grants).  Functions were created
+-- with DDL propagation off (the migrations run locally), hence this file.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure
+        FROM pg_catalog.pg_proc p
+        WHERE p.pronamespace = 'ootd'::regnamespace
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object d
+                          WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid)
+        ORDER BY p.oid
+    LOOP
+        SET LOCAL citus.propagate_set_commands = 'local';
+        SET LOCAL check_function_bodies = off;
+        PERFORM pg_catalog.create_distributed_function(f);
+        COMMIT;                        -- one function per transaction
+    END LOOP;
+END
+$$;
+
+-- The request-path functions run on the worker that holds the user: the
+-- coordinator delegates the whole call (distributed by their user-id
+-- argument, co-located with ootd.users).
+SELECT pg_catalog.create_distributed_function(f.signature::regprocedure, f.argument, colocate_with := 'ootd.users')
+FROM (VALUES ('ootd.feed(bigint, timestamp with time zone, integer)', 'p_user_id'),
+             ('ootd.feed_explain(bigint, timestamp with time zone, integer)', 'p_user_id'),
+             ('ootd.user_profile(bigint)', 'p_user_id'),
+             ('ootd.like(bigint, bigint)', 'p_user_id'),
+             ('ootd.unlike(bigint, bigint)', 'p_user_id'),
+             ('ootd.put_user(bigint, text, text, jsonb, jsonb)', 'p_id')) AS f(signature, argument)
+WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object d
+                  WHERE d.classid = 'pg_catalog.pg_proc'::regclass
+                    AND d.objid = f.signature::regprocedure::oid
+                    AND d.distribution_argument_index IS NOT NULL);
+
+-- --------------------------------------------------------------- privileges --
+-- Tables and grants reach the workers with the tables and functions, but a
+-- function created there is executable by PUBLIC (the coordinator's default
+-- privileges do not travel): revoke it, so each node grants exactly what a
+-- single node grants (09_privileges.sql).  Citus propagates the REVOKE of a
+-- distributed function; on the coordinator it changes nothing.
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+             WHERE p.pronamespace = 'ootd'::regnamespace ORDER BY p.oid LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+    REVOKE ALL ON SCHEMA ootd FROM PUBLIC;
+END
+$$;

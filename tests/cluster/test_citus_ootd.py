@@ -1,0 +1,356 @@
+"""ootd on a real Citus cluster (coordinator + 2 workers): `ootd migrate` distributes the one schema,
+the nightly batch runs, feeds equal a single node's, likes lose nothing, the feed is a one-worker
+router call, and the cluster (and its UNLOGGED cache) survives a worker crash.
+
+The single-node answer is built in the same session from the same seed, day and LLM stand-in.
+Both nightly runs use one request at a time, so outfit ids (which the feed's tie-break hashes)
+are assigned in the same order on both.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from typing import Iterator
+
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector
+from psycopg.types.json import Jsonb
+
+from batch.nightly import NightlyConfig, run_nightly
+from batch.seed import seed_users
+from cli.main import CommandError, migrate
+from db.citus import CitusCluster, distribute_steps
+from db.connect import connect
+from db.server import EmbeddedServer
+from tests.conftest import create_database, drop_database
+
+pytestmark = pytest.mark.cluster
+
+DAY = date(2026, 4, 20)
+USERS = 10_000
+SEED = 42
+INSTANTS = [f"{DAY} 09:00+00", f"{DAY} 21:00+00"]
+FEED = "SELECT * FROM ootd.feed(%s, %s, 3)"
+
+
+def nightly(url: str) -> None:
+    report = run_nightly(url, NightlyConfig(day=DAY, llm="offline", concurrency=1))
+    assert report.failed == []
+
+
+@pytest.fixture(scope="module")
+def cluster_url(citus_cluster: CitusCluster) -> str:
+    """The coordinator, migrated (and so distributed) by `ootd migrate`, seeded, with the day's pools."""
+    url = citus_cluster.dsn()
+    assert migrate(url) == "upgrade"
+    with connect(url) as conn:
+        seed_users(conn, USERS, SEED)
+    nightly(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+def single_url(pg_server: EmbeddedServer, seeded_template: str) -> Iterator[str]:
+    """A single node with the same users (seed 42) and the same day's pools."""
+    name = create_database(pg_server, seeded_template)
+    url = pg_server.dsn(name)
+    nightly(url)
+    yield url
+    drop_database(pg_server, name)
+
+
+def connect_to(url: str) -> psycopg.Connection:
+    conn = psycopg.connect(url, autocommit=True)
+    register_vector(conn)
+    return conn
+
+
+def worker_port_of(conn: psycopg.Connection, user_id: int) -> int:
+    return conn.execute(
+        "SELECT nodeport FROM citus_shards WHERE table_name = 'ootd.users'::regclass "
+        "AND shardid = get_shard_id_for_distribution_column('ootd.users', %s)",
+        (user_id,),
+    ).fetchone()[0]
+
+
+def users_by_worker(conn: psycopg.Connection, count: int) -> dict[int, list[int]]:
+    """The first `count` user ids held by each worker."""
+    placed: dict[int, list[int]] = {}
+    for user_id in range(1, USERS + 1):
+        port = worker_port_of(conn, user_id)
+        if len(placed.setdefault(port, [])) < count:
+            placed[port].append(user_id)
+        if len(placed) == 2 and all(len(ids) == count for ids in placed.values()):
+            return placed
+    raise AssertionError(f"users on fewer than two workers: {placed}")
+
+
+# ------------------------------------------------------------- distribution --
+def test_migrate_distributes_users_and_likes_by_user_and_the_rest_as_reference_tables(cluster_url: str) -> None:
+    with connect_to(cluster_url) as conn:
+        kinds = dict(
+            conn.execute(
+                "SELECT table_name::text, citus_table_type FROM citus_tables WHERE table_name::text LIKE 'ootd.%'"
+            ).fetchall()
+        )
+        tables = {
+            t
+            for (t,) in conn.execute(
+                "SELECT oid::regclass::text FROM pg_class WHERE relnamespace = 'ootd'::regnamespace AND relkind = 'r'"
+            )
+        }
+        colocated = conn.execute(
+            "SELECT count(DISTINCT colocation_id) FROM citus_tables WHERE table_name IN "
+            "('ootd.users'::regclass, 'ootd.likes'::regclass)"
+        ).fetchone()[0]
+        persistence = conn.execute(
+            "SELECT DISTINCT result FROM run_command_on_placements('ootd.pool_cache', "
+            "$$SELECT relpersistence FROM pg_class WHERE oid = '%s'::regclass$$)"
+        ).fetchall()
+    assert set(kinds) == tables  # every table is placed
+    assert {t for t, k in kinds.items() if k == "distributed"} == {"ootd.users", "ootd.likes"}
+    assert {k for t, k in kinds.items() if t not in ("ootd.users", "ootd.likes")} == {"reference"}
+    assert colocated == 1
+    assert persistence == [("u",)]  # the cache is UNLOGGED on every node
+
+
+def test_every_node_has_every_function_with_the_single_node_grants(
+    citus_cluster: CitusCluster, cluster_url: str
+) -> None:
+    query = (
+        "SELECT p.oid::regprocedure::text, coalesce(p.proacl::text, ''), p.proowner::regrole::text "
+        "FROM pg_proc p WHERE p.pronamespace = 'ootd'::regnamespace ORDER BY 1"
+    )
+    with connect_to(cluster_url) as conn:
+        coordinator = conn.execute(query).fetchall()
+        delegated = conn.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_dist_object d JOIN pg_proc p ON p.oid = d.objid "
+            "WHERE d.classid = 'pg_proc'::regclass AND d.distribution_argument_index IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    assert not [name for name, acl, _ in coordinator if acl.startswith("{=X")]  # nothing runs for PUBLIC
+    for worker in citus_cluster.workers():
+        with connect_to(worker.dsn()) as conn:
+            assert conn.execute(query).fetchall() == coordinator, worker.home.name
+            assert conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'ootd_owner'").fetchone() == (False,)
+    assert {name for (name,) in delegated} == {
+        "ootd.feed(bigint,timestamp with time zone,integer)",
+        "ootd.feed_explain(bigint,timestamp with time zone,integer)",
+        'ootd."like"(bigint,bigint)',
+        "ootd.put_user(bigint,text,text,jsonb,jsonb)",
+        "ootd.unlike(bigint,bigint)",
+        "ootd.user_profile(bigint)",
+    }
+
+
+def test_migrate_again_changes_nothing_and_a_downgrade_is_refused(cluster_url: str) -> None:
+    snapshot = (
+        "SELECT (SELECT array_agg((logicalrelid::text, partmethod, colocationid) ORDER BY logicalrelid::text) "
+        "FROM pg_dist_partition), (SELECT count(*) FROM pg_dist_object), "
+        "(SELECT count(*) FROM pg_dist_shard), (SELECT version_num FROM alembic_version)"
+    )
+    with connect_to(cluster_url) as conn:
+        before = conn.execute(snapshot).fetchone()
+    assert migrate(cluster_url) == "upgrade"
+    with connect_to(cluster_url) as conn:
+        assert conn.execute(snapshot).fetchone() == before
+    with pytest.raises(CommandError, match="is distributed .*moving it to 0013 is not supported"):
+        migrate(cluster_url, revision="0013")
+    with connect_to(cluster_url) as conn:
+        assert conn.execute(snapshot).fetchone() == before
+    assert len(distribute_steps()) >= 8
+
+
+def test_bad_users_are_rejected_on_the_shards_with_the_single_node_errors(cluster_url: str) -> None:
+    cases = [
+        ("UTC+5", "{}", "{}", "22023", 'user 20001: invalid time zone "UTC+5": not an IANA time zone name'),
+        (
+            "Europe/Paris",
+            '{"colour": []}',
+            "{}",
+            "23514",
+            'user 20001: style_dna has unknown key "colour" (known: archetype, preferred_colors, category_affinity, '
+            "color_affinity, vibe, trend, dare)",
+        ),
+        (
+            "Europe/Paris",
+            "{}",
+            '{"disliked_colors": ["Mauve"]}',
+            "23503",
+            'user 20001: unknown color "Mauve" in style_rules.disliked_colors',
+        ),
+    ]
+    with connect_to(cluster_url) as conn:
+        for timezone, dna, rules, sqlstate, message in cases:
+            with pytest.raises(psycopg.Error) as caught:
+                conn.execute(
+                    "INSERT INTO ootd.users (id, city, timezone, style_dna, style_rules) VALUES (20001, 'Paris', %s, %s, %s)",
+                    (timezone, dna, rules),
+                )
+            assert (caught.value.sqlstate, caught.value.diag.message_primary) == (sqlstate, message)
+        with pytest.raises(psycopg.errors.ForeignKeyViolation) as caught:
+            conn.execute("SELECT ootd.put_user(20001, 'Paris', NULL, '{\"archetype\": \"Goth\"}')")
+        assert caught.value.diag.message_primary == 'user 20001: unknown archetype "Goth" in style_dna.archetype'
+        assert conn.execute("SELECT count(*) FROM ootd.users WHERE id = 20001").fetchone() == (0,)
+
+
+# -------------------------------------------------------------------- feeds --
+def test_two_hundred_feeds_equal_the_single_node_answer(cluster_url: str, single_url: str) -> None:
+    users = list(range(7, USERS + 1, 50))  # 200 users on both workers
+    assert len(users) == 200
+    with connect_to(cluster_url) as cluster, connect_to(single_url) as single:
+        pools = "SELECT cluster_id, array_agg(title ORDER BY slot) FROM ootd.outfits GROUP BY 1 ORDER BY 1"
+        assert cluster.execute(pools).fetchall() == single.execute(pools).fetchall()
+        compared = 0
+        for user_id in users:
+            for at in INSTANTS:
+                expected = single.execute(FEED, (user_id, at)).fetchall()
+                assert cluster.execute(FEED, (user_id, at)).fetchall() == expected, (user_id, at)
+                compared += len(expected)
+    assert compared == 200 * len(INSTANTS) * 3
+
+
+def test_the_feed_is_a_router_call_on_the_worker_holding_the_user(cluster_url: str) -> None:
+    with connect_to(cluster_url) as conn:
+        for user_id in users_by_worker(conn, 1).values():
+            user_id = user_id[0]
+            plan = [
+                line
+                for (line,) in conn.execute(
+                    "EXPLAIN (COSTS OFF) SELECT * FROM ootd.feed(%s, %s)", (user_id, INSTANTS[0])
+                ).fetchall()
+            ]
+            assert plan[0].startswith("Custom Scan (Citus Adaptive)"), plan
+            assert "Task Count: 1" in [line.strip() for line in plan], plan
+            nodes = [line.strip() for line in plan if line.strip().startswith("Node:")]
+            assert nodes == [f"Node: host=127.0.0.1 port={worker_port_of(conn, user_id)} dbname=ootd"], plan
+            assert any(line.strip().startswith("->  Function Scan on feed") for line in plan), plan
+
+
+# -------------------------------------------------------------------- likes --
+def test_likes_from_eight_connections_on_both_workers_equal_a_serial_replay(cluster_url: str, single_url: str) -> None:
+    with connect_to(cluster_url) as conn:
+        placed = users_by_worker(conn, 2)
+        outfits = [r[0] for r in conn.execute("SELECT id FROM ootd.outfits ORDER BY id LIMIT 48").fetchall()]
+    users = sorted(u for ids in placed.values() for u in ids)  # 2 users on each worker
+    barrier = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def worker(share: list[int]) -> None:
+        try:
+            with connect_to(cluster_url) as session:
+                barrier.wait()
+                for outfit_id in share:
+                    for user_id in users:  # every session likes for every user: 8 sessions per user row
+                        assert session.execute("SELECT ootd.like(%s, %s)", (user_id, outfit_id)).fetchone()[0]
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(outfits[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+    profile = "SELECT likes_count, style_dna, taste::real[], taste_norm FROM ootd.users WHERE id = %s"
+    with connect_to(cluster_url) as conn, connect_to(single_url) as single:
+        for user_id in users:
+            order = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT outfit_id FROM ootd.likes WHERE user_id = %s ORDER BY liked_at, outfit_id", (user_id,)
+                ).fetchall()
+            ]
+            assert sorted(order) == outfits
+            with single.transaction(force_rollback=True):
+                for outfit_id in order:  # the serial replay
+                    single.execute("SELECT ootd.like(%s, %s)", (user_id, outfit_id))
+                expected = single.execute(profile, (user_id,)).fetchone()
+            got = conn.execute(profile, (user_id,)).fetchone()
+            assert got[0] == expected[0] == 48, user_id  # no lost update
+            dna, want = got[1], expected[1]
+            assert dna["category_affinity"] == want["category_affinity"]
+            assert dna["color_affinity"] == want["color_affinity"]
+            strengths = sorted(dna["color_affinity"].values(), reverse=True)[:8]
+            assert [dna["color_affinity"][c] for c in dna["preferred_colors"]] == strengths  # the strongest 8
+            for key in ("vibe", "trend", "dare"):  # float order of the same additions
+                assert dna[key] == pytest.approx(want[key], abs=1e-9), key
+            assert got[2] == pytest.approx(expected[2], abs=1e-5)
+            assert got[3] == pytest.approx(expected[3], abs=1e-5)
+        for user_id in users:  # and every unlike takes its like back
+            for outfit_id in outfits:
+                assert conn.execute("SELECT ootd.unlike(%s, %s)", (user_id, outfit_id)).fetchone()[0]
+            assert conn.execute(
+                "SELECT likes_count, style_dna ? 'color_affinity' FROM ootd.users WHERE id = %s", (user_id,)
+            ).fetchone() == (0, False)
+
+
+# ------------------------------------------------------ crash and the cache --
+def test_after_a_worker_crash_feeds_are_served_from_durable_pools_until_the_cache_is_refilled(
+    citus_cluster: CitusCluster, cluster_url: str
+) -> None:
+    explain = "SELECT DISTINCT source FROM ootd.feed_explain(%s, %s)"
+    with connect_to(cluster_url) as conn:
+        placed = users_by_worker(conn, 1)
+        before = {u[0]: conn.execute(FEED, (u[0], INSTANTS[0])).fetchall() for u in placed.values()}
+        assert {u[0]: conn.execute(explain, (u[0], INSTANTS[0])).fetchall() for u in placed.values()} == {
+            u: [("cache",)] for u in before
+        }
+    crashed = citus_cluster.workers()[0]
+    crashed_user = placed[crashed.port][0]
+    other_user = next(u[0] for port, u in placed.items() if port != crashed.port)
+    assert crashed.stop("immediate")  # a crash: recovery empties UNLOGGED tables on that worker
+    citus_cluster.up()
+    with connect_to(cluster_url) as conn:
+        for user_id, rows in before.items():  # the same answers, whichever copy serves them
+            assert conn.execute(FEED, (user_id, INSTANTS[0])).fetchall() == rows
+        assert conn.execute(explain, (crashed_user, INSTANTS[0])).fetchall() == [("durable",)]
+        assert conn.execute(explain, (other_user, INSTANTS[0])).fetchall() == [("cache",)]
+        with connect_to(crashed.dsn()) as worker:
+            assert worker.execute("SELECT count(*) FROM ootd.pool_cache").fetchone() == (0,)
+        # refilling the day rewrites every copy (a reference table write goes to every node)
+        assert conn.execute("SELECT ootd.refresh_pool_cache(%s)", (DAY,)).fetchone()[0] > 0
+        assert conn.execute(explain, (crashed_user, INSTANTS[0])).fetchall() == [("cache",)]
+        for user_id, rows in before.items():
+            assert conn.execute(FEED, (user_id, INSTANTS[0])).fetchall() == rows
+        first = conn.execute("SELECT min(id) FROM ootd.outfits").fetchone()[0]
+        assert conn.execute("SELECT ootd.like(%s, %s)", (crashed_user, first)).fetchone()[0]  # writes work too
+        assert conn.execute("SELECT ootd.unlike(%s, %s)", (crashed_user, first)).fetchone()[0]
+
+
+def test_a_request_path_call_inside_a_transaction_block_is_not_delegated_and_fails_cleanly(cluster_url: str) -> None:
+    """Documented limit (docs/scaling.md): Citus delegates a call only outside a transaction
+    block; on the coordinator the SECURITY DEFINER owner (NOLOGIN) cannot reach the workers.
+    Nothing is written."""
+    with connect_to(cluster_url) as conn:
+        first = conn.execute("SELECT min(id) FROM ootd.outfits").fetchone()[0]
+        before = conn.execute("SELECT likes_count FROM ootd.users WHERE id = 42").fetchone()
+        with pytest.raises(psycopg.errors.ConnectionFailure, match='role "ootd_owner" is not permitted to log in'):
+            with conn.transaction():
+                conn.execute("SELECT ootd.like(42, %s)", (first,))
+        assert conn.execute("SELECT likes_count FROM ootd.users WHERE id = 42").fetchone() == before
+
+
+def test_a_new_color_is_accepted_on_every_shard_after_refresh_vocabulary(cluster_url: str) -> None:
+    add = "SELECT (ootd.put_user(%s, 'Paris', NULL, '{\"preferred_colors\": [\"Teal\"]}')).id"
+    with connect_to(cluster_url) as conn:
+        placed = users_by_worker(conn, 1)
+        saved = {
+            u[0]: conn.execute("SELECT style_dna FROM ootd.users WHERE id = %s", u).fetchone()[0]
+            for u in placed.values()
+        }
+        conn.execute("INSERT INTO ootd.colors (name, hex, family) VALUES ('Teal', '#008080', 'cool')")
+        try:
+            for user_id in placed.values():  # a user on each worker
+                with pytest.raises(psycopg.errors.ForeignKeyViolation, match='unknown color "Teal"'):
+                    conn.execute(add, (user_id[0],))  # the check fails closed until the refresh
+            assert conn.execute("SELECT ootd.refresh_vocabulary() -> 'colors' ? 'Teal'").fetchone() == (True,)
+            for user_id in placed.values():
+                assert conn.execute(add, (user_id[0],)).fetchone() == (user_id[0],)
+        finally:
+            for user_id, dna in saved.items():
+                conn.execute("UPDATE ootd.users SET style_dna = %s WHERE id = %s", (Jsonb(dna), user_id))
+            conn.execute("DELETE FROM ootd.colors WHERE name = 'Teal'")
+            conn.execute("SELECT ootd.refresh_vocabulary()")
