@@ -140,6 +140,16 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object d
                     AND d.objid = f.signature::regprocedure::oid
                     AND d.distribution_argument_index IS NOT NULL);
 
+-- -------------------------------------------------------------------- owner --
+-- A call Citus does not delegate (inside a transaction block, or with an
+-- argument that is not a constant, e.g. ootd.like(42, (SELECT ...))) runs on
+-- the coordinator as its SECURITY DEFINER owner, and Citus opens the worker
+-- connections its queries need as that role: ootd_owner must be able to log
+-- in (propagated to every node).  It has no password: the nodes' pg_hba.conf
+-- (or .pgpass / certificates for node-to-node connections) decides, as for the
+-- superuser; keep it unreachable from outside the cluster.
+ALTER ROLE ootd_owner LOGIN;
+
 -- --------------------------------------------------------------- privileges --
 -- Tables and grants reach the workers with the tables and functions, but a
 -- function created there is executable by PUBLIC (the coordinator's default

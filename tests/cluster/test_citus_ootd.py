@@ -133,7 +133,8 @@ def test_every_node_has_every_function_with_the_single_node_grants(
     for worker in citus_cluster.workers():
         with connect_to(worker.dsn()) as conn:
             assert conn.execute(query).fetchall() == coordinator, worker.home.name
-            assert conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'ootd_owner'").fetchone() == (False,)
+            # the owner logs in, as Citus needs for the worker connections of a call it does not delegate
+            assert conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'ootd_owner'").fetchone() == (True,)
     assert {name for (name,) in delegated} == {
         "ootd.feed(bigint,timestamp with time zone,integer)",
         "ootd.feed_explain(bigint,timestamp with time zone,integer)",
@@ -320,17 +321,31 @@ def test_after_a_worker_crash_feeds_are_served_from_durable_pools_until_the_cach
         assert conn.execute("SELECT ootd.unlike(%s, %s)", (crashed_user, first)).fetchone()[0]
 
 
-def test_a_request_path_call_inside_a_transaction_block_is_not_delegated_and_fails_cleanly(cluster_url: str) -> None:
-    """Documented limit (docs/scaling.md): Citus delegates a call only outside a transaction
-    block; on the coordinator the SECURITY DEFINER owner (NOLOGIN) cannot reach the workers.
-    Nothing is written."""
+def test_calls_citus_does_not_delegate_run_on_the_coordinator_as_the_owner(cluster_url: str) -> None:
+    """Inside a transaction block, or with an argument that is not a constant, Citus does not delegate
+    a call: it runs on the coordinator as the SECURITY DEFINER owner, whose queries reach the workers
+    as that role (db/citus.sql gives ootd_owner LOGIN).  The result equals the delegated call's; a
+    rolled-back transaction writes nothing."""
     with connect_to(cluster_url) as conn:
         first = conn.execute("SELECT min(id) FROM ootd.outfits").fetchone()[0]
-        before = conn.execute("SELECT likes_count FROM ootd.users WHERE id = 42").fetchone()
-        with pytest.raises(psycopg.errors.ConnectionFailure, match='role "ootd_owner" is not permitted to log in'):
+        before = conn.execute("SELECT likes_count FROM ootd.users WHERE id = 42").fetchone()[0]
+        delegated = conn.execute("SELECT * FROM ootd.feed(42, %s)", (f"{DAY} 12:00+00",)).fetchall()
+        with conn.transaction():  # (direct table reads as another role after the like: Citus refuses those)
+            assert conn.execute("SELECT * FROM ootd.feed(42, %s)", (f"{DAY} 12:00+00",)).fetchall() == delegated
+            assert conn.execute("SELECT ootd.like(42, %s)", (first,)).fetchone()[0] is True
+            assert conn.execute("SELECT ootd.user_profile(42) -> 'liked_outfits'").fetchone()[0] == [first]
+        assert conn.execute("SELECT likes_count FROM ootd.users WHERE id = 42").fetchone()[0] == before + 1
+        assert conn.execute("SELECT ootd.unlike(42, (SELECT min(id) FROM ootd.outfits))").fetchone()[0] is True
+        with pytest.raises(psycopg.errors.RaiseException):
             with conn.transaction():
                 conn.execute("SELECT ootd.like(42, %s)", (first,))
-        assert conn.execute("SELECT likes_count FROM ootd.users WHERE id = 42").fetchone() == before
+                conn.execute("DO $$ BEGIN RAISE EXCEPTION 'roll back'; END $$")
+        assert conn.execute("SELECT likes_count FROM ootd.users WHERE id = 42").fetchone()[0] == before
+        profile = conn.execute("SELECT ootd.user_profile(42)").fetchone()[0]
+        assert (
+            conn.execute("SELECT count(*) FROM ootd.simulate(ootd.user_profile(42))").fetchone()[0]
+            == (conn.execute("SELECT count(*) FROM ootd.simulate(%s)", (Jsonb(profile),)).fetchone()[0])
+        )
 
 
 def test_a_new_color_is_accepted_on_every_shard_after_refresh_vocabulary(cluster_url: str) -> None:
