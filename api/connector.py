@@ -259,8 +259,18 @@ class Database:
             ) from exc
         except psycopg.Error as exc:
             if exc.sqlstate is None:  # lost connection, server gone: the pool discards it
+                if not self.retry_lost:  # a replica: drop its other dead idle connections now, so that once
+                    self._discard_dead()  # it is back, its next request gets a fresh one rather than a 503
                 raise ApiError(503, "database_unavailable", "database unavailable", {"Retry-After": "1"}) from exc
             raise http_error(DatabaseError.from_psycopg(exc), overrides) from exc
+
+    def _discard_dead(self) -> None:
+        """pool.check(): every idle connection is tested and the dead ones are dropped (a replica that was
+        restarted left its pooled connections closed; the pool only notices one when it is used)."""
+        try:
+            self.pool.check()
+        except Exception as exc:  # best effort: the request has already failed over
+            log.warning("checking the pool of %s after a lost connection failed: %s", self.pool.name, exc)
 
 
 class Probe:

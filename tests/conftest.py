@@ -69,6 +69,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def _missing_markers(config: pytest.Config) -> list[str]:
+    if config.option.collectonly:  # nothing runs in a --collect-only session
+        return []
     return [marker for marker, count in config.stash.get(_RAN, {}).items() if count == 0]
 
 

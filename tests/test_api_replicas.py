@@ -420,6 +420,11 @@ def test_stopping_the_replica_mid_load_fails_no_request(pair: Pair, tmp_path: Pa
         up = wait_for_state(base, "up")
         phase[0] = "after"
         time.sleep(2.0)  # > the check interval: every worker has seen it up again
+        deadline = time.monotonic() + 20  # on a loaded machine: until the replica served again, bounded
+        while not any(n for (when, _, by), n in list(outcomes.items()) if when == "after" and by == "replica-1"):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         _, _, text = get(base, "/metrics")
         text = text.decode()
         stop.set()
