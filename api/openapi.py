@@ -196,7 +196,7 @@ def _user_param() -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def spec() -> dict[str, Any]:
     from api import __doc__ as summary
-    from api.simulator import PAGE_HEADERS
+    from api.simulator import ITEM_KEYS, PAGE_HEADERS
 
     return {
         "openapi": "3.1.0",
@@ -734,26 +734,7 @@ def spec() -> dict[str, Any]:
                 "SimulationItem": {
                     "type": "object",
                     "additionalProperties": False,
-                    "required": [
-                        "rank",
-                        "outfit_id",
-                        "title",
-                        "category",
-                        "color",
-                        "daypart",
-                        "vetoed_by",
-                        "priority",
-                        "color_boost",
-                        "category_boost",
-                        "affinity_boost",
-                        "liked_penalty",
-                        "cosine",
-                        "daypart_bonus",
-                        "jitter",
-                        "score",
-                        "source",
-                        "drawn_from",
-                    ],  # fmt: skip
+                    "required": list(ITEM_KEYS),
                     "properties": {
                         "rank": {"type": ["integer", "null"], "minimum": 1, "description": "Null: vetoed."},
                         "outfit_id": dict(_ID),
