@@ -158,6 +158,8 @@ def migrate(url: str | None = None, revision: str = "head", allow_data_loss: boo
         try:
             with engine.connect() as connection:
                 down = is_downgrade(config, connection, revision)
+                if on_citus:
+                    _refuse_other_than_head_on_citus(config, revision, down)
                 if distributed:
                     _refuse_changes_to_a_distributed_schema(config, connection, revision, down)
         finally:
@@ -189,6 +191,20 @@ def _citus_state(url: str, create: bool) -> tuple[bool, bool]:
         if not has_citus(conn):
             return False, False
         return True, is_distributed(conn)
+
+
+def _refuse_other_than_head_on_citus(config, revision: str, down: bool) -> None:
+    """db/citus.sql distributes the head schema: a coordinator only ever migrates to head (a
+    distribution begun at an older revision would leave the workers with its function bodies)."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(config)
+    wanted = scripts.get_revision(revision)
+    if down or wanted is None or wanted.revision not in scripts.get_heads():
+        raise CommandError(
+            f"on a Citus coordinator ootd migrate only goes to head ({', '.join(scripts.get_heads())}), "
+            f"not to {revision}: db/citus.sql distributes the head schema (see docs/scaling.md)"
+        )
 
 
 def _refuse_changes_to_a_distributed_schema(config, connection, revision: str, down: bool) -> None:

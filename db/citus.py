@@ -380,9 +380,14 @@ def has_citus(conn) -> bool:
 
 
 def is_distributed(conn) -> bool:
-    """ootd.users is a distributed table here (db/citus.sql ran)."""
+    """db/citus.sql ran here, even in part: an ootd table or function is in Citus's metadata."""
     row = conn.execute(
-        "SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = to_regclass('ootd.users')"
+        "SELECT 1 FROM pg_catalog.pg_dist_partition p JOIN pg_catalog.pg_class c ON c.oid = p.logicalrelid "
+        "WHERE c.relnamespace = to_regnamespace('ootd') "
+        "UNION ALL "
+        "SELECT 1 FROM pg_catalog.pg_dist_object d JOIN pg_catalog.pg_proc f ON f.oid = d.objid "
+        "WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND f.pronamespace = to_regnamespace('ootd') "
+        "LIMIT 1"
     ).fetchone()
     return row is not None
 

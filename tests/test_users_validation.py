@@ -138,6 +138,30 @@ BAD_CASES = [
         "23503",
         'user 2: unknown color "Mauve" in style_dna.color_affinity',
     ),
+    # values wrapped in arrays (lax jsonpath would unwrap them; ootd.like would then fail on them)
+    ("Europe/Paris", {"vibe": [0.5]}, {}, "23514", "user 2: style_dna.vibe must be a number between 0 and 1"),
+    ("Europe/Paris", {"trend": []}, {}, "23514", "user 2: style_dna.trend must be a number between 0 and 1"),
+    (
+        "Europe/Paris",
+        {"category_affinity": {"Dress": [2]}},
+        {},
+        "23514",
+        "user 2: style_dna.category_affinity must map category names to numbers >= 0",
+    ),
+    (
+        "Europe/Paris",
+        {"preferred_colors": [["Red"]]},
+        {},
+        "23514",
+        "user 2: style_dna.preferred_colors must be an array of color names",
+    ),
+    (
+        "Europe/Paris",
+        {},
+        {"disliked_colors": [["Red"]]},
+        "23514",
+        "user 2: style_rules.disliked_colors must be an array of color names",
+    ),
 ]
 
 
@@ -370,3 +394,44 @@ def test_cli_city_add_rejects_bad_input_and_adds_nothing(db_url, conn, args, mes
     assert result.returncode == 1
     assert result.stderr.strip() == f"ootd: error: {message}"
     assert conn.execute("SELECT count(*) AS n FROM ootd.cities").fetchone()["n"] == before
+
+
+def test_the_vocabulary_refresh_refuses_to_drop_a_name_users_still_use(conn, existing):
+    """ootd.refresh_vocabulary: a new color is usable after it; dropping one a user names is refused
+    (the users CHECK would then refuse every later write of that user, likes included)."""
+    conn.execute("INSERT INTO ootd.colors (name, hex, family) VALUES ('Teal', '#008080', 'cool')")
+    with pytest.raises(errors.ForeignKeyViolation):  # not usable until the refresh
+        conn.execute('SELECT ootd.put_user(1, NULL, NULL, \'{"preferred_colors": ["Teal"]}\')')
+    conn.execute("SELECT ootd.refresh_vocabulary()")
+    conn.execute('SELECT ootd.put_user(1, NULL, NULL, \'{"preferred_colors": ["Teal"]}\')')
+    conn.execute("DELETE FROM ootd.colors WHERE name = 'Teal'")
+    with pytest.raises(errors.ForeignKeyViolation) as caught:
+        conn.execute("SELECT ootd.refresh_vocabulary()")
+    assert caught.value.diag.message_primary == (
+        'cannot drop color "Teal" from the vocabulary: 1 user(s) name it (user 1 among them)'
+    )
+    conn.execute('SELECT ootd.put_user(1, NULL, NULL, \'{"preferred_colors": ["Beige"]}\')')
+    assert "Teal" not in conn.execute("SELECT ootd.refresh_vocabulary() -> 'colors' AS c").fetchone()["c"]
+
+
+def test_concurrent_vocabulary_refreshes_queue_instead_of_failing(db_url):
+    """Two sessions replacing ootd._vocabulary_snapshot at once would fail (tuple concurrently updated):
+    ootd.refresh_vocabulary takes an advisory lock first."""
+    import threading
+
+    failures: list[str] = []
+
+    def refresh() -> None:
+        with psycopg.connect(db_url, autocommit=True) as own:
+            for _ in range(10):
+                try:
+                    own.execute("SELECT ootd.refresh_vocabulary()")
+                except psycopg.Error as exc:
+                    failures.append(f"{exc.sqlstate}: {exc}")
+
+    threads = [threading.Thread(target=refresh) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []

@@ -33,7 +33,8 @@ COMMENT ON COLUMN ootd.users.taste_norm IS 'Length of the running mean of liked 
 
 -- ---------------------------------------------------------------- functions --
 -- ootd._style_shape_problem(dna, rules): NULL when both documents have the
--- right shape, else a sentence naming the first problem.  One CASE
+-- right shape, else a sentence naming the first problem (strict jsonpath:
+-- lax mode would unwrap [0.5] into 0.5 and let a nested array pass).  One CASE
 -- expression with no sub-selects, so the planner inlines it and validating a
 -- million-row COPY costs a few C-level jsonb operations per row.
 CREATE FUNCTION ootd._style_shape_problem(p_dna jsonb, p_rules jsonb)
@@ -56,28 +57,28 @@ AS $$
         WHEN p_dna ? 'archetype' AND jsonb_typeof(p_dna -> 'archetype') <> 'string' THEN
             'style_dna.archetype must be a string'
         WHEN p_dna ? 'preferred_colors' AND (jsonb_typeof(p_dna -> 'preferred_colors') <> 'array'
-              OR jsonb_path_exists(p_dna, '$.preferred_colors[*] ? (@.type() != "string")')) THEN
+              OR jsonb_path_exists(p_dna, 'strict $.preferred_colors[*] ? (@.type() != "string")', '{}', true)) THEN
             'style_dna.preferred_colors must be an array of color names'
         WHEN p_dna ? 'category_affinity' AND (jsonb_typeof(p_dna -> 'category_affinity') <> 'object'
-              OR jsonb_path_exists(p_dna, '$.category_affinity.* ? (@.type() != "number" || @ < 0)')) THEN
+              OR jsonb_path_exists(p_dna, 'strict $.category_affinity.* ? (@.type() != "number" || @ < 0)', '{}', true)) THEN
             'style_dna.category_affinity must map category names to numbers >= 0'
         WHEN p_dna ? 'color_affinity' AND (jsonb_typeof(p_dna -> 'color_affinity') <> 'object'
-              OR jsonb_path_exists(p_dna, '$.color_affinity.* ? (@.type() != "number" || @ < 0)')) THEN
+              OR jsonb_path_exists(p_dna, 'strict $.color_affinity.* ? (@.type() != "number" || @ < 0)', '{}', true)) THEN
             'style_dna.color_affinity must map color names to numbers >= 0'
-        WHEN jsonb_path_exists(p_dna, '$.vibe ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
+        WHEN jsonb_path_exists(p_dna, 'strict $.vibe ? (@.type() != "number" || @ < 0 || @ > 1)', '{}', true) THEN
             'style_dna.vibe must be a number between 0 and 1'
-        WHEN jsonb_path_exists(p_dna, '$.trend ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
+        WHEN jsonb_path_exists(p_dna, 'strict $.trend ? (@.type() != "number" || @ < 0 || @ > 1)', '{}', true) THEN
             'style_dna.trend must be a number between 0 and 1'
-        WHEN jsonb_path_exists(p_dna, '$.dare ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
+        WHEN jsonb_path_exists(p_dna, 'strict $.dare ? (@.type() != "number" || @ < 0 || @ > 1)', '{}', true) THEN
             'style_dna.dare must be a number between 0 and 1'
         WHEN p_rules ? 'liked_categories' AND (jsonb_typeof(p_rules -> 'liked_categories') <> 'array'
-              OR jsonb_path_exists(p_rules, '$.liked_categories[*] ? (@.type() != "string")')) THEN
+              OR jsonb_path_exists(p_rules, 'strict $.liked_categories[*] ? (@.type() != "string")', '{}', true)) THEN
             'style_rules.liked_categories must be an array of category names'
         WHEN p_rules ? 'disliked_categories' AND (jsonb_typeof(p_rules -> 'disliked_categories') <> 'array'
-              OR jsonb_path_exists(p_rules, '$.disliked_categories[*] ? (@.type() != "string")')) THEN
+              OR jsonb_path_exists(p_rules, 'strict $.disliked_categories[*] ? (@.type() != "string")', '{}', true)) THEN
             'style_rules.disliked_categories must be an array of category names'
         WHEN p_rules ? 'disliked_colors' AND (jsonb_typeof(p_rules -> 'disliked_colors') <> 'array'
-              OR jsonb_path_exists(p_rules, '$.disliked_colors[*] ? (@.type() != "string")')) THEN
+              OR jsonb_path_exists(p_rules, 'strict $.disliked_colors[*] ? (@.type() != "string")', '{}', true)) THEN
             'style_rules.disliked_colors must be an array of color names'
         WHEN jsonb_path_exists(p_rules, '$.liked_categories[*] ? (@ == $.disliked_categories[*])') THEN
             format('category %s is both liked and disliked in style_rules',
@@ -148,7 +149,10 @@ COMMENT ON FUNCTION ootd._vocabulary_snapshot() IS
 -- ootd.refresh_vocabulary(): regenerate ootd._vocabulary_snapshot() from
 -- ootd.vocabulary() and ootd.timezones; run it after adding an archetype,
 -- category or color (on Citus, from the coordinator: the new body reaches
--- every worker).  Returns the new snapshot.  Owner only.
+-- every worker).  Returns the new snapshot.  Owner only.  One call at a time
+-- (an advisory lock).  A name the new snapshot would drop while a user still
+-- names it is refused (23503, nothing changed): the users CHECK would refuse
+-- every later write of that user, likes included; update those users first.
 CREATE FUNCTION ootd.refresh_vocabulary()
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -156,11 +160,28 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     v_snapshot jsonb;
+    v_old      jsonb := ootd._vocabulary_snapshot();
+    v_dropped  jsonb;
+    v_used     record;
 BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('ootd.refresh_vocabulary'));
     SELECT ootd.vocabulary() - 'weather'
            || jsonb_build_object('timezones', (SELECT coalesce(jsonb_object_agg(t.name, true ORDER BY t.name), '{}')
                                                FROM ootd.timezones t))
     INTO v_snapshot;
+    SELECT coalesce(jsonb_agg(jsonb_build_object('kind', d.kind, 'name', d.name)), '[]') INTO v_dropped
+    FROM (SELECT 'archetype' AS kind, a.name FROM jsonb_array_elements_text(v_old -> 'archetypes') a(name)
+          WHERE NOT (v_snapshot -> 'archetypes') ? a.name
+          UNION ALL
+          SELECT 'category', c.name FROM jsonb_array_elements_text(v_old -> 'categories') c(name)
+          WHERE NOT (v_snapshot -> 'categories') ? c.name
+          UNION ALL
+          SELECT 'color', c.name FROM jsonb_array_elements_text(v_old -> 'colors') c(name)
+          WHERE NOT (v_snapshot -> 'colors') ? c.name
+          UNION ALL
+          SELECT 'time zone', t.name FROM jsonb_object_keys(v_old -> 'timezones') t(name)
+          WHERE NOT (v_snapshot -> 'timezones') ? t.name) d;
+    -- the DDL first: on Citus a function command cannot follow a multi-shard query in a transaction
     EXECUTE format($ddl$CREATE OR REPLACE FUNCTION ootd._vocabulary_snapshot()
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
@@ -170,7 +191,31 @@ BEGIN
     RETURN %L::jsonb;
 END
 $$$ddl$, v_snapshot::text);
-    RETURN v_snapshot;
+    IF v_dropped = '[]' THEN           -- the usual case (a name added): no scan of the users
+        RETURN v_snapshot;
+    END IF;
+    SELECT d.kind, d.name, count(*) AS users, min(u.id) AS example INTO v_used
+    FROM jsonb_to_recordset(v_dropped) AS d(kind text, name text)
+    JOIN ootd.users u
+      ON CASE d.kind
+             WHEN 'archetype' THEN u.style_dna ->> 'archetype' = d.name
+             WHEN 'category' THEN u.style_dna -> 'category_affinity' ? d.name
+                                  OR u.style_rules -> 'liked_categories' ? d.name
+                                  OR u.style_rules -> 'disliked_categories' ? d.name
+             WHEN 'color' THEN u.style_dna -> 'preferred_colors' ? d.name OR u.style_dna -> 'color_affinity' ? d.name
+                               OR u.style_rules -> 'disliked_colors' ? d.name
+             ELSE u.timezone = d.name
+         END
+    GROUP BY d.kind, d.name
+    ORDER BY d.kind, d.name
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'cannot drop % "%" from the vocabulary: % user(s) name it (user % among them)',
+            v_used.kind, v_used.name, v_used.users, v_used.example
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Update those users first (ootd.put_user), or put the name back; nothing was changed.';
+    END IF;
+    RETURN v_snapshot;                 -- (the raise above rolls the new body back)
 END
 $fn$;
 COMMENT ON FUNCTION ootd.refresh_vocabulary() IS

@@ -798,4 +798,61 @@ COMMENT ON FUNCTION ootd._score(ootd.scoring_weights, bigint, jsonb, jsonb, publ
                                 text, text, text, public.vector) IS
     'Private: an outfit''s score components for a user and their total (the one home of the scoring formula).';
 
+-- ---------------------------------------------------------------- shape --
+-- ---------------------------------------------------------------- functions --
+-- ootd._style_shape_problem(dna, rules): NULL when both documents have the
+-- right shape, else a sentence naming the first problem.  One CASE
+-- expression with no sub-selects, so the planner inlines it and validating a
+-- million-row COPY costs a few C-level jsonb operations per row.
+CREATE OR REPLACE FUNCTION ootd._style_shape_problem(p_dna jsonb, p_rules jsonb)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN jsonb_typeof(p_dna) IS DISTINCT FROM 'object' THEN
+            'style_dna must be a JSON object'
+        WHEN jsonb_typeof(p_rules) IS DISTINCT FROM 'object' THEN
+            'style_rules must be a JSON object'
+        WHEN p_dna - '{archetype,preferred_colors,category_affinity,color_affinity,vibe,trend,dare}'::text[] <> '{}' THEN
+            format('style_dna has unknown key %s (known: archetype, preferred_colors, category_affinity, color_affinity, vibe, trend, dare)',
+                   jsonb_path_query_first(p_dna - '{archetype,preferred_colors,category_affinity,color_affinity,vibe,trend,dare}'::text[],
+                                          '$.keyvalue().key'))
+        WHEN p_rules - '{liked_categories,disliked_categories,disliked_colors}'::text[] <> '{}' THEN
+            format('style_rules has unknown key %s (known: liked_categories, disliked_categories, disliked_colors)',
+                   jsonb_path_query_first(p_rules - '{liked_categories,disliked_categories,disliked_colors}'::text[],
+                                          '$.keyvalue().key'))
+        WHEN p_dna ? 'archetype' AND jsonb_typeof(p_dna -> 'archetype') <> 'string' THEN
+            'style_dna.archetype must be a string'
+        WHEN p_dna ? 'preferred_colors' AND (jsonb_typeof(p_dna -> 'preferred_colors') <> 'array'
+              OR jsonb_path_exists(p_dna, '$.preferred_colors[*] ? (@.type() != "string")')) THEN
+            'style_dna.preferred_colors must be an array of color names'
+        WHEN p_dna ? 'category_affinity' AND (jsonb_typeof(p_dna -> 'category_affinity') <> 'object'
+              OR jsonb_path_exists(p_dna, '$.category_affinity.* ? (@.type() != "number" || @ < 0)')) THEN
+            'style_dna.category_affinity must map category names to numbers >= 0'
+        WHEN p_dna ? 'color_affinity' AND (jsonb_typeof(p_dna -> 'color_affinity') <> 'object'
+              OR jsonb_path_exists(p_dna, '$.color_affinity.* ? (@.type() != "number" || @ < 0)')) THEN
+            'style_dna.color_affinity must map color names to numbers >= 0'
+        WHEN jsonb_path_exists(p_dna, '$.vibe ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
+            'style_dna.vibe must be a number between 0 and 1'
+        WHEN jsonb_path_exists(p_dna, '$.trend ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
+            'style_dna.trend must be a number between 0 and 1'
+        WHEN jsonb_path_exists(p_dna, '$.dare ? (@.type() != "number" || @ < 0 || @ > 1)') THEN
+            'style_dna.dare must be a number between 0 and 1'
+        WHEN p_rules ? 'liked_categories' AND (jsonb_typeof(p_rules -> 'liked_categories') <> 'array'
+              OR jsonb_path_exists(p_rules, '$.liked_categories[*] ? (@.type() != "string")')) THEN
+            'style_rules.liked_categories must be an array of category names'
+        WHEN p_rules ? 'disliked_categories' AND (jsonb_typeof(p_rules -> 'disliked_categories') <> 'array'
+              OR jsonb_path_exists(p_rules, '$.disliked_categories[*] ? (@.type() != "string")')) THEN
+            'style_rules.disliked_categories must be an array of category names'
+        WHEN p_rules ? 'disliked_colors' AND (jsonb_typeof(p_rules -> 'disliked_colors') <> 'array'
+              OR jsonb_path_exists(p_rules, '$.disliked_colors[*] ? (@.type() != "string")')) THEN
+            'style_rules.disliked_colors must be an array of color names'
+        WHEN jsonb_path_exists(p_rules, '$.liked_categories[*] ? (@ == $.disliked_categories[*])') THEN
+            format('category %s is both liked and disliked in style_rules',
+                   jsonb_path_query_first(p_rules, '$.liked_categories[*] ? (@ == $.disliked_categories[*])'))
+    END
+$$;
+COMMENT ON FUNCTION ootd._style_shape_problem(jsonb, jsonb) IS
+    'Private: NULL if style_dna/style_rules have a valid shape, else the first problem (used by the users triggers).';
+
 RESET ROLE;

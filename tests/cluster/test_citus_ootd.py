@@ -156,7 +156,8 @@ def test_migrate_again_changes_nothing_and_a_downgrade_is_refused(cluster_url: s
     assert migrate(cluster_url) == "upgrade"
     with connect_to(cluster_url) as conn:
         assert conn.execute(snapshot).fetchone() == before
-    with pytest.raises(CommandError, match="is distributed .*moving it to 0013 is not supported"):
+    # a coordinator only goes to head: a distribution begun at an older revision would leave its bodies
+    with pytest.raises(CommandError, match="only goes to head .*not to 0013"):
         migrate(cluster_url, revision="0013")
     with connect_to(cluster_url) as conn:
         assert conn.execute(snapshot).fetchone() == before
