@@ -179,11 +179,9 @@ class Database:
         profile (ootd.user_profile) never leaves the database.  `params`: at or (day, time), weights,
         cluster_id, limit.
         """
-        name, bound = ("api_simulate_user", {"user_id": user_id}) if user_id is not None else ("api_simulate", {})
-        bound.update(params, weights=Jsonb(params["weights"]))
-        if user_id is None:
-            bound["profile"] = Jsonb(params["profile"])
-        return self._dicts(name, bound)
+        profile = Jsonb(params["profile"]) if user_id is None else None
+        bound = {**params, "weights": Jsonb(params["weights"]), "profile": profile, "user_id": user_id}
+        return self._dicts("api_simulate", bound)
 
     def pool_catalog(self, pool_date: date | None) -> list[dict[str, Any]]:
         return self._dicts("api_pool_catalog", {"pool_date": pool_date})

@@ -196,19 +196,11 @@ SELECT pg_catalog.pg_is_in_recovery() AS standby,
 -- the feed itself reads local time.
 
 -- name: api_simulate
+-- A what-if call binds profile (user_id NULL: ootd.user_profile is never
+-- evaluated, no user is read); a real user's call binds user_id and no
+-- profile, so that user's profile never leaves the database.
 WITH p AS (
-    SELECT %(profile)s::jsonb AS profile
-), t AS (
-    SELECT p.profile, c.name AS city, c.timezone,
-           coalesce(%(at)s::timestamptz, (%(day)s::date + %(time)s::time) AT TIME ZONE c.timezone, now()) AS sim_at
-    FROM p LEFT JOIN ootd.city_catalog() c ON lower(c.name) = lower(p.profile ->> 'city')
-)
-SELECT s.*, t.sim_at, t.sim_at AT TIME ZONE t.timezone AS sim_local, t.city AS sim_city, t.timezone AS sim_timezone
-FROM t CROSS JOIN LATERAL ootd.simulate(t.profile, t.sim_at, %(weights)s, %(cluster_id)s, %(limit)s) s;
-
--- name: api_simulate_user
-WITH p AS (
-    SELECT ootd.user_profile(%(user_id)s) AS profile
+    SELECT coalesce(%(profile)s::jsonb, ootd.user_profile(%(user_id)s)) AS profile
 ), t AS (
     SELECT p.profile, c.name AS city, c.timezone,
            coalesce(%(at)s::timestamptz, (%(day)s::date + %(time)s::time) AT TIME ZONE c.timezone, now()) AS sim_at

@@ -17,6 +17,8 @@ import os
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -25,12 +27,57 @@ import pytest
 from psycopg.rows import dict_row
 
 from db import REPO_ROOT
-from db.server import EmbeddedServer
+from db.server import EmbeddedServer, ReplicaServer
 
 REQUIRE_MARKERS_ENV = "OOTD_REQUIRE_MARKERS"
 TEMPLATE = "ootd_template"
 TEST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 _counter = itertools.count(1)
+
+
+# ------------------------------------------------------------------ replicas --
+@dataclass(frozen=True)
+class Pair:
+    """A primary and its streaming hot standby (tests/test_replica.py, tests/test_api_replicas.py)."""
+
+    primary: EmbeddedServer
+    replica: ReplicaServer
+
+    @property
+    def home(self) -> Path:
+        return self.primary.home
+
+
+@contextmanager
+def replica_pair(home: Path, users: int, seed: int, day) -> Iterator[Pair]:
+    """A primary in `home`, migrated, `users` seeded, the offline pools of `day` and of today, and
+    a replica that has replayed it all; both stopped on the way out."""
+    from datetime import UTC, datetime
+
+    from batch.nightly import NightlyConfig, run_nightly
+    from batch.seed import seed_users
+    from cli.main import migrate
+    from db.connect import connect
+
+    primary = EmbeddedServer(home, settings=TEST_SETTINGS)
+    replica = primary.replica()
+    try:
+        url = primary.ensure_running()
+        migrate(url)
+        with connect(url) as conn:
+            seed_users(conn, users, seed)
+        run_nightly(url, NightlyConfig(day=day, llm="offline"))
+        today = datetime.now(UTC).date()
+        if today != day:
+            run_nightly(url, NightlyConfig(day=today, llm="offline"))
+        assert primary.start_replica() == replica
+        replica.wait_for_replay(timeout=120)
+        yield Pair(primary, replica)
+    finally:
+        try:
+            replica.stop("fast")
+        finally:
+            primary.stop("fast")
 
 
 # --------------------------------------------------------- required markers --

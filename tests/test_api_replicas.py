@@ -25,8 +25,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import psycopg
@@ -35,13 +34,8 @@ import pytest
 from api.app import create_app
 from api.auth import issue_token
 from api.replicas import ReplicaSettings, parse_lsn, settings_from_env
-from batch.nightly import NightlyConfig, run_nightly
-from batch.seed import seed_users
-from cli.main import migrate
 from db import REPO_ROOT
-from db.connect import connect
-from db.server import EmbeddedServer, ReplicaServer
-from tests.conftest import TEST_SETTINGS
+from tests.conftest import Pair, replica_pair
 
 DAY = date(2026, 4, 20)
 USERS = 300
@@ -50,33 +44,10 @@ SECRET = "test-secret-" + "q" * 60
 NOWHERE = "postgresql://postgres@/ootd?host=/nonexistent-ootd-socket-dir&port=5999"
 
 
-@dataclass(frozen=True)
-class Pair:
-    primary: EmbeddedServer
-    replica: ReplicaServer
-
-
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    primary = EmbeddedServer(tmp_path_factory.mktemp("replicas-home"), settings=TEST_SETTINGS)
-    replica = primary.replica()
-    try:
-        url = primary.ensure_running()
-        migrate(url)
-        with connect(url) as conn:
-            seed_users(conn, USERS, 7)
-        run_nightly(url, NightlyConfig(day=DAY, llm="offline"))
-        today = datetime.now(UTC).date()
-        if today != DAY:
-            run_nightly(url, NightlyConfig(day=today, llm="offline"))
-        assert primary.start_replica() == replica
-        replica.wait_for_replay(timeout=120)
-        yield Pair(primary, replica)
-    finally:
-        try:
-            replica.stop("fast")
-        finally:
-            primary.stop("fast")
+    with replica_pair(tmp_path_factory.mktemp("replicas-home"), USERS, 7, DAY) as both:
+        yield both
 
 
 @contextmanager

@@ -17,7 +17,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -28,13 +27,8 @@ from psycopg import errors
 from api.app import create_app
 from api.auth import issue_token
 from api.connector import FEED_COLUMNS
-from batch.nightly import NightlyConfig, run_nightly
-from batch.seed import seed_users
-from cli.main import migrate
 from db import REPO_ROOT
-from db.connect import connect
-from db.server import EmbeddedServer, ReplicaServer
-from tests.conftest import TEST_SETTINGS, run_cli
+from tests.conftest import Pair, replica_pair, run_cli
 
 DAY = date(2026, 4, 20)
 USERS = 500
@@ -43,37 +37,10 @@ FEED = "SELECT * FROM ootd.feed(%s, %s, 3)"
 SECRET = "test-secret-" + "r" * 60
 
 
-@dataclass(frozen=True)
-class Pair:
-    primary: EmbeddedServer
-    replica: ReplicaServer
-
-    @property
-    def home(self) -> Path:
-        return self.primary.home
-
-
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    primary = EmbeddedServer(tmp_path_factory.mktemp("replica-home"), settings=TEST_SETTINGS)
-    replica = primary.replica()
-    try:
-        url = primary.ensure_running()
-        migrate(url)
-        with connect(url) as conn:
-            seed_users(conn, USERS, 42)
-        run_nightly(url, NightlyConfig(day=DAY, llm="offline"))
-        today = datetime.now(UTC).date()
-        if today != DAY:
-            run_nightly(url, NightlyConfig(day=today, llm="offline"))
-        assert primary.start_replica() == replica
-        replica.wait_for_replay(timeout=120)
-        yield Pair(primary, replica)
-    finally:
-        try:
-            replica.stop("fast")
-        finally:
-            primary.stop("fast")
+    with replica_pair(tmp_path_factory.mktemp("replica-home"), USERS, 42, DAY) as both:
+        yield both
 
 
 def lsn_caught_up(pair: Pair) -> None:

@@ -33,7 +33,7 @@ COMMENT ON COLUMN ootd.scoring_weights.neighbour_pools IS
 
 -- ootd._weight_ranges(): the range of every numeric weight, in column
 -- order: the one home of the ranges (the table's CHECK through
--- ootd._weights_problem, what-if weights through ootd._weights_with, the
+-- ootd._weights_doc_problem, what-if weights through ootd._weights_with, the
 -- simulator's sliders through ootd.weight_catalog).  NULL: unbounded.
 CREATE FUNCTION ootd._weight_ranges()
 RETURNS TABLE (name text, min_value double precision, min_inclusive boolean, max_value double precision)
@@ -319,8 +319,8 @@ COMMENT ON FUNCTION ootd._pool_rows(date, text, text, boolean) IS
 
 -- ootd._context(user, city, zone, dna, rules, taste, liked, at, cluster):
 -- a profile at an instant (ootd.serving_context), for ootd.feed (a stored
--- user) and ootd.simulate (a what-if profile) alike.  liked NULL: the
--- user's rows of ootd.likes (ootd._rank reads them).  Pool: the given cluster when not NULL; else the
+-- user) and ootd.simulate (a what-if profile) alike; liked: the profile's
+-- liked outfit ids.  Pool: the given cluster when not NULL; else the
 -- user's cluster (archetype x the city's weather on the local date); else
 -- the latest earlier pool of the same archetype and weather; else the same
 -- archetype, any weather; else any pool (latest up to the local date, then
@@ -394,7 +394,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ootd._serving_context(bigint, timestamptz) IS
-    'Private: a stored user at an instant (ootd._context; inlined into ootd._ranked).';
+    'Private: a stored user at an instant (ootd._context with the user''s row and likes).';
 
 -- ------------------------------------------------------------------ ranking --
 -- ootd._score(weights, user, dna, rules, taste, local date, priority daypart,
@@ -431,10 +431,9 @@ COMMENT ON FUNCTION ootd._score(ootd.scoring_weights, bigint, jsonb, jsonb, publ
     'Private: an outfit''s score components for a user and their total (the one home of the scoring formula).';
 
 -- ootd._rank(context..., weights, limit): the whole last mile as one
--- set-based query (inlined into its callers, so each caches one plan): every
--- candidate with each score component and its rank.  The context comes as
--- the fields of an ootd.serving_context (a composite argument would be
--- re-formed for every candidate: 4x slower).
+-- set-based query: every candidate with each score component and its rank.
+-- The context comes as the fields of an ootd.serving_context (liked: the
+-- profile's liked outfit ids), so each candidate reads plain values.
 --  1. the candidates (ootd._pool_rows): the served pool, and the priority
 --     daypart's outfits of its same-weather neighbours (weights.neighbour_pools);
 --  2. hard veto: an outfit in a disliked category or color is not served,
@@ -468,15 +467,13 @@ AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
-    WITH liked AS (            -- once, not per candidate (and no sub-select inside x, which would stop inlining)
-        SELECT coalesce(p_liked, ARRAY(SELECT k.outfit_id FROM ootd.likes k WHERE k.user_id = p_user_id)) AS ids
-    ), c AS (
+    WITH c AS (
         SELECT c.*, array_remove(ARRAY[
                    CASE WHEN p_rules -> 'disliked_categories' ? c.category THEN 'disliked_categories:' || c.category END,
                    CASE WHEN p_rules -> 'disliked_colors' ? c.color THEN 'disliked_colors:' || c.color END],
                    NULL) AS violations,
-               c.outfit_id = ANY (l.ids) AS liked
-        FROM liked l CROSS JOIN ootd._pool_rows(p_pool_date, p_cluster_id, p_priority, w.neighbour_pools) c
+               c.outfit_id = ANY (p_liked) AS liked
+        FROM ootd._pool_rows(p_pool_date, p_cluster_id, p_priority, w.neighbour_pools) c
     ), relaxed AS (
         SELECT CASE WHEN count(*) FILTER (WHERE cardinality(c.violations) = 0) >= least(p_limit, count(*))
                     THEN '{}'::text[]
@@ -528,7 +525,7 @@ COMMENT ON FUNCTION ootd._rank(bigint, jsonb, jsonb, public.vector, bigint[], ti
     'Private: every candidate with each score component and its rank (NULL = vetoed), and the headline; the ranking''s one home.';
 
 -- ootd._ranked(user, at, limit): ootd._rank of a stored user with the
--- weights in force (inlined into ootd.feed and ootd.feed_explain).
+-- weights in force (what ootd.feed and ootd.feed_explain read).
 -- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._ranked(p_user_id bigint, p_at timestamptz, p_limit integer)
 RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
@@ -542,16 +539,16 @@ AS $$
 #variable_conflict use_column
 DECLARE
     w ootd.scoring_weights;    -- read into a variable: on a Citus worker a row read from a shard has the shard's type
+    x ootd.serving_context;
 BEGIN
     SELECT * INTO w FROM ootd.scoring_weights;
+    SELECT * INTO x FROM ootd._serving_context(p_user_id, p_at);
+    IF NOT FOUND THEN          -- unknown user, or no pool at all
+        RETURN;
+    END IF;
     RETURN QUERY
-    WITH x AS MATERIALIZED (   -- once: flattened, its expressions would be evaluated for every candidate
-        SELECT * FROM ootd._serving_context(p_user_id, p_at)
-    )
-    SELECT r.*
-    FROM x
-    CROSS JOIN LATERAL ootd._rank(x.user_id, x.dna, x.rules, x.taste, x.liked, x.local, x.local_date, x.priority_daypart,
-                                  x.pool_date, x.cluster_id, x.city, x.weather_adjective, w, p_limit) r;
+    SELECT * FROM ootd._rank(x.user_id, x.dna, x.rules, x.taste, x.liked, x.local, x.local_date, x.priority_daypart,
+                             x.pool_date, x.cluster_id, x.city, x.weather_adjective, w, p_limit);
 END
 $$;
 COMMENT ON FUNCTION ootd._ranked(bigint, timestamptz, integer) IS

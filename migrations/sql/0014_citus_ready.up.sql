@@ -655,7 +655,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ootd._serving_context(bigint, timestamptz) IS
-    'Private: a stored user at an instant (ootd._context; inlined into ootd._ranked).';
+    'Private: a stored user at an instant (ootd._context with the user''s row and likes).';
 
 CREATE OR REPLACE FUNCTION ootd._rank(p_user_id bigint, p_dna jsonb, p_rules jsonb, p_taste public.vector, p_liked bigint[],
                            p_local timestamp, p_local_date date, p_priority text, p_pool_date date,
@@ -672,15 +672,13 @@ AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
-    WITH liked AS (            -- once, not per candidate (and no sub-select inside x, which would stop inlining)
-        SELECT coalesce(p_liked, ARRAY(SELECT k.outfit_id FROM ootd.likes k WHERE k.user_id = p_user_id)) AS ids
-    ), c AS (
+    WITH c AS (
         SELECT c.*, array_remove(ARRAY[
                    CASE WHEN p_rules -> 'disliked_categories' ? c.category THEN 'disliked_categories:' || c.category END,
                    CASE WHEN p_rules -> 'disliked_colors' ? c.color THEN 'disliked_colors:' || c.color END],
                    NULL) AS violations,
-               c.outfit_id = ANY (l.ids) AS liked
-        FROM liked l CROSS JOIN ootd._pool_rows(p_pool_date, p_cluster_id, p_priority, w.neighbour_pools) c
+               c.outfit_id = ANY (p_liked) AS liked
+        FROM ootd._pool_rows(p_pool_date, p_cluster_id, p_priority, w.neighbour_pools) c
     ), relaxed AS (
         SELECT CASE WHEN count(*) FILTER (WHERE cardinality(c.violations) = 0) >= least(p_limit, count(*))
                     THEN '{}'::text[]
@@ -743,16 +741,16 @@ AS $$
 #variable_conflict use_column
 DECLARE
     w ootd.scoring_weights;    -- read into a variable: on a Citus worker a row read from a shard has the shard's type
+    x ootd.serving_context;
 BEGIN
     SELECT * INTO w FROM ootd.scoring_weights;
+    SELECT * INTO x FROM ootd._serving_context(p_user_id, p_at);
+    IF NOT FOUND THEN          -- unknown user, or no pool at all
+        RETURN;
+    END IF;
     RETURN QUERY
-    WITH x AS MATERIALIZED (   -- once: flattened, its expressions would be evaluated for every candidate
-        SELECT * FROM ootd._serving_context(p_user_id, p_at)
-    )
-    SELECT r.*
-    FROM x
-    CROSS JOIN LATERAL ootd._rank(x.user_id, x.dna, x.rules, x.taste, x.liked, x.local, x.local_date, x.priority_daypart,
-                                  x.pool_date, x.cluster_id, x.city, x.weather_adjective, w, p_limit) r;
+    SELECT * FROM ootd._rank(x.user_id, x.dna, x.rules, x.taste, x.liked, x.local, x.local_date, x.priority_daypart,
+                             x.pool_date, x.cluster_id, x.city, x.weather_adjective, w, p_limit);
 END
 $$;
 COMMENT ON FUNCTION ootd._ranked(bigint, timestamptz, integer) IS
