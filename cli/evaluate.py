@@ -1,6 +1,6 @@
 """`ootd evaluate`: run ootd.evaluate() and print what it stored.
 
-PostgreSQL computes every metric (db/sql/07_evaluation.sql) and stores the
+PostgreSQL computes every metric (db/sql/08_evaluation.sql) and stores the
 run in ootd.evaluations; this module only draws the progress bar from the
 function's NOTICEs and prints the row (docs/evaluation.md defines each metric).
 """

@@ -154,7 +154,7 @@ ALTER ROLE ootd_owner LOGIN;
 -- Tables and grants reach the workers with the tables and functions, but a
 -- function created there is executable by PUBLIC (the coordinator's default
 -- privileges do not travel): revoke it, so each node grants exactly what a
--- single node grants (09_privileges.sql).  Citus propagates the REVOKE of a
+-- single node grants (10_privileges.sql).  Citus propagates the REVOKE of a
 -- distributed function; on the coordinator it changes nothing.
 DO $$
 DECLARE

@@ -4,7 +4,7 @@
 -- runs them in one transaction).  Run as a superuser (CREATE EXTENSION vector
 -- needs one), or as a role with CREATEROLE once the extension exists.  Every
 -- object below is created by, and owned by, ootd_owner (SET ROLE here; the
--- last file, 09_privileges.sql, resets it).
+-- last file, 10_privileges.sql, resets it).
 -- =============================================================================
 
 -- =============================================================================
@@ -12,7 +12,8 @@
 --   ootd_owner    NOLOGIN, owns every object; nobody logs in as it.
 --   ootd_api      executes the few functions the HTTP API needs; no table access.
 --   ootd_batch    the nightly batch: reads users, writes pools and the LLM ledger.
---   ootd_analyst  read-only on every table and view.
+--   ootd_analyst  read-only on every table and view; runs evaluations and A/B experiments
+--                 (through their functions only).
 -- Login roles are the DBA's: e.g. CREATE ROLE api_login LOGIN IN ROLE ootd_api.
 -- =============================================================================
 DO $roles$

@@ -4,7 +4,7 @@
 -- user's profile in the same function and transaction: no trigger, so the
 -- same schema runs on Citus, where likes and users are co-located shards and
 -- the whole call runs on the worker that holds the user.  They are the only
--- writers of ootd.likes: nobody but its owner may write it (09_privileges.sql),
+-- writers of ootd.likes: nobody but its owner may write it (10_privileges.sql),
 -- and a row written any other way (by a superuser) teaches the profile nothing.
 -- =============================================================================
 

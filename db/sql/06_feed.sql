@@ -91,20 +91,18 @@ ALTER TABLE ootd.scoring_weights ADD CONSTRAINT scoring_weights_in_range CHECK (
     'cosine', cosine, 'daypart_priority', daypart_priority, 'liked_decay', liked_decay, 'jitter', jitter,
     'neighbour_pools', neighbour_pools)) IS NULL);
 
--- ootd._weights_with(overrides): the current weights with some replaced, for
--- one call (what-if, never written): keys are ootd.scoring_weights columns.
--- Errors 22023: not an object, an unknown or non-weight key, a value of the
--- wrong type or out of range.
-CREATE FUNCTION ootd._weights_with(p_overrides jsonb)
+-- ootd._weights_with(overrides, weights): the weights with some replaced
+-- (what-if weights, an experiment's variant; never written): keys are
+-- ootd.scoring_weights columns.  Errors 22023: not an object, an unknown or
+-- non-weight key, a value of the wrong type or out of range.
+CREATE FUNCTION ootd._weights_with(p_overrides jsonb, w ootd.scoring_weights)
 RETURNS ootd.scoring_weights
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql IMMUTABLE
 AS $$
 DECLARE
-    w       ootd.scoring_weights;
     v_key   text;
     v_error text;
 BEGIN
-    SELECT * INTO w FROM ootd.scoring_weights;
     IF p_overrides IS NULL OR p_overrides = '{}' THEN
         RETURN w;
     END IF;
@@ -136,8 +134,8 @@ BEGIN
     RETURN w;
 END
 $$;
-COMMENT ON FUNCTION ootd._weights_with(jsonb) IS
-    'Private: the current scoring weights with the given keys replaced, validated (22023), never written.';
+COMMENT ON FUNCTION ootd._weights_with(jsonb, ootd.scoring_weights) IS
+    'Private: scoring weights with the given keys replaced, validated (22023), never written.';
 
 INSERT INTO ootd.scoring_weights DEFAULT VALUES;
 
@@ -525,7 +523,9 @@ COMMENT ON FUNCTION ootd._rank(bigint, jsonb, jsonb, public.vector, bigint[], ti
     'Private: every candidate with each score component and its rank (NULL = vetoed), and the headline; the ranking''s one home.';
 
 -- ootd._ranked(user, at, limit): ootd._rank of a stored user with the
--- weights in force (what ootd.feed and ootd.feed_explain read).
+-- weights the user is served (ootd._assignment: the weights in force, or the
+-- variant's of the running experiment), and that variant (what ootd.feed
+-- and ootd.feed_explain read).
 -- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._ranked(p_user_id bigint, p_at timestamptz, p_limit integer)
 RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
@@ -533,26 +533,27 @@ RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color 
                category_boost double precision, affinity_boost double precision,
                liked_penalty double precision, cosine double precision, daypart_bonus double precision,
                jitter double precision, score double precision, headline text, cluster_id text,
-               pool_date date, source text, relaxed_rules text[], drawn_from text)
+               pool_date date, source text, relaxed_rules text[], drawn_from text, variant text)
 LANGUAGE plpgsql STABLE
 AS $$
 #variable_conflict use_column
 DECLARE
-    w ootd.scoring_weights;    -- read into a variable: on a Citus worker a row read from a shard has the shard's type
+    a record;
     x ootd.serving_context;
 BEGIN
-    SELECT * INTO w FROM ootd.scoring_weights;
     SELECT * INTO x FROM ootd._serving_context(p_user_id, p_at);
     IF NOT FOUND THEN          -- unknown user, or no pool at all
         RETURN;
     END IF;
+    a := ootd._assignment(p_user_id);
     RETURN QUERY
-    SELECT * FROM ootd._rank(x.user_id, x.dna, x.rules, x.taste, x.liked, x.local, x.local_date, x.priority_daypart,
-                             x.pool_date, x.cluster_id, x.city, x.weather_adjective, w, p_limit);
+    SELECT r.*, a.variant
+    FROM ootd._rank(x.user_id, x.dna, x.rules, x.taste, x.liked, x.local, x.local_date, x.priority_daypart,
+                    x.pool_date, x.cluster_id, x.city, x.weather_adjective, a.weights, p_limit) r;
 END
 $$;
 COMMENT ON FUNCTION ootd._ranked(bigint, timestamptz, integer) IS
-    'Private: ootd._rank of a stored user at an instant with the weights in force (what ootd.feed serves).';
+    'Private: ootd._rank of a stored user at an instant with the weights and variant the user is served (what ootd.feed serves).';
 
 -- --------------------------------------------------------------------- API --
 -- ootd._check_limit(limit): p_limit of feed and feed_explain, or 22023 outside 1..20.
@@ -585,11 +586,12 @@ COMMENT ON FUNCTION ootd._check_user(bigint) IS 'Private: raises P0002 (unknown 
 
 -- ootd.feed(user, at, limit): the user's feed, p_limit outfits (1..20), zero
 -- LLM calls: the served rows of ootd._ranked (see its header for the steps).
--- A pure read, computed on every call.  Errors: unknown user P0002; p_limit
+-- variant: the user's variant of the running experiment (NULL when none
+-- runs; docs/experiments.md).  A pure read, computed on every call.  Errors: unknown user P0002; p_limit
 -- outside 1..20 22023.  With no pools at all the result is empty.
 CREATE FUNCTION ootd.feed(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
 RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
-               score double precision, headline text, cluster_id text, relaxed_rules text[])
+               score double precision, headline text, cluster_id text, relaxed_rules text[], variant text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -597,7 +599,7 @@ BEGIN
     PERFORM ootd._check_limit(p_limit);
     RETURN QUERY
     SELECT r.rank, r.outfit_id, r.title, r.category, r.color, r.daypart, r.score, r.headline, r.cluster_id,
-           r.relaxed_rules
+           r.relaxed_rules, r.variant
     FROM ootd._ranked(p_user_id, coalesce(p_at, now()), p_limit) r
     WHERE r.rank <= p_limit
     ORDER BY r.rank;
@@ -607,19 +609,19 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ootd.feed(bigint, timestamptz, integer) IS
-    'The user''s Outfit-of-the-Day feed at a moment: ranked outfits, headline, cluster, relaxed veto rules; a pure read.';
+    'The user''s Outfit-of-the-Day feed at a moment: ranked outfits, headline, cluster, relaxed veto rules, experiment variant; a pure read.';
 
 -- ootd.feed_explain(user, at, limit): every candidate with each score
 -- component, veto and rank (NULL = vetoed), the pool served, where each row
--- was read and the pool it was drawn from; ootd.feed returns the rows with a
--- rank <= p_limit.
+-- was read, the pool it was drawn from and the user's experiment variant;
+-- ootd.feed returns the rows with a rank <= p_limit.
 CREATE FUNCTION ootd.feed_explain(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
 RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
                vetoed_by text[], priority boolean, color_boost double precision,
                category_boost double precision, affinity_boost double precision,
                liked_penalty double precision, cosine double precision, daypart_bonus double precision,
                jitter double precision, score double precision, headline text, cluster_id text,
-               pool_date date, source text, relaxed_rules text[], drawn_from text)
+               pool_date date, source text, relaxed_rules text[], drawn_from text, variant text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -631,7 +633,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ootd.feed_explain(bigint, timestamptz, integer) IS
-    'Every candidate with each score component, veto, rank (NULL rank = vetoed) and the pool it was drawn from; for analysts.';
+    'Every candidate with each score component, veto, rank (NULL rank = vetoed), the pool it was drawn from and the variant; for analysts.';
 
 -- ootd._profile_problem(profile): NULL when a what-if profile (the shape of
 -- ootd.user_profile) is valid, else the first problem.  Keys: city (required,
@@ -702,9 +704,11 @@ COMMENT ON FUNCTION ootd.user_profile(bigint) IS
 -- ootd.simulate(profile, at, weights, cluster, limit): what ootd.feed_explain
 -- would show for a what-if profile (ootd._profile_problem says which), with
 -- some weights replaced for this call (ootd._weights_with; never written) and
--- optionally another pool: the ranking is ootd._rank, the feed's own, so a
--- stored user's ootd.user_profile with no weights and no cluster gives that
--- user's feed exactly.  Reads no ootd.users or ootd.likes row: a profile
+-- optionally another pool: the ranking is ootd._rank, the feed's own.  The
+-- weights replaced are those the profile's user_id is served (its variant's
+-- when an experiment runs: ootd._assignment; without a user_id, the weights
+-- in force), so a stored user's ootd.user_profile with no weights and no
+-- cluster gives that user's feed exactly.  Reads no ootd.users or ootd.likes row: a profile
 -- carries its own likes.  Errors: a bad profile, weights or limit 22023; an
 -- unknown cluster P0002.  No pool at all: no rows.
 CREATE FUNCTION ootd.simulate(p_profile jsonb, p_at timestamptz DEFAULT now(), p_weights jsonb DEFAULT '{}',
@@ -714,24 +718,32 @@ RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color 
                category_boost double precision, affinity_boost double precision,
                liked_penalty double precision, cosine double precision, daypart_bonus double precision,
                jitter double precision, score double precision, headline text, cluster_id text,
-               pool_date date, source text, relaxed_rules text[], drawn_from text)
+               pool_date date, source text, relaxed_rules text[], drawn_from text, variant text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_problem text := ootd._profile_problem(p_profile);
+    a         record;
     w         ootd.scoring_weights;
+    v_variant text;
 BEGIN
     PERFORM ootd._check_limit(p_limit);
     IF v_problem IS NOT NULL THEN
         RAISE EXCEPTION '%', v_problem USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    w := ootd._weights_with(p_weights);
+    SELECT * INTO w FROM ootd.scoring_weights;
+    IF p_profile ? 'user_id' THEN
+        a := ootd._assignment((p_profile ->> 'user_id')::bigint);
+        w := a.weights;
+        v_variant := a.variant;
+    END IF;
+    w := ootd._weights_with(p_weights, w);
     IF p_cluster_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ootd.pools p WHERE p.cluster_id = p_cluster_id) THEN
         RAISE EXCEPTION 'unknown pool %', p_cluster_id USING ERRCODE = 'no_data_found';
     END IF;
     RETURN QUERY
-    SELECT r.*
+    SELECT r.*, v_variant
     FROM ootd.cities c
     CROSS JOIN LATERAL ootd._context(
         coalesce((p_profile ->> 'user_id')::bigint, 0), c.name, c.timezone, coalesce(p_profile -> 'style_dna', '{}'),

@@ -47,10 +47,17 @@ GRANT EXECUTE ON FUNCTION ootd.like(bigint, bigint), ootd.unlike(bigint, bigint)
                           ootd.serving_status(timestamptz) TO ootd_api;
 GRANT EXECUTE ON FUNCTION ootd.serving_status(timestamptz) TO ootd_analyst;
 
--- evaluation (07_evaluation.sql): analysts run it and read ootd.evaluations (SELECT above).
+-- evaluation (08_evaluation.sql): analysts run it and read ootd.evaluations (SELECT above).
 GRANT EXECUTE ON FUNCTION ootd.evaluate(date, integer, time[], integer, boolean),
                           ootd.evaluation_feeds(date, bigint[], time[], integer) TO ootd_analyst;
 GRANT EXECUTE ON FUNCTION ootd.evaluate_sweep(date, integer, time[], integer, boolean) TO ootd_analyst;
+GRANT EXECUTE ON FUNCTION ootd.evaluate_variants(text, date, integer, time[], integer, boolean) TO ootd_analyst;
+
+-- experiments (07_experiments.sql): analysts run them, through these functions only (no table
+-- privilege but SELECT); ootd_api and ootd_batch cannot change them.
+GRANT EXECUTE ON FUNCTION ootd.start_experiment(text, jsonb, text), ootd.set_experiment_shares(text, jsonb),
+                          ootd.end_experiment(text), ootd.experiment_of(bigint), ootd._experiment_results()
+    TO ootd_analyst;
 
 -- ootd_api: no table privileges at all; only EXECUTE on the serving functions
 -- (SECURITY DEFINER, owned by ootd_owner, search_path pinned).

@@ -130,15 +130,18 @@ COMMENT ON FUNCTION ootd._evaluation_sample(integer) IS
 -- plus the served pool and the candidates ootd._ranked read for it (the same
 -- outfits, except in a sweep, where other outfits stand in for the pool),
 -- minus those breaking a veto the feed did not relax; gain = max(0, the
--- feed's score) (ootd._outfit_score).  ndcg = DCG(served) / DCG(best k of the
--- oracle); pool_ceiling = DCG(best k of the candidates read) / the same.  No
--- row without a pool.
+-- feed's score with the weights the user is served) (ootd._outfit_score,
+-- ootd._assignment).  ndcg = DCG(served) / DCG(best k of the oracle);
+-- pool_ceiling = DCG(best k of the candidates read) / the same.  No row
+-- without a pool.
 -- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._evaluate_feed(p_user_id bigint, p_at timestamptz, p_k integer)
 RETURNS SETOF ootd.evaluation_feed
 LANGUAGE plpgsql STABLE
 AS $$
 #variable_conflict use_column
+DECLARE
+    w ootd.scoring_weights := (ootd._assignment(p_user_id)).weights;   -- the weights the user is served
 BEGIN
     RETURN QUERY
     WITH r AS (
@@ -168,7 +171,7 @@ BEGIN
                                            EXISTS (SELECT 1 FROM ootd.likes k WHERE k.user_id = u.id AND k.outfit_id = o.id),
                                            o.id, o.category, o.color, o.daypart, o.embedding), 0) AS gain
         FROM ids JOIN ootd.outfits o ON o.id = ids.id
-        CROSS JOIN u CROSS JOIN f CROSS JOIN ootd.scoring_weights w
+        CROSS JOIN u CROSS JOIN f
     ), s AS (                -- scalar lookups: a join lets the planner hash c on a wild row estimate
         SELECT r.rank, r.outfit_id, r.category, r.color, r.daypart,
                (SELECT c.gain FROM c WHERE c.id = r.outfit_id) AS gain,
@@ -488,6 +491,27 @@ $$;
 COMMENT ON FUNCTION ootd._check_evaluation(integer, time[], integer, date) IS
     'Private: raises 22023 or P0002 unless the evaluation''s users, local times, limit and date are valid.';
 
+-- ootd._evaluation_params(users, sampled, local times, ks, limit): a run's
+-- params: what was asked, the weights in force and the running experiment
+-- (whose variants' users are measured with their variant's weights).
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
+CREATE FUNCTION ootd._evaluation_params(p_users integer, p_sampled integer, p_times time[], p_ks integer[],
+                                        p_limit integer)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    RETURN (
+        SELECT jsonb_build_object('users', p_users, 'sampled', p_sampled,
+                                  'at_times', ARRAY(SELECT to_char(t, 'HH24:MI') FROM unnest(p_times) t),
+                                  'k', p_ks, 'limit', p_limit, 'weights', to_jsonb(w) - 'singleton',
+                                  'experiment', (SELECT e.name FROM ootd.experiments e WHERE e.ended_at IS NULL))
+        FROM ootd.scoring_weights w);
+END
+$$;
+COMMENT ON FUNCTION ootd._evaluation_params(integer, integer, time[], integer[], integer) IS
+    'Private: an evaluation run''s params (users, sampled, local times, ks, limit, weights in force, running experiment).';
+
 -- ootd._collect_feeds(date, users, local times, ks, progress, done, total):
 -- ootd.evaluation_feeds for every k, 50 users at a time; with progress, a
 -- NOTICE per chunk, DETAIL {"done": done + n, "total": total}.
@@ -542,13 +566,9 @@ BEGIN
     PERFORM ootd._check_evaluation(p_users, p_times, p_limit, v_date);
     v_users := ootd._evaluation_sample(p_users);
     INSERT INTO ootd.evaluations (pool_date, params, metrics)
-    SELECT v_date,
-           jsonb_build_object('users', p_users, 'sampled', cardinality(v_users),
-                              'at_times', ARRAY(SELECT to_char(t, 'HH24:MI') FROM unnest(p_times) t),
-                              'k', v_ks, 'limit', p_limit, 'weights', to_jsonb(w) - 'singleton'),
-           ootd._evaluation_metrics(ootd._collect_feeds(v_date, v_users, p_times, v_ks, p_progress),
-                                    (SELECT count(*) FROM ootd.outfits o WHERE o.pool_date = v_date))
-    FROM ootd.scoring_weights w
+    VALUES (v_date, ootd._evaluation_params(p_users, cardinality(v_users), p_times, v_ks, p_limit),
+            ootd._evaluation_metrics(ootd._collect_feeds(v_date, v_users, p_times, v_ks, p_progress),
+                                     (SELECT count(*) FROM ootd.outfits o WHERE o.pool_date = v_date)))
     RETURNING * INTO v_row;
     RETURN v_row;
 END
@@ -674,15 +694,101 @@ BEGIN
     END LOOP;
 
     INSERT INTO ootd.evaluations (pool_date, params, metrics)
-    SELECT v_date,
-           jsonb_build_object('sweep', true, 'users', p_users, 'sampled', v_n,
-                              'at_times', ARRAY(SELECT to_char(t, 'HH24:MI') FROM unnest(p_times) t),
-                              'k', v_ks, 'limit', p_limit, 'weights', to_jsonb(w) - 'singleton'),
-           v_metrics
-    FROM ootd.scoring_weights w
+    VALUES (v_date, ootd._evaluation_params(p_users, v_n, p_times, v_ks, p_limit) || '{"sweep": true}', v_metrics)
     RETURNING * INTO v_row;
     RETURN v_row;
 END
 $$;
 COMMENT ON FUNCTION ootd.evaluate_sweep(date, integer, time[], integer, boolean) IS
     'The evaluation for clusterings by archetype, archetype x weather, x taste half, and with neighbour draws, against the LLM calls each costs; no LLM call; stores one ootd.evaluations row.';
+
+-- ootd._variant_feeds(date, users, local times, ks, experiment, variant,
+-- progress, done, total): the users' measured feeds as if every one of them
+-- were in one variant of an experiment: in a subtransaction that is always
+-- rolled back, the experiment runs alone with that variant's share 1, so
+-- the feed, the oracle and ootd._assignment serve each user exactly what the
+-- variant's users are served.  Nothing written stays; a concurrent change of
+-- the experiment waits for the pass.
+CREATE FUNCTION ootd._variant_feeds(p_date date, p_users bigint[], p_times time[], p_ks integer[],
+                                    p_experiment text, p_variant text, p_progress boolean, p_done integer,
+                                    p_total integer)
+RETURNS ootd.evaluation_feed[]
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    v_feeds ootd.evaluation_feed[];
+BEGIN
+    BEGIN
+        UPDATE ootd.experiments e SET ended_at = now() WHERE e.ended_at IS NULL AND e.name <> p_experiment;
+        UPDATE ootd.experiments e SET ended_at = NULL WHERE e.name = p_experiment;
+        UPDATE ootd.experiment_variants v SET share = (v.variant = p_variant)::integer WHERE v.experiment = p_experiment;
+        v_feeds := ootd._collect_feeds(p_date, p_users, p_times, p_ks, p_progress, p_done, p_total);
+        RAISE EXCEPTION 'variant pass done' USING ERRCODE = 'OOTDV';
+    EXCEPTION WHEN SQLSTATE 'OOTDV' THEN
+        NULL;                            -- the experiment is as it was; v_feeds stays
+    END;
+    RETURN v_feeds;
+END
+$$;
+COMMENT ON FUNCTION ootd._variant_feeds(date, bigint[], time[], integer[], text, text, boolean, integer, integer) IS
+    'Private: users'' measured feeds as if all were in one variant of an experiment, in a rolled-back subtransaction.';
+
+-- ootd.evaluate_variants(experiment, date, users, local times, limit,
+-- progress): the metrics of ootd.evaluate for each variant of an experiment
+-- (default: the running one; an ended one may be named), each measured on
+-- the same users at the same local times as if all of them were in that
+-- variant (ootd._variant_feeds; the oracle scores with that variant's
+-- weights); no LLM call, nothing served changes.  Stores one row in
+-- ootd.evaluations (params.experiment; metrics: variants, their names in
+-- bucket order, control, and per name the metrics of ootd.evaluate plus
+-- share and weights).  progress: NOTICEs as ootd.evaluate's, over variants x
+-- users.  Errors: no experiment running and none named, or an unknown one,
+-- P0002; else as ootd.evaluate.
+CREATE FUNCTION ootd.evaluate_variants(p_experiment text DEFAULT NULL, p_date date DEFAULT NULL,
+                                       p_users integer DEFAULT 600, p_times time[] DEFAULT '{09:00,15:00,21:00}',
+                                       p_limit integer DEFAULT 5, p_progress boolean DEFAULT false)
+RETURNS ootd.evaluations
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_date      date := coalesce(p_date, (SELECT max(p.pool_date) FROM ootd.pools p));
+    v_name      text := coalesce(p_experiment, (SELECT e.name FROM ootd.experiments e WHERE e.ended_at IS NULL));
+    v_ks        integer[] := ARRAY(SELECT DISTINCT k FROM unnest(ARRAY[3, p_limit]) k ORDER BY k);
+    v_users     bigint[];
+    v_generated bigint;
+    v_variants  integer;
+    v_done      integer := 0;
+    v_metrics   jsonb;
+    v           ootd.experiment_variants;
+    v_row       ootd.evaluations;
+BEGIN
+    IF v_name IS NULL THEN
+        RAISE EXCEPTION 'no experiment is running: name one (ootd.experiments lists them)' USING ERRCODE = 'no_data_found';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM ootd.experiments e WHERE e.name = v_name) THEN
+        RAISE EXCEPTION 'unknown experiment %', quote_literal(v_name) USING ERRCODE = 'no_data_found';
+    END IF;
+    PERFORM ootd._check_evaluation(p_users, p_times, p_limit, v_date);
+    v_users := ootd._evaluation_sample(p_users);
+    v_generated := (SELECT count(*) FROM ootd.outfits o WHERE o.pool_date = v_date);
+    SELECT count(*), jsonb_build_object('variants', jsonb_agg(x.variant ORDER BY x.position),
+                                        'control', min(x.variant) FILTER (WHERE x.control))
+    INTO v_variants, v_metrics
+    FROM ootd.experiment_variants x WHERE x.experiment = v_name;
+    FOR v IN SELECT * FROM ootd.experiment_variants x WHERE x.experiment = v_name ORDER BY x.position LOOP
+        v_metrics := v_metrics || jsonb_build_object(v.variant,
+            ootd._evaluation_metrics(ootd._variant_feeds(v_date, v_users, p_times, v_ks, v_name, v.variant, p_progress,
+                                                         v_done, v_variants * cardinality(v_users)), v_generated)
+            || jsonb_build_object('share', v.share, 'weights', v.weights));
+        v_done := v_done + cardinality(v_users);
+    END LOOP;
+    INSERT INTO ootd.evaluations (pool_date, params, metrics)
+    VALUES (v_date, ootd._evaluation_params(p_users, cardinality(v_users), p_times, v_ks, p_limit)
+                    || jsonb_build_object('experiment', v_name, 'by_variant', true), v_metrics)
+    RETURNING * INTO v_row;
+    RETURN v_row;
+END
+$$;
+COMMENT ON FUNCTION ootd.evaluate_variants(text, date, integer, time[], integer, boolean) IS
+    'The evaluation for each variant of an experiment, on the same users and local times, each as if every user were in it; no LLM call; stores one ootd.evaluations row.';
