@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format bench bench-seed bench-nightly bench-feed bench-feed-first bench-likes bench-api bench-api-ceiling bench-api-replicas install clean stop plpython browser
+.PHONY: demo test lint format bench bench-seed bench-nightly bench-feed bench-feed-first bench-likes bench-experiments bench-api bench-api-ceiling bench-api-replicas install clean stop plpython browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ootd needs Python >= 3.11 (set PYTHON=...)")'
@@ -69,6 +69,9 @@ bench-feed: bench-feed-first
 bench-feed-first: $(STAMP)
 	@$(PY) -c 'import redis, orjson' 2>/dev/null || $(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
 	$(PY) -m bench.feed_first
+
+bench-experiments: $(STAMP)
+	$(PY) -m bench.experiments
 
 bench-likes: $(STAMP)
 	$(PY) -m bench.likes

@@ -60,6 +60,7 @@ FEED_COLUMNS = (
     "headline",
     "cluster_id",
     "relaxed_rules",
+    "variant",
 )
 SERVING_STATUS_COLUMNS = ("pool_date", "pools", "cached_pools", "fallback_pools", "ready", "standby", "replay_lag_s")
 REPLICA_STATUS_COLUMNS = ("standby", "replay_lsn", "replay_lag_s")

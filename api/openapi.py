@@ -143,6 +143,20 @@ def _weight(low: float, inclusive: bool, high: float) -> dict[str, Any]:
     return {"anyOf": [{"const": 0}, some]} if inclusive and low == 0 else some
 
 
+_SIMULATION_VARIANT: dict[str, dict[str, Any]] = {
+    "what_if": {
+        "type": "null",
+        "description": "Always null: a what-if profile names no user, so no experiment variant; the weights in force.",
+    },
+    "user": {
+        "type": ["string", "null"],
+        "examples": ["more_cosine"],
+        "description": "The user's variant of the running experiment, whose weights the ranking starts from (as "
+        "the feed's); null when no experiment runs.",
+    },
+}
+
+
 def _simulation(mode: str) -> dict[str, Any]:
     """The ranking: what ootd.feed_explain shows, for a what-if profile or a user's own."""
     properties: dict[str, Any] = {"mode": {"const": mode}}
@@ -158,6 +172,7 @@ def _simulation(mode: str) -> dict[str, Any]:
                 "items": {"type": "string"},
                 "description": "Veto entries relaxed to fill the feed, e.g. disliked_categories:Dress.",
             },
+            "variant": _SIMULATION_VARIANT[mode],
             "priority_daypart": {
                 "enum": ["Daytime", "NightOut", None],
                 "description": "The daypart that has priority at the local time (from 15:00: NightOut).",
@@ -553,7 +568,7 @@ def spec() -> dict[str, Any]:
                 "Feed": {
                     "type": "object",
                     "additionalProperties": False,
-                    "required": ["user_id", "cluster_id", "headline", "daypart", "relaxed_rules", "items"],
+                    "required": ["user_id", "cluster_id", "headline", "daypart", "relaxed_rules", "variant", "items"],
                     "properties": {
                         "user_id": dict(_ID),
                         "cluster_id": {"type": "string", "examples": ["20260420_Minimal_Sunny"]},
@@ -569,6 +584,12 @@ def spec() -> dict[str, Any]:
                             "type": "array",
                             "items": {"type": "string"},
                             "description": "Veto entries relaxed to fill the feed, e.g. disliked_categories:Dress.",
+                        },
+                        "variant": {
+                            "type": ["string", "null"],
+                            "examples": ["more_cosine"],
+                            "description": "The user's variant of the running A/B experiment on the scoring "
+                            "weights (the weights that ranked this feed); null when no experiment runs.",
                         },
                         "items": {
                             "type": "array",

@@ -156,7 +156,7 @@ def feed(db: Database, args: Mapping[str, str], user_id: int) -> Response:
     if not rows:
         metrics.FEEDS_EMPTY.inc()
         raise ApiError(503, "no_pools", "no outfit pools exist yet (run ootd nightly)", {"Retry-After": "60"})
-    _, _, _, _, _, daypart, _, headline, cluster_id, relaxed = rows[0]
+    _, _, _, _, _, daypart, _, headline, cluster_id, relaxed, variant = rows[0]
     relaxed = list(relaxed or ())
     if relaxed:
         metrics.FEEDS_RELAXED.inc()
@@ -168,6 +168,7 @@ def feed(db: Database, args: Mapping[str, str], user_id: int) -> Response:
             "headline": headline,
             "daypart": daypart,
             "relaxed_rules": relaxed,
+            "variant": variant,  # the user's variant of the running experiment; None when none runs
             "items": [dict(zip(_ITEM_KEYS, row)) for row in rows],  # the first 7 columns
         },
         headers=headers,

@@ -257,6 +257,9 @@ def simulation_body(rows: list[dict[str, Any]], limit: int) -> dict[str, Any]:
         "cluster_id": first["cluster_id"],
         "pool_date": _iso(first["pool_date"]),
         "relaxed_rules": list(first["relaxed_rules"] or ()),
+        # a real user's variant of the running experiment, whose weights ranked this (under any weights the call
+        # replaced); None when none runs, and always for a what-if profile, which names no user
+        "variant": first["variant"],
         "priority_daypart": next((r["daypart"] for r in rows if r["priority"]), None),
         "at": _iso(first["sim_at"]),
         "local_time": local.isoformat(" ", "minutes") if local else None,

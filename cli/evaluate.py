@@ -1,4 +1,4 @@
-"""`ootd evaluate`: run ootd.evaluate() and print what it stored.
+"""`ootd evaluate`: run ootd.evaluate() (or its sweep, or its per-variant form) and print what it stored.
 
 PostgreSQL computes every metric (db/sql/08_evaluation.sql) and stores the
 run in ootd.evaluations; this module only draws the progress bar from the
@@ -115,9 +115,14 @@ def evaluate(
     limit: int = 5,
     progress: Callable[[psycopg.errors.Diagnostic], None] | None = None,
     sweep: bool = False,
+    by_variant: bool = False,
+    experiment: str | None = None,
 ) -> dict:
-    """One ootd.evaluate() run, or ootd.evaluate_sweep() with `sweep` (committed by the caller's
-    connection); returns the stored row."""
+    """One ootd.evaluate() run, ootd.evaluate_sweep() with `sweep`, or ootd.evaluate_variants() of
+    `experiment` (None: the running one) with `by_variant` (committed by the caller's connection);
+    returns the stored row."""
+    if sweep and by_variant:
+        raise ValueError("--sweep and --by-variant are separate runs: choose one")
     if progress is not None:
         conn.add_notice_handler(progress)
     try:
@@ -128,6 +133,8 @@ def evaluate(
             "limit": limit,
             "progress": progress is not None,
         }
+        if by_variant:
+            return one(conn, "evaluate_variants", {**params, "experiment": experiment})
         return one(conn, "evaluate_sweep" if sweep else "evaluate", params)
     finally:
         if progress is not None:
@@ -224,5 +231,54 @@ def print_sweep(row: dict, console: Console | None = None) -> None:
     table.caption = (
         f"stored as ootd.evaluations id {row['id']}; no LLM call made; the same 1:1 oracle in every column; "
         "the first three serve each user's own pool only; definitions: docs/evaluation.md"
+    )
+    console.print(table)
+
+
+def _share(value: Any) -> str:
+    """0.5 -> "50%", 0.3333 -> "33.33%"."""
+    return f"{100.0 * float(value):.4g}%"
+
+
+def variant_header(name: str, metrics: dict) -> str:
+    """`control (control, 50%)`, `more_cosine (50%)`."""
+    share = _share(metrics["by_variant"][name]["share"])
+    return f"{name} (control, {share})" if name == metrics["control"] else f"{name} ({share})"
+
+
+def _weights(weights: dict) -> str:
+    return ", ".join(f"{k} {json.dumps(v)}" for k, v in sorted(weights.items())) or "in force"
+
+
+def print_variants(row: dict, console: Console | None = None) -> None:
+    """A stored ootd.evaluate_variants() run as one table: a column per variant, the control first
+    (metrics.variants' order; each one's metrics under metrics.by_variant), the rows of the plain
+    evaluation (SECTIONS)."""
+    console = console or Console()
+    params, metrics = row["params"], row["metrics"]
+    ks = {"k": min(params["k"]), "limit": params["limit"]}
+    names, by_variant = metrics["variants"], metrics["by_variant"]
+    table = Table(
+        title=f"Evaluation by variant of experiment {params['experiment']} on {row['pool_date']}: "
+        f"{params['sampled']:,} users at {', '.join(params['at_times'])} local, k = {ks['k']}, limit = {ks['limit']}",
+        title_justify="left",
+    )
+    table.add_column("metric")
+    for name in names:
+        table.add_column(variant_header(name, metrics), justify="right")
+    table.add_row("weights replaced", *[_weights(by_variant[n]["weights"]) for n in names])
+    for section, rows in SECTIONS:
+        table.add_row(f"[bold]{section}[/bold]", *[""] * len(names))
+        seen = set()
+        for label, name, which, fmt in rows:
+            key = f"{name}@{ks[which]}"
+            if key in seen:  # limit == 3: the @limit rows repeat the @3 ones
+                continue
+            seen.add(key)
+            table.add_row("  " + label.format(k=ks[which]), *[_cell(by_variant[n].get(key), fmt) for n in names])
+    table.caption = (
+        f"stored as ootd.evaluations id {row['id']}; experiment {params['experiment']}: every sampled user "
+        "measured in each variant (same users, same local times; the oracle scores with the variant's weights); "
+        "no LLM call; definitions: docs/evaluation.md"
     )
     console.print(table)

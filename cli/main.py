@@ -427,25 +427,68 @@ def cmd_token(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from rich.console import Console
 
-    from cli.evaluate import EvaluationProgress, evaluate, parse_times, print_evaluation, print_sweep
+    from cli.evaluate import EvaluationProgress, evaluate, parse_times, print_evaluation, print_sweep, print_variants
     from db.connect import connect
 
     try:
         times = parse_times(args.at_times)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    by_variant = args.by_variant is not None  # --by-variant alone: True (the running experiment)
+    experiment = args.by_variant if isinstance(args.by_variant, str) else None
     progress = EvaluationProgress(Console(stderr=True))
     try:
         with connect() as conn:
-            row = evaluate(conn, args.date, args.users, times, args.limit, progress=progress, sweep=args.sweep)
+            row = evaluate(
+                conn,
+                args.date,
+                args.users,
+                times,
+                args.limit,
+                progress=progress,
+                sweep=args.sweep,
+                by_variant=by_variant,
+                experiment=experiment,
+            )
     finally:
         progress.stop()
     if args.json:
         print(json.dumps(row["metrics"], indent=2, sort_keys=True))
     elif args.sweep:
         print_sweep(row)
+    elif by_variant:
+        print_variants(row)
     else:
         print_evaluation(row)
+
+
+def cmd_experiment(args: argparse.Namespace) -> None:
+    """Thin over ootd.start_experiment / set_experiment_shares / end_experiment / experiment_results."""
+    from cli import experiment
+    from db.connect import connect
+
+    with connect() as conn:
+        if args.experiment_action == "start":
+            rows = experiment.start(conn, args.name, args.variants, args.control)
+            experiment.print_allocation(f"Experiment {args.name} started", rows)
+        elif args.experiment_action == "shares":
+            rows = experiment.set_shares(conn, args.name, args.shares)
+            experiment.print_allocation(f"Experiment {args.name}: new shares, a new allocation period from now", rows)
+        elif args.experiment_action == "end":
+            row = experiment.end(conn, args.name)
+            print(
+                f"experiment {row['name']} ended at {row['ended_at'].isoformat(sep=' ', timespec='seconds')}: "
+                "every user is served the weights in force"
+            )
+        elif args.experiment_action == "list":
+            experiment.print_list(experiment.experiments(conn))
+        else:
+            rows = experiment.results(conn, args.name)
+            if not rows:
+                raise CommandError(
+                    f"unknown experiment {args.name!r}" if args.name else "no experiment has been started"
+                )
+            experiment.print_results(rows)
 
 
 # --------------------------------------------------------------------- main --
@@ -584,14 +627,56 @@ def build_parser() -> argparse.ArgumentParser:
         help="local times on that date, comma-separated (default: 09:00,15:00,21:00)",
     )
     p.add_argument("--limit", type=_positive_int, default=5, help="the second k measured, 1..20 (default: 5)")
-    p.add_argument(
+    runs = p.add_mutually_exclusive_group()
+    runs.add_argument(
         "--sweep",
         action="store_true",
         help="measure clusterings by archetype, archetype x weather and x taste half against their LLM calls "
         "(no LLM call)",
     )
+    runs.add_argument(
+        "--by-variant",
+        nargs="?",
+        const=True,
+        metavar="EXPERIMENT",
+        help="measure each variant of an A/B experiment (default: the running one) on the same users and "
+        "local times, as if every user were in it (no LLM call, nothing served changes)",
+    )
     p.add_argument("--json", action="store_true", help="print the stored metrics as JSON")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "experiment",
+        help="A/B experiments on the scoring weights (start, shares, end, list, results)",
+        description="A/B variants of ootd.scoring_weights, thin over the SQL functions of "
+        "db/sql/07_experiments.sql: one experiment runs at a time and covers every user; each change is "
+        "logged in ootd.experiment_changes.",
+    )
+    exp = p.add_subparsers(dest="experiment_action", required=True, metavar="ACTION")
+    e = exp.add_parser("start", help="start an experiment (ootd.start_experiment)")
+    e.add_argument("name", help="the experiment's name: lowercase letters, digits, _ (e.g. cosine_up)")
+    e.add_argument(
+        "variants",
+        type=_json_object,
+        metavar="VARIANTS_JSON",
+        help='{"control": {"share": 0.5}, "more_cosine": {"share": 0.5, "weights": {"cosine": 1.5}}}; '
+        "shares add up to 1, the control takes no weights",
+    )
+    e.add_argument("--control", default="control", help="the control variant's name (default: control)")
+    e = exp.add_parser("shares", help="change a running experiment's shares (ootd.set_experiment_shares)")
+    e.add_argument("name", help="the running experiment")
+    e.add_argument(
+        "shares",
+        type=_json_object,
+        metavar="SHARES_JSON",
+        help='{"variant": share, ...}; variants left out keep theirs, the result adds up to 1',
+    )
+    e = exp.add_parser("end", help="end a running experiment: every user is served the weights in force")
+    e.add_argument("name", help="the running experiment")
+    exp.add_parser("list", help="every experiment, its state and variants")
+    e = exp.add_parser("results", help="likes per variant with 95%% CIs vs control (ootd.experiment_results)")
+    e.add_argument("name", nargs="?", help="the experiment (default: the running one, else the latest started)")
+    p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("token", help="print a bearer token for one user (HS256, OOTD_API_SECRET)")
     p.add_argument("id", type=_positive_int, help="the user id the token names (the user must exist)")

@@ -75,9 +75,14 @@ ORDER BY t.n;
 SELECT pg_catalog.create_distributed_table('ootd.likes', 'user_id', colocate_with := 'ootd.users')
 WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'ootd.likes'::regclass);
 
+-- The experiments (small, analyst-managed, read by every feed through
+-- ootd._assignment) are reference tables too: experiments before the variants
+-- and the log that reference it (a foreign key between reference tables),
+-- its one-running partial unique index enforced on every copy alike.
 SELECT pg_catalog.create_reference_table(t.name::regclass)
 FROM unnest(ARRAY['ootd.llm_calls', 'ootd.llm_prices', 'ootd.pool_cache', 'ootd.scoring_weights',
-                  'ootd.evaluations']) WITH ORDINALITY AS t(name, n)
+                  'ootd.evaluations', 'ootd.experiments', 'ootd.experiment_variants',
+                  'ootd.experiment_changes']) WITH ORDINALITY AS t(name, n)
 WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = t.name::regclass)
 ORDER BY t.n;
 

@@ -243,3 +243,36 @@ SELECT * FROM ootd.evaluate(%(date)s, %(users)s, %(times)s::time[], %(limit)s, %
 
 -- name: evaluate_sweep
 SELECT * FROM ootd.evaluate_sweep(%(date)s, %(users)s, %(times)s::time[], %(limit)s, %(progress)s);
+
+-- name: evaluate_variants
+SELECT * FROM ootd.evaluate_variants(%(experiment)s, %(date)s, %(users)s, %(times)s::time[], %(limit)s, %(progress)s);
+
+-- ------------------------------------------------------------ experiments ---
+-- `ootd experiment ...` (cli/experiment.py): A/B variants of the scoring
+-- weights, through the functions of db/sql/07_experiments.sql.
+
+-- name: start_experiment
+SELECT * FROM ootd.start_experiment(%(name)s, %(variants)s::jsonb, %(control)s);
+
+-- name: set_experiment_shares
+SELECT * FROM ootd.set_experiment_shares(%(name)s, %(shares)s::jsonb);
+
+-- name: end_experiment
+SELECT * FROM ootd.end_experiment(%(name)s);
+
+-- name: experiment_list
+-- Every experiment, the oldest first, with its variants in bucket order.
+SELECT e.name, e.started_at, e.allocated_at, e.ended_at,
+       (SELECT jsonb_agg(jsonb_build_object('variant', v.variant, 'control', v.control, 'share', v.share,
+                                            'weights', v.weights) ORDER BY v.position)
+        FROM ootd.experiment_variants v WHERE v.experiment = e.name) AS variants
+FROM ootd.experiments e
+ORDER BY e.started_at, e.name;
+
+-- name: experiment_results
+-- One experiment's rows of ootd.experiment_results: the one named, else the
+-- running one, else the latest started.  No row: no such experiment.
+SELECT r.*
+FROM ootd.experiment_results r
+WHERE r.experiment = coalesce(%(name)s::text, (SELECT e.name FROM ootd.experiments e
+                                                ORDER BY e.ended_at IS NULL DESC, e.started_at DESC, e.name DESC LIMIT 1));

@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 import time
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
+from typing import Iterator
 
 import jwt
 import psycopg
 import pytest
 from psycopg import errors
+from psycopg.types.json import Jsonb
 
 from api.app import create_app
 from api.auth import LEEWAY_S, Authenticator, issue_token
@@ -92,9 +95,10 @@ def test_feed_returns_the_users_ranked_outfits_and_headline(client, admin):
     response = client.get(f"/v1/users/7/feed?at={NOON}", headers=bearer(7))
     assert response.status_code == 200
     body = response.get_json()
-    assert list(body) == ["user_id", "cluster_id", "headline", "daypart", "relaxed_rules", "items"]
+    assert list(body) == ["user_id", "cluster_id", "headline", "daypart", "relaxed_rules", "variant", "items"]
     rows = admin.execute("SELECT * FROM ootd.feed(7, %s)", (NOON,)).fetchall()
     assert body["user_id"] == 7
+    assert body["variant"] is None and rows[0][10] is None  # no experiment runs
     assert body["cluster_id"] == rows[0][8] and body["cluster_id"].startswith("20260420_")
     assert body["headline"] == rows[0][7]
     assert body["daypart"] == body["items"][0]["daypart"]
@@ -128,6 +132,68 @@ def test_feed_relaxed_rules_for_a_user_who_vetoes_everything(client, admin):
     user_id = veto_all_user(admin)
     body = client.get(f"/v1/users/{user_id}/feed?at={NOON}", headers=bearer(user_id)).get_json()
     assert body["relaxed_rules"] and all(r.startswith("disliked_categories:") for r in body["relaxed_rules"])
+
+
+# ------------------------------------------------------------- experiments --
+COSINE_UP = {"control": {"share": 0.5}, "more_cosine": {"share": 0.5, "weights": {"cosine": 1.5}}}
+EXPERIMENT_USERS = range(1, 21)
+
+
+@contextmanager
+def running_experiment(admin, name: str, variants: dict = COSINE_UP) -> Iterator[None]:
+    """An experiment running for the block; ended on the way out unless the block ended it."""
+    admin.execute("SELECT * FROM ootd.start_experiment(%s, %s)", (name, Jsonb(variants)))
+    try:
+        yield
+    finally:
+        admin.execute(
+            "SELECT ootd.end_experiment(name) FROM ootd.experiments WHERE name = %s AND ended_at IS NULL", (name,)
+        )
+
+
+def served_variants(client) -> dict[int, str | None]:
+    variants = {}
+    for user_id in EXPERIMENT_USERS:
+        response = client.get(f"/v1/users/{user_id}/feed?at={NOON}", headers=bearer(user_id))
+        assert response.status_code == 200, response.data
+        variants[user_id] = response.get_json()["variant"]
+    return variants
+
+
+def test_feed_reports_the_user_s_experiment_variant_and_null_when_none_runs(client, admin):
+    assert served_variants(client) == dict.fromkeys(EXPERIMENT_USERS)  # no experiment: null for everyone
+    with running_experiment(admin, "api_cosine_up"):
+        assigned = {
+            user_id: admin.execute("SELECT experiment, variant FROM ootd.experiment_of(%s)", (user_id,)).fetchone()
+            for user_id in EXPERIMENT_USERS
+        }
+        assert {experiment for experiment, _ in assigned.values()} == {"api_cosine_up"}
+        served = served_variants(client)
+        assert served == {user_id: variant for user_id, (_, variant) in assigned.items()}
+        assert set(served.values()) == {"control", "more_cosine"}  # both halves among 20 users
+
+        admin.execute("SELECT * FROM ootd.end_experiment('api_cosine_up')")
+        assert admin.execute("SELECT count(*) FROM ootd.experiment_of(1)").fetchone()[0] == 0
+        assert served_variants(client) == dict.fromkeys(EXPERIMENT_USERS)  # ended: null again
+
+
+def test_feed_under_an_experiment_is_the_variant_s_ranking(client, admin):
+    """The feed served is ootd.feed's under the variant's weights: the control's is unchanged, the other moves."""
+    before = {u: client.get(f"/v1/users/{u}/feed?at={NOON}", headers=bearer(u)).get_json() for u in EXPERIMENT_USERS}
+    seen = set()
+    with running_experiment(admin, "api_cosine_scores"):
+        for user_id in EXPERIMENT_USERS:
+            body = client.get(f"/v1/users/{user_id}/feed?at={NOON}", headers=bearer(user_id)).get_json()
+            rows = admin.execute("SELECT * FROM ootd.feed(%s, %s)", (user_id, NOON)).fetchall()
+            assert body["variant"] == rows[0][10]
+            assert [(i["outfit_id"], i["score"]) for i in body["items"]] == [(r[1], r[6]) for r in rows]
+            seen.add(body["variant"])
+            if body["variant"] == "control":
+                assert body == {**before[user_id], "variant": "control"}
+            else:  # every seeded user has a taste vector: a larger cosine weight moves the scores
+                assert body["variant"] == "more_cosine"
+                assert [i["score"] for i in body["items"]] != [i["score"] for i in before[user_id]["items"]]
+    assert seen == {"control", "more_cosine"}
 
 
 @pytest.mark.parametrize(

@@ -125,6 +125,40 @@ def test_feeds_from_the_replica_equal_the_primarys(pair: Pair):
             assert response.get_json() == body, user_id
 
 
+def test_a_feed_from_the_replica_reports_the_experiment_variant_the_primary_started(pair: Pair):
+    """An experiment started (then ended) on the primary: once replayed, the replica's feeds name each user's
+    variant (ootd.experiment_of on the primary), then null again; the bodies equal the primary's."""
+    users = range(1, 21)
+    with app_for(pair, pair.replica.dsn()) as app, psycopg.connect(pair.primary.dsn(), autocommit=True) as admin:
+        client = app.test_client()
+
+        def feeds() -> dict[int, dict]:
+            pair.replica.wait_for_replay()
+            bodies = {}
+            for user_id in users:
+                response = client.get(f"/v1/users/{user_id}/feed?at={AT}", headers=bearer(user_id))
+                assert response.status_code == 200, response.get_json()
+                assert response.headers["Ootd-Served-By"] == "replica-1"
+                bodies[user_id] = response.get_json()
+            return bodies
+
+        assert {body["variant"] for body in feeds().values()} == {None}
+        variants = json.dumps({"control": {"share": 0.5}, "more_cosine": {"share": 0.5, "weights": {"cosine": 1.5}}})
+        admin.execute("SELECT * FROM ootd.start_experiment('replica_cosine_up', %s::jsonb)", (variants,))
+        try:
+            assigned = {
+                u: admin.execute("SELECT variant FROM ootd.experiment_of(%s)", (u,)).fetchone()[0] for u in users
+            }
+            served = feeds()
+            assert {u: body["variant"] for u, body in served.items()} == assigned
+            assert set(assigned.values()) == {"control", "more_cosine"}
+            for user_id, body in served.items():
+                assert items_of(body) == primary_feed(pair, user_id), user_id
+        finally:
+            admin.execute("SELECT * FROM ootd.end_experiment('replica_cosine_up')")
+        assert {body["variant"] for body in feeds().values()} == {None}
+
+
 def test_feeds_alternate_between_replicas_and_skip_one_that_does_not_exist(pair: Pair):
     """Two replicas, the second unreachable: every request succeeds, the live replica serves those whose turn
     it is, the primary the others; /readyz says which replica is down and why."""

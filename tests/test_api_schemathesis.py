@@ -22,13 +22,16 @@ lazy loader sets a private pytest attribute that pytest 9.2 removed.)
 
 from __future__ import annotations
 
+import json
 import zlib
 from datetime import datetime, timezone
 from typing import Any
 
+import psycopg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from psycopg.types.json import Jsonb
 from schemathesis import GenerationMode
 
 from api.app import create_app
@@ -139,6 +142,51 @@ def token_for(case) -> dict[str, str]:
     if not isinstance(user_id, int) or isinstance(user_id, bool) or not 1 <= user_id <= MAX_USER_ID:
         user_id = 1
     return {"Authorization": f"Bearer {issue_token(user_id, SECRET)}"}
+
+
+def test_a_feed_and_a_user_s_simulation_conform_with_and_without_an_experiment(live_app, api_schema):
+    """`variant` is a string while an experiment runs and null otherwise: the document admits both, and only
+    those (schemathesis' fuzzing sees whichever state the database is in)."""
+    client = live_app.test_client()
+    feed_op, simulate_op = (
+        api_schema["/v1/users/{user_id}/feed"]["GET"],
+        api_schema["/v1/users/{user_id}/simulate"]["POST"],
+    )
+    headers = {"Authorization": f"Bearer {issue_token(7, SECRET)}"}
+
+    def both() -> list:
+        feed = client.get("/v1/users/7/feed", headers=headers)
+        simulation = client.post("/v1/users/7/simulate", json={}, headers=headers)
+        assert feed.status_code == 200 and simulation.status_code == 200, (feed.data, simulation.data)
+        feed_op.validate_response(feed)
+        simulate_op.validate_response(simulation)
+        return [feed.get_json()["variant"], simulation.get_json()["variant"]]
+
+    assert both() == [None, None]
+    url = live_app.extensions["ootd"].db.pool.conninfo
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT * FROM ootd.start_experiment('schema_check', %s)",
+            (Jsonb({"control": {"share": 0.5}, "more_cosine": {"share": 0.5, "weights": {"cosine": 1.5}}}),),
+        )
+        try:
+            variant = admin.execute("SELECT variant FROM ootd.experiment_of(7)").fetchone()[0]
+            assert both() == [variant, variant] and variant in ("control", "more_cosine")
+            # the schema is not merely permissive: a variant of another type, or none, does not conform
+            feed = client.get("/v1/users/7/feed", headers=headers)
+            served = schemathesis.Response.from_any(feed)
+            assert feed_op.is_valid_response(served)
+            for body in (
+                {**feed.get_json(), "variant": 42},
+                {k: v for k, v in feed.get_json().items() if k != "variant"},
+            ):
+                content = json.dumps(body).encode()
+                forged_headers = {**served.headers, "content-length": [str(len(content))]}
+                forged = schemathesis.Response(200, forged_headers, content, served.request, elapsed=0.0, verify=False)
+                assert not feed_op.is_valid_response(forged), body
+        finally:
+            admin.execute("SELECT * FROM ootd.end_experiment('schema_check')")
+    assert both() == [None, None]
 
 
 # Every documented operation but the document itself, which schemathesis leaves out of a run (the document is

@@ -153,3 +153,151 @@ def test_nightly_summary_tells_failed_clusters_from_failed_llm_requests(seeded_u
         assert _row(second.stdout, "failed or unfinished LLM requests").startswith(
             f"{failed_requests} of {total} today"
         )
+
+
+# -------------------------------------------------------------- experiment --
+COSINE_UP = '{"control": {"share": 0.5}, "more_cosine": {"share": 0.5, "weights": {"cosine": 1.5}}}'
+
+
+def _rows(out: str) -> list[list[str]]:
+    """The cells of each row of a rich table (drawn between │, the header's between ┃)."""
+    return [[c.strip() for c in re.split("[│┃]", line)[1:-1]] for line in out.splitlines() if line[:1] in "│┃"]
+
+
+def _cells(out: str, first: str) -> list[str]:
+    """The cells after the first of the rich table row whose first cell is `first`."""
+    for row in _rows(out):
+        if row and row[0] == first:
+            return row[1:]
+    raise AssertionError(f"no {first!r} row in:\n{out}")
+
+
+def _experiment_state(url: str) -> list[tuple]:
+    """Every experiment, variant and logged change, as the database holds them."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT e.name, e.ended_at IS NULL, v.variant, v.control, v.share, v.weights, "
+            "       (SELECT array_agg(c.change ORDER BY c.id) FROM ootd.experiment_changes c WHERE c.experiment = e.name) "
+            "FROM ootd.experiments e JOIN ootd.experiment_variants v ON v.experiment = e.name "
+            "ORDER BY e.name, v.position"
+        ).fetchall()
+
+
+def test_experiment_start_shares_results_list_and_end(served_url):
+    env = {"DATABASE_URL": served_url, "COLUMNS": "250"}
+    none = run_cli("experiment", "list", env=env)
+    assert none.returncode == 0 and none.stdout.startswith("no experiment has been started")
+    start = run_cli("experiment", "start", "cosine_up", COSINE_UP, env=env)
+    assert start.returncode == 0, start.stderr
+    assert _cells(start.stdout, "control (control)") == ["50%", "the weights in force"]
+    assert _cells(start.stdout, "more_cosine") == ["50%", "cosine 1.5"]
+
+    shares = run_cli("experiment", "shares", "cosine_up", '{"control": 0.8, "more_cosine": 0.2}', env=env)
+    assert shares.returncode == 0, shares.stderr
+    assert _cells(shares.stdout, "more_cosine") == ["20%", "cosine 1.5"]
+    assert [(r[2], float(r[4]), r[6]) for r in _experiment_state(served_url)] == [
+        ("control", 0.8, ["start", "shares"]),
+        ("more_cosine", 0.2, ["start", "shares"]),
+    ]
+
+    with psycopg.connect(served_url) as conn:  # likes of users 1..40 after the shares changed
+        conn.execute("SELECT ootd.like(u.id, (SELECT min(o.id) FROM ootd.outfits o)) FROM generate_series(1, 40) u(id)")
+        conn.execute(
+            "SELECT ootd.like(u.id, (SELECT max(o.id) FROM ootd.outfits o)) FROM generate_series(1, 40, 4) u(id)"
+        )
+        conn.commit()
+        expected = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT x.variant, count(DISTINCT u.id), count(k.user_id), count(DISTINCT k.user_id) "
+                "FROM ootd.users u CROSS JOIN LATERAL ootd.experiment_of(u.id) x "
+                "LEFT JOIN ootd.likes k ON k.user_id = u.id GROUP BY x.variant"
+            )
+        }
+    assert set(expected) == {"control", "more_cosine"} and sum(e[1] for e in expected.values()) == 50
+    assert 7_500 < expected["control"][0] < 8_500  # 80% of the 10,000 users
+
+    results = run_cli("experiment", "results", env=env)
+    assert results.returncode == 0, results.stderr
+    assert "Experiment cosine_up (running)" in results.stdout
+    table = {row[0]: row[1:] for row in reversed(_rows(results.stdout))}  # a label's first row wins
+    assert table[""] == ["control (control)", "more_cosine"]  # the header: a column per variant
+    assert table["share"] == ["80%", "20%"]
+    assert table["users"] == [f"{expected[v][0]:,}" for v in ("control", "more_cosine")]
+    assert table["likes"] == [f"{expected[v][1]:,}" for v in ("control", "more_cosine")]
+    assert table["users who liked"] == [f"{expected[v][2]:,}" for v in ("control", "more_cosine")]
+    assert table["diff vs control"][0] == table["95% CI"][0] == "-"  # the control against itself
+    # the treatment's difference to the control inside its 95% CI (per day over seconds: large numbers)
+    diff, ci = table["diff vs control"][1], re.fullmatch(r"\[([+-]\d+\.\d{4}), ([+-]\d+\.\d{4})\]", table["95% CI"][1])
+    assert ci and float(ci[1]) < float(diff) < float(ci[2]), results.stdout
+
+    listed = run_cli("experiment", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert _cells(listed.stdout, "cosine_up")[0] == "running"
+    assert "more_cosine 20%: cosine 1.5" in listed.stdout
+
+    end = run_cli("experiment", "end", "cosine_up", env=env)
+    assert end.returncode == 0, end.stderr
+    assert end.stdout.startswith("experiment cosine_up ended at ")
+    assert [r[1] for r in _experiment_state(served_url)] == [False, False]
+    after = run_cli("experiment", "results", "cosine_up", env=env)
+    assert after.returncode == 0 and "Experiment cosine_up (ended)" in after.stdout
+    assert _cells(run_cli("experiment", "list", env=env).stdout, "cosine_up")[0] == "ended"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ("start", "second", '{"control": {"share": 1}, "b": {"share": 0}}'),
+            'experiment "cosine_up" is running: an experiment covers every user, so one runs at a time '
+            "(SQLSTATE 55006)",
+        ),
+        (("start", "cosine_up", COSINE_UP), 'experiment "cosine_up" already exists (SQLSTATE 42710)'),
+        (("shares", "cosine_up", '{"more_cosine": 0.6}'), "the shares must add up to 1, got 1.1 (SQLSTATE 22023)"),
+        (
+            ("shares", "cosine_up", '{"nope": 0.5}'),
+            'experiment "cosine_up" has no variant "nope" (variants: control, more_cosine) (SQLSTATE 22023)',
+        ),
+        (("shares", "other", '{"control": 1}'), "unknown experiment 'other' (SQLSTATE P0002)"),
+        (("end", "other"), "unknown experiment 'other' (SQLSTATE P0002)"),
+        (("results", "other"), "unknown experiment 'other'"),
+    ],
+)
+def test_experiment_errors_print_the_database_message_and_change_nothing(db_url, args, message):
+    env = {"DATABASE_URL": db_url}
+    assert run_cli("experiment", "start", "cosine_up", COSINE_UP, env=env).returncode == 0
+    before = _experiment_state(db_url)
+    result = run_cli("experiment", *args, env=env)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip() == f"ootd: error: {message}"
+    assert _experiment_state(db_url) == before
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("start", "Bad-Name", COSINE_UP), "an experiment name is a lowercase letter"),
+        (("start", "fine", '{"control": {"share": 0.5}, "b": {"share": 0.4}}'), "the shares must add up to 1, got 0.9"),
+        (
+            ("start", "fine", '{"control": {"share": 0.5}, "b": {"share": 0.5, "weights": {"cosin": 1}}}'),
+            'variant "b": unknown weight "cosin"',
+        ),
+        (("start", "fine", COSINE_UP, "--control", "nope"), 'the control "nope" is not one of the variants'),
+    ],
+)
+def test_experiment_start_refuses_bad_variants_and_starts_nothing(db_url, args, message):
+    result = run_cli("experiment", *args, env={"DATABASE_URL": db_url})
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"ootd: error: {message}") and "(SQLSTATE 22023)" in result.stderr
+    assert _experiment_state(db_url) == []
+    ended = run_cli("experiment", "results", env={"DATABASE_URL": db_url})
+    assert ended.returncode == 1 and ended.stderr.strip() == "ootd: error: no experiment has been started"
+
+
+def test_experiment_json_arguments_are_checked_before_the_database(empty_db_url):
+    result = run_cli("experiment", "start", "x", '{"control": ', env={"DATABASE_URL": empty_db_url})
+    assert result.returncode == 2 and "malformed JSON" in result.stderr
+    result = run_cli("experiment", "shares", "x", "[0.5]", env={"DATABASE_URL": empty_db_url})
+    assert result.returncode == 2 and "expected a JSON object" in result.stderr

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import date
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from tests.conftest import run_cli
@@ -378,3 +380,99 @@ def test_the_sweep_cli_prints_the_table_and_json_parses(sweep_day, db_url):
     assert metrics["archetype"]["llm_calls"] == 2 and metrics["archetype_weather_taste"]["feeds@3"] == 18
     with psycopg.connect(db_url) as other:
         assert other.execute("SELECT count(*) FROM ootd.evaluations WHERE params ? 'sweep'").fetchone()[0] == 2
+
+
+# ------------------------------------------------------------- by variant --
+COSINE_UP = {"control": {"share": 0.5}, "more_cosine": {"share": 0.5, "weights": {"cosine": 1.5}}}
+WIDE = {"COLUMNS": "200"}  # a column per variant: wider than the 80 of a pipe
+
+
+def table_rows(out: str) -> list[list[str]]:
+    """The cells of each row of a rich table (drawn between │, the header's between ┃)."""
+    return [[c.strip() for c in re.split("[│┃]", line)[1:-1]] for line in out.splitlines() if line[:1] in "│┃"]
+
+
+def cells(out: str, first: str) -> list[str]:
+    """The cells after the first of the table row whose first cell is `first`."""
+    for row in table_rows(out):
+        if row and row[0] == first:
+            return row[1:]
+    raise AssertionError(f"no {first!r} row in:\n{out}")
+
+
+def start_experiment(url: str, name: str, variants: dict) -> None:
+    with psycopg.connect(url, autocommit=True) as other:
+        other.execute("SELECT ootd.start_experiment(%s, %s)", (name, Jsonb(variants)))
+
+
+def stored(url: str) -> list[dict]:
+    with psycopg.connect(url, row_factory=dict_row) as other:
+        return other.execute("SELECT * FROM ootd.evaluations ORDER BY id").fetchall()
+
+
+def test_by_variant_prints_a_column_per_variant_and_stores_one_row(served_url):
+    start_experiment(served_url, "cosine_up", COSINE_UP)
+    env = {"DATABASE_URL": served_url, **WIDE}
+    out = run_cli("evaluate", "--by-variant", "--users", "50", "--at-times", "09:00,21:00", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "100/100" in out.stderr  # the progress bar counts 2 passes over the sample
+    header = cells(out.stdout, "metric")
+    assert header == ["control (control, 50%)", "more_cosine (50%)"]
+    assert cells(out.stdout, "weights replaced") == ["in force", "cosine 1.5"]
+    assert "stored as ootd.evaluations id 1; experiment cosine_up" in out.stdout
+
+    [row] = stored(served_url)
+    assert row["params"]["experiment"] == "cosine_up" and row["params"]["by_variant"] is True
+    assert row["params"]["sampled"] == 50 and row["params"]["at_times"] == ["09:00", "21:00"]
+    m = row["metrics"]
+    assert (m["variants"], m["control"]) == (["control", "more_cosine"], "control")
+    control, treatment = m["by_variant"]["control"], m["by_variant"]["more_cosine"]
+    assert (control["weights"], treatment["weights"]) == ({}, {"cosine": 1.5})
+    assert control["feeds@3"] == treatment["feeds@3"] == 100  # the same 50 users at 2 local times each
+    # the treatment's feeds and oracle both score with cosine 1.5: relevance moves
+    assert control["ndcg@3"] != treatment["ndcg@3"]
+    assert cells(out.stdout, "NDCG@3 vs the 1:1 oracle") == [f"{control['ndcg@3']:.3f}", f"{treatment['ndcg@3']:.3f}"]
+    assert cells(out.stdout, "feeds evaluated") == ["100", "100"]
+    with psycopg.connect(served_url) as other:  # nothing served changed: the experiment runs as started
+        shares = other.execute(
+            "SELECT array_agg(share ORDER BY position) FROM ootd.experiment_variants v "
+            "JOIN ootd.experiments e ON e.name = v.experiment WHERE e.ended_at IS NULL"
+        ).fetchone()[0]
+        assert [float(s) for s in shares] == [0.5, 0.5]
+
+
+def test_an_aa_experiment_prints_identical_columns(served_url):
+    """A treatment with the weights in force (cosine 0.5) measures exactly as the control; an ended
+    experiment may be named, and a variant no user is served (share 0) is measured all the same."""
+    start_experiment(served_url, "aa", {"control": {"share": 1}, "same": {"share": 0, "weights": {"cosine": 0.5}}})
+    with psycopg.connect(served_url, autocommit=True) as other:
+        other.execute("SELECT ootd.end_experiment('aa')")
+    env = {"DATABASE_URL": served_url, **WIDE}
+    out = run_cli("evaluate", "--by-variant", "aa", "--users", "50", "--at-times", "09:00,21:00", env=env)
+    assert out.returncode == 0, out.stderr
+    assert cells(out.stdout, "metric") == ["control (control, 100%)", "same (0%)"]
+    metrics = [row for row in table_rows(out.stdout) if row[1] and row[0] not in ("metric", "weights replaced")]
+    assert len(metrics) >= 15 and cells(out.stdout, "NDCG@3 vs the 1:1 oracle")[0] != "-"
+    for label, control, same in metrics:
+        assert control == same, label
+    [row] = stored(served_url)
+    by_variant = row["metrics"]["by_variant"]
+    control, same = (
+        {k: v for k, v in by_variant[n].items() if k not in ("weights", "share")} for n in ("control", "same")
+    )
+    assert control == same and control["ndcg@3"] > 0
+
+
+def test_by_variant_errors_store_nothing(db_url):
+    env = {"DATABASE_URL": db_url}
+    none = run_cli("evaluate", "--by-variant", "--users", "5", env=env)
+    assert none.returncode == 1
+    assert none.stderr.strip() == (
+        "ootd: error: no experiment is running: name one (ootd.experiments lists them) (SQLSTATE P0002)"
+    )
+    unknown = run_cli("evaluate", "--by-variant", "nope", "--users", "5", env=env)
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == "ootd: error: unknown experiment 'nope' (SQLSTATE P0002)"
+    both = run_cli("evaluate", "--sweep", "--by-variant", env=env)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    assert stored(db_url) == []

@@ -433,7 +433,7 @@ def test_feed_agrees_with_explain_at_dst_and_midnight_edges(served, zone, at, da
     rows = feed(served, 37, at, limit=5)
     explained = served.execute(
         "SELECT rank, outfit_id, title, category, color, daypart, score, headline, "
-        "cluster_id, relaxed_rules FROM ootd.feed_explain(37, %s, 5) WHERE rank <= 5 "
+        "cluster_id, relaxed_rules, variant FROM ootd.feed_explain(37, %s, 5) WHERE rank <= 5 "
         "ORDER BY rank",
         (at,),
     ).fetchall()

@@ -9,6 +9,7 @@ import struct
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from api.app import create_app
 from api.auth import issue_token
@@ -120,6 +121,7 @@ def test_a_what_if_profile_is_ranked_with_every_component_and_its_vetoes_last(cl
     assert response.status_code == 200, response.data
     body = response.get_json()
     assert body["mode"] == "what_if" and "user_id" not in body
+    assert body["variant"] is None  # a what-if profile names no user: in no experiment
     assert body["city"] == "Torrance" and body["timezone"] == "America/Los_Angeles"
     assert body["local_time"] == f"{SERVED_DAY} 14:59" and body["at"] == f"{SERVED_DAY}T21:59:00Z"
     assert body["priority_daypart"] == "Daytime" and body["headline"].endswith("in Torrance")
@@ -208,6 +210,38 @@ def test_a_real_user_s_simulation_is_exactly_their_feed(client):
     ]
     assert body["headline"] == feed["headline"] and body["cluster_id"] == feed["cluster_id"]
     assert body["relaxed_rules"] == feed["relaxed_rules"]
+    assert body["variant"] is None and feed["variant"] is None  # no experiment runs
+
+
+def test_a_real_user_s_simulation_reports_their_experiment_variant(client, admin):
+    """With an experiment running, a real user's simulation names the user's variant (ootd.experiment_of) and
+    ranks with its weights, as the feed does; a what-if profile names no user, so no variant."""
+    users = range(1, 21)
+    admin.execute(
+        "SELECT * FROM ootd.start_experiment('sim_cosine_up', %s)",
+        (Jsonb({"control": {"share": 0.5}, "more_cosine": {"share": 0.5, "weights": {"cosine": 1.5}}}),),
+    )
+    try:
+        seen = set()
+        for user_id in users:
+            expected = admin.execute("SELECT experiment, variant FROM ootd.experiment_of(%s)", (user_id,)).fetchone()
+            assert expected[0] == "sim_cosine_up"
+            response = client.post(f"/v1/users/{user_id}/simulate", json=AFTERNOON, headers=bearer(user_id))
+            assert response.status_code == 200, response.data
+            body = response.get_json()
+            assert body["variant"] == expected[1]
+            feed = client.get(f"/v1/users/{user_id}/feed?at={body['at']}", headers=bearer(user_id)).get_json()
+            assert feed["variant"] == body["variant"]
+            assert [(i["outfit_id"], i["score"]) for i in body["items"][:3]] == [
+                (i["outfit_id"], i["score"]) for i in feed["items"]
+            ]
+            seen.add(body["variant"])
+        assert seen == {"control", "more_cosine"}
+        assert what_if(client).get_json()["variant"] is None
+    finally:
+        admin.execute("SELECT * FROM ootd.end_experiment('sim_cosine_up')")
+    body = client.post("/v1/users/7/simulate", json=AFTERNOON, headers=bearer(7)).get_json()
+    assert body["variant"] is None
 
 
 # ---------------------------------------------------------------- catalog --

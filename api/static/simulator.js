@@ -8,6 +8,7 @@
   const ranking = document.getElementById("ranking");
   const headline = document.getElementById("headline");
   const meta = document.getElementById("meta");
+  const variant = document.getElementById("variant");
   const relaxed = document.getElementById("relaxed");
   const summary = document.getElementById("summary");
   const errorBox = document.getElementById("error");
@@ -175,6 +176,24 @@
     return node;
   }
 
+  // The A/B experiment on the scoring weights: a real user is served their variant's weights (the ranking
+  // starts from them; a weight changed on this page replaces the variant's); a what-if profile names no user.
+  function showVariant(data) {
+    variant.dataset.variant = data.variant || "";
+    variant.classList.toggle("running", Boolean(data.variant));
+    if (data.variant) {
+      variant.textContent = `Experiment variant: ${data.variant}`;
+      variant.title = "This user's variant of the running A/B experiment: its scoring weights rank the feed " +
+        "(a weight you change on this page replaces the variant's).";
+    } else if (data.mode === "user") {
+      variant.textContent = "No experiment running: the weights in force";
+      variant.title = "No A/B experiment on the scoring weights is running: every user gets the weights in force.";
+    } else {
+      variant.textContent = "What-if profile: no experiment variant (the weights in force)";
+      variant.title = "A what-if profile names no user, so it is in no experiment's variant.";
+    }
+  }
+
   function draw(data) {
     if (headline.textContent !== data.headline) {
       headline.classList.remove("flash");
@@ -187,6 +206,7 @@
       el("span", `daypart ${data.priority_daypart || ""}`, `${data.priority_daypart || "?"} first`),
       el("span", "mono", data.cluster_id),
     );
+    showVariant(data);
     relaxed.textContent = data.relaxed_rules.length
       ? `Veto cascade relaxed: ${data.relaxed_rules.join(", ")} (too few outfits survived the vetoes)`
       : "Veto cascade: nothing relaxed";

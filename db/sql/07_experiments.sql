@@ -362,21 +362,22 @@ $$;
 COMMENT ON FUNCTION ootd.experiment_of(bigint) IS 'The running experiment and the user''s variant in it; no row when none runs.';
 
 -- ------------------------------------------------------------------- views --
--- ootd._experiment_results(): per experiment and variant, over its current
--- allocation period (allocated_at to ended_at, or now): the users assigned to
--- it (every user now in ootd.users, by ootd._variant_at), their likes made
--- in the period, likes per user per day, and the share of users with at
--- least one like; for each non-control variant the difference to the
--- control with a 95% confidence interval: for likes per user per day a
--- normal (Welch) interval from the per-user counts' variances; for the
--- share of users who liked, the two-proportion z interval (unpooled Wald).
--- One pass over users and likes per experiment (on Citus, on the workers).
-CREATE FUNCTION ootd._experiment_results()
-RETURNS TABLE (experiment text, variant text, control boolean, share numeric, running boolean,
-               since timestamptz, until timestamptz, days double precision, users bigint, likes bigint,
+-- ootd._experiment_results(experiment): per variant of an experiment,
+-- over its current allocation period (allocated_at to ended_at, or now):
+-- the users assigned to it (every user now in ootd.users, by
+-- ootd._variant_at), their likes made in the period, likes per user per
+-- day, and the share of users with at least one like; for each non-control
+-- variant the difference to the control with a 95% confidence interval: for
+-- likes per user per day a normal (Welch) interval from the per-user
+-- counts' variances; for the share of users who liked, the two-proportion z
+-- interval (unpooled Wald).  One pass over users and likes (on Citus, on
+-- the workers).  No row for an unknown experiment.
+CREATE FUNCTION ootd._experiment_results(p_experiment text)
+RETURNS TABLE (variant text, control boolean, share numeric, running boolean, since timestamptz,
+               until timestamptz, days double precision, users bigint, likes bigint,
                likes_per_user_day double precision, diff_likes_per_user_day double precision,
-               diff_ci95_low double precision, diff_ci95_high double precision,
-               users_liking bigint, liking_share double precision, diff_liking_share double precision,
+               diff_ci95_low double precision, diff_ci95_high double precision, users_liking bigint,
+               liking_share double precision, diff_liking_share double precision,
                liking_ci95_low double precision, liking_ci95_high double precision)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -388,50 +389,56 @@ DECLARE
     v_until timestamptz;
     z       constant double precision := 1.959963984540054;   -- the standard normal's 97.5% quantile
 BEGIN
-    FOR e IN SELECT * FROM ootd.experiments x ORDER BY x.started_at, x.name LOOP
-        v_until := coalesce(e.ended_at, now());
-        a := ootd._allocation(e.name);
-        RETURN QUERY
-        WITH per_user AS (
-            SELECT u.id, count(k.user_id) AS likes
-            FROM ootd.users u
-            LEFT JOIN ootd.likes k ON k.user_id = u.id AND k.liked_at >= e.allocated_at AND k.liked_at < v_until
-            GROUP BY u.id
-        ), per_variant AS (
-            SELECT ootd._variant_at(e.name, p.id, a.variants, a.starts) AS variant, count(*) AS users,
-                   sum(p.likes) AS likes, sum(p.likes * p.likes) AS likes_sq, count(*) FILTER (WHERE p.likes > 0) AS liking
-            FROM per_user p
-            GROUP BY 1
-        ), s AS (
-            SELECT v.variant, v.position, v.control, v.share,
-                   extract(epoch FROM v_until - e.allocated_at)::double precision / 86400 AS days,
-                   coalesce(p.users, 0) AS users, coalesce(p.likes, 0)::bigint AS likes, coalesce(p.liking, 0) AS liking,
-                   p.likes::double precision / p.users AS mean,
-                   (p.likes_sq - p.likes::numeric * p.likes / p.users)::double precision / nullif(p.users - 1, 0) AS var,
-                   p.liking::double precision / p.users AS rate
-            FROM ootd.experiment_variants v
-            LEFT JOIN per_variant p ON p.variant = v.variant
-            WHERE v.experiment = e.name
-        ), d AS (
-            SELECT s.*, s.mean / nullif(s.days, 0) AS per_day,
-                   CASE WHEN NOT s.control THEN (s.mean - c.mean) / nullif(s.days, 0) END AS diff,
-                   CASE WHEN NOT s.control THEN sqrt(s.var / s.users + c.var / c.users) / nullif(s.days, 0) END AS se,
-                   CASE WHEN NOT s.control THEN s.rate - c.rate END AS diff_rate,
-                   CASE WHEN NOT s.control
-                        THEN sqrt(s.rate * (1 - s.rate) / s.users + c.rate * (1 - c.rate) / c.users) END AS se_rate
-            FROM s CROSS JOIN (SELECT * FROM s WHERE s.control) c
-        )
-        SELECT e.name, d.variant, d.control, d.share, e.ended_at IS NULL, e.allocated_at, v_until, d.days, d.users,
-               d.likes, d.per_day, d.diff, d.diff - z * d.se, d.diff + z * d.se, d.liking, d.rate, d.diff_rate,
-               d.diff_rate - z * d.se_rate, d.diff_rate + z * d.se_rate
-        FROM d ORDER BY d.position;
-    END LOOP;
+    SELECT * INTO e FROM ootd.experiments x WHERE x.name = p_experiment;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    v_until := coalesce(e.ended_at, now());
+    a := ootd._allocation(e.name);
+    RETURN QUERY
+    WITH per_user AS (
+        SELECT u.id, count(k.user_id) AS likes
+        FROM ootd.users u
+        LEFT JOIN ootd.likes k ON k.user_id = u.id AND k.liked_at >= e.allocated_at AND k.liked_at < v_until
+        GROUP BY u.id
+    ), per_variant AS (
+        SELECT ootd._variant_at(e.name, p.id, a.variants, a.starts) AS variant, count(*) AS users,
+               sum(p.likes) AS likes, sum(p.likes * p.likes) AS likes_sq, count(*) FILTER (WHERE p.likes > 0) AS liking
+        FROM per_user p
+        GROUP BY 1
+    ), s AS (
+        SELECT v.variant, v.position, v.control, v.share,
+               extract(epoch FROM v_until - e.allocated_at)::double precision / 86400 AS days,
+               coalesce(p.users, 0) AS users, coalesce(p.likes, 0)::bigint AS likes, coalesce(p.liking, 0) AS liking,
+               p.likes::double precision / p.users AS mean,
+               (p.likes_sq - p.likes::numeric * p.likes / p.users)::double precision / nullif(p.users - 1, 0) AS var,
+               p.liking::double precision / p.users AS rate
+        FROM ootd.experiment_variants v
+        LEFT JOIN per_variant p ON p.variant = v.variant
+        WHERE v.experiment = e.name
+    ), d AS (
+        SELECT s.*, s.mean / nullif(s.days, 0) AS per_day,
+               CASE WHEN NOT s.control THEN (s.mean - c.mean) / nullif(s.days, 0) END AS diff,
+               CASE WHEN NOT s.control THEN sqrt(s.var / s.users + c.var / c.users) / nullif(s.days, 0) END AS se,
+               CASE WHEN NOT s.control THEN s.rate - c.rate END AS diff_rate,
+               CASE WHEN NOT s.control
+                    THEN sqrt(s.rate * (1 - s.rate) / s.users + c.rate * (1 - c.rate) / c.users) END AS se_rate
+        FROM s CROSS JOIN (SELECT * FROM s WHERE s.control) c
+    )
+    SELECT d.variant, d.control, d.share, e.ended_at IS NULL, e.allocated_at, v_until, d.days, d.users, d.likes,
+           d.per_day, d.diff, d.diff - z * d.se, d.diff + z * d.se, d.liking, d.rate, d.diff_rate,
+           d.diff_rate - z * d.se_rate, d.diff_rate + z * d.se_rate
+    FROM d ORDER BY d.position;
 END
 $$;
-COMMENT ON FUNCTION ootd._experiment_results() IS
-    'Private: ootd.experiment_results'' rows (per experiment and variant: users, likes per user per day, differences to control with 95% CIs).';
+COMMENT ON FUNCTION ootd._experiment_results(text) IS
+    'Private: ootd.experiment_results'' rows of one experiment (per variant: users, likes per user per day, differences to control with 95% CIs).';
 
+-- One experiment's rows are computed only when asked for: WHERE experiment =
+-- 'x' filters ootd.experiments before the lateral call.
 CREATE VIEW ootd.experiment_results AS
-SELECT * FROM ootd._experiment_results();
+SELECT e.name AS experiment, r.*
+FROM ootd.experiments e
+CROSS JOIN LATERAL ootd._experiment_results(e.name) r;
 COMMENT ON VIEW ootd.experiment_results IS
     'Per experiment and variant, over the allocation period: users, likes, likes per user per day, share of users who liked, each variant''s difference to control with a 95% CI (Welch normal for likes per user per day, two-proportion z for the share who liked).';

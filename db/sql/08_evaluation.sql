@@ -740,8 +740,8 @@ COMMENT ON FUNCTION ootd._variant_feeds(date, bigint[], time[], integer[], text,
 -- variant (ootd._variant_feeds; the oracle scores with that variant's
 -- weights); no LLM call, nothing served changes.  Stores one row in
 -- ootd.evaluations (params.experiment; metrics: variants, their names in
--- bucket order, control, and per name the metrics of ootd.evaluate plus
--- share and weights).  progress: NOTICEs as ootd.evaluate's, over variants x
+-- bucket order, control, and by_variant: per name the metrics of
+-- ootd.evaluate plus share and weights).  progress: NOTICEs as ootd.evaluate's, over variants x
 -- users.  Errors: no experiment running and none named, or an unknown one,
 -- P0002; else as ootd.evaluate.
 CREATE FUNCTION ootd.evaluate_variants(p_experiment text DEFAULT NULL, p_date date DEFAULT NULL,
@@ -773,11 +773,11 @@ BEGIN
     v_users := ootd._evaluation_sample(p_users);
     v_generated := (SELECT count(*) FROM ootd.outfits o WHERE o.pool_date = v_date);
     SELECT count(*), jsonb_build_object('variants', jsonb_agg(x.variant ORDER BY x.position),
-                                        'control', min(x.variant) FILTER (WHERE x.control))
+                                        'control', min(x.variant) FILTER (WHERE x.control), 'by_variant', '{}'::jsonb)
     INTO v_variants, v_metrics
     FROM ootd.experiment_variants x WHERE x.experiment = v_name;
     FOR v IN SELECT * FROM ootd.experiment_variants x WHERE x.experiment = v_name ORDER BY x.position LOOP
-        v_metrics := v_metrics || jsonb_build_object(v.variant,
+        v_metrics := jsonb_set(v_metrics, ARRAY['by_variant', v.variant],
             ootd._evaluation_metrics(ootd._variant_feeds(v_date, v_users, p_times, v_ks, v_name, v.variant, p_progress,
                                                          v_done, v_variants * cardinality(v_users)), v_generated)
             || jsonb_build_object('share', v.share, 'weights', v.weights));

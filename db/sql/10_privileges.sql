@@ -56,7 +56,7 @@ GRANT EXECUTE ON FUNCTION ootd.evaluate_variants(text, date, integer, time[], in
 -- experiments (07_experiments.sql): analysts run them, through these functions only (no table
 -- privilege but SELECT); ootd_api and ootd_batch cannot change them.
 GRANT EXECUTE ON FUNCTION ootd.start_experiment(text, jsonb, text), ootd.set_experiment_shares(text, jsonb),
-                          ootd.end_experiment(text), ootd.experiment_of(bigint), ootd._experiment_results()
+                          ootd.end_experiment(text), ootd.experiment_of(bigint), ootd._experiment_results(text)
     TO ootd_analyst;
 
 -- ootd_api: no table privileges at all; only EXECUTE on the serving functions

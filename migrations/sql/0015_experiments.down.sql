@@ -9,7 +9,7 @@ DROP VIEW ootd.experiment_results;
 DROP FUNCTION ootd.evaluate_variants(text, date, integer, time[], integer, boolean);
 DROP FUNCTION ootd._variant_feeds(date, bigint[], time[], integer[], text, text, boolean, integer, integer);
 DROP FUNCTION ootd._evaluation_params(integer, integer, time[], integer[], integer);
-DROP FUNCTION ootd._experiment_results();
+DROP FUNCTION ootd._experiment_results(text);
 DROP FUNCTION ootd.experiment_of(bigint);
 DROP FUNCTION ootd.end_experiment(text);
 DROP FUNCTION ootd.set_experiment_shares(text, jsonb);

@@ -13,7 +13,9 @@ import struct
 import urllib.request
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from db import REPO_ROOT
 from tests.conftest import run_cli
@@ -171,6 +173,44 @@ def test_a_real_user_with_their_token_sees_their_own_feed(page, served_app):
         feed = json.loads(response.read())
     assert [i["id"] for i in shown] == [i["outfit_id"] for i in feed["items"]]
     assert page.inner_text("#headline") == feed["headline"]
+
+
+def test_a_real_user_s_experiment_variant_is_shown_while_an_experiment_runs(page, served_app):
+    token = run_cli("token", "7", env={"OOTD_HOME": str(served_app["home"]), "DATABASE_URL": served_app["url"]})
+    assert token.returncode == 0, token.stderr
+    load(page, served_app["base"])
+    assert page.inner_text("#variant") == "What-if profile: no experiment variant (the weights in force)"
+    page.get_by_text("Real user", exact=True).click()
+    page.fill("#user-id", "7")
+    after(page, lambda: page.fill("#token", token.stdout.strip()))
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    assert page.inner_text("#variant") == "No experiment running: the weights in force"
+    assert page.get_attribute("#variant", "data-variant") == ""
+
+    with psycopg.connect(served_app["url"], autocommit=True) as admin:
+        admin.execute(
+            "SELECT * FROM ootd.start_experiment('page_cosine_up', %s)",
+            (Jsonb({"control": {"share": 0.5}, "more_cosine": {"share": 0.5, "weights": {"cosine": 1.5}}}),),
+        )
+        try:
+            variant = admin.execute("SELECT variant FROM ootd.experiment_of(7)").fetchone()[0]
+            page.focus("#time")
+            after(page, lambda: page.keyboard.press("ArrowRight"))  # any change re-ranks: the page reads it
+            assert page.is_hidden("#error"), page.inner_text("#error")
+            assert page.inner_text("#variant") == f"Experiment variant: {variant}"
+            assert page.get_attribute("#variant", "data-variant") == variant
+            assert "running" in page.get_attribute("#variant", "class")
+            assert page.is_visible("#variant")
+
+            after(page, lambda: page.get_by_text("What-if profile", exact=True).click())
+            assert page.inner_text("#variant") == "What-if profile: no experiment variant (the weights in force)"
+            after(page, lambda: page.get_by_text("Real user", exact=True).click())
+            assert page.inner_text("#variant") == f"Experiment variant: {variant}"
+        finally:
+            admin.execute("SELECT * FROM ootd.end_experiment('page_cosine_up')")
+    page.focus("#time")
+    after(page, lambda: page.keyboard.press("ArrowLeft"))
+    assert page.inner_text("#variant") == "No experiment running: the weights in force"
 
 
 def test_the_page_fits_a_phone_and_a_screenshot_is_kept(page, served_app, artifacts):
