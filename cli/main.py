@@ -126,7 +126,9 @@ def migrate(url: str | None = None, revision: str = "head", allow_data_loss: boo
     A downgrade that would destroy rows refuses (CommandError, nothing changed) unless allow_data_loss.
     On a Citus coordinator (the citus extension exists, or `citus`: then it is created) the
     migrations run with DDL propagation off, as on a single node, and db/citus.sql then
-    distributes the schema (idempotent; docs/scaling.md).
+    distributes the schema (idempotent; docs/scaling.md).  An already distributed schema is
+    upgraded to head with DDL propagation on (the workers change in the same distributed
+    transaction), then db/citus.sql places what the revisions added.
     """
     import psycopg
     from alembic import command
@@ -144,7 +146,7 @@ def migrate(url: str | None = None, revision: str = "head", allow_data_loss: boo
         on_citus, distributed = _citus_state(plain, create=citus)
     except psycopg.Error as exc:
         raise DatabaseError.from_psycopg(exc) from exc
-    if on_citus:
+    if on_citus and not distributed:  # a distributed schema changes on every node: propagation stays on
         from urllib.parse import quote
 
         from db.citus import LOCAL_DDL_OPTIONS
@@ -161,7 +163,7 @@ def migrate(url: str | None = None, revision: str = "head", allow_data_loss: boo
                 if on_citus:
                     _refuse_other_than_head_on_citus(config, revision, down)
                 if distributed:
-                    _refuse_changes_to_a_distributed_schema(config, connection, revision, down)
+                    _check_upgrade_of_a_distributed_schema(connection, down)
         finally:
             engine.dispose()
         (command.downgrade if down else command.upgrade)(config, revision)
@@ -207,19 +209,26 @@ def _refuse_other_than_head_on_citus(config, revision: str, down: bool) -> None:
         )
 
 
-def _refuse_changes_to_a_distributed_schema(config, connection, revision: str, down: bool) -> None:
-    """Migrations run with DDL propagation off, which is right only before distribution: a later
-    revision on an already distributed schema would change the coordinator alone."""
+def _check_upgrade_of_a_distributed_schema(connection, down: bool) -> None:
+    """An already distributed schema is upgraded with DDL propagation on: the revisions' `SET ROLE
+    ootd_owner` makes Citus open its worker connections as ootd_owner, which must be able to log in
+    (db/citus.sql gives it LOGIN).  Refused before anything runs: a downgrade, a NOLOGIN owner."""
     from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
+    from sqlalchemy import text
 
     current = MigrationContext.configure(connection).get_current_revision()
-    wanted = ScriptDirectory.from_config(config).get_revision(revision)
-    if down or (wanted is not None and wanted.revision != current):
+    if down:
         raise CommandError(
-            f"the ootd schema on this Citus coordinator is distributed (revision {current}); "
-            f"moving it to {revision} is not supported: revisions run with DDL propagation off, "
-            "which only suits an undistributed schema (see docs/scaling.md)"
+            f"the ootd schema on this Citus coordinator is distributed (revision {current}): "
+            "it is never downgraded (see docs/scaling.md)"
+        )
+    login = connection.execute(text("SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = 'ootd_owner'"))
+    if login.scalar() is False:
+        raise CommandError(
+            f"the ootd schema on this Citus coordinator is distributed (revision {current}) and ootd_owner "
+            "cannot log in: an upgrade creates the new objects on the workers as ootd_owner; "
+            "run ALTER ROLE ootd_owner LOGIN (db/citus.sql does) and allow it between the nodes in pg_hba.conf "
+            "(see docs/scaling.md)"
         )
 
 

@@ -19,7 +19,9 @@ serialized by a `flock` on `cluster.lock`; it may add workers, never remove one.
 
 `distribute(url)` runs `db/citus.sql` on a coordinator whose schema `ootd migrate` has just
 installed with DDL propagation off (`LOCAL_DDL_OPTIONS`): reference and distributed tables,
-every function on every worker, the request path delegated by user id (docs/scaling.md).
+every function on every worker, the request path delegated by user id (docs/scaling.md).  An
+already distributed schema is upgraded with propagation on, then `distribute` places what the
+new revisions added.
 """
 
 from __future__ import annotations
@@ -357,8 +359,9 @@ def default_cluster() -> CitusCluster:
 # ------------------------------------------------------------ distribution --
 #: The steps that distribute the migrated schema on a coordinator (not part of db/sql/).
 DISTRIBUTE_SQL = Path(__file__).resolve().with_name("citus.sql")
-#: libpq `options` for the migrations on a coordinator: every object is created locally, as on a
-#: single node (SET ROLE ootd_owner included: the workers never see the NOLOGIN role connect).
+#: libpq `options` for the migrations on a coordinator not yet distributed: every object is created
+#: locally, as on a single node (SET ROLE ootd_owner included: the workers never see the NOLOGIN
+#: role connect).  Not for an upgrade of a distributed schema, which must reach the workers.
 LOCAL_DDL_OPTIONS = "-c citus.enable_ddl_propagation=off"
 
 

@@ -1,6 +1,10 @@
 -- =============================================================================
 -- ootd on Citus: distribute the migrated schema (run by `ootd migrate` on a
--- Citus coordinator, after `alembic upgrade head`; see docs/scaling.md)
+-- Citus coordinator, after `alembic upgrade head`; see docs/scaling.md).
+-- On a schema already distributed, `ootd migrate` runs the new revisions with
+-- DDL propagation on, then this file again: it places the tables they added,
+-- distributes the functions Citus could not send yet and delegates again the
+-- request-path functions they re-created.
 -- Not part of the single-node schema (db/sql/): this file only runs where
 -- the citus extension exists.  Every step is idempotent: a second run changes
 -- nothing.  Steps are separated by a blank line after a line ending in ';'
@@ -75,14 +79,22 @@ ORDER BY t.n;
 SELECT pg_catalog.create_distributed_table('ootd.likes', 'user_id', colocate_with := 'ootd.users')
 WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'ootd.likes'::regclass);
 
--- The experiments (small, analyst-managed, read by every feed through
--- ootd._assignment) are reference tables too: experiments before the variants
--- and the log that reference it (a foreign key between reference tables),
--- its one-running partial unique index enforced on every copy alike.
 SELECT pg_catalog.create_reference_table(t.name::regclass)
 FROM unnest(ARRAY['ootd.llm_calls', 'ootd.llm_prices', 'ootd.pool_cache', 'ootd.scoring_weights',
-                  'ootd.evaluations', 'ootd.experiments', 'ootd.experiment_variants',
-                  'ootd.experiment_changes']) WITH ORDINALITY AS t(name, n)
+                  'ootd.evaluations']) WITH ORDINALITY AS t(name, n)
+WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = t.name::regclass)
+ORDER BY t.n;
+
+-- The experiments (0015; small, analyst-managed, read by every feed through
+-- ootd._assignment) are reference tables too: experiments before the
+-- variants and the log, whose foreign keys reference it (between reference
+-- tables: enforced on every node); the partial unique index "one experiment
+-- running" goes with the table to every copy.  A feed delegated to a worker
+-- reads that worker's copies, which a change made on the coordinator reaches
+-- in the same (two-phase) commit.
+SELECT pg_catalog.create_reference_table(t.name::regclass)
+FROM unnest(ARRAY['ootd.experiments', 'ootd.experiment_variants', 'ootd.experiment_changes'])
+     WITH ORDINALITY AS t(name, n)
 WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = t.name::regclass)
 ORDER BY t.n;
 
@@ -109,7 +121,8 @@ $$;
 -- Second pass: every other function of the schema, after the tables its
 -- signature names, so that every function exists on every worker (those a
 -- delegated call runs, with their owner and grants).  Functions were created
--- with DDL propagation off (the migrations run locally), hence this file.
+-- with DDL propagation off (the migrations run locally), hence this file; on
+-- an upgrade, those naming a table the revision added (not yet placed then).
 DO $$
 DECLARE
     f regprocedure;

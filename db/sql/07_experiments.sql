@@ -224,6 +224,7 @@ DECLARE
     v_name    text;
     v_spec    jsonb;
     v_weights jsonb := '{}';
+    v_served  ootd.scoring_weights;
     v_problem text;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('ootd.experiments'));
@@ -259,11 +260,16 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'Give the weights to another variant.';
         END IF;
         BEGIN
-            PERFORM ootd._weights_with(v_spec -> 'weights', w);
+            v_served := ootd._weights_with(v_spec -> 'weights', w);
         EXCEPTION WHEN invalid_parameter_value THEN
             GET STACKED DIAGNOSTICS v_problem = MESSAGE_TEXT;
             RAISE EXCEPTION 'variant "%": %', v_name, v_problem USING ERRCODE = 'invalid_parameter_value';
         END;
+        -- each named weight with the value it takes (typed as the column is), computed here and not
+        -- in the INSERT below: on Citus a subtransaction (_weights_with's exception block) while the
+        -- INSERT streams its rows to the reference table's placements ends the session (FATAL)
+        v_weights := v_weights || jsonb_build_object(v_name, coalesce(
+            (SELECT jsonb_object_agg(k, to_jsonb(v_served) -> k) FROM jsonb_object_keys(v_spec -> 'weights') k), '{}'));
     END LOOP;
     v_problem := ootd._allocation_problem((SELECT jsonb_object_agg(e.key, e.value -> 'share') FROM jsonb_each(p_variants) e),
                                           p_control);
@@ -274,10 +280,7 @@ BEGIN
     INSERT INTO ootd.experiments (name) VALUES (p_name);
     INSERT INTO ootd.experiment_variants (experiment, variant, position, control, share, weights)
     SELECT p_name, e.key, row_number() OVER (ORDER BY e.key <> p_control, e.key), e.key = p_control,
-           (e.value ->> 'share')::numeric,
-           -- each named weight with the value it takes (typed as the column is)
-           coalesce((SELECT jsonb_object_agg(k, to_jsonb(ootd._weights_with(e.value -> 'weights', w)) -> k)
-                     FROM jsonb_object_keys(e.value -> 'weights') k), '{}')
+           (e.value ->> 'share')::numeric, v_weights -> e.key
     FROM jsonb_each(p_variants) e;
     INSERT INTO ootd.experiment_changes (experiment, change, shares) VALUES (p_name, 'start', ootd._shares(p_name));
     RETURN QUERY SELECT * FROM ootd.experiment_variants v WHERE v.experiment = p_name ORDER BY v.position;
