@@ -4,9 +4,11 @@ One run, one fresh embedded server (or DATABASE_URL), --users seeded users and o
 (offline nightly).  Measured side by side in the same run:
   (a) the feed: SELECT * FROM ootd.feed(user, at, 3) for --feeds users, one connection (prepared
       statements), with no experiment and with a running experiment of two and of four variants
-      (each user's variant is found by ootd._assignment on every call).  The three take turns slice
-      by slice, in an order that alternates, over --rounds rounds; reported: calls/s per mode
-      (median of rounds) and the ratios to "no experiment", and ootd._assignment alone per call;
+      (each user's variant is found by ootd._assignment on every call; the variants change weights
+      that cost nothing to apply, so the difference is the assignment's).  The three take turns
+      slice by slice, in an order that alternates, over --rounds rounds; reported: calls/s per mode
+      (median of rounds) and the ratios to "no experiment", and ootd._assignment alone per call
+      (in the server: one statement over the slice's users);
   (b) SELECT * FROM ootd.experiment_results with --likes likes made during the experiment (inserted
       directly, spread over its users and days): median of 3 reads, and per user.
 Usage: python -m bench.experiments [--users 100000] [--likes 200000] [--feeds 2000] [--rounds 5]
@@ -32,7 +34,7 @@ from db.connect import connect
 DAY = date(2026, 4, 20)
 AT = datetime(2026, 4, 20, 12, 0, tzinfo=UTC)
 FEED_SQL = "SELECT * FROM ootd.feed(%s, %s, 3)"
-ASSIGNMENT_SQL = "SELECT * FROM ootd._assignment(%s)"
+ASSIGNMENT_SQL = "SELECT count(a.variant) FROM unnest(%s::bigint[]) u CROSS JOIN LATERAL ootd._assignment(u) a"
 RESULTS_SQL = "SELECT * FROM ootd.experiment_results WHERE experiment = 'bench_results'"
 EXPERIMENTS: dict[str, dict | None] = {
     "no experiment": None,
@@ -41,7 +43,7 @@ EXPERIMENTS: dict[str, dict | None] = {
         "control": {"share": 0.4},
         "bold": {"share": 0.2, "weights": {"cosine": 1.5}},
         "calm": {"share": 0.2, "weights": {"daypart_priority": 0.5}},
-        "local": {"share": 0.2, "weights": {"neighbour_pools": False}},
+        "steady": {"share": 0.2, "weights": {"liked_decay": 0.3}},
     },
 }
 
@@ -98,9 +100,7 @@ def main() -> None:
                         spent[mode] += timed(
                             lambda: [cur.execute(FEED_SQL, (u, AT), prepare=True).fetchall() for u in part]
                         )
-                        spent_assignment[mode] += timed(
-                            lambda: [cur.execute(ASSIGNMENT_SQL, (u,), prepare=True).fetchall() for u in part]
-                        )
+                        spent_assignment[mode] += timed(lambda: cur.execute(ASSIGNMENT_SQL, (part,)).fetchall())
                 for mode in EXPERIMENTS:
                     rates[mode].append(chunk * args.slices / spent[mode])
                     assignment[mode].append(spent_assignment[mode] / (chunk * args.slices) * 1e6)

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.experiment import share_text, weights_text
 from db.connect import one
 
 DEFAULT_TIMES = (time(9), time(15), time(21))
@@ -153,6 +154,20 @@ def _cell(value: Any, fmt: str) -> str:
     return f"{float(value):.3f}"
 
 
+def add_section_rows(table: Table, ks: dict[str, int], columns: list[dict]) -> None:
+    """The SECTIONS rows of a table whose columns are metrics objects (all feeds and each local time, or
+    each variant): a bold row per section, then its metrics at k = ks["k"] and ks["limit"]."""
+    for section, rows in SECTIONS:
+        table.add_row(f"[bold]{section}[/bold]", *[""] * len(columns))
+        seen = set()
+        for label, name, which, fmt in rows:
+            key = f"{name}@{ks[which]}"
+            if key in seen:  # limit == 3: the @limit rows repeat the @3 ones
+                continue
+            seen.add(key)
+            table.add_row("  " + label.format(k=ks[which]), *[_cell(m.get(key), fmt) for m in columns])
+
+
 def print_evaluation(row: dict, console: Console | None = None) -> None:
     """The stored run as one table: a column for all feeds, then one per local time."""
     console = console or Console()
@@ -167,15 +182,7 @@ def print_evaluation(row: dict, console: Console | None = None) -> None:
     table.add_column("metric")
     for name, _ in scopes:
         table.add_column(name, justify="right")
-    for section, rows in SECTIONS:
-        table.add_row(f"[bold]{section}[/bold]", *[""] * len(scopes))
-        seen = set()
-        for label, name, which, fmt in rows:
-            key = f"{name}@{ks[which]}"
-            if key in seen:  # limit == 3: the @limit rows repeat the @3 ones
-                continue
-            seen.add(key)
-            table.add_row("  " + label.format(k=ks[which]), *[_cell(m.get(key), fmt) for _, m in scopes])
+    add_section_rows(table, ks, [m for _, m in scopes])
     table.caption = (
         f"stored as ootd.evaluations id {row['id']}; {metrics['generated_outfits']:,} outfits generated "
         f"on {row['pool_date']}; definitions: docs/evaluation.md"
@@ -235,19 +242,10 @@ def print_sweep(row: dict, console: Console | None = None) -> None:
     console.print(table)
 
 
-def _share(value: Any) -> str:
-    """0.5 -> "50%", 0.3333 -> "33.33%"."""
-    return f"{100.0 * float(value):.4g}%"
-
-
 def variant_header(name: str, metrics: dict) -> str:
     """`control (control, 50%)`, `more_cosine (50%)`."""
-    share = _share(metrics["by_variant"][name]["share"])
+    share = share_text(metrics["by_variant"][name]["share"])
     return f"{name} (control, {share})" if name == metrics["control"] else f"{name} ({share})"
-
-
-def _weights(weights: dict) -> str:
-    return ", ".join(f"{k} {json.dumps(v)}" for k, v in sorted(weights.items())) or "in force"
 
 
 def print_variants(row: dict, console: Console | None = None) -> None:
@@ -266,16 +264,8 @@ def print_variants(row: dict, console: Console | None = None) -> None:
     table.add_column("metric")
     for name in names:
         table.add_column(variant_header(name, metrics), justify="right")
-    table.add_row("weights replaced", *[_weights(by_variant[n]["weights"]) for n in names])
-    for section, rows in SECTIONS:
-        table.add_row(f"[bold]{section}[/bold]", *[""] * len(names))
-        seen = set()
-        for label, name, which, fmt in rows:
-            key = f"{name}@{ks[which]}"
-            if key in seen:  # limit == 3: the @limit rows repeat the @3 ones
-                continue
-            seen.add(key)
-            table.add_row("  " + label.format(k=ks[which]), *[_cell(by_variant[n].get(key), fmt) for n in names])
+    table.add_row("weights replaced", *[weights_text(by_variant[n]["weights"]) for n in names])
+    add_section_rows(table, ks, [by_variant[n] for n in names])
     table.caption = (
         f"stored as ootd.evaluations id {row['id']}; experiment {params['experiment']}: every sampled user "
         "measured in each variant (same users, same local times; the oracle scores with the variant's weights); "

@@ -50,11 +50,13 @@ def _when(value: datetime | None) -> str:
     return "-" if value is None else value.strftime("%Y-%m-%d %H:%M %Z").strip()
 
 
-def _share(value: Any) -> str:
+def share_text(value: Any) -> str:
+    """0.5 -> "50%", 0.3333 -> "33.33%"."""
     return f"{100.0 * float(value):.4g}%"
 
 
-def _weights(weights: dict) -> str:
+def weights_text(weights: dict) -> str:
+    """The weights a variant replaces, or "the weights in force"."""
     return ", ".join(f"{k} {json.dumps(v)}" for k, v in sorted(weights.items())) or "the weights in force"
 
 
@@ -69,7 +71,7 @@ def print_allocation(title: str, rows: list[dict], console: Console | None = Non
     for column, justify in (("variant", "left"), ("share", "right"), ("weights", "left")):
         table.add_column(column, justify=justify)
     for row in rows:
-        table.add_row(_variant(row), _share(row["share"]), _weights(row["weights"]))
+        table.add_row(_variant(row), share_text(row["share"]), weights_text(row["weights"]))
     console.print(table)
 
 
@@ -84,7 +86,7 @@ def print_list(rows: list[dict], console: Console | None = None) -> None:
         table.add_column(column)
     for row in rows:
         variants = "\n".join(
-            f"{_variant(v)} {_share(v['share'])}" + (f": {_weights(v['weights'])}" if v["weights"] else "")
+            f"{_variant(v)} {share_text(v['share'])}" + (f": {weights_text(v['weights'])}" if v["weights"] else "")
             for v in row["variants"]
         )
         state = "running" if row["ended_at"] is None else "ended"
@@ -104,7 +106,7 @@ def _ci(low: float | None, high: float | None, fmt: str, scale: float = 1.0) -> 
 
 # ootd.experiment_results as rows of a table with a column per variant: (label, cell of a row).
 RESULT_ROWS: list[tuple[str, Callable[[dict], str]]] = [
-    ("share", lambda r: _share(r["share"])),
+    ("share", lambda r: share_text(r["share"])),
     ("users", lambda r: f"{r['users']:,}"),
     ("likes", lambda r: f"{r['likes']:,}"),
     ("likes / user / day", lambda r: _number(r["likes_per_user_day"], ".4f")),

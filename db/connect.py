@@ -169,8 +169,6 @@ class DatabaseError(Exception):
         text = f"{self.message} (SQLSTATE {self.sqlstate})"
         if self.detail:
             text += f"; {self.detail}"
-        if self.hint:
-            text += f"; hint: {self.hint}"
         return text
 
 

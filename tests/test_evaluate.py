@@ -418,7 +418,7 @@ def test_by_variant_prints_a_column_per_variant_and_stores_one_row(served_url):
     assert "100/100" in out.stderr  # the progress bar counts 2 passes over the sample
     header = cells(out.stdout, "metric")
     assert header == ["control (control, 50%)", "more_cosine (50%)"]
-    assert cells(out.stdout, "weights replaced") == ["in force", "cosine 1.5"]
+    assert cells(out.stdout, "weights replaced") == ["the weights in force", "cosine 1.5"]
     assert "stored as ootd.evaluations id 1; experiment cosine_up" in out.stdout
 
     [row] = stored(served_url)
