@@ -244,9 +244,14 @@ def test_a_change_of_shares_starts_a_new_allocation_period_and_is_logged(served)
         ("end", True, {"control": 0.75, "bold": 0.25}),
     ]
     results = served.execute(
-        "SELECT variant, share, running, users FROM ootd.experiment_results WHERE experiment = 'logged'"
+        "SELECT variant, share, running, likes, diff_likes_per_user_day, diff_ci95_low, liking_ci95_high "
+        "FROM ootd.experiment_results WHERE experiment = 'logged'"
     ).fetchall()
-    assert [(v, float(s), r) for v, s, r, _ in results] == [("control", 0.75, False), ("bold", 0.25, False)]
+    # no like in the period: no difference, and no interval (not a width-0 one)
+    assert [(v, float(s), r, n, d, lo, hi) for v, s, r, n, d, lo, hi in results] == [
+        ("control", 0.75, False, 0, None, None, None),
+        ("bold", 0.25, False, 0, 0.0, None, None),
+    ]
 
 
 # ---------------------------------------------------------------- evaluation --

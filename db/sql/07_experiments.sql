@@ -195,7 +195,7 @@ BEGIN
             USING ERRCODE = 'no_data_found';
     END IF;
     IF e.ended_at IS NOT NULL THEN
-        RAISE EXCEPTION 'experiment "%" ended at %', e.name, e.ended_at
+        RAISE EXCEPTION 'experiment "%" ended at %', e.name, e.ended_at::timestamptz(0)
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Start a new experiment.';
     END IF;
     RETURN e;
@@ -373,8 +373,9 @@ COMMENT ON FUNCTION ootd.experiment_of(bigint) IS 'The running experiment and th
 -- variant the difference to the control with a 95% confidence interval: for
 -- likes per user per day a normal (Welch) interval from the per-user
 -- counts' variances; for the share of users who liked, the two-proportion z
--- interval (unpooled Wald).  One pass over users and likes (on Citus, on
--- the workers).  No row for an unknown experiment.
+-- interval (unpooled Wald); no interval (NULL) while its standard error is
+-- 0 (e.g. no likes yet).  One pass over users and likes (on Citus, on the
+-- workers).  No row for an unknown experiment.
 CREATE FUNCTION ootd._experiment_results(p_experiment text)
 RETURNS TABLE (variant text, control boolean, share numeric, running boolean, since timestamptz,
                until timestamptz, days double precision, users bigint, likes bigint,
@@ -429,8 +430,8 @@ BEGIN
         FROM s CROSS JOIN (SELECT * FROM s WHERE s.control) c
     )
     SELECT d.variant, d.control, d.share, e.ended_at IS NULL, e.allocated_at, v_until, d.days, d.users, d.likes,
-           d.per_day, d.diff, d.diff - z * d.se, d.diff + z * d.se, d.liking, d.rate, d.diff_rate,
-           d.diff_rate - z * d.se_rate, d.diff_rate + z * d.se_rate
+           d.per_day, d.diff, d.diff - z * nullif(d.se, 0), d.diff + z * nullif(d.se, 0), d.liking, d.rate,
+           d.diff_rate, d.diff_rate - z * nullif(d.se_rate, 0), d.diff_rate + z * nullif(d.se_rate, 0)
     FROM d ORDER BY d.position;
 END
 $$;
