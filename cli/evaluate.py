@@ -154,6 +154,21 @@ def _cell(value: Any, fmt: str) -> str:
     return f"{float(value):.3f}"
 
 
+def run_table(row: dict, what: str, headers: list[str]) -> Table:
+    """An empty table for a stored run: titled `<what> of <date>: N users at <times> local, k, limit`, a
+    "metric" column, then one right-aligned column per header."""
+    params = row["params"]
+    table = Table(
+        title=f"{what} of {row['pool_date']}: {params['sampled']:,} users at "
+        f"{', '.join(params['at_times'])} local, k = {min(params['k'])}, limit = {params['limit']}",
+        title_justify="left",
+    )
+    table.add_column("metric")
+    for header in headers:
+        table.add_column(header, justify="right")
+    return table
+
+
 def add_section_rows(table: Table, ks: dict[str, int], columns: list[dict]) -> None:
     """The SECTIONS rows of a table whose columns are metrics objects (all feeds and each local time, or
     each variant): a bold row per section, then its metrics at k = ks["k"] and ks["limit"]."""
@@ -174,14 +189,7 @@ def print_evaluation(row: dict, console: Console | None = None) -> None:
     params, metrics = row["params"], row["metrics"]
     ks = {"k": min(params["k"]), "limit": params["limit"]}
     scopes = [("all", metrics)] + sorted(metrics.get("by_time", {}).items())
-    table = Table(
-        title=f"Evaluation of {row['pool_date']}: {params['sampled']:,} users at "
-        f"{', '.join(params['at_times'])} local, k = {ks['k']}, limit = {ks['limit']}",
-        title_justify="left",
-    )
-    table.add_column("metric")
-    for name, _ in scopes:
-        table.add_column(name, justify="right")
+    table = run_table(row, "Evaluation", [name for name, _ in scopes])
     add_section_rows(table, ks, [m for _, m in scopes])
     table.caption = (
         f"stored as ootd.evaluations id {row['id']}; {metrics['generated_outfits']:,} outfits generated "
@@ -220,14 +228,7 @@ def print_sweep(row: dict, console: Console | None = None) -> None:
     params, metrics = row["params"], row["metrics"]
     ks = {"k": min(params["k"]), "limit": params["limit"]}
     names = metrics["clusterings"]
-    table = Table(
-        title=f"Clustering sweep of {row['pool_date']}: {params['sampled']:,} users at "
-        f"{', '.join(params['at_times'])} local, k = {ks['k']}, limit = {ks['limit']}",
-        title_justify="left",
-    )
-    table.add_column("metric")
-    for name in names:
-        table.add_column(SWEEP_HEADERS.get(name, name), justify="right")
+    table = run_table(row, "Clustering sweep", [SWEEP_HEADERS.get(name, name) for name in names])
     seen = set()
     for label, name, which, fmt in SWEEP_ROWS:
         key = f"{name}@{ks[which]}" if which else name
@@ -256,14 +257,9 @@ def print_variants(row: dict, console: Console | None = None) -> None:
     params, metrics = row["params"], row["metrics"]
     ks = {"k": min(params["k"]), "limit": params["limit"]}
     names, by_variant = metrics["variants"], metrics["by_variant"]
-    table = Table(
-        title=f"Evaluation by variant of experiment {params['experiment']} on {row['pool_date']}: "
-        f"{params['sampled']:,} users at {', '.join(params['at_times'])} local, k = {ks['k']}, limit = {ks['limit']}",
-        title_justify="left",
+    table = run_table(
+        row, f"Evaluation by variant of experiment {params['experiment']}", [variant_header(n, metrics) for n in names]
     )
-    table.add_column("metric")
-    for name in names:
-        table.add_column(variant_header(name, metrics), justify="right")
     table.add_row("weights replaced", *[weights_text(by_variant[n]["weights"]) for n in names])
     add_section_rows(table, ks, [by_variant[n] for n in names])
     table.caption = (
