@@ -155,6 +155,39 @@ CREATE TYPE ootd._candidate AS (
 COMMENT ON TYPE ootd._candidate IS
     'Private: one candidate outfit; source is cache or durable, drawn_from the cluster whose pool holds it.';
 
+-- One candidate as the ranking leaves it (a row of ootd._rank, ootd.feed_explain
+-- and ootd.simulate): rank (NULL = vetoed), the veto entries it breaks, each
+-- score component and the total, the headline, the pool served, where the
+-- row was read and the pool it was drawn from, and the experiment variant
+-- whose weights scored it (NULL: none runs, or a what-if profile).
+CREATE TYPE ootd.ranked_outfit AS (
+    rank           integer,
+    outfit_id      bigint,
+    title          text,
+    category       text,
+    color          text,
+    daypart        text,
+    vetoed_by      text[],
+    priority       boolean,
+    color_boost    double precision,
+    category_boost double precision,
+    affinity_boost double precision,
+    liked_penalty  double precision,
+    cosine         double precision,
+    daypart_bonus  double precision,
+    jitter         double precision,
+    score          double precision,
+    headline       text,
+    cluster_id     text,
+    pool_date      date,
+    source         text,
+    relaxed_rules  text[],
+    drawn_from     text,
+    variant        text
+);
+COMMENT ON TYPE ootd.ranked_outfit IS
+    'A ranked candidate: rank (NULL = vetoed), vetoes, score components and total, headline, pool, source, drawn_from, variant.';
+
 -- What the ranking needs to know about a profile at an instant (one row of
 -- ootd._context): the profile, local time, priority daypart, the pool to
 -- serve and what the headline names besides the items (the served pool's
@@ -428,8 +461,10 @@ COMMENT ON FUNCTION ootd._score(ootd.scoring_weights, bigint, jsonb, jsonb, publ
                                 text, text, text, public.vector) IS
     'Private: an outfit''s score components for a user and their total (the one home of the scoring formula).';
 
--- ootd._rank(context..., weights, limit): the whole last mile as one
--- set-based query: every candidate with each score component and its rank.
+-- ootd._rank(context..., weights, limit, variant): the whole last mile as
+-- one set-based query: every candidate with each score component and its
+-- rank, as ootd.ranked_outfit rows (variant: the experiment variant whose
+-- weights these are, reported as given).
 -- The context comes as the fields of an ootd.serving_context (liked: the
 -- profile's liked outfit ids), so each candidate reads plain values.
 --  1. the candidates (ootd._pool_rows): the served pool, and the priority
@@ -453,13 +488,8 @@ COMMENT ON FUNCTION ootd._score(ootd.scoring_weights, bigint, jsonb, jsonb, publ
 CREATE FUNCTION ootd._rank(p_user_id bigint, p_dna jsonb, p_rules jsonb, p_taste public.vector, p_liked bigint[],
                            p_local timestamp, p_local_date date, p_priority text, p_pool_date date,
                            p_cluster_id text, p_city text, p_weather_adjective text, w ootd.scoring_weights,
-                           p_limit integer)
-RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
-               vetoed_by text[], priority boolean, color_boost double precision,
-               category_boost double precision, affinity_boost double precision,
-               liked_penalty double precision, cosine double precision, daypart_bonus double precision,
-               jitter double precision, score double precision, headline text, cluster_id text,
-               pool_date date, source text, relaxed_rules text[], drawn_from text)
+                           p_limit integer, p_variant text)
+RETURNS SETOF ootd.ranked_outfit
 LANGUAGE plpgsql STABLE
 AS $$
 #variable_conflict use_column
@@ -514,12 +544,12 @@ BEGIN
     )
     SELECT r.rank, r.outfit_id, r.title, r.category, r.color, r.daypart, r.violations, r.priority,
            r.color_boost, r.category_boost, r.affinity_boost, r.liked_penalty, r.cosine, r.daypart_bonus,
-           r.jitter, r.score, h.text, p_cluster_id, p_pool_date, r.source, r.relaxed_rules, r.drawn_from
+           r.jitter, r.score, h.text, p_cluster_id, p_pool_date, r.source, r.relaxed_rules, r.drawn_from, p_variant
     FROM ranked r CROSS JOIN headline h;
 END
 $$;
 COMMENT ON FUNCTION ootd._rank(bigint, jsonb, jsonb, public.vector, bigint[], timestamp, date, text, date, text, text, text,
-                               ootd.scoring_weights, integer) IS
+                               ootd.scoring_weights, integer, text) IS
     'Private: every candidate with each score component and its rank (NULL = vetoed), and the headline; the ranking''s one home.';
 
 -- ootd._ranked(user, at, limit): ootd._rank of a stored user with the
@@ -528,15 +558,9 @@ COMMENT ON FUNCTION ootd._rank(bigint, jsonb, jsonb, public.vector, bigint[], ti
 -- and ootd.feed_explain read).
 -- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._ranked(p_user_id bigint, p_at timestamptz, p_limit integer)
-RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
-               vetoed_by text[], priority boolean, color_boost double precision,
-               category_boost double precision, affinity_boost double precision,
-               liked_penalty double precision, cosine double precision, daypart_bonus double precision,
-               jitter double precision, score double precision, headline text, cluster_id text,
-               pool_date date, source text, relaxed_rules text[], drawn_from text, variant text)
+RETURNS SETOF ootd.ranked_outfit
 LANGUAGE plpgsql STABLE
 AS $$
-#variable_conflict use_column
 DECLARE
     a record;
     x ootd.serving_context;
@@ -547,9 +571,8 @@ BEGIN
     END IF;
     a := ootd._assignment(p_user_id);
     RETURN QUERY
-    SELECT r.*, a.variant
-    FROM ootd._rank(x.user_id, x.dna, x.rules, x.taste, x.liked, x.local, x.local_date, x.priority_daypart,
-                    x.pool_date, x.cluster_id, x.city, x.weather_adjective, a.weights, p_limit) r;
+    SELECT * FROM ootd._rank(x.user_id, x.dna, x.rules, x.taste, x.liked, x.local, x.local_date, x.priority_daypart,
+                             x.pool_date, x.cluster_id, x.city, x.weather_adjective, a.weights, p_limit, a.variant);
 END
 $$;
 COMMENT ON FUNCTION ootd._ranked(bigint, timestamptz, integer) IS
@@ -616,12 +639,7 @@ COMMENT ON FUNCTION ootd.feed(bigint, timestamptz, integer) IS
 -- was read, the pool it was drawn from and the user's experiment variant;
 -- ootd.feed returns the rows with a rank <= p_limit.
 CREATE FUNCTION ootd.feed_explain(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
-RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
-               vetoed_by text[], priority boolean, color_boost double precision,
-               category_boost double precision, affinity_boost double precision,
-               liked_penalty double precision, cosine double precision, daypart_bonus double precision,
-               jitter double precision, score double precision, headline text, cluster_id text,
-               pool_date date, source text, relaxed_rules text[], drawn_from text, variant text)
+RETURNS SETOF ootd.ranked_outfit
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -713,12 +731,7 @@ COMMENT ON FUNCTION ootd.user_profile(bigint) IS
 -- unknown cluster P0002.  No pool at all: no rows.
 CREATE FUNCTION ootd.simulate(p_profile jsonb, p_at timestamptz DEFAULT now(), p_weights jsonb DEFAULT '{}',
                               p_cluster_id text DEFAULT NULL, p_limit integer DEFAULT 3)
-RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
-               vetoed_by text[], priority boolean, color_boost double precision,
-               category_boost double precision, affinity_boost double precision,
-               liked_penalty double precision, cosine double precision, daypart_bonus double precision,
-               jitter double precision, score double precision, headline text, cluster_id text,
-               pool_date date, source text, relaxed_rules text[], drawn_from text, variant text)
+RETURNS SETOF ootd.ranked_outfit
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -743,7 +756,7 @@ BEGIN
         RAISE EXCEPTION 'unknown pool %', p_cluster_id USING ERRCODE = 'no_data_found';
     END IF;
     RETURN QUERY
-    SELECT r.*, v_variant
+    SELECT r.*
     FROM ootd.cities c
     CROSS JOIN LATERAL ootd._context(
         coalesce((p_profile ->> 'user_id')::bigint, 0), c.name, c.timezone, coalesce(p_profile -> 'style_dna', '{}'),
@@ -752,7 +765,7 @@ BEGIN
         ARRAY(SELECT i::bigint FROM jsonb_array_elements_text(coalesce(p_profile -> 'liked_outfits', '[]')) i),
         coalesce(p_at, now()), p_cluster_id) x
     CROSS JOIN LATERAL ootd._rank(x.user_id, x.dna, x.rules, x.taste, x.liked, x.local, x.local_date, x.priority_daypart,
-                                  x.pool_date, x.cluster_id, x.city, x.weather_adjective, w, p_limit) r
+                                  x.pool_date, x.cluster_id, x.city, x.weather_adjective, w, p_limit, v_variant) r
     WHERE lower(c.name) = lower(p_profile ->> 'city')
     ORDER BY r.rank NULLS LAST, r.score DESC, r.outfit_id;
 END

@@ -14,11 +14,23 @@
 -- =============================================================================
 
 -- ------------------------------------------------------------------ tables --
+-- ootd._is_name(name): a name an experiment or a variant may have: a
+-- lowercase letter, then up to 62 lowercase letters, digits or _ (the
+-- tables' CHECKs, and the API functions' precise errors before them).
+CREATE FUNCTION ootd._is_name(p_name text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT p_name ~ '^[a-z][a-z0-9_]{0,62}$'
+$$;
+COMMENT ON FUNCTION ootd._is_name(text) IS
+    'Private: a valid experiment or variant name (a lowercase letter, then up to 62 lowercase letters, digits or _).';
+
 -- One row per experiment ever started.  The allocation period, from
 -- allocated_at (the start or the last change of shares) to ended_at (or
 -- now), is what ootd.experiment_results measures.
 CREATE TABLE ootd.experiments (
-    name         text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+    name         text PRIMARY KEY CHECK (ootd._is_name(name)),
     started_at   timestamptz NOT NULL DEFAULT now(),
     allocated_at timestamptz NOT NULL DEFAULT now(),
     ended_at     timestamptz,
@@ -35,7 +47,7 @@ COMMENT ON COLUMN ootd.experiments.allocated_at IS
 -- (ootd._bucket) falls in the variant's slice of [0, 1) is served its weights.
 CREATE TABLE ootd.experiment_variants (
     experiment text NOT NULL REFERENCES ootd.experiments (name),
-    variant    text NOT NULL CHECK (variant ~ '^[a-z][a-z0-9_]{0,62}$'),
+    variant    text NOT NULL CHECK (ootd._is_name(variant)),
     position   integer NOT NULL CHECK (position >= 1),
     control    boolean NOT NULL DEFAULT false,
     share      numeric NOT NULL CHECK (share >= 0 AND share <= 1),
@@ -228,7 +240,7 @@ DECLARE
     v_problem text;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('ootd.experiments'));
-    IF p_name IS NULL OR p_name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    IF NOT coalesce(ootd._is_name(p_name), false) THEN
         RAISE EXCEPTION 'an experiment name is a lowercase letter, then up to 62 lowercase letters, digits or _; got %',
             coalesce(quote_literal(p_name), 'NULL') USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -247,7 +259,7 @@ BEGIN
     END IF;
     SELECT * INTO w FROM ootd.scoring_weights;
     FOR v_name, v_spec IN SELECT e.key, e.value FROM jsonb_each(p_variants) e ORDER BY e.key LOOP
-        IF v_name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+        IF NOT ootd._is_name(v_name) THEN
             RAISE EXCEPTION 'a variant name is a lowercase letter, then up to 62 lowercase letters, digits or _; got "%"',
                 v_name USING ERRCODE = 'invalid_parameter_value';
         END IF;

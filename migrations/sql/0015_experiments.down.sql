@@ -21,6 +21,9 @@ DROP FUNCTION ootd.feed(bigint, timestamptz, integer);
 DROP FUNCTION ootd.feed_explain(bigint, timestamptz, integer);
 DROP FUNCTION ootd.simulate(jsonb, timestamptz, jsonb, text, integer);
 DROP FUNCTION ootd._ranked(bigint, timestamptz, integer);
+DROP FUNCTION ootd._rank(bigint, jsonb, jsonb, public.vector, bigint[], timestamp, date, text, date, text, text, text,
+                         ootd.scoring_weights, integer, text);
+DROP TYPE ootd.ranked_outfit;
 DROP FUNCTION ootd._assignment(bigint);
 DROP FUNCTION ootd._allocation(text);
 DROP FUNCTION ootd._variant_at(text, bigint, text[], numeric[]);
@@ -29,6 +32,7 @@ DROP FUNCTION ootd._weights_with(jsonb, ootd.scoring_weights);
 DROP TABLE ootd.experiment_changes;
 DROP TABLE ootd.experiment_variants;
 DROP TABLE ootd.experiments;
+DROP FUNCTION ootd._is_name(text);
 
 -- ootd._weights_with(overrides): the current weights with some replaced, for
 -- one call (what-if, never written): keys are ootd.scoring_weights columns.
@@ -77,6 +81,100 @@ END
 $$;
 COMMENT ON FUNCTION ootd._weights_with(jsonb) IS
     'Private: the current scoring weights with the given keys replaced, validated (22023), never written.';
+
+-- ootd._rank(context..., weights, limit): the whole last mile as one
+-- set-based query: every candidate with each score component and its rank.
+-- The context comes as the fields of an ootd.serving_context (liked: the
+-- profile's liked outfit ids), so each candidate reads plain values.
+--  1. the candidates (ootd._pool_rows): the served pool, and the priority
+--     daypart's outfits of its same-weather neighbours (weights.neighbour_pools);
+--  2. hard veto: an outfit in a disliked category or color is not served,
+--     unless fewer than p_limit survive: then ootd._relax_vetoes relaxes
+--     entries, strictest first, until p_limit outfits (or all candidates)
+--     are served;
+--  3. score: ootd._score (each component and the total);
+--  4. order: outfits that break no veto first, then the relaxed ones; then
+--     the priority daypart first; within it each category's best outfit
+--     before any category's second, and among those, each color's best
+--     before its second (diversity: three categories and three colors in a
+--     top-3 whenever the candidates' best per category span three colors);
+--     then score; then outfit id;
+--  5. headline, computed once: the served pool's weather, the archetype of
+--     the pool the first item was drawn from, the occasion of the first
+--     p_limit served outfits (ootd._occasion) and the city.
+-- Vetoed candidates have a NULL rank.
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
+CREATE FUNCTION ootd._rank(p_user_id bigint, p_dna jsonb, p_rules jsonb, p_taste public.vector, p_liked bigint[],
+                           p_local timestamp, p_local_date date, p_priority text, p_pool_date date,
+                           p_cluster_id text, p_city text, p_weather_adjective text, w ootd.scoring_weights,
+                           p_limit integer)
+RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
+               vetoed_by text[], priority boolean, color_boost double precision,
+               category_boost double precision, affinity_boost double precision,
+               liked_penalty double precision, cosine double precision, daypart_bonus double precision,
+               jitter double precision, score double precision, headline text, cluster_id text,
+               pool_date date, source text, relaxed_rules text[], drawn_from text)
+LANGUAGE plpgsql STABLE
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH c AS (
+        SELECT c.*, array_remove(ARRAY[
+                   CASE WHEN p_rules -> 'disliked_categories' ? c.category THEN 'disliked_categories:' || c.category END,
+                   CASE WHEN p_rules -> 'disliked_colors' ? c.color THEN 'disliked_colors:' || c.color END],
+                   NULL) AS violations,
+               c.outfit_id = ANY (p_liked) AS liked
+        FROM ootd._pool_rows(p_pool_date, p_cluster_id, p_priority, w.neighbour_pools) c
+    ), relaxed AS (
+        SELECT CASE WHEN count(*) FILTER (WHERE cardinality(c.violations) = 0) >= least(p_limit, count(*))
+                    THEN '{}'::text[]
+                    ELSE ootd._relax_vetoes((SELECT jsonb_agg(to_jsonb(v.violations)) FROM c v), p_limit) END AS rules
+        FROM c                 -- (the sub-select runs only when some rule must be relaxed)
+    ), scored AS (             -- fixed-width sort keys first: the sorts below deform them for every comparison
+        SELECT c.violations <@ r.rules AS served, cardinality(c.violations) = 0 AS clean,
+               c.daypart = p_priority AS priority, p.score, c.outfit_id, p.color_boost, p.category_boost,
+               p.affinity_boost, p.liked_penalty, p.cosine, p.daypart_bonus, p.jitter, c.category, c.color,
+               c.title, c.daypart, c.violations, c.source, c.drawn_from, r.rules AS relaxed_rules
+        FROM c CROSS JOIN relaxed r
+        CROSS JOIN LATERAL ootd._score(w, p_user_id, p_dna, p_rules, p_taste, p_local_date, p_priority,
+                                       c.liked, c.outfit_id, c.category, c.color, c.daypart, c.embedding) p
+    ), by_category AS (
+        SELECT row_number() OVER (PARTITION BY s.served, s.clean, s.priority, s.category
+                                  ORDER BY s.score DESC, s.outfit_id) > 1 AS second_of_category,
+               s.*
+        FROM scored s
+    ), ordered AS (            -- colors repeat among each category's best, or among the rest
+        SELECT row_number() OVER (PARTITION BY s.served, s.clean, s.priority, s.second_of_category, s.color
+                                  ORDER BY s.score DESC, s.outfit_id) > 1 AS second_of_color,
+               s.*
+        FROM by_category s
+    ), ranked AS (
+        SELECT CASE WHEN o.served THEN row_number() OVER (
+                   ORDER BY o.served DESC, o.clean DESC, o.priority DESC, o.second_of_category, o.second_of_color,
+                            o.score DESC, o.outfit_id)::integer END AS rank,
+               o.*
+        FROM ordered o
+    ), head AS (
+        SELECT (array_agg(r.drawn_from ORDER BY r.rank))[1] AS first_pool,
+               ootd._occasion(p_local, array_agg(r.daypart ORDER BY r.rank)) AS occasion
+        FROM ranked r
+        WHERE r.rank <= p_limit
+    ), headline AS (
+        SELECT ootd._headline(p_weather_adjective, a.adjective, h.occasion, p_city) AS text
+        FROM head h
+        LEFT JOIN ootd.pools p ON p.pool_date = p_pool_date AND p.cluster_id = h.first_pool
+        LEFT JOIN ootd.archetypes a ON a.name = p.archetype
+    )
+    SELECT r.rank, r.outfit_id, r.title, r.category, r.color, r.daypart, r.violations, r.priority,
+           r.color_boost, r.category_boost, r.affinity_boost, r.liked_penalty, r.cosine, r.daypart_bonus,
+           r.jitter, r.score, h.text, p_cluster_id, p_pool_date, r.source, r.relaxed_rules, r.drawn_from
+    FROM ranked r CROSS JOIN headline h;
+END
+$$;
+COMMENT ON FUNCTION ootd._rank(bigint, jsonb, jsonb, public.vector, bigint[], timestamp, date, text, date, text, text, text,
+                               ootd.scoring_weights, integer) IS
+    'Private: every candidate with each score component and its rank (NULL = vetoed), and the headline; the ranking''s one home.';
 
 -- ootd._ranked(user, at, limit): ootd._rank of a stored user with the
 -- weights in force (what ootd.feed and ootd.feed_explain read).

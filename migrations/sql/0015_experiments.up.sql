@@ -14,15 +14,29 @@ DROP FUNCTION ootd.feed(bigint, timestamptz, integer);
 DROP FUNCTION ootd.feed_explain(bigint, timestamptz, integer);
 DROP FUNCTION ootd.simulate(jsonb, timestamptz, jsonb, text, integer);
 DROP FUNCTION ootd._ranked(bigint, timestamptz, integer);
+DROP FUNCTION ootd._rank(bigint, jsonb, jsonb, public.vector, bigint[], timestamp, date, text, date, text, text, text,
+                         ootd.scoring_weights, integer);
 DROP FUNCTION ootd._weights_with(jsonb);
 
 -- -------------------------------------------------------------- experiments --
 -- ------------------------------------------------------------------ tables --
+-- ootd._is_name(name): a name an experiment or a variant may have: a
+-- lowercase letter, then up to 62 lowercase letters, digits or _ (the
+-- tables' CHECKs, and the API functions' precise errors before them).
+CREATE FUNCTION ootd._is_name(p_name text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT p_name ~ '^[a-z][a-z0-9_]{0,62}$'
+$$;
+COMMENT ON FUNCTION ootd._is_name(text) IS
+    'Private: a valid experiment or variant name (a lowercase letter, then up to 62 lowercase letters, digits or _).';
+
 -- One row per experiment ever started.  The allocation period, from
 -- allocated_at (the start or the last change of shares) to ended_at (or
 -- now), is what ootd.experiment_results measures.
 CREATE TABLE ootd.experiments (
-    name         text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+    name         text PRIMARY KEY CHECK (ootd._is_name(name)),
     started_at   timestamptz NOT NULL DEFAULT now(),
     allocated_at timestamptz NOT NULL DEFAULT now(),
     ended_at     timestamptz,
@@ -39,7 +53,7 @@ COMMENT ON COLUMN ootd.experiments.allocated_at IS
 -- (ootd._bucket) falls in the variant's slice of [0, 1) is served its weights.
 CREATE TABLE ootd.experiment_variants (
     experiment text NOT NULL REFERENCES ootd.experiments (name),
-    variant    text NOT NULL CHECK (variant ~ '^[a-z][a-z0-9_]{0,62}$'),
+    variant    text NOT NULL CHECK (ootd._is_name(variant)),
     position   integer NOT NULL CHECK (position >= 1),
     control    boolean NOT NULL DEFAULT false,
     share      numeric NOT NULL CHECK (share >= 0 AND share <= 1),
@@ -232,7 +246,7 @@ DECLARE
     v_problem text;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('ootd.experiments'));
-    IF p_name IS NULL OR p_name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    IF NOT coalesce(ootd._is_name(p_name), false) THEN
         RAISE EXCEPTION 'an experiment name is a lowercase letter, then up to 62 lowercase letters, digits or _; got %',
             coalesce(quote_literal(p_name), 'NULL') USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -251,7 +265,7 @@ BEGIN
     END IF;
     SELECT * INTO w FROM ootd.scoring_weights;
     FOR v_name, v_spec IN SELECT e.key, e.value FROM jsonb_each(p_variants) e ORDER BY e.key LOOP
-        IF v_name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+        IF NOT ootd._is_name(v_name) THEN
             RAISE EXCEPTION 'a variant name is a lowercase letter, then up to 62 lowercase letters, digits or _; got "%"',
                 v_name USING ERRCODE = 'invalid_parameter_value';
         END IF;
@@ -452,6 +466,39 @@ COMMENT ON VIEW ootd.experiment_results IS
     'Per experiment and variant, over the allocation period: users, likes, likes per user per day, share of users who liked, each variant''s difference to control with a 95% CI (Welch normal for likes per user per day, two-proportion z for the share who liked).';
 
 -- ------------------------------------------------------------------ serving --
+-- One candidate as the ranking leaves it (a row of ootd._rank, ootd.feed_explain
+-- and ootd.simulate): rank (NULL = vetoed), the veto entries it breaks, each
+-- score component and the total, the headline, the pool served, where the
+-- row was read and the pool it was drawn from, and the experiment variant
+-- whose weights scored it (NULL: none runs, or a what-if profile).
+CREATE TYPE ootd.ranked_outfit AS (
+    rank           integer,
+    outfit_id      bigint,
+    title          text,
+    category       text,
+    color          text,
+    daypart        text,
+    vetoed_by      text[],
+    priority       boolean,
+    color_boost    double precision,
+    category_boost double precision,
+    affinity_boost double precision,
+    liked_penalty  double precision,
+    cosine         double precision,
+    daypart_bonus  double precision,
+    jitter         double precision,
+    score          double precision,
+    headline       text,
+    cluster_id     text,
+    pool_date      date,
+    source         text,
+    relaxed_rules  text[],
+    drawn_from     text,
+    variant        text
+);
+COMMENT ON TYPE ootd.ranked_outfit IS
+    'A ranked candidate: rank (NULL = vetoed), vetoes, score components and total, headline, pool, source, drawn_from, variant.';
+
 -- ootd._weights_with(overrides, weights): the weights with some replaced
 -- (what-if weights, an experiment's variant; never written): keys are
 -- ootd.scoring_weights columns.  Errors 22023: not an object, an unknown or
@@ -498,21 +545,106 @@ $$;
 COMMENT ON FUNCTION ootd._weights_with(jsonb, ootd.scoring_weights) IS
     'Private: scoring weights with the given keys replaced, validated (22023), never written.';
 
+-- ootd._rank(context..., weights, limit, variant): the whole last mile as
+-- one set-based query: every candidate with each score component and its
+-- rank, as ootd.ranked_outfit rows (variant: the experiment variant whose
+-- weights these are, reported as given).
+-- The context comes as the fields of an ootd.serving_context (liked: the
+-- profile's liked outfit ids), so each candidate reads plain values.
+--  1. the candidates (ootd._pool_rows): the served pool, and the priority
+--     daypart's outfits of its same-weather neighbours (weights.neighbour_pools);
+--  2. hard veto: an outfit in a disliked category or color is not served,
+--     unless fewer than p_limit survive: then ootd._relax_vetoes relaxes
+--     entries, strictest first, until p_limit outfits (or all candidates)
+--     are served;
+--  3. score: ootd._score (each component and the total);
+--  4. order: outfits that break no veto first, then the relaxed ones; then
+--     the priority daypart first; within it each category's best outfit
+--     before any category's second, and among those, each color's best
+--     before its second (diversity: three categories and three colors in a
+--     top-3 whenever the candidates' best per category span three colors);
+--     then score; then outfit id;
+--  5. headline, computed once: the served pool's weather, the archetype of
+--     the pool the first item was drawn from, the occasion of the first
+--     p_limit served outfits (ootd._occasion) and the city.
+-- Vetoed candidates have a NULL rank.
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
+CREATE FUNCTION ootd._rank(p_user_id bigint, p_dna jsonb, p_rules jsonb, p_taste public.vector, p_liked bigint[],
+                           p_local timestamp, p_local_date date, p_priority text, p_pool_date date,
+                           p_cluster_id text, p_city text, p_weather_adjective text, w ootd.scoring_weights,
+                           p_limit integer, p_variant text)
+RETURNS SETOF ootd.ranked_outfit
+LANGUAGE plpgsql STABLE
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH c AS (
+        SELECT c.*, array_remove(ARRAY[
+                   CASE WHEN p_rules -> 'disliked_categories' ? c.category THEN 'disliked_categories:' || c.category END,
+                   CASE WHEN p_rules -> 'disliked_colors' ? c.color THEN 'disliked_colors:' || c.color END],
+                   NULL) AS violations,
+               c.outfit_id = ANY (p_liked) AS liked
+        FROM ootd._pool_rows(p_pool_date, p_cluster_id, p_priority, w.neighbour_pools) c
+    ), relaxed AS (
+        SELECT CASE WHEN count(*) FILTER (WHERE cardinality(c.violations) = 0) >= least(p_limit, count(*))
+                    THEN '{}'::text[]
+                    ELSE ootd._relax_vetoes((SELECT jsonb_agg(to_jsonb(v.violations)) FROM c v), p_limit) END AS rules
+        FROM c                 -- (the sub-select runs only when some rule must be relaxed)
+    ), scored AS (             -- fixed-width sort keys first: the sorts below deform them for every comparison
+        SELECT c.violations <@ r.rules AS served, cardinality(c.violations) = 0 AS clean,
+               c.daypart = p_priority AS priority, p.score, c.outfit_id, p.color_boost, p.category_boost,
+               p.affinity_boost, p.liked_penalty, p.cosine, p.daypart_bonus, p.jitter, c.category, c.color,
+               c.title, c.daypart, c.violations, c.source, c.drawn_from, r.rules AS relaxed_rules
+        FROM c CROSS JOIN relaxed r
+        CROSS JOIN LATERAL ootd._score(w, p_user_id, p_dna, p_rules, p_taste, p_local_date, p_priority,
+                                       c.liked, c.outfit_id, c.category, c.color, c.daypart, c.embedding) p
+    ), by_category AS (
+        SELECT row_number() OVER (PARTITION BY s.served, s.clean, s.priority, s.category
+                                  ORDER BY s.score DESC, s.outfit_id) > 1 AS second_of_category,
+               s.*
+        FROM scored s
+    ), ordered AS (            -- colors repeat among each category's best, or among the rest
+        SELECT row_number() OVER (PARTITION BY s.served, s.clean, s.priority, s.second_of_category, s.color
+                                  ORDER BY s.score DESC, s.outfit_id) > 1 AS second_of_color,
+               s.*
+        FROM by_category s
+    ), ranked AS (
+        SELECT CASE WHEN o.served THEN row_number() OVER (
+                   ORDER BY o.served DESC, o.clean DESC, o.priority DESC, o.second_of_category, o.second_of_color,
+                            o.score DESC, o.outfit_id)::integer END AS rank,
+               o.*
+        FROM ordered o
+    ), head AS (
+        SELECT (array_agg(r.drawn_from ORDER BY r.rank))[1] AS first_pool,
+               ootd._occasion(p_local, array_agg(r.daypart ORDER BY r.rank)) AS occasion
+        FROM ranked r
+        WHERE r.rank <= p_limit
+    ), headline AS (
+        SELECT ootd._headline(p_weather_adjective, a.adjective, h.occasion, p_city) AS text
+        FROM head h
+        LEFT JOIN ootd.pools p ON p.pool_date = p_pool_date AND p.cluster_id = h.first_pool
+        LEFT JOIN ootd.archetypes a ON a.name = p.archetype
+    )
+    SELECT r.rank, r.outfit_id, r.title, r.category, r.color, r.daypart, r.violations, r.priority,
+           r.color_boost, r.category_boost, r.affinity_boost, r.liked_penalty, r.cosine, r.daypart_bonus,
+           r.jitter, r.score, h.text, p_cluster_id, p_pool_date, r.source, r.relaxed_rules, r.drawn_from, p_variant
+    FROM ranked r CROSS JOIN headline h;
+END
+$$;
+COMMENT ON FUNCTION ootd._rank(bigint, jsonb, jsonb, public.vector, bigint[], timestamp, date, text, date, text, text, text,
+                               ootd.scoring_weights, integer, text) IS
+    'Private: every candidate with each score component and its rank (NULL = vetoed), and the headline; the ranking''s one home.';
+
 -- ootd._ranked(user, at, limit): ootd._rank of a stored user with the
 -- weights the user is served (ootd._assignment: the weights in force, or the
 -- variant's of the running experiment), and that variant (what ootd.feed
 -- and ootd.feed_explain read).
 -- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._ranked(p_user_id bigint, p_at timestamptz, p_limit integer)
-RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
-               vetoed_by text[], priority boolean, color_boost double precision,
-               category_boost double precision, affinity_boost double precision,
-               liked_penalty double precision, cosine double precision, daypart_bonus double precision,
-               jitter double precision, score double precision, headline text, cluster_id text,
-               pool_date date, source text, relaxed_rules text[], drawn_from text, variant text)
+RETURNS SETOF ootd.ranked_outfit
 LANGUAGE plpgsql STABLE
 AS $$
-#variable_conflict use_column
 DECLARE
     a record;
     x ootd.serving_context;
@@ -523,9 +655,8 @@ BEGIN
     END IF;
     a := ootd._assignment(p_user_id);
     RETURN QUERY
-    SELECT r.*, a.variant
-    FROM ootd._rank(x.user_id, x.dna, x.rules, x.taste, x.liked, x.local, x.local_date, x.priority_daypart,
-                    x.pool_date, x.cluster_id, x.city, x.weather_adjective, a.weights, p_limit) r;
+    SELECT * FROM ootd._rank(x.user_id, x.dna, x.rules, x.taste, x.liked, x.local, x.local_date, x.priority_daypart,
+                             x.pool_date, x.cluster_id, x.city, x.weather_adjective, a.weights, p_limit, a.variant);
 END
 $$;
 COMMENT ON FUNCTION ootd._ranked(bigint, timestamptz, integer) IS
@@ -563,12 +694,7 @@ COMMENT ON FUNCTION ootd.feed(bigint, timestamptz, integer) IS
 -- was read, the pool it was drawn from and the user's experiment variant;
 -- ootd.feed returns the rows with a rank <= p_limit.
 CREATE FUNCTION ootd.feed_explain(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
-RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
-               vetoed_by text[], priority boolean, color_boost double precision,
-               category_boost double precision, affinity_boost double precision,
-               liked_penalty double precision, cosine double precision, daypart_bonus double precision,
-               jitter double precision, score double precision, headline text, cluster_id text,
-               pool_date date, source text, relaxed_rules text[], drawn_from text, variant text)
+RETURNS SETOF ootd.ranked_outfit
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -594,12 +720,7 @@ COMMENT ON FUNCTION ootd.feed_explain(bigint, timestamptz, integer) IS
 -- unknown cluster P0002.  No pool at all: no rows.
 CREATE FUNCTION ootd.simulate(p_profile jsonb, p_at timestamptz DEFAULT now(), p_weights jsonb DEFAULT '{}',
                               p_cluster_id text DEFAULT NULL, p_limit integer DEFAULT 3)
-RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
-               vetoed_by text[], priority boolean, color_boost double precision,
-               category_boost double precision, affinity_boost double precision,
-               liked_penalty double precision, cosine double precision, daypart_bonus double precision,
-               jitter double precision, score double precision, headline text, cluster_id text,
-               pool_date date, source text, relaxed_rules text[], drawn_from text, variant text)
+RETURNS SETOF ootd.ranked_outfit
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -624,7 +745,7 @@ BEGIN
         RAISE EXCEPTION 'unknown pool %', p_cluster_id USING ERRCODE = 'no_data_found';
     END IF;
     RETURN QUERY
-    SELECT r.*, v_variant
+    SELECT r.*
     FROM ootd.cities c
     CROSS JOIN LATERAL ootd._context(
         coalesce((p_profile ->> 'user_id')::bigint, 0), c.name, c.timezone, coalesce(p_profile -> 'style_dna', '{}'),
@@ -633,7 +754,7 @@ BEGIN
         ARRAY(SELECT i::bigint FROM jsonb_array_elements_text(coalesce(p_profile -> 'liked_outfits', '[]')) i),
         coalesce(p_at, now()), p_cluster_id) x
     CROSS JOIN LATERAL ootd._rank(x.user_id, x.dna, x.rules, x.taste, x.liked, x.local, x.local_date, x.priority_daypart,
-                                  x.pool_date, x.cluster_id, x.city, x.weather_adjective, w, p_limit) r
+                                  x.pool_date, x.cluster_id, x.city, x.weather_adjective, w, p_limit, v_variant) r
     WHERE lower(c.name) = lower(p_profile ->> 'city')
     ORDER BY r.rank NULLS LAST, r.score DESC, r.outfit_id;
 END
