@@ -382,7 +382,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     from cli.report import print_nightly
 
-    day = datetime.now(timezone.utc).date()
+    day = args.date or datetime.now(timezone.utc).date()
     print(f"\nnightly batch for {day} (offline stylist, one call per cluster):")
     print_nightly(nightly(url, day, "offline"))
 
@@ -390,7 +390,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     print("\nfeeds (zero LLM calls) at two local times:")
     with connect(url) as conn:
-        print_feeds(conn)
+        print_feeds(conn, day)
     print('\nNext: psql "$(.venv/bin/ootd db url)" -c "SELECT * FROM ootd.feed(1, now())"')
     _print_serve_hint(1)
 
@@ -607,6 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="migrate, seed and show what ootd does")
     p.add_argument("--users", type=_positive_int, default=10_000)
     p.add_argument("--seed", type=_int, default=42)
+    p.add_argument("--date", type=_date, help="the day to run the nightly for and show feeds of (default: today, UTC)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("serve", help="serve the HTTP API with gunicorn (SIGTERM: graceful shutdown)")

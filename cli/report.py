@@ -129,24 +129,27 @@ def _failed_requests(cost: dict[str, Any]) -> str:
     return f"{failed:,} of {total:,} today (ledger: ootd.llm_calls, status other than 'ok')"
 
 
-def print_feeds(conn: psycopg.Connection, console: Console | None = None) -> None:
-    """A few users' feeds at 09:00 and 19:00 their local time, as the demo shows them."""
+def print_feeds(conn: psycopg.Connection, day: Any = None, console: Console | None = None) -> None:
+    """A few users' feeds at 09:00 and 19:00 their local time on `day` (default: today, UTC).
+
+    Each feed's heading is one line that is never wrapped (`feed_heading`), so
+    what the demo says can be read back whatever the terminal's width; the
+    table under it may wrap its cells.
+    """
     from datetime import datetime, time, timezone
     from zoneinfo import ZoneInfo
 
     console = console or Console()
-    today = datetime.now(timezone.utc).date()
+    day = day or datetime.now(timezone.utc).date()
     for user in all_rows(conn, "demo_users"):
         for hour in (9, 19):
-            at = datetime.combine(today, time(hour), tzinfo=ZoneInfo(user["timezone"]))
+            at = datetime.combine(day, time(hour), tzinfo=ZoneInfo(user["timezone"]))
             rows = all_rows(conn, "feed", (user["id"], at, 3))
             if not rows:
                 continue
-            table = Table(
-                title=f"user {user['id']} in {user['city']}, {at:%H:%M} local ({user['timezone']}): "
-                f"{rows[0]['headline']}",
-                title_justify="left",
-            )
+            console.print()
+            console.print(feed_heading(user, at, rows[0]["headline"]), soft_wrap=True, markup=False, highlight=False)
+            table = Table(show_header=True)
             for column in ("#", "outfit", "category", "color", "daypart", "score"):
                 table.add_column(column)
             for r in rows:
@@ -154,3 +157,8 @@ def print_feeds(conn: psycopg.Connection, console: Console | None = None) -> Non
             if rows[0]["relaxed_rules"]:
                 table.caption = "relaxed: " + ", ".join(rows[0]["relaxed_rules"])
             console.print(table)
+
+
+def feed_heading(user: dict[str, Any], at: Any, headline: str) -> str:
+    """`user 7 in Sydney, 19:00 local (Australia/Sydney): <headline>`: one line of the demo per feed."""
+    return f"user {user['id']} in {user['city']}, {at:%H:%M} local ({user['timezone']}): {headline}"
