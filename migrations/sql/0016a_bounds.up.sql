@@ -1,0 +1,1 @@
+-- 0016a_bounds (up): filled by the part's owner; empty parts change nothing

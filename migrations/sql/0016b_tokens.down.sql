@@ -1,0 +1,1 @@
+-- 0016b_tokens (down): filled by the part's owner; empty parts change nothing

@@ -1,0 +1,1 @@
+-- 0016b_tokens (up): filled by the part's owner; empty parts change nothing

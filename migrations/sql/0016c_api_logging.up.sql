@@ -1,0 +1,1 @@
+-- 0016c_api_logging (up): filled by the part's owner; empty parts change nothing
