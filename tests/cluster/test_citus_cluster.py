@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -103,8 +106,34 @@ def test_cluster_survives_a_worker_restart(citus_cluster: CitusCluster) -> None:
         assert conn.execute("SELECT sum(n) FROM restart_probe").fetchone() == (5150,)
 
 
-def test_without_citus_or_a_source_the_error_names_ootd_citus_source(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_citus_or_a_source_the_error_names_ootd_citus_source(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr(citus, "citus_installed", lambda: False)
     monkeypatch.delenv(citus.SOURCE_ENV, raising=False)
+    monkeypatch.setattr(citus, "VENDORED_SOURCE", tmp_path / "missing.tar.gz")
     with pytest.raises(CitusUnavailable, match="OOTD_CITUS_SOURCE names no source tarball"):
         citus.ensure_citus()
+
+
+def test_the_vendored_source_is_the_checked_release_and_a_tampered_one_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv(citus.SOURCE_ENV, raising=False)
+    assert citus.citus_source() == citus.VENDORED_SOURCE  # a clone alone builds Citus: no OOTD_CITUS_SOURCE
+    assert hashlib.sha256(citus.VENDORED_SOURCE.read_bytes()).hexdigest() == citus.VENDORED_SHA256
+    assert (
+        (citus.VENDORED_SOURCE.parent / "citus-14.0.1.LICENSE")
+        .read_text()
+        .lstrip()
+        .startswith("GNU AFFERO GENERAL PUBLIC LICENSE")
+    )
+    tampered = tmp_path / "citus-14.0.1.tar.gz"
+    tampered.write_bytes(citus.VENDORED_SOURCE.read_bytes()[:-1] + b"x")
+    monkeypatch.setattr(citus, "VENDORED_SOURCE", tampered)
+    monkeypatch.setattr(citus, "citus_installed", lambda: False)
+    built = []
+    monkeypatch.setattr(citus, "_build", lambda *a: built.append(a))
+    with pytest.raises(CitusUnavailable, match=r"has sha256 [0-9a-f]{64}, not the vendored release's acfa9a77"):
+        citus.ensure_citus()
+    assert built == []  # nothing was extracted or built
