@@ -10,7 +10,17 @@ each run their own.  Starting is idempotent and serialized by an exclusive
 sharing one server instead of racing `initdb` or `pg_ctl start`.
 
 PostgreSQL refuses to run as root; when we are root the server runs as a
-dedicated system user (created on first use), as the wheel's own helper does.
+dedicated system user (created on first use), as the wheel's own helper does,
+with that user's own group (never root's).
+
+Nobody else on the machine gets in: the socket directory is the server user's
+alone (mode 0700), and every connection, local or TCP, authenticates with
+SCRAM (`scram-sha-256`, no `trust` line) against a password generated once per
+install into `<home>/pgpass` (a libpq password file, mode 0600, owned by the
+server's user), which every DSN ootd prints names (`passfile=`).  A server made
+by an older ootd (trust) is converted the first time ootd starts or finds it
+running.  The log goes through the logging collector into `pgdata/log/`,
+a new file every `log_rotation_size`, and ootd keeps the newest `LOG_FILES_KEPT`.
 
 `EmbeddedServer.replica()` is a local streaming hot standby of the server, for
 demos and tests: a `pg_basebackup -R` copy in `<home>/replica/pgdata`, with its
@@ -24,7 +34,9 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import hmac
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -43,6 +55,12 @@ PORT = 5432  # only names the socket file; nothing listens on TCP
 REPLICA_SLOT = "ootd_replica"  # the physical replication slot the replica streams from
 REPLICA_WAL_KEEP = "2GB"  # max_slot_wal_keep_size set on a primary that had no limit
 _SOCKET_NAME_MAX = 100  # sun_path is 108 bytes on Linux; keep a margin
+PASSWORD_FILE = "pgpass"  # <home>/pgpass: the install's generated passwords, libpq's format
+#: Roles that log in with a password derived from the install's secret (the superuser, and on a
+#: Citus cluster the roles Citus opens node-to-node connections as: db/citus.sql).
+PASSWORD_ROLES = (SUPERUSER, "ootd_owner", "ootd_api")
+HBA_MARKER = "# ootd: scram-sha-256 only"
+LOG_FILES_KEPT = 10  # newest server log files kept in pgdata/log
 
 #: Settings every embedded server gets (the wheel's defaults are initdb's).
 DEFAULT_SETTINGS: dict[str, str] = {
@@ -54,8 +72,18 @@ DEFAULT_SETTINGS: dict[str, str] = {
     "max_wal_size": "2GB",
     "timezone": "'UTC'",
     "log_timezone": "'UTC'",
-    "logging_collector": "off",
     "log_min_messages": "warning",
+}
+
+#: Given at every start (`pg_ctl -o`), so a server made by an older ootd gets them too.
+START_SETTINGS: dict[str, str] = {
+    "unix_socket_permissions": "0700",
+    "password_encryption": "scram-sha-256",
+    "logging_collector": "on",
+    "log_directory": "log",
+    "log_filename": "postgresql-%Y%m%d-%H%M%S.log",
+    "log_rotation_size": "10MB",
+    "log_rotation_age": "0",
 }
 
 
@@ -85,6 +113,7 @@ class EmbeddedServer:
     home: Path
     settings: Mapping[str, str] | None = None  # extra settings written at initdb
     port: int = PORT  # names the socket file (<socket_dir>/.s.PGSQL.<port>)
+    secret_home: Path | None = None  # where the password file lives, when not `home` (a cluster's nodes)
 
     @property
     def pgdata(self) -> Path:
@@ -92,7 +121,18 @@ class EmbeddedServer:
 
     @property
     def logfile(self) -> Path:
+        """What the server writes before its logging collector starts (a failed start says why here)."""
         return self.home / "server.log"
+
+    @property
+    def log_dir(self) -> Path:
+        """The logging collector's files, rotated by size (START_SETTINGS)."""
+        return self.pgdata / "log"
+
+    @property
+    def password_file(self) -> Path:
+        """`<home>/pgpass`, or the one a cluster's nodes share (`secret_home`)."""
+        return (self.secret_home or self.home) / PASSWORD_FILE
 
     @property
     def socket_dir(self) -> Path:
@@ -123,7 +163,9 @@ class EmbeddedServer:
                         f"ootd: {'created and started' if created else 'started'} the embedded "
                         f"PostgreSQL in {self.home} (set OOTD_HOME to use another)"
                     )
+            self._require_passwords(announce)
             self._ensure_database()
+            self._prune_logs()
         return self.dsn()
 
     def is_running(self) -> bool:
@@ -158,7 +200,111 @@ class EmbeddedServer:
     # -- connection strings ------------------------------------------------
     def dsn(self, database: str = DATABASE) -> str:
         host = quote(str(self.socket_dir), safe="")
-        return f"postgresql://{SUPERUSER}@/{database}?host={host}&port={self.port}"
+        passfile = quote(str(self.password_file), safe="")
+        return f"postgresql://{SUPERUSER}@/{database}?host={host}&port={self.port}&passfile={passfile}"
+
+    # -- secrets -----------------------------------------------------------
+    def secret(self) -> str:
+        """The install's secret: created once (with the password file), never printed."""
+        entries = self._password_entries()
+        if entries is None:
+            self._write_password_file(secrets.token_urlsafe(32))
+            entries = self._password_entries()
+        assert entries is not None
+        return entries[SUPERUSER]
+
+    def role_password(self, role: str) -> str:
+        """The password of `role` (one of PASSWORD_ROLES): the superuser's is the secret, others derive from it."""
+        secret = self.secret()
+        if role == SUPERUSER:
+            return secret
+        return hmac.new(secret.encode(), role.encode(), "sha256").hexdigest()
+
+    def _password_entries(self) -> dict[str, str] | None:
+        try:
+            text = self.password_file.read_text()
+        except FileNotFoundError:
+            return None
+        entries = {}
+        for line in text.splitlines():
+            parts = line.split(":")
+            if len(parts) == 5 and not line.startswith("#"):
+                entries[parts[3]] = parts[4]
+        return entries if SUPERUSER in entries else None
+
+    def _write_password_file(self, secret: str) -> None:
+        """`*:*:*:<role>:<password>` for every PASSWORD_ROLES role, mode 0600, owned by the server's user."""
+        self.password_file.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["# ootd: this install's database passwords (libpq password file); keep it 0600"]
+        for role in PASSWORD_ROLES:
+            password = secret if role == SUPERUSER else hmac.new(secret.encode(), role.encode(), "sha256").hexdigest()
+            lines.append(f"*:*:*:{role}:{password}")
+        partial = self.password_file.with_name(f".{PASSWORD_FILE}.{os.getpid()}")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+        self._chown_to_server_user(partial)
+        try:
+            os.link(partial, self.password_file)  # never replaces another process's secret
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
+
+    def _chown_to_server_user(self, path: Path) -> None:
+        if os.geteuid() == 0:
+            import pwd
+
+            entry = pwd.getpwnam(SYSTEM_USER)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def hba_rules(self) -> str:
+        """pg_hba.conf: SCRAM for every local and loopback connection, replication included; no trust."""
+        return (
+            f"{HBA_MARKER} (written by ootd, db/server.py; passwords in {self.password_file})\n"
+            "local   all             all                                     scram-sha-256\n"
+            "local   replication     all                                     scram-sha-256\n"
+            "host    all             all             127.0.0.1/32            scram-sha-256\n"
+            "host    replication     all             127.0.0.1/32            scram-sha-256\n"
+        )
+
+    def _require_passwords(self, announce: Callable[[str], None] | None) -> None:
+        """A server made with `trust` (an older ootd) gets its password and SCRAM-only pg_hba.conf now."""
+        hba = self.pgdata / "pg_hba.conf"
+        if hba.read_text().startswith(HBA_MARKER):
+            return
+        import psycopg
+
+        password = self.secret()
+        if not self._is_standby():
+            with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:  # still trust: the last time
+                conn.execute("SET password_encryption = 'scram-sha-256'")
+                conn.execute(f"ALTER ROLE {SUPERUSER} PASSWORD '{password}'")
+        self._write_hba()
+        self._run(["pg_ctl", "reload", "-D", str(self.pgdata)])
+        time.sleep(0.5)  # the postmaster rereads pg_hba.conf asynchronously
+        if announce is not None:
+            announce(f"ootd: the server in {self.home} now requires its password ({self.password_file}); trust removed")
+
+    def _is_standby(self) -> bool:
+        return (self.pgdata / "standby.signal").exists()
+
+    def _write_hba(self) -> None:
+        hba = self.pgdata / "pg_hba.conf"
+        partial = hba.with_name("pg_hba.conf.ootd")
+        partial.write_text(self.hba_rules())
+        os.chmod(partial, 0o600)
+        self._chown_to_server_user(partial)
+        partial.replace(hba)
+
+    def _prune_logs(self) -> None:
+        """Keep the newest LOG_FILES_KEPT of the collector's files (each at most log_rotation_size)."""
+        try:
+            files = sorted(self.log_dir.glob("postgresql-*.log"))
+        except OSError:
+            return
+        for old in files[:-LOG_FILES_KEPT]:
+            old.unlink(missing_ok=True)
 
     # -- internals ---------------------------------------------------------
     @contextmanager
@@ -171,9 +317,13 @@ class EmbeddedServer:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _as_user(self) -> dict:
+        """As root: run the server's programs as SYSTEM_USER with its own group only (never root's)."""
         if os.geteuid() != 0:
             return {}
-        return {"user": SYSTEM_USER}
+        import pwd
+
+        entry = pwd.getpwnam(SYSTEM_USER)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
     def _run(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
         exe = str(bin_dir() / argv[0])
@@ -182,6 +332,7 @@ class EmbeddedServer:
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, "PGPASSFILE": str(self.password_file)},
             **self._as_user(),
         )
         if check and result.returncode != 0:
@@ -219,25 +370,36 @@ class EmbeddedServer:
             os.chown(directory, entry.pw_uid, entry.pw_gid)
         self.logfile.touch(exist_ok=True)
         os.chown(self.logfile, entry.pw_uid, entry.pw_gid)
+        self.secret()  # the password file exists, owned by the server's user (its replica and nodes read it)
 
     def _initdb(self) -> None:
         if os.geteuid() == 0:
             self._prepare_root()
         else:
             self.pgdata.mkdir(parents=True, exist_ok=True)
-        self._run(
-            [
-                "initdb",
-                "-D",
-                str(self.pgdata),
-                "-U",
-                SUPERUSER,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-instructions",
-            ]
-        )
+        pwfile = self.home / f".initdb-password.{os.getpid()}"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(self.secret() + "\n")
+        self._chown_to_server_user(pwfile)
+        try:
+            self._run(
+                [
+                    "initdb",
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-instructions",
+                ]
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        self._write_hba()
         settings = {**DEFAULT_SETTINGS, **(self.settings or {})}
         conf = "".join(f"{key} = {value}\n" for key, value in settings.items())
         with open(self.pgdata / "postgresql.conf", "a") as handle:
@@ -245,8 +407,11 @@ class EmbeddedServer:
 
     def _start(self, options: str = "") -> None:
         self.socket_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.socket_dir, 0o700)  # only the server's user (and root) may reach the socket
         if os.geteuid() == 0:
             self._prepare_root()
+        settings = " ".join(f"-c {key}={value}" for key, value in START_SETTINGS.items())
+        options = f"{settings} {options}".strip()
         self._run(
             [
                 "pg_ctl",
@@ -288,6 +453,11 @@ class ReplicaServer(EmbeddedServer):
 
     primary: EmbeddedServer | None = None
 
+    @property
+    def password_file(self) -> Path:
+        """The primary's: the replica is a copy of it, roles and passwords included."""
+        return self.primary.password_file if self.primary is not None else super().password_file
+
     def ensure_running(self, announce: Callable[[str], None] | None = None) -> str:
         if self.primary is None:
             raise ServerError("a replica needs its primary")
@@ -311,6 +481,7 @@ class ReplicaServer(EmbeddedServer):
                         f"ootd: {'created and started' if created else 'started'} the replica "
                         f"(hot standby) in {self.home}"
                     )
+            self._require_passwords(announce)
         return self.dsn()
 
     def exists(self) -> bool:
@@ -433,25 +604,11 @@ class ReplicaServer(EmbeddedServer):
             raise
 
     def _prepare_primary(self) -> None:
-        """The primary lets the superuser replicate over its socket, bounds the slot's WAL, has no old slot."""
+        """The primary bounds the slot's WAL and has no old slot (its pg_hba.conf lets the superuser replicate, with its password)."""
         import psycopg
 
         assert self.primary is not None
         with psycopg.connect(self.primary.dsn("postgres"), autocommit=True) as conn:
-            first = conn.execute(
-                "SELECT auth_method FROM pg_catalog.pg_hba_file_rules"
-                " WHERE type = 'local' AND error IS NULL AND 'replication' = ANY(database)"
-                "   AND (user_name && ARRAY['all', %s]) ORDER BY rule_number LIMIT 1",
-                (SUPERUSER,),
-            ).fetchone()
-            if first is None or first[0] != "trust":
-                hba = self.primary.pgdata / "pg_hba.conf"
-                hba.write_text(
-                    f"# ootd: the local replica (ootd db replica) streams over the socket\n"
-                    f"local   replication     {SUPERUSER}                                trust\n" + hba.read_text()
-                )
-                conn.execute("SELECT pg_catalog.pg_reload_conf()")
-                time.sleep(0.5)  # the postmaster rereads pg_hba.conf asynchronously
             if conn.execute("SHOW max_slot_wal_keep_size").fetchone()[0] == "-1":
                 conn.execute(f"ALTER SYSTEM SET max_slot_wal_keep_size = '{REPLICA_WAL_KEEP}'")
                 conn.execute("SELECT pg_catalog.pg_reload_conf()")

@@ -80,12 +80,13 @@ def test_a_database_without_the_schema_says_run_ootd_migrate(empty_db_url, tmp_p
         assert conn.execute("SELECT to_regnamespace('ootd')").fetchone()[0] is None
 
 
-def test_the_missing_schema_message_hides_the_password(empty_db_url, tmp_path):
-    with_password = empty_db_url.replace("postgresql://postgres@", "postgresql://postgres:s3cret-pw@")
+def test_the_missing_schema_message_hides_the_password(empty_db_url, pg_server, tmp_path):
+    password = pg_server.secret()  # the real one: the server takes no other
+    with_password = empty_db_url.replace("postgresql://postgres@", f"postgresql://postgres:{password}@")
     assert with_password != empty_db_url
     result = run_cli("summary", env={"DATABASE_URL": with_password, "OOTD_HOME": str(tmp_path)})
     assert result.returncode == 1
-    assert "s3cret-pw" not in result.stderr
+    assert password not in result.stderr
     assert f"the database has no ootd schema ({empty_db_url}): run 'ootd migrate' first" in result.stderr
 
 
