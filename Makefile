@@ -5,18 +5,23 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+PIP_QUIET ?= --quiet
 
 .PHONY: demo test lint format bench bench-seed bench-nightly bench-feed bench-feed-first bench-likes bench-experiments bench-api bench-api-ceiling bench-api-replicas install clean stop plpython browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ootd needs Python >= 3.11 (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(PY) -m pip install $(PIP_QUIET) --disable-pip-version-check -e ".[dev]"
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# A line per step, and pip's own progress while it installs (about a minute the first time).
+demo:
+	@echo "make demo 1/2: installing ootd and its dependencies into $(VENV) (pip; about a minute the first time)"
+	@$(MAKE) -s --no-print-directory $(STAMP) PIP_QUIET=--progress-bar=on
+	@echo "make demo 2/2: ootd demo (embedded PostgreSQL, migrate, seed 10,000 users, nightly, feeds)"
 	$(VENV)/bin/ootd demo
 
 test: $(STAMP) plpython browser lint

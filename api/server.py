@@ -12,6 +12,18 @@ line, header field or header count past the limits below, malformed HTTP),
 are written as the API's JSON error body by the worker classes here instead
 of gunicorn's HTML page; the status is gunicorn's (414, 431, 400, ...).
 
+Slow clients: a worker reads each request head (request line and headers) in its event loop, without
+blocking, and hands the request to a thread only once the head is whole; a head not whole within
+`HEAD_TIMEOUT_S` is answered 408 and closed.  A client trickling a header line every few seconds holds
+a socket, never a thread (gunicorn's gthread worker gives a thread to a connection from its first byte:
+8 such clients stalled 2 workers x 4 threads).
+
+The pool cache: a thread of the master calls ootd.rehydrate_cache every `OOTD_CACHE_CHECK_S` seconds
+(default 5) on a connection of DATABASE_URL's own user (not ootd_api), so a cache that crash recovery
+emptied (a backend killed: the postmaster restarts itself) is refilled without anyone running a command.
+
+No control socket (gunicornc): gunicorn's default is one path per user, shared by every instance.
+
 Metrics: `PROMETHEUS_MULTIPROC_DIR` is pointed at a fresh temporary directory
 before any worker imports prometheus_client, a dead worker's files are marked
 by `child_exit`, and the directory is removed when the master exits.
@@ -19,22 +31,29 @@ by `child_exit`, and the directory is removed when the master exits.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import selectors
 import shutil
 import socket
 import ssl
 import sys
 import tempfile
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.http import errors as http_errors
 from gunicorn.http.wsgi import Response, default_environ
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
 from api.errors import error_body
@@ -43,6 +62,11 @@ from api.errors import error_body
 LIMIT_REQUEST_LINE = 4094  # bytes: method, path, query string and version; longer: 414
 LIMIT_REQUEST_FIELDS = 100  # header fields; more: 431
 LIMIT_REQUEST_FIELD_SIZE = 8190  # bytes per header field (name and value); longer: 431
+#: Seconds a client has to send a whole request head (request line and headers), from its connection or,
+#: kept alive, from its next request's first byte; later: 408, closed.
+HEAD_TIMEOUT_S = 10.0
+#: The pool-cache check's default period (OOTD_CACHE_CHECK_S).
+CACHE_CHECK_S = 5.0
 
 
 @dataclass
@@ -142,11 +166,186 @@ class _JsonErrors:
 
 
 class JsonErrorThreadWorker(_JsonErrors, ThreadWorker):
-    """gunicorn's gthread worker, errors as JSON."""
+    """gunicorn's gthread worker, errors as JSON, request heads read in the event loop (slow clients).
+
+    A new connection, or a kept-alive one that turns readable, is read without blocking by the worker's
+    loop until its buffer holds a whole head ("\\r\\n\\r\\n"), or more bytes than a legal head has
+    (then the parser's limit errors answer it at once); only then does a thread parse it, from that
+    buffer.  The body is read by the thread, as before (at most 4 KiB is accepted, api/app.py).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.heading: deque[Any] = deque()  # connections whose head is being read, oldest deadline first
+        cfg = self.cfg
+        self.max_head = cfg.limit_request_line + 2 + cfg.limit_request_fields * (cfg.limit_request_field_size + 2) + 2
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            client, addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = TConn(self.cfg, client, addr, listener.getsockname())  # non-blocking
+        self._read_head(conn)
+
+    def on_client_socket_readable(self, conn: Any, client: socket.socket) -> None:
+        """A kept-alive connection's next request begins: read its head here too."""
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self._read_head(conn)
+
+    def _read_head(self, conn: Any) -> None:
+        conn.ootd_head = b""
+        conn.ootd_deadline = time.monotonic() + HEAD_TIMEOUT_S
+        if self._on_head_readable(conn, conn.sock, registered=False):
+            self.heading.append(conn)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head_readable, conn))
+
+    def _on_head_readable(self, conn: Any, client: socket.socket, registered: bool = True) -> bool:
+        """Read what is there; dispatch a whole head, close at EOF.  True: keep waiting."""
+        try:
+            data = client.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            data = b""
+        if data:
+            conn.ootd_head += data
+            if b"\r\n\r\n" not in conn.ootd_head and len(conn.ootd_head) <= self.max_head:
+                return True
+        if registered:
+            self._unwatch(conn)
+        if not data:  # the client went away (or reset) before a whole head
+            self.nr_conns -= 1
+            conn.close()
+            return False
+        conn.data_ready = True
+        self.enqueue_req(conn)
+        return False
+
+    def _unwatch(self, conn: Any) -> None:
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        try:
+            self.heading.remove(conn)
+        except ValueError:
+            pass
+
+    def murder_pending(self) -> None:
+        """Also: close heads past their deadline (408 when part of one came), and idle ones when stopping."""
+        super().murder_pending()
+        now = time.monotonic()
+        for conn in list(self.heading):
+            if conn.ootd_deadline > now and (self.alive or conn.ootd_head):
+                continue
+            self._unwatch(conn)
+            self.nr_conns -= 1
+            if conn.ootd_head:
+                self.log.warning("Request head not received within %g s from ip=%s", HEAD_TIMEOUT_S, conn.client[0])
+                body = error_body("request_timeout", f"request head not received within {HEAD_TIMEOUT_S:g} s")
+                head = (
+                    "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                )
+                try:
+                    conn.sock.send((head + body).encode())
+                except OSError:
+                    pass
+            conn.close()
+
+    def handle(self, conn: Any) -> Any:
+        """In a thread: the parser reads the buffered head first, then the socket (blocking) for the body."""
+        head = getattr(conn, "ootd_head", b"")
+        if head:
+            conn.ootd_head = b""
+            try:
+                conn.sock.setblocking(True)
+                conn.init()
+            except Exception as exc:
+                self.handle_error(None, conn.sock, conn.client, exc)
+                return False
+            conn.parser.unreader.unread(head)
+        return super().handle(conn)
 
 
 class JsonErrorSyncWorker(_JsonErrors, SyncWorker):
     """gunicorn's sync worker, errors as JSON."""
+
+
+class CacheKeeper(threading.Thread):
+    """Refills the UNLOGGED pool cache whenever it lacks pools the durable tables hold (crash recovery
+    empties it), every `interval` seconds, as DATABASE_URL's user: ootd.rehydrate_cache writes nothing
+    when nothing is missing.  Runs in the master (a daemon thread, started once the workers are forked)."""
+
+    def __init__(self, url: str, interval: float, log: Any):
+        super().__init__(name="ootd-cache-keeper", daemon=True)
+        self.url, self.interval, self.log = url, interval, log
+        self.stopped = threading.Event()
+        self._last_problem = ""
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self.check()
+
+    def check(self) -> int:
+        """One refill; returns the rows restored.  A failure is logged once (until it changes) and retried."""
+        from db.connect import DatabaseError, connect, one
+
+        try:
+            with connect(self.url, autocommit=True) as conn:
+                restored = one(conn, "rehydrate_cache")["restored"]
+        except DatabaseError as exc:
+            problem = f"{exc.sqlstate}: {exc}"
+            if problem != self._last_problem:  # e.g. the server restarting: said once, not every period
+                self.log.warning("pool cache check failed (retrying every %g s): %s", self.interval, exc)
+            self._last_problem = problem
+            return 0
+        self._last_problem = ""
+        if restored:
+            self.log.warning("the pool cache was empty after a crash: restored %d rows from durable storage", restored)
+        return restored
+
+
+def cache_check_interval() -> float:
+    """OOTD_CACHE_CHECK_S (seconds, > 0; default CACHE_CHECK_S); ValueError when malformed."""
+    text = os.environ.get("OOTD_CACHE_CHECK_S", "")
+    try:
+        value = float(text) if text else CACHE_CHECK_S
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"OOTD_CACHE_CHECK_S must be a number of seconds > 0, got {text!r}")
+    return value
+
+
+class _Arbiter(Arbiter):
+    """gunicorn's master, saying where it listens (with reuse_port the workers bind, and gunicorn's own line
+    names no address) and starting the cache keeper after the first workers are forked."""
+
+    def start(self) -> None:
+        info = self.log.info
+
+        def listening(msg: str, *args: Any, **kwargs: Any) -> None:
+            if msg.startswith("Listening at:") and args and not args[0]:
+                args = (",".join(f"http://{address}" for address in self.cfg.bind), *args[1:])
+            info(msg, *args, **kwargs)
+
+        self.log.info = listening
+        try:
+            super().start()
+        finally:
+            del self.log.info
+
+    def _start_control_server(self) -> None:
+        super()._start_control_server()
+        app = self.app
+        app.keeper = CacheKeeper(app.database_url, app.cache_check_s, self.log)
+        app.keeper.start()
 
 
 class _Gunicorn(BaseApplication):
@@ -154,7 +353,16 @@ class _Gunicorn(BaseApplication):
         self.config = config
         self.database_url = database_url
         self.secret = secret
+        self.cache_check_s = cache_check_interval()
+        self.keeper: CacheKeeper | None = None
         super().__init__(prog="ootd serve")
+
+    def run(self) -> None:
+        try:
+            _Arbiter(self).run()
+        except RuntimeError as exc:  # as gunicorn's BaseApplication.run
+            print(f"\nError: {exc}\n", file=sys.stderr, flush=True)
+            sys.exit(1)
 
     def load_config(self) -> None:
         c = self.config
@@ -178,6 +386,7 @@ class _Gunicorn(BaseApplication):
             "accesslog": "-" if c.access_log else None,
             "errorlog": "-",
             "proc_name": "ootd-api",
+            "control_socket_disable": True,  # gunicorn's default path is per user: instances would share it
             "child_exit": _child_exit,
             "worker_exit": _worker_exit,
         }

@@ -63,11 +63,10 @@ def cmd_db(args: argparse.Namespace) -> None:
 
     if args.action == "citus":
         return cmd_db_citus(args)
-    if args.action == "url":
-        if os.environ.get("DATABASE_URL"):
-            print(os.environ["DATABASE_URL"])
-        else:
-            print(default_server().ensure_running())
+    if args.action == "url":  # a server this starts says so on stderr, and its cache is refilled
+        from db.connect import database_url
+
+        print(database_url())
         return
     if os.environ.get("DATABASE_URL"):
         action = f"replica {args.replica_action}" if args.action == "replica" else args.action
@@ -288,27 +287,10 @@ def cmd_city(args: argparse.Namespace) -> None:
 
 
 def _rehydrate_cache(url: str | None = None) -> None:
-    """Refill the UNLOGGED pool cache if a crash emptied it (a no-op otherwise).
+    """Refill the UNLOGGED pool cache if a crash emptied it (a no-op otherwise; db.connect.rehydrate_cache)."""
+    from db.connect import database_url, rehydrate_cache
 
-    Best effort: a database without the schema yet, a role that may not
-    call it, or a hot standby (which can neither read nor write an UNLOGGED
-    table) is left alone (feeds are right without the cache, only slower).
-    """
-    from db.connect import DatabaseError, connect, one
-
-    try:
-        with connect(url) as conn:
-            restored = one(conn, "rehydrate_cache")["restored"]
-    except DatabaseError as exc:
-        # no schema / no function / no privilege / a standby: unlogged table, read-only transaction
-        if exc.sqlstate not in ("3F000", "42883", "42501", "25006"):
-            raise
-        return
-    if restored:
-        print(
-            f"ootd: the pool cache was empty after a crash: restored {restored:,} rows from durable storage",
-            file=sys.stderr,
-        )
+    rehydrate_cache(url or database_url())
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
@@ -421,6 +403,44 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
 
 
+def _instant(text: str):
+    """An ISO 8601 instant; without an offset it is UTC."""
+    from datetime import datetime, timezone
+
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO 8601 time, e.g. 2026-04-20T16:00+02:00, got {text!r}"
+        ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+def cmd_feed(args: argparse.Namespace) -> None:
+    """One user's feed, as ootd.feed computes it (as DATABASE_URL's user; no token)."""
+    from datetime import datetime, timezone
+
+    from db.connect import all_rows, connect
+
+    at = args.at or datetime.now(timezone.utc)
+    with connect() as conn:
+        rows = all_rows(conn, "feed", (args.user, at, args.limit))
+    if not rows:
+        raise CommandError(f"no feed for user {args.user} at {at.isoformat()}: no pool for that day (run ootd nightly)")
+    first = rows[0]
+    print(f"user {args.user} at {at.isoformat(timespec='minutes')}, cluster {first['cluster_id']}: {first['headline']}")
+    width = max(len(r["title"]) for r in rows)
+    for r in rows:
+        print(
+            f"{r['rank']:>2}  {r['outfit_id']:>8}  {r['title']:<{width}}  {r['category']:<10} {r['color']:<8} "
+            f"{r['daypart']:<8} {r['score']:.3f}"
+        )
+    if first["relaxed_rules"]:
+        print("relaxed: " + ", ".join(first["relaxed_rules"]))
+    if first["variant"]:
+        print(f"variant: {first['variant']}")
+
+
 def cmd_token(args: argparse.Namespace) -> None:
     from api.auth import issue_token, load_secret, secret_file
     from db.connect import connect, one
@@ -506,6 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ootd",
         description="Outfit-of-the-day feeds at O(K) LLM cost, served from PostgreSQL.",
     )
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("ootd")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        installed = "unknown (not installed)"
+    parser.add_argument("--version", action="version", version=f"ootd {installed}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("db", help="the embedded database server (url, start, stop, status, replica)")
@@ -687,6 +714,12 @@ def build_parser() -> argparse.ArgumentParser:
     e = exp.add_parser("results", help="likes per variant with 95%% CIs vs control (ootd.experiment_results)")
     e.add_argument("name", nargs="?", help="the experiment (default: the running one, else the latest started)")
     p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("feed", help="print one user's feed (ootd.feed), no token needed")
+    p.add_argument("user", type=_positive_int, help="the user's id")
+    p.add_argument("--at", type=_instant, help="the instant, ISO 8601 (default: now; no offset: UTC)")
+    p.add_argument("--limit", type=_int, default=3, help="items, 1..20 (default: 3)")
+    p.set_defaults(func=cmd_feed)
 
     p = sub.add_parser("token", help="print a bearer token for one user (HS256, OOTD_API_SECRET)")
     p.add_argument("id", type=_positive_int, help="the user id the token names (the user must exist)")

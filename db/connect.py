@@ -30,19 +30,57 @@ __all__ = [
     "copy_rows",
     "copy_chunks",
     "sqlalchemy_url",
+    "rehydrate_cache",
 ]
 
 from db.queries import query
 
 
 def database_url() -> str:
-    """`DATABASE_URL` if set, else the embedded default (started on demand, saying where on stderr)."""
+    """`DATABASE_URL` if set, else the embedded default (started on demand, saying where on stderr).
+
+    A server this call starts may have stopped by crashing, which empties the UNLOGGED pool cache:
+    it is refilled then (`rehydrate_cache`), whatever the caller goes on to do.
+    """
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
     from db.server import default_server
 
-    return default_server().ensure_running(announce=lambda line: print(line, file=sys.stderr, flush=True))
+    started = []
+
+    def announce(line: str) -> None:
+        started.append(line)
+        print(line, file=sys.stderr, flush=True)
+
+    url = default_server().ensure_running(announce=announce)
+    if started:
+        rehydrate_cache(url)
+    return url
+
+
+def rehydrate_cache(url: str) -> int:
+    """Refill the UNLOGGED pool cache if a crash emptied it (a no-op otherwise), saying so on stderr.
+
+    Best effort: a database without the schema yet, a role that may not
+    call it, or a hot standby (which can neither read nor write an UNLOGGED
+    table) is left alone (feeds are right without the cache, only slower).
+    Returns the rows restored.
+    """
+    try:
+        with connect(url) as conn:
+            restored = one(conn, "rehydrate_cache")["restored"]
+    except DatabaseError as exc:
+        # no schema / no function / no privilege / a standby: unlogged table, read-only transaction
+        if exc.sqlstate not in ("3F000", "42883", "42501", "25006"):
+            raise
+        return 0
+    if restored:
+        print(
+            f"ootd: the pool cache was empty after a crash: restored {restored:,} rows from durable storage",
+            file=sys.stderr,
+        )
+    return restored
 
 
 def redact(url: str) -> str:

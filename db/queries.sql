@@ -137,9 +137,13 @@ ORDER BY u.city, u.id;
 -- -------------------------------------------------------------------- api ---
 -- The HTTP API (api/connector.py).  Its pooled connections switch to the
 -- NOLOGIN role ootd_api once, then call exactly one ootd.* function per route.
+-- They log nothing below FATAL: a client's bad input is a 4xx, not a server-log line (the API logs its
+-- own server-side failures); where ootd_api may not set it (a schema before revision 0016), as before.
 
 -- name: api_set_role
-SET ROLE ootd_api;
+SELECT CASE WHEN pg_catalog.has_parameter_privilege('log_min_messages', 'SET')
+            THEN pg_catalog.set_config('log_min_messages', 'fatal', false) END AS log_min_messages,
+       pg_catalog.set_config('role', 'ootd_api', false) AS role;
 
 -- name: api_feed
 SELECT * FROM ootd.feed(%(user_id)s, coalesce(%(at)s::timestamptz, now()), %(limit)s);

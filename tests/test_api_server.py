@@ -68,7 +68,8 @@ def server(live_db, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server-tmp")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("OOTD_API_SECRET", "PROMETHEUS_MULTIPROC_DIR")}
-    env.update(DATABASE_URL=live_db, OOTD_HOME=str(home), TMPDIR=str(tmp))
+    env.pop("XDG_RUNTIME_DIR", None)
+    env.update(DATABASE_URL=live_db, OOTD_HOME=str(home), TMPDIR=str(tmp), HOME=str(tmp))  # HOME: no control socket
     log = (tmp_path_factory.mktemp("log") / "serve.log").open("w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "2"],
@@ -193,6 +194,78 @@ def test_metrics_add_up_every_workers_requests(server):
     assert float(line.rsplit(" ", 1)[1]) >= 40
     assert "ootd_fallback_pools 0.0" in text
     assert 'ootd_http_request_duration_seconds_bucket{le="0.02",method="GET",route="/v1/users/<user_id>/feed"}' in text
+
+
+def test_serve_says_where_it_listens_and_opens_no_control_socket(server):
+    """gunicorn logged `Listening at:  (pid)` and opened ~/.gunicorn/gunicorn.ctl, shared by every instance."""
+    server["log"].seek(0)
+    log = server["log"].read()
+    assert f"Listening at: {server['base']} (" in log, log
+    assert not (Path(server["tmp"]) / ".gunicorn").exists()
+    assert "control" not in log.lower(), log
+
+
+class SlowClients:
+    """`n` connections that each send a request line, then one header line every `period` seconds
+    (slowloris), never finishing their heads, until closed."""
+
+    def __init__(self, base: str, n: int, period: float):
+        host, port = base.removeprefix("http://").rsplit(":", 1)
+        self.socks = [socket.create_connection((host, int(port)), timeout=5) for _ in range(n)]
+        self.period, self.stopped = period, threading.Event()
+        for sock in self.socks:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        self.thread = threading.Thread(target=self._trickle, daemon=True)
+        self.thread.start()
+
+    def _trickle(self) -> None:
+        line = 0
+        while not self.stopped.wait(self.period):
+            line += 1
+            for sock in self.socks:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"X-Slow-%d: x\r\n" % line)
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+        for sock in self.socks:
+            sock.close()
+
+
+def test_slow_clients_do_not_stall_healthz_or_feeds(server):
+    """50 connections trickling their headers (2 workers x 4 threads) leave /healthz and feeds answering.
+
+    The 100 ms goal is bench/slow_clients.py's; here each answer must come within 2 s (before: every
+    request waited for the slow clients, as long as they lasted)."""
+    tok = token(server, 11)
+    slow = SlowClients(server["base"], 50, period=0.5)
+    try:
+        time.sleep(0.5)  # every slow client has sent a line or two
+        for _ in range(10):  # bounded: 20 requests while the slow clients trickle
+            started = time.monotonic()
+            assert request(server["base"], "/healthz", timeout=2)[0] == 200
+            assert request(server["base"], "/v1/users/11/feed", tok, timeout=2)[0] == 200
+            assert time.monotonic() - started < 2
+        assert slow.thread.is_alive()  # they were still trickling throughout
+    finally:
+        slow.close()
+
+
+def test_simulate_errors_do_not_fill_the_database_log(server, pg_server):
+    """500 unauthenticated what-if calls for an unknown city (400 each) leave no ERROR line per call in the
+    database's server.log (they grew it by 500 KB: the API role's client errors were logged at ERROR)."""
+    body = json.dumps({"profile": {"city": "Nowhere"}}).encode()
+    log = pg_server.logfile
+    before = log.stat().st_size
+    for _ in range(500):
+        status, _, answer = request(
+            server["base"], "/v1/simulate", method="POST", body=body, content_type="application/json"
+        )
+        assert status == 400, answer
+    assert "Nowhere" in json.loads(answer)["error"]["message"]
+    grown = log.stat().st_size - before
+    assert grown < 5_000, log.read_text(errors="replace")[-2000:]
 
 
 def test_a_second_server_on_the_same_port_fails_fast(server):

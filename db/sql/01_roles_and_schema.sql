@@ -32,6 +32,21 @@ BEGIN
 END
 $roles$;
 
+-- The API's pooled connections set log_min_messages = fatal (db/queries.sql, api_set_role): the errors
+-- its clients cause (an unknown city, a bad limit) are answered 4xx and are no server-log entries, so
+-- requests from outside cannot fill the log; the API logs its own server-side failures.  A
+-- parameter privilege is cluster-wide, like the roles; only a superuser may grant it (PostgreSQL 15+).
+DO $log$
+BEGIN
+    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        GRANT SET ON PARAMETER log_min_messages TO ootd_api;
+    ELSE
+        RAISE NOTICE 'not a superuser: run GRANT SET ON PARAMETER log_min_messages TO ootd_api as one, '
+                     'or the API role''s client errors are logged at ERROR';
+    END IF;
+END
+$log$;
+
 
 -- =============================================================================
 -- 2. Extensions
