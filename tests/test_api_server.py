@@ -252,6 +252,23 @@ def test_slow_clients_do_not_stall_healthz_or_feeds(server):
         slow.close()
 
 
+def test_a_head_not_whole_within_the_timeout_is_answered_408(server):
+    from api.server import HEAD_TIMEOUT_S
+
+    host, port = server["base"].removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=HEAD_TIMEOUT_S + 10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and nothing more
+        started = time.monotonic()
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        waited = time.monotonic() - started
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), answer
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+    assert HEAD_TIMEOUT_S - 1 <= waited <= HEAD_TIMEOUT_S + 3
+
+
 def test_simulate_errors_do_not_fill_the_database_log(server, pg_server):
     """500 unauthenticated what-if calls for an unknown city (400 each) leave no ERROR line per call in the
     database's server.log (they grew it by 500 KB: the API role's client errors were logged at ERROR)."""
