@@ -128,7 +128,28 @@ def migrate(url: str | None = None, revision: str = "head", allow_data_loss: boo
     distributes the schema (idempotent; docs/scaling.md).  An already distributed schema is
     upgraded to head with DDL propagation on (the workers change in the same distributed
     transaction), then db/citus.sql places what the revisions added.
+
+    One `ootd migrate` of a database at a time: a session advisory lock, held from before the Citus
+    detection to after the distribution, makes a second one wait, then find nothing to do (and the
+    revisions themselves take another, in migrations/env.py, that a DBA's `alembic upgrade` takes too).
     """
+    import psycopg
+
+    from db.connect import DatabaseError, database_url
+    from migrations.lock import OOTD_MIGRATE, wait_for_lock
+
+    plain = url or database_url()
+    try:
+        lock = psycopg.connect(plain, autocommit=True)
+    except psycopg.Error as exc:
+        raise DatabaseError.from_psycopg(exc) from exc
+    with lock:  # closing the connection releases the lock, whatever happens
+        wait_for_lock(lambda statement: lock.execute(statement).fetchall(), OOTD_MIGRATE, "ootd migrate")
+        return _migrate(plain, revision, allow_data_loss, citus)
+
+
+def _migrate(plain: str, revision: str, allow_data_loss: bool, citus: bool) -> str:
+    """migrate(), under its lock."""
     import psycopg
     from alembic import command
     from alembic.config import Config
@@ -136,10 +157,9 @@ def migrate(url: str | None = None, revision: str = "head", allow_data_loss: boo
     from sqlalchemy import create_engine, pool
     from sqlalchemy.exc import DBAPIError
 
-    from db.connect import DatabaseError, database_url, sqlalchemy_url
+    from db.connect import DatabaseError, sqlalchemy_url
     from migrations.guard import CONFIG_ATTRIBUTE, is_downgrade
 
-    plain = url or database_url()
     target = sqlalchemy_url(plain)
     try:
         on_citus, distributed = _citus_state(plain, create=citus)

@@ -9,6 +9,11 @@ refuses, lists them and changes nothing, unless `-x allow-data-loss=true`
 (or `ootd migrate --allow-data-loss`, via Config.attributes).  The guard
 raises after the last step, so the whole run must stay one transaction
 (transactional_ddl, not transaction_per_migration).
+
+One migration of a database at a time (migrations/lock.py): before its
+transaction begins, the connection takes a session advisory lock, so a second
+`alembic upgrade` (or `ootd migrate`) waits, then reads the first's committed
+alembic_version and finds nothing to do.  Closing the connection releases it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from sqlalchemy import create_engine, pool
 
 from db.connect import sqlalchemy_url
 from migrations.guard import CONFIG_ATTRIBUTE, X_ARGUMENT, DowngradeGuard, parse_allow
+from migrations.lock import MIGRATIONS, release_lock, wait_for_lock
 
 config = context.config
 
@@ -44,6 +50,12 @@ def run_migrations_online() -> None:
     allow_data_loss = _allow_data_loss()
     engine = create_engine(_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
+
+        def execute(statement: str) -> list:
+            return connection.exec_driver_sql(statement).fetchall()
+
+        wait_for_lock(execute, MIGRATIONS, "alembic")
+        connection.commit()  # the lock outlives this transaction: the migration's own begins after the wait
         context.configure(connection=connection, transactional_ddl=True)
         # The command's work function (`fn`: the steps to run) is wrapped so that
         # each downgrade step is measured before it runs (migrations/guard.py).
@@ -54,6 +66,8 @@ def run_migrations_online() -> None:
             )
         with context.begin_transaction():
             context.run_migrations()
+        release_lock(execute, MIGRATIONS)
+        connection.commit()
     engine.dispose()
 
 

@@ -10,29 +10,41 @@ generically, before it runs:
 2. measure, in the state before the step: rows of those tables, non-NULL
    values of those columns (UNLOGGED tables are caches, never data);
 3. only if something held data: in a savepoint, downgrade and then upgrade
-   the step again, roll back.  What that re-upgrade puts back is not lost: the
-   reference rows a migration itself inserts (archetypes, cities, prices...)
-   and column values equal to what the upgrade re-adds (its DEFAULT, compared
-   row by row through the primary key).  The rest is lost: a table's rows
-   beyond the re-installed count, a column's non-NULL values that differ.
+   the step again, read what it put back, roll back.  What that re-upgrade
+   puts back is not lost: the reference rows a migration itself inserts
+   (archetypes, cities, prices, the scoring weights...) and column values
+   equal to what the upgrade re-adds (its DEFAULT, compared row by row through
+   the primary key).  The rest is lost, compared by content, not counted:
+   - a dropped table the upgrade reinstalls rows into: every row compared,
+     column by column as text, with the reinstalled ones, through the primary
+     key (a row added, deleted or edited counts: "1 added (Havana), 1 deleted
+     (Torrance)", "1 edited (gpt-4o-mini)"), or as a multiset of whole rows
+     without one.  Columns the install generates anew each time are not
+     compared: identity columns and DEFAULTs that call a function that is not
+     IMMUTABLE (`updated_at DEFAULT now()` holds the time of the first
+     install, not data);
+   - a dropped table it reinstalls nothing into: all its rows;
+   - a dropped column: its non-NULL values that differ from the re-added ones.
    If that cannot be measured (the upgrade fails there, a table has no
-   primary key), everything the objects held counts as lost.
+   primary key for a column's values), everything the objects held counts
+   as lost.
 
 After the last step, if anything would be lost and the DBA did not pass
 `-x allow-data-loss=true` (`ootd migrate --allow-data-loss`), DowngradeRefused
 is raised: the transaction rolls back and nothing changes.  Online mode only:
 `alembic downgrade --sql` writes a script and drops nothing itself.
 
-Known blind spot: a table's rows are compared by count, so edited reference
-rows (e.g. tuned ootd.scoring_weights, the same one row) are not detected.
+Only what a step drops is measured: a downgrade that rewrites the values of a
+column it keeps (0004's removes a key from users.style_dna) is not.
 """
 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -60,6 +72,24 @@ WHERE c.relkind IN ('r', 'p')
 ORDER BY n.nspname, c.relname, a.attnum
 """
 
+# A table's columns whose value an INSERT that leaves them out generates anew each time: identity
+# columns, and DEFAULTs calling a function (or an SQL value function such as CURRENT_TIMESTAMP or
+# session_user) that is not IMMUTABLE, read from the default's expression tree.
+GENERATED_SQL = r"""
+SELECT a.attname
+FROM pg_catalog.pg_attribute a
+LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attrelid = (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = %s AND c.relname = %s)
+  AND a.attnum > 0 AND NOT a.attisdropped
+  AND (a.attidentity <> ''
+       OR d.adbin::text ~ '\{(SQLVALUEFUNCTION|NEXTVALUEEXPR) '
+       OR EXISTS (SELECT 1 FROM regexp_matches(d.adbin::text, ':(?:func|opfunc)id (\d+)', 'g') AS m (id)
+                  JOIN pg_catalog.pg_proc p ON p.oid = m.id[1]::oid
+                  WHERE p.provolatile <> 'i'))
+"""
+EXAMPLES = 3  # keys named per kind of change
+
 
 class DowngradeRefused(CommandError):
     """A downgrade would destroy data and allow-data-loss was not given (alembic prints FAILED: ..., exit 1)."""
@@ -86,13 +116,14 @@ class Loss:
     table: str
     rows: int
     column: str | None = None
-    reinstalled: int = 0  # rows the step's upgrade puts back (tables only)
+    changes: list[str] = field(default_factory=list)  # against the rows the upgrade reinstalls: "1 added (Havana)"
 
     def __str__(self) -> str:
         if self.column:
             return f"column {self.table}.{self.column} ({plural(self.rows, 'value')})"
-        extra = f", {self.reinstalled:,} of them reinstalled by the migration" if self.reinstalled else ""
-        return f"{self.table} ({plural(self.rows, 'row')}{extra})"
+        if self.changes:
+            return f"{self.table} ({plural(self.rows, 'row')}, not as the migration reinstalls them: {', '.join(self.changes)})"
+        return f"{self.table} ({plural(self.rows, 'row')})"
 
 
 def plural(n: int, word: str) -> str:
@@ -188,17 +219,77 @@ def step_losses(cur: psycopg.Cursor, downgrade: Callable[[], Any], upgrade: Call
             downgrade()
             upgrade()
             now = catalog(cur)
+            reinstalled: dict[tuple[str, str], tuple[list[str], list[tuple]]] = {}
             for k, n in rows.items():
-                fresh = count_rows(cur, now[k]) if k in now else 0
-                if n > fresh:
-                    losses.append(Loss(before[k].label, n, reinstalled=fresh))
+                if k in now and count_rows(cur, now[k]):
+                    columns = compared_columns(cur, before[k], now[k])
+                    reinstalled[k] = (columns, contents(cur, now[k], columns))
+                else:
+                    losses.append(Loss(before[k].label, n))
             for k, held in values.items():
                 differ = compare(cur, before[k], now.get(k), list(held), stashes[k]) if k in stashes else held
                 losses += [Loss(before[k].label, n, column=c) for c, n in differ.items() if n]
+        # back in the state before the step: its rows against the reinstalled ones
+        for k, (columns, again) in reinstalled.items():
+            changes = row_changes(before[k], columns, contents(cur, before[k], columns), again)
+            if changes:
+                losses.append(Loss(before[k].label, rows[k], changes=changes))
     except Exception:  # noqa: BLE001 - e.g. the upgrade cannot run here: then everything held counts as lost
         losses = [Loss(before[k].label, n) for k, n in rows.items()]
         losses += [Loss(before[k].label, n, column=c) for k, held in values.items() for c, n in held.items()]
     return losses
+
+
+def compared_columns(cur: psycopg.Cursor, before: Table, now: Table) -> list[str]:
+    """The columns a row's content is compared on: all it had, less those the install generates."""
+    generated = {c for (c,) in cur.execute(GENERATED_SQL, (now.schema, now.name)).fetchall()}
+    return [c for c in before.columns if c not in generated]
+
+
+def contents(cur: psycopg.Cursor, table: Table, columns: list[str]) -> list[tuple]:
+    """The table's rows, `columns` as text (NULL for one it does not have)."""
+    select = [
+        sql.SQL("{}::text").format(sql.Identifier(c)) if c in table.columns else sql.SQL("NULL::text") for c in columns
+    ]
+    return cur.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(select), table.ident)).fetchall()
+
+
+def row_changes(table: Table, columns: list[str], held: list[tuple], again: list[tuple]) -> list[str]:
+    """How the rows held differ from those the upgrade reinstalls: added, edited (same primary key,
+    other content) and deleted rows, named by key; without a key among `columns`, whole rows compared
+    as multisets (added: held and not reinstalled, deleted: reinstalled and not held)."""
+    if not table.key or any(k not in columns for k in table.key):
+        return describe_changes(
+            added=[None] * sum((Counter(held) - Counter(again)).values()),
+            deleted=[None] * sum((Counter(again) - Counter(held)).values()),
+        )
+    at = [columns.index(k) for k in table.key]
+
+    def keyed(rows: list[tuple]) -> dict[str, tuple]:
+        return {key_label(tuple(row[i] for i in at)): row for row in rows}
+
+    mine, theirs = keyed(held), keyed(again)
+    return describe_changes(
+        added=[k for k in mine if k not in theirs],
+        edited=[k for k in mine if k in theirs and mine[k] != theirs[k]],
+        deleted=[k for k in theirs if k not in mine],
+    )
+
+
+def key_label(values: tuple) -> str:
+    return values[0] if len(values) == 1 else f"({', '.join(values)})"
+
+
+def describe_changes(**kinds: list[str | None]) -> list[str]:
+    """{"added": ["Havana"]} -> ["1 added (Havana)"]; at most EXAMPLES keys named per kind."""
+    described = []
+    for kind, keys in kinds.items():
+        if not keys:
+            continue
+        named = sorted(k for k in keys if k is not None)
+        shown = ", ".join(named[:EXAMPLES]) + (f" and {len(named) - EXAMPLES:,} more" if len(named) > EXAMPLES else "")
+        described.append(f"{len(keys):,} {kind}" + (f" ({shown})" if named else ""))
+    return described
 
 
 def stash(cur: psycopg.Cursor, table: Table, columns: list[str], i: int) -> sql.Composable:

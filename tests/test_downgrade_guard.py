@@ -40,6 +40,7 @@ def test_downgrade_base_of_a_seeded_database_refuses_and_changes_nothing(seeded_
     assert "Traceback" not in said(down)
     # reference tables hold only what the migrations install: not data to protect
     assert "ootd.cities" not in said(down) and "ootd.llm_prices" not in said(down)
+    assert "ootd.scoring_weights" not in said(down)  # its updated_at, a DEFAULT now(), is the install's time
     assert state(seeded_url) == ([(head(),)], SEEDED_USERS)
     assert schema_dump(seeded_url) == before
 
@@ -64,16 +65,54 @@ def test_a_database_without_data_downgrades_without_the_option(db_url: str):
     assert state(db_url) == ([], None)
 
 
-def test_rows_added_to_a_reference_table_are_data(db_url: str):
-    with psycopg.connect(db_url) as conn:
-        installed = conn.execute("SELECT count(*) FROM ootd.cities").fetchone()[0]
-        conn.execute(
-            "INSERT INTO ootd.cities (name, country, timezone, latitude, longitude, population_k) "
-            "VALUES ('Guardtown', 'US', 'America/Denver', 40.0, -105.0, 1)"
+def reference_state(url: str) -> tuple:
+    with psycopg.connect(url) as conn:
+        return tuple(
+            conn.execute(f"SELECT t::text FROM ootd.{table} t ORDER BY 1").fetchall()
+            for table in ("cities", "llm_prices", "scoring_weights")
         )
+
+
+def test_edited_reference_rows_are_data(db_url: str):
+    """Issue 25 item 8: reference rows are compared by content, not counted.  A city added (Havana),
+    one deleted (Torrance), a price edited: as many rows as before, and each is named as lost."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute("SELECT ootd.add_city('Havana', 'America/Havana', 23.1136, -82.3666, 'CU', 2100)")
+        conn.execute("DELETE FROM ootd.cities WHERE name = 'Torrance'")
+        conn.execute("UPDATE ootd.llm_prices SET prompt_usd_per_1m = 99 WHERE model = 'gpt-4o-mini'")
+        installed = conn.execute("SELECT count(*) FROM ootd.cities").fetchone()[0]
+    before, schema = reference_state(db_url), schema_dump(db_url)
+    env = {"DATABASE_URL": db_url}
+
+    refused = run_cli("migrate", "--revision", "base", env=env)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert refused.stdout == ""
+    [line] = refused.stderr.splitlines()  # one line, no traceback
+    assert line.startswith(f"ootd: error: downgrade {head()} -> base would destroy data: ")
+    assert (
+        f"ootd.cities ({installed} rows, not as the migration reinstalls them: 1 added (Havana), 1 deleted (Torrance))"
+    ) in line
+    assert "ootd.llm_prices (6 rows, not as the migration reinstalls them: 1 edited (gpt-4o-mini))" in line
+    assert "ootd.scoring_weights" not in line and "ootd.archetypes" not in line  # untouched: reinstalled as they are
+    assert "nothing was changed" in line and "--allow-data-loss" in line
+    assert state(db_url) == ([(head(),)], 0)
+    assert reference_state(db_url) == before and schema_dump(db_url) == schema
+
+    down = run_cli("migrate", "--revision", "base", "--allow-data-loss", env=env)
+    assert down.returncode == 0, down.stderr
+    assert down.stdout == "downgraded to base\n"
+    assert f"downgrade {head()} -> base: dropping " in down.stderr
+    assert "1 added (Havana), 1 deleted (Torrance)" in down.stderr and "1 edited (gpt-4o-mini)" in down.stderr
+    assert state(db_url) == ([], None)
+
+
+def test_tuned_scoring_weights_are_data(db_url: str):
+    """The one row analysts tune: same count, other content (the docstring's old blind spot)."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute("UPDATE ootd.scoring_weights SET cosine = 0.75")
     down = alembic(db_url, "downgrade", "base")
     assert down.returncode != 0
-    assert f"ootd.cities ({installed + 1} rows, {installed} of them reinstalled by the migration)" in said(down)
+    assert "ootd.scoring_weights (1 row, not as the migration reinstalls them: 1 edited (true))" in said(down)
     assert state(db_url) == ([(head(),)], 0)
 
 
@@ -171,7 +210,7 @@ def test_the_measure_is_generic_and_falls_back_to_counting_everything(db_url: st
             "column scratch.bare.note (2 values)",  # no primary key: every non-NULL value
             "column scratch.keyed.n (1 value)",  # the two 7s come back as the DEFAULT
             "column scratch.keyed.note (2 values)",
-            "scratch.gone (2 rows, 1 of them reinstalled by the migration)",
+            "scratch.gone (2 rows, not as the migration reinstalls them: 1 added)",  # no key: rows as a multiset
         ]
         assert sorted(map(str, step_losses(cur, down, broken_up))) == [
             "column scratch.bare.note (2 values)",
@@ -184,3 +223,29 @@ def test_the_measure_is_generic_and_falls_back_to_counting_everything(db_url: st
         assert kept == (2,)
         assert cur.execute("SELECT count(*) FROM scratch.cache").fetchone() == (1,)
         assert cur.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'ootd_guard_stash%'").fetchone() == (0,)
+
+        # reinstalled rows are compared by content through the primary key; what the install generates
+        # anew (an identity, a DEFAULT now() or session_user) is not content
+        cur.execute("""
+            CREATE TABLE scratch.ref (id int PRIMARY KEY, label text, at timestamptz DEFAULT now(),
+                                      by text DEFAULT session_user, serial bigint GENERATED ALWAYS AS IDENTITY);
+            INSERT INTO scratch.ref (id, label, at, by) VALUES
+                (1, 'one', '2001-01-01', 'someone'), (2, 'two', '2001-01-01', 'someone'),
+                (4, 'four', '2001-01-01', 'someone'), (5, 'five', '2001-01-01', 'someone');""")
+
+        def down_ref() -> None:
+            cur.execute("DROP TABLE scratch.ref")
+
+        def up_ref() -> None:
+            cur.execute(
+                "CREATE TABLE scratch.ref (id int PRIMARY KEY, label text, at timestamptz DEFAULT now(), "
+                "by text DEFAULT session_user, serial bigint GENERATED ALWAYS AS IDENTITY); "
+                "INSERT INTO scratch.ref (id, label) VALUES (1, 'one'), (2, 'TWO'), (3, 'three')"
+            )
+
+        assert list(map(str, step_losses(cur, down_ref, up_ref))) == [
+            "scratch.ref (4 rows, not as the migration reinstalls them: 2 added (4, 5), 1 edited (2), 1 deleted (3))"
+        ]
+        cur.execute("DELETE FROM scratch.ref WHERE id IN (4, 5); UPDATE scratch.ref SET label = 'TWO' WHERE id = 2")
+        cur.execute("INSERT INTO scratch.ref (id, label, at, by) VALUES (3, 'three', '2002-02-02', 'another')")
+        assert step_losses(cur, down_ref, up_ref) == []  # the same content: nothing lost

@@ -240,3 +240,59 @@ def test_every_downgrade_restores_the_previous_revision_exactly(walked_db_url: s
         )
     )
     assert not diff, f"downgrade {after} -> {before} does not restore {before} exactly:\n{diff}"
+
+
+# ------------------------------------------------------ concurrent migrations --
+def test_three_concurrent_ootd_migrate_all_succeed_and_migrate_once(empty_db_url: str, template_url: str):
+    """Two would otherwise race to CREATE the same types (23505 on pg_type_typname_nsp_index): an
+    advisory lock makes the others wait, then find nothing to do."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import run_cli
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: run_cli("migrate", env={"DATABASE_URL": empty_db_url}), range(3)))
+    for result in results:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "migrated to head\n"
+        assert "Traceback" not in result.stderr
+    head = ScriptDirectory.from_config(Config(str(REPO_ROOT / "alembic.ini"))).get_current_head()
+    with psycopg.connect(empty_db_url) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(head,)]
+    assert schema_dump(empty_db_url) == schema_dump(template_url)
+
+
+def test_plain_alembic_waits_for_the_migration_lock(empty_db_url: str, template_url: str):
+    """A DBA's `alembic upgrade head` takes the same lock as `ootd migrate` (migrations/env.py), before
+    it reads alembic_version: while another session holds it, alembic waits and has run nothing."""
+    from migrations.lock import LOCK_SQL, UNLOCK_SQL
+
+    env = {k: v for k, v in os.environ.items() if k != "OOTD_HOME"} | {"DATABASE_URL": empty_db_url}
+    with psycopg.connect(empty_db_url, autocommit=True) as holder:
+        holder.execute(LOCK_SQL)
+        dba = subprocess.Popen(
+            [sys.executable, "-m", "alembic", "upgrade", "head"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            waiting = 0
+            for _ in range(600):  # until alembic's backend waits on the advisory lock
+                waiting = holder.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                ).fetchone()[0]
+                if waiting or dba.poll() is not None:
+                    break
+                holder.execute("SELECT pg_sleep(0.1)")
+            assert waiting == 1, dba.communicate()
+            assert holder.execute("SELECT to_regnamespace('ootd')").fetchone() == (None,)
+        finally:
+            holder.execute(UNLOCK_SQL)
+        out, err = dba.communicate(timeout=300)
+    assert dba.returncode == 0, out + err
+    assert "waiting for another migration of this database" in err
+    assert schema_dump(empty_db_url) == schema_dump(template_url)
