@@ -169,6 +169,10 @@ class Database:
         """The WAL position this standby has replayed (None on a primary)."""
         return self._rows("api_replay_lsn", None, timeout)[0][0]
 
+    def token_generation(self, user_id: int) -> int:
+        """The user's API token generation (ootd.token_generation): a token must carry it (api/auth.py)."""
+        return self._rows("api_token_generation", {"user_id": user_id})[0][0]
+
     def serving_status(self, timeout: float | None = None) -> dict[str, Any]:
         return dict(zip(SERVING_STATUS_COLUMNS, self._rows("api_serving_status", None, timeout)[0]))
 

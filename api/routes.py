@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 from flask import Blueprint, Response, current_app, request
 
 from api import metrics
-from api.auth import MAX_USER_ID
+from api.auth import MAX_USER_ID, token_revoked
 from api.connector import FEED_COLUMNS, Database
 from api.errors import ApiError, bad_request, error_response, json_response
 from api.openapi import spec
@@ -110,8 +110,10 @@ def _db() -> Database:
 
 
 def user_route(*query: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
-    """401 without a valid token, 400 for a bad id, 403 when the token names another user,
-    400 for a query parameter other than `query` (a typo such as `limt=5` must not pass silently)."""
+    """401 without a valid token, 400 for a bad id, 403 when the token names another user, 401 when
+    it was revoked (its generation is not the user's in the database: one ootd.token_generation call
+    on the primary per request, so a revoke holds at once for every worker), 400 for a query
+    parameter other than `query` (a typo such as `limt=5` must not pass silently)."""
     allowed = frozenset(query)
 
     def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -119,10 +121,12 @@ def user_route(*query: str) -> Callable[[Callable[..., Response]], Callable[...,
         def wrapper(user_id: str, **kwargs: Any) -> Response:
             req = request._get_current_object()  # one proxy lookup, not one per attribute
             state = current_app.extensions["ootd"]
-            subject = state.auth.user_id(req.headers.get("Authorization"))
+            subject, generation = state.auth.subject(req.headers.get("Authorization"))
             uid = parse_id(user_id, "user_id")
             if uid != subject:
                 raise ApiError(403, "forbidden", f"this token is for user {subject}, not user {uid}")
+            if state.db.token_generation(uid) != generation:
+                raise token_revoked()
             args = req.args
             if args and not allowed.issuperset(args):
                 unknown = sorted(set(args) - allowed)[0]

@@ -394,15 +394,21 @@ def cmd_demo(args: argparse.Namespace) -> None:
     with connect(url) as conn:
         print_feeds(conn, day)
     print('\nNext: psql "$(.venv/bin/ootd db url)" -c "SELECT * FROM ootd.feed(1, now())"')
-    _print_serve_hint(1)
+    _print_serve_hint(1, url)
 
 
-def _print_serve_hint(user_id: int) -> None:
-    """How to serve the API and curl a feed, with a token valid for a day."""
+def _print_serve_hint(user_id: int, url: str | None = None) -> None:
+    """How to serve the API and curl a feed, with a token valid for a day (of the user's token generation
+    in the database at `url`: a demo re-run after `ootd token revoke 1` prints a token the API accepts)."""
     from api.auth import issue_token, load_secret
+    from db.connect import connect, one
 
+    generation = 0
+    if url is not None:
+        with connect(url) as conn:
+            generation = one(conn, "token_generation", (user_id,))["generation"]
     try:
-        token = issue_token(user_id, load_secret(create=True))
+        token = issue_token(user_id, load_secret(create=True), generation=generation)
     except ValueError as exc:  # e.g. OOTD_API_SECRET too short: the demo itself succeeded
         print(f"\nHTTP API: {exc}")
         return
@@ -462,15 +468,45 @@ def cmd_feed(args: argparse.Namespace) -> None:
 
 
 def cmd_token(args: argparse.Namespace) -> None:
-    from api.auth import issue_token, load_secret, secret_file
-    from db.connect import connect, one
+    """`ootd token ID [--ttl S]` prints a token of the user's current generation; `ootd token revoke ID`
+    raises the generation (ootd.revoke_tokens), so the API refuses every token minted before."""
+    from api.auth import MAX_TTL_ENV, issue_token, load_secret, max_ttl_s, secret_file
+    from db.connect import DatabaseError, connect, one
 
+    usage = args.token_parser.error  # exits 2, as any usage error
+    if args.id == "revoke":
+        if args.user is None:
+            usage("ootd token revoke USER: which user's tokens to revoke?")
+        if args.ttl is not None:
+            usage("--ttl applies to minting a token, not to revoke")
+        user_id = args.user
+        try:
+            with connect() as conn:
+                generation = one(conn, "revoke_tokens", (user_id,))["generation"]
+        except DatabaseError as exc:
+            if exc.sqlstate == "P0002":  # unknown user: nothing written
+                raise CommandError(exc.message) from None
+            raise
+        print(f"revoked every token of user {user_id} (token generation now {generation})")
+        return
+    if args.user is not None:
+        usage(f"unexpected argument {args.user} (ootd token ID, or ootd token revoke ID)")
+    user_id = args.id
+    limit = max_ttl_s()
+    if args.ttl is not None and args.ttl > limit:
+        raise CommandError(f"--ttl must be at most {limit} seconds ({MAX_TTL_ENV}), got {args.ttl}")
     if os.environ.get("OOTD_API_SECRET") is not None or secret_file().exists():
         load_secret(create=False)  # an unusable secret is reported first
     with connect() as conn:
-        if not one(conn, "user_exists", (args.id,))["exists"]:
-            raise CommandError(f"unknown user {args.id}")
-    print(issue_token(args.id, load_secret(create=True), ttl_s=args.ttl))
+        if not one(conn, "user_exists", (user_id,))["exists"]:
+            raise CommandError(f"unknown user {user_id}")
+        generation = one(conn, "token_generation", (user_id,))["generation"]
+    print(issue_token(user_id, load_secret(create=True), ttl_s=args.ttl, generation=generation, max_ttl=limit))
+
+
+def _token_target(text: str) -> int | str:
+    """`ootd token`'s first argument: a user id, or the word revoke."""
+    return text if text == "revoke" else _positive_int(text)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -741,10 +777,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_int, default=3, help="items, 1..20 (default: 3)")
     p.set_defaults(func=cmd_feed)
 
-    p = sub.add_parser("token", help="print a bearer token for one user (HS256, OOTD_API_SECRET)")
-    p.add_argument("id", type=_positive_int, help="the user id the token names (the user must exist)")
-    p.add_argument("--ttl", type=_positive_int, default=24 * 3600, help="seconds until it expires (default: 86400)")
-    p.set_defaults(func=cmd_token)
+    p = sub.add_parser(
+        "token",
+        help="print a bearer token for one user (HS256, OOTD_API_SECRET), or revoke a user's tokens",
+        description="ootd token ID [--ttl SECONDS] prints a token for user ID; ootd token revoke ID makes the "
+        "API refuse every token of user ID minted so far (at once, in every worker).",
+    )
+    p.add_argument(
+        "id",
+        type=_token_target,
+        metavar="ID|revoke",
+        help="the user id the token names (the user must exist), or revoke",
+    )
+    p.add_argument("user", type=_positive_int, nargs="?", metavar="USER", help="with revoke: whose tokens to revoke")
+    p.add_argument(
+        "--ttl",
+        type=_positive_int,
+        help="seconds until it expires (default: 86400; at most OOTD_TOKEN_MAX_TTL_S, default 2592000 = 30 days)",
+    )
+    p.set_defaults(func=cmd_token, token_parser=p)
     return parser
 
 

@@ -79,6 +79,11 @@ ORDER BY t.n;
 SELECT pg_catalog.create_distributed_table('ootd.likes', 'user_id', colocate_with := 'ootd.users')
 WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'ootd.likes'::regclass);
 
+-- The API token generations (0016, 09_tokens.sql): per user, co-located with users.
+SELECT pg_catalog.create_distributed_table('ootd.api_token_generations', 'user_id', colocate_with := 'ootd.users')
+WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                  WHERE p.logicalrelid = 'ootd.api_token_generations'::regclass);
+
 SELECT pg_catalog.create_reference_table(t.name::regclass)
 FROM unnest(ARRAY['ootd.llm_calls', 'ootd.llm_prices', 'ootd.pool_cache', 'ootd.scoring_weights',
                   'ootd.evaluations']) WITH ORDINALITY AS t(name, n)
@@ -152,7 +157,9 @@ FROM (VALUES ('ootd.feed(bigint, timestamp with time zone, integer)', 'p_user_id
              ('ootd.user_profile(bigint)', 'p_user_id'),
              ('ootd.like(bigint, bigint)', 'p_user_id'),
              ('ootd.unlike(bigint, bigint)', 'p_user_id'),
-             ('ootd.put_user(bigint, text, text, jsonb, jsonb)', 'p_id')) AS f(signature, argument)
+             ('ootd.put_user(bigint, text, text, jsonb, jsonb)', 'p_id'),
+             ('ootd.token_generation(bigint)', 'p_user_id'),
+             ('ootd.revoke_tokens(bigint)', 'p_user_id')) AS f(signature, argument)
 WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object d
                   WHERE d.classid = 'pg_catalog.pg_proc'::regclass
                     AND d.objid = f.signature::regprocedure::oid

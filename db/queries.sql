@@ -19,6 +19,12 @@ SELECT * FROM ootd.add_city(%(name)s, %(timezone)s, %(latitude)s, %(longitude)s,
 -- name: rehydrate_cache
 SELECT ootd.rehydrate_cache() AS restored;
 
+-- name: token_generation
+SELECT ootd.token_generation(%s) AS generation;
+
+-- name: revoke_tokens
+SELECT ootd.revoke_tokens(%s) AS generation;
+
 -- ---------------------------------------------------------------- seeding ---
 
 -- name: lock_seed
@@ -153,6 +159,10 @@ SELECT ootd.like(%(user_id)s, %(outfit_id)s) AS created;
 
 -- name: api_unlike
 SELECT ootd.unlike(%(user_id)s, %(outfit_id)s) AS removed;
+
+-- name: api_token_generation
+-- Every authenticated request, on the primary: the generation its token must carry (revocation).
+SELECT ootd.token_generation(%(user_id)s) AS generation;
 
 -- name: api_serving_status
 -- standby: a hot standby answers (its feeds read the durable pools).  replay_lag_s:

@@ -29,6 +29,7 @@ from tests.conftest import (
     drop_database,
 )
 
+NOW = int(time.time())
 SECRET = "test-secret-" + "s" * 60  # >= 64 bytes, so even the HS512 forgery below is warning-free
 NOON = f"{SERVED_DAY}T12:00:00Z"
 UNKNOWN_USER = 10_001  # the seed has users 1..10,000
@@ -267,7 +268,7 @@ def test_missing_token_is_401_with_a_bearer_challenge(client):
         (f"Bearer {issue_token(7, 'another-secret-' + 'x' * 40)}", "token signature is invalid"),  # forged
         (f"Bearer {issue_token(7, SECRET, ttl_s=60, now=time.time() - 3600)}", "token expired"),
         (
-            f"Bearer {jwt.encode({'sub': '7', 'iat': int(time.time()), 'iss': 'ootd'}, SECRET)}",
+            f"Bearer {jwt.encode({'sub': '7', 'iat': int(time.time()), 'iss': 'ootd', 'gen': 0}, SECRET)}",
             "token lacks the 'exp' claim",
         ),
         (
@@ -279,10 +280,13 @@ def test_missing_token_is_401_with_a_bearer_challenge(client):
             "malformed token",
         ),  # unsigned
         (
-            f"Bearer {jwt.encode({'sub': 'seven', 'iat': 1, 'exp': 2**40, 'iss': 'ootd'}, SECRET)}",
+            f"Bearer {jwt.encode({'sub': 'seven', 'iat': NOW, 'exp': NOW + 60, 'iss': 'ootd', 'gen': 0}, SECRET)}",
             "token subject is not a user id",
         ),
-        (f"Bearer {jwt.encode({'sub': '7', 'iat': 1, 'exp': 2**40, 'iss': 'elsewhere'}, SECRET)}", "malformed token"),
+        (
+            f"Bearer {jwt.encode({'sub': '7', 'iat': 1, 'exp': 2**40, 'iss': 'elsewhere', 'gen': 0}, SECRET)}",
+            "malformed token",
+        ),
     ],
 )
 def test_bad_tokens_are_401(client, header, message):
@@ -296,7 +300,7 @@ def test_a_remembered_token_still_expires():
     """Verified tokens are cached per worker; the cache must not outlive the token's exp."""
     auth = Authenticator(SECRET)
     expires = int(time.time()) - LEEWAY_S + 2  # past, but inside the leeway for 1 to 2 s
-    token = jwt.encode({"sub": "7", "iat": expires - 60, "exp": expires, "iss": "ootd"}, SECRET)
+    token = jwt.encode({"sub": "7", "iat": expires - 60, "exp": expires, "iss": "ootd", "gen": 0}, SECRET)
     assert auth.user_id(f"Bearer {token}") == 7  # verified and remembered
     time.sleep(max(0.0, expires + LEEWAY_S + 0.05 - time.time()))
     with pytest.raises(ApiError) as caught:

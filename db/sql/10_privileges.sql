@@ -41,11 +41,28 @@ GRANT EXECUTE ON FUNCTION ootd.simulate(jsonb, timestamptz, jsonb, text, integer
                           ootd.weight_catalog(), ootd.city_catalog(), ootd.llm_calls_since(timestamptz),
                           ootd.vocabulary() TO ootd_api, ootd_analyst;
 GRANT EXECUTE ON FUNCTION ootd.user_profile(bigint) TO ootd_api, ootd_analyst;
-GRANT EXECUTE ON FUNCTION ootd.rehydrate_cache(date, integer) TO ootd_batch, ootd_api;
+-- the cache refill after a crash is the batch's (and the owner's: ootd db start / nightly / serve run it
+-- as DATABASE_URL's user, before any worker switches to ootd_api), never the API's.
+GRANT EXECUTE ON FUNCTION ootd.rehydrate_cache(date, integer) TO ootd_batch;
 GRANT SELECT ON ootd.cluster_overview, ootd.cache_health TO ootd_analyst;
 GRANT EXECUTE ON FUNCTION ootd.like(bigint, bigint), ootd.unlike(bigint, bigint),
                           ootd.serving_status(timestamptz) TO ootd_api;
 GRANT EXECUTE ON FUNCTION ootd.serving_status(timestamptz) TO ootd_analyst;
+-- API tokens (09_tokens.sql): the API checks a token's generation on every request; revoking is the
+-- owner's (ootd token revoke, as DATABASE_URL's user), as creating users is.
+GRANT EXECUTE ON FUNCTION ootd.token_generation(bigint) TO ootd_api;
+
+-- analysts tune the scoring weights (one row) with UPDATE; its CHECK (scoring_weights_in_range) runs
+-- as the updating role, so it may execute the CHECK's own helpers (pure, read nothing).
+GRANT UPDATE ON ootd.scoring_weights TO ootd_analyst;
+GRANT EXECUTE ON FUNCTION ootd._weights_doc_problem(jsonb), ootd._weight_ranges() TO ootd_analyst;
+DO $grant$
+BEGIN
+    IF pg_catalog.to_regprocedure('ootd._weight_limits()') IS NOT NULL THEN  -- the ranges' caps (part a)
+        GRANT EXECUTE ON FUNCTION ootd._weight_limits() TO ootd_analyst;
+    END IF;
+END
+$grant$;
 
 -- evaluation (08_evaluation.sql): analysts run it and read ootd.evaluations (SELECT above).
 GRANT EXECUTE ON FUNCTION ootd.evaluate(date, integer, time[], integer, boolean),

@@ -142,6 +142,8 @@ def test_every_node_has_every_function_with_the_single_node_grants(
         "ootd.feed_explain(bigint,timestamp with time zone,integer)",
         'ootd."like"(bigint,bigint)',
         "ootd.put_user(bigint,text,text,jsonb,jsonb)",
+        "ootd.revoke_tokens(bigint)",
+        "ootd.token_generation(bigint)",
         "ootd.unlike(bigint,bigint)",
         "ootd.user_profile(bigint)",
     }

@@ -161,7 +161,16 @@ def test_a_distributed_0014_cluster_migrates_to_head_keeping_its_data_and_servin
             "SELECT p.proname FROM pg_dist_object d JOIN pg_proc p ON p.oid = d.objid "
             "WHERE d.classid = 'pg_proc'::regclass AND d.distribution_argument_index IS NOT NULL ORDER BY 1"
         ).fetchall()
-        assert [name for (name,) in delegated] == ["feed", "feed_explain", "like", "put_user", "unlike", "user_profile"]
+        assert [name for (name,) in delegated] == [
+            "feed",
+            "feed_explain",
+            "like",
+            "put_user",
+            "revoke_tokens",
+            "token_generation",
+            "unlike",
+            "user_profile",
+        ]
         plan = [line.strip() for (line,) in conn.execute(f"EXPLAIN (COSTS OFF) {FEED}", (SAMPLE[0], AT)).fetchall()]
         assert "Task Count: 1" in plan, plan  # delegated again: one task, on the worker holding the user
         assert any(line.startswith("->  Function Scan on feed") for line in plan), plan
