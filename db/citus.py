@@ -15,8 +15,11 @@ The cluster lives in `<OOTD_HOME>/citus/`: one `EmbeddedServer` per node
 (`coordinator/`, `worker1/`, ...) with `shared_preload_libraries = 'citus'`,
 listening on its Unix socket and on 127.0.0.1 (Citus nodes reach each other
 over TCP), on ports chosen free when the cluster is created and kept in
-`cluster.json`.  Like the embedded server it trusts local connections: it is a
-development and test cluster, not a deployment.  `up` is idempotent and
+`cluster.json`.  Every node asks every connection, socket or TCP, for a SCRAM
+password: the nodes share one password file, `<cluster home>/pgpass`
+(generated once, 0600), and each node's `pg_dist_authinfo` gives Citus the
+passwords of the roles it opens node-to-node connections as (the superuser,
+`ootd_owner` and `ootd_api`: `NODE_ROLES`).  `up` is idempotent and
 serialized by a `flock` on `cluster.lock`; it may add workers, never remove one.
 
 `distribute(url)` runs `db/citus.sql` on a coordinator whose schema `ootd migrate` has just
@@ -41,9 +44,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
+from urllib.parse import quote
 
 from db import REPO_ROOT
-from db.server import SUPERUSER, EmbeddedServer, ServerError, bin_dir, home_dir
+from db.server import PASSWORD_ROLES, SUPERUSER, EmbeddedServer, ServerError, bin_dir, home_dir
 
 SOURCE_ENV = "OOTD_CITUS_SOURCE"
 #: The Citus release vendored in the repository (third_party/README.md), and its sha256.
@@ -66,6 +70,10 @@ NODE_SETTINGS: dict[str, str] = {
 }
 
 Progress = Callable[[str], None]
+#: The roles Citus opens node-to-node connections as: the superuser (DDL, metadata), the owner
+#: (SECURITY DEFINER calls it does not delegate) and the API's role (a delegated feed or like runs
+#: on the user's worker as the caller).  Their passwords derive from the cluster's secret.
+NODE_ROLES = PASSWORD_ROLES
 
 
 class CitusUnavailable(ServerError):
@@ -283,7 +291,9 @@ class CitusCluster:
         if not config:
             raise ServerError(f"no Citus cluster in {self.home}: run 'ootd db citus up'")
         settings = {**NODE_SETTINGS, **(self.settings or {})}
-        return EmbeddedServer(self.home / name, settings=settings, port=config["base_port"] + offset)
+        return EmbeddedServer(
+            self.home / name, settings=settings, port=config["base_port"] + offset, secret_home=self.home
+        )
 
     # -- lifecycle ---------------------------------------------------------
     def up(self, workers: int | None = None, progress: Progress | None = None) -> str:
@@ -311,6 +321,7 @@ class CitusCluster:
                 node.ensure_running(say)
             for node in reversed(self.nodes()):  # workers first: the coordinator propagates to known workers
                 self._create_extensions(node)
+                self._authorize(node)
             self._register(coordinator)
         return self.dsn()
 
@@ -326,8 +337,10 @@ class CitusCluster:
         return [(node.home.name, node.is_running(), node.port) for node in self.nodes()]
 
     def dsn(self, database: str = "ootd") -> str:
-        """The coordinator's DSN over TCP (what the workers and any client can use)."""
-        return f"postgresql://{SUPERUSER}@{LOOPBACK}:{self.coordinator().port}/{database}"
+        """The coordinator's DSN over TCP (what the workers and any client can use), naming the password file."""
+        coordinator = self.coordinator()
+        passfile = quote(str(coordinator.password_file), safe="")
+        return f"postgresql://{SUPERUSER}@{LOOPBACK}:{coordinator.port}/{database}?passfile={passfile}"
 
     # -- internals ---------------------------------------------------------
     def _write_config(self, config: dict) -> None:
@@ -354,6 +367,35 @@ class CitusCluster:
             for name in ("citus", "vector"):
                 if name not in present:
                     conn.execute(f"CREATE EXTENSION {name}")
+
+    @staticmethod
+    def _authorize(node: EmbeddedServer) -> None:
+        """Node-to-node authentication: NODE_ROLES exist with their passwords, and Citus knows them.
+
+        The roles are created NOLOGIN if `ootd migrate` has not yet made them (db/citus.sql gives
+        LOGIN to the two Citus connects as); each node's own pg_dist_authinfo (not synchronised by
+        Citus) holds `password=` for every node (nodeid 0).  Run locally on each node, with DDL
+        propagation off, so it is the same whether the node is in the cluster yet or not.
+        """
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(node.dsn(), autocommit=True) as conn, conn.transaction():
+            conn.execute("SET LOCAL citus.enable_ddl_propagation = off")
+            conn.execute("SET LOCAL password_encryption = 'scram-sha-256'")
+            for role in NODE_ROLES:
+                password = node.role_password(role)
+                if (
+                    role != SUPERUSER
+                    and not conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (role,)).fetchone()
+                ):
+                    conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+                conn.execute("DELETE FROM pg_catalog.pg_dist_authinfo WHERE rolename = %s AND nodeid = 0", (role,))
+                conn.execute(
+                    "INSERT INTO pg_catalog.pg_dist_authinfo (nodeid, rolename, authinfo) VALUES (0, %s, %s)",
+                    (role, f"password={password}"),
+                )
 
     def _register(self, coordinator: EmbeddedServer) -> None:
         """The coordinator knows its own address (group 0) and every worker (citus_add_node)."""

@@ -2,7 +2,8 @@
 a) one home for every number's range: scoring weights, experiments' and what-if weights, profile numbers;
    experiment results below a minimum exposure; bounded analyst work;
 b) API tokens: a per-user token generation (revocation);
-c) the API role's logging of client errors.
+c) the API role's logging of client errors;
+d) readiness on Citus: ootd.unreachable_nodes().
 
 Revision ID: 0016
 Revises: 0015
@@ -18,7 +19,7 @@ down_revision = "0015"
 branch_labels = None
 depends_on = None
 
-PARTS = ("0016a_bounds", "0016b_tokens", "0016c_api_logging")
+PARTS = ("0016a_bounds", "0016b_tokens", "0016c_api_logging", "0016d_citus_readiness")
 
 
 def upgrade() -> None:

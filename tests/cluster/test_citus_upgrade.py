@@ -79,7 +79,8 @@ def cluster_at_0014(citus_cluster: CitusCluster) -> str:
     """The coordinator distributed at 0014 and populated there."""
     url = citus_cluster.dsn()
     config = Config(str(REPO / "alembic.ini"))
-    target = sqlalchemy_url(url) + "?options=" + quote(LOCAL_DDL_OPTIONS)
+    target = sqlalchemy_url(url)
+    target += ("&" if "?" in target else "?") + "options=" + quote(LOCAL_DDL_OPTIONS)
     config.set_main_option("sqlalchemy.url", target.replace("%", "%%"))
     command.upgrade(config, "0014")
     steps = distribute_steps()
