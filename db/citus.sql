@@ -165,15 +165,23 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object d
                     AND d.objid = f.signature::regprocedure::oid
                     AND d.distribution_argument_index IS NOT NULL);
 
--- -------------------------------------------------------------------- owner --
--- A call Citus does not delegate (inside a transaction block, or with an
--- argument that is not a constant, e.g. ootd.like(42, (SELECT ...))) runs on
--- the coordinator as its SECURITY DEFINER owner, and Citus opens the worker
--- connections its queries need as that role: ootd_owner must be able to log
--- in (propagated to every node).  It has no password: the nodes' pg_hba.conf
--- (or .pgpass / certificates for node-to-node connections) decides, as for the
--- superuser; keep it unreachable from outside the cluster.
+-- -------------------------------------------------------------------- login --
+-- Citus opens node-to-node connections as the role that runs a statement:
+-- - ootd_owner, for a call Citus does not delegate (inside a transaction block,
+--   or with an argument that is not a constant, e.g. ootd.like(42, (SELECT ...))),
+--   which runs on the coordinator as its SECURITY DEFINER owner;
+-- - ootd_api, for a delegated call (ootd.feed, like, unlike...): the API's
+--   connection runs SET ROLE ootd_api, and the call goes to the user's worker
+--   as that role.
+-- Both must be able to log in on every node (propagated).  Neither has a
+-- password here: how nodes authenticate each other is the cluster's (the
+-- nodes' pg_hba.conf, pg_dist_authinfo, .pgpass or certificates); the local
+-- cluster of `ootd db citus up` gives them SCRAM passwords derived from its
+-- secret in pg_dist_authinfo (db/citus.py).  Keep them unreachable from outside
+-- the cluster (docs/scaling.md).
 ALTER ROLE ootd_owner LOGIN;
+
+ALTER ROLE ootd_api LOGIN;
 
 -- --------------------------------------------------------------- privileges --
 -- Tables and grants reach the workers with the tables and functions, but a
