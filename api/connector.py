@@ -83,8 +83,24 @@ SIMULATOR_SQLSTATE_HTTP: dict[str, tuple[int, str]] = {
 }
 
 
-def http_error(exc: DatabaseError, overrides: dict[str, tuple[int, str]] | None = None) -> ApiError:
-    """The ApiError for a database error (its message is the function's own, e.g. 'unknown user 42')."""
+#: The client-input data errors of a stored user's feed: the client sends only an id, an instant and a limit,
+#: each checked before the call (api/routes.py), and ootd.feed's own 22023 names a bad limit.  Any other data
+#: exception (class 22: 22003 "value out of range: overflow", 22P02...) comes from what is stored, a profile or
+#: the weights an experiment serves: the server's fault (500, logged), never the client's (see `stored`).
+FEED_CLIENT_SQLSTATES = frozenset({"22023"})
+
+
+def http_error(
+    exc: DatabaseError, overrides: dict[str, tuple[int, str]] | None = None, stored: str | None = None
+) -> ApiError:
+    """The ApiError for a database error (its message is the function's own, e.g. 'unknown user 42').
+
+    `stored` names what the statement computed from stored data only (e.g. "user 89's feed"): a data exception
+    other than FEED_CLIENT_SQLSTATES is then a 500 with a log line naming it and the database's message.
+    """
+    if stored is not None and exc.sqlstate.startswith("22") and exc.sqlstate not in FEED_CLIENT_SQLSTATES:
+        log.error("data error computing %s (SQLSTATE %s): %s", stored, exc.sqlstate, exc.message)
+        return ApiError(500, "internal", f"internal error computing {stored}")
     status, code = (overrides or {}).get(exc.sqlstate) or SQLSTATE_HTTP.get(exc.sqlstate, (None, None))
     if status is None:
         if exc.sqlstate.startswith("08"):
@@ -146,8 +162,8 @@ class Database:
 
     # ------------------------------------------------------------ the calls --
     def feed(self, user_id: int, at: datetime | None, limit: int) -> list[tuple]:
-        """ootd.feed's rows as tuples, columns in FEED_COLUMNS order."""
-        return self._rows("api_feed", {"user_id": user_id, "at": at, "limit": limit})
+        """ootd.feed's rows as tuples, columns in FEED_COLUMNS order (a data error computing it: 500)."""
+        return self._rows("api_feed", {"user_id": user_id, "at": at, "limit": limit}, stored=f"user {user_id}'s feed")
 
     def like(self, user_id: int, outfit_id: int) -> bool:
         return bool(self._rows("api_like", {"user_id": user_id, "outfit_id": outfit_id})[0][0])
@@ -214,6 +230,7 @@ class Database:
         overrides: dict[str, tuple[int, str]] | None = None,
         names: bool = False,
         then: str | None = None,
+        stored: str | None = None,
     ) -> list[tuple]:
         """The statement's rows.  Once, on a connection found closed, again on another one.
 
@@ -228,6 +245,7 @@ class Database:
         `overrides` maps SQLSTATEs to HTTP outcomes for this call (see SIMULATOR_SQLSTATE_HTTP); with
         `names`, the first row is the tuple of column names.  `then` names a second query (no parameters)
         run on the same connection after the first has committed (autocommit); its first row is appended.
+        `stored`: what the statement computes from stored data only (see `http_error`).
         """
         timeout = timeout or self.timeout
         sql = query(name)
@@ -265,7 +283,7 @@ class Database:
                 if not self.retry_lost:  # a replica: drop its other dead idle connections now, so that once
                     self._discard_dead()  # it is back, its next request gets a fresh one rather than a 503
                 raise ApiError(503, "database_unavailable", "database unavailable", {"Retry-After": "1"}) from exc
-            raise http_error(DatabaseError.from_psycopg(exc), overrides) from exc
+            raise http_error(DatabaseError.from_psycopg(exc), overrides, stored) from exc
 
     def _discard_dead(self) -> None:
         """pool.check(): every idle connection is tested and the dead ones are dropped (a replica that was

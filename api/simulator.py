@@ -64,7 +64,8 @@ MAX_LIKED = 200
 MAX_WEIGHTS = 32
 #: A what-if weight is 0 or between MIN_WEIGHT and MAX_WEIGHT in size: past those, products of weights in the
 #: ranking overflow or underflow double precision (PostgreSQL's 22003, a bare "value out of range"), so they are
-#: refused here with a precise message.
+#: refused here with a precise message.  The database's ootd._weight_limits() is the home of both numbers (its
+#: weight ranges, the scoring_weights CHECK and experiments use them); tests/test_bounds.py holds these equal.
 MIN_WEIGHT, MAX_WEIGHT = 1e-12, 1e6
 #: The simulated instant's year (of `at` as written, or of the local `date`): the answer carries the instant and
 #: the city's local time, which must both stay within years 1..9999 whatever the city's UTC offset.

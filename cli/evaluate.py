@@ -17,9 +17,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.experiment import share_text, weights_text
-from db.connect import one
+from db.connect import one, run
 
 DEFAULT_TIMES = (time(9), time(15), time(21))
+#: An analyst run's default statement timeout (seconds): the database bounds a run's size (at most 300,000
+#: feeds, users x local times: ootd._check_evaluation), this bounds its time on a busy or large database.
+#: `ootd evaluate --statement-timeout S` changes it; 0 lifts it.
+DEFAULT_STATEMENT_TIMEOUT_S = 900.0
 
 # (label, metric name without @k, format); "@k" rows use k = 3, "@limit" rows the run's limit.
 SECTIONS: list[tuple[str, list[tuple[str, str, str, str]]]] = [
@@ -108,6 +112,21 @@ class EvaluationProgress:
             self.progress.stop()
 
 
+def statement_timeout_ms(seconds: float) -> int:
+    """Seconds (0: none) as statement_timeout's milliseconds; ValueError outside 0..1 week."""
+    if not 0 <= seconds <= 7 * 86400:
+        raise ValueError(f"a statement timeout is 0 (none) to 604800 seconds, got {seconds:g}")
+    return 0 if seconds == 0 else max(1, round(seconds * 1000))
+
+
+def timed_out(seconds: float) -> str:
+    """What `ootd evaluate` says when its statement timeout cancelled the run (nothing was stored)."""
+    return (
+        f"the evaluation was cancelled by its statement timeout of {seconds:g} s and stored nothing: sample "
+        "fewer users or local times, or raise the timeout with --statement-timeout SECONDS (0 lifts it)"
+    )
+
+
 def evaluate(
     conn: psycopg.Connection,
     day: date | None = None,
@@ -118,12 +137,15 @@ def evaluate(
     sweep: bool = False,
     by_variant: bool = False,
     experiment: str | None = None,
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT_S,
 ) -> dict:
     """One ootd.evaluate() run, ootd.evaluate_sweep() with `sweep`, or ootd.evaluate_variants() of
     `experiment` (None: the running one) with `by_variant` (committed by the caller's connection);
-    returns the stored row."""
+    returns the stored row.  `statement_timeout` (seconds, 0: none) bounds the run for the rest of the
+    caller's transaction."""
     if sweep and by_variant:
         raise ValueError("--sweep and --by-variant are separate runs: choose one")
+    run(conn, "analyst_statement_timeout", {"ms": str(statement_timeout_ms(statement_timeout))})
     if progress is not None:
         conn.add_notice_handler(progress)
     try:

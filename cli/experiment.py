@@ -39,9 +39,12 @@ def experiments(conn: psycopg.Connection) -> list[dict]:
     return all_rows(conn, "experiment_list")
 
 
-def results(conn: psycopg.Connection, name: str | None = None) -> list[dict]:
+def results(conn: psycopg.Connection, name: str | None = None, min_days: str | None = None) -> list[dict]:
     """One experiment's rows of ootd.experiment_results (None: the running one, else the latest);
-    empty when there is no such experiment."""
+    empty when there is no such experiment.  `min_days`: the minimum exposure for rates, for this
+    transaction (None: the setting ootd.experiment_min_days, else 1 day; the database checks it)."""
+    if min_days is not None:
+        one(conn, "experiment_min_days", {"days": min_days})
     return all_rows(conn, "experiment_results", {"name": name})
 
 
@@ -119,23 +122,46 @@ RESULT_ROWS: list[tuple[str, Callable[[dict], str]]] = [
 ]
 
 
+#: The rows shown below the minimum exposure: counts only.
+COUNT_ROWS = ("share", "users", "likes", "users who liked")
+
+
+def _days(value: float) -> str:
+    """0.0003 days -> "26 seconds"; 0.5 -> "12.0 hours"; 3.25 -> "3.25 days"."""
+    if value < 1 / 24:
+        return f"{value * 86400:.0f} seconds"
+    if value < 1:
+        return f"{value * 24:.1f} hours"
+    return f"{value:.2f} days"
+
+
 def print_results(rows: list[dict], console: Console | None = None) -> None:
-    """One experiment's ootd.experiment_results rows: a column per variant, the control first."""
+    """One experiment's ootd.experiment_results rows: a column per variant, the control first.  Below the
+    minimum exposure (`meaningful` false) only the counts, and a line saying when rates will mean something."""
     console = console or Console()
     first = rows[0]
     state = "running" if first["running"] else "ended"
     table = Table(
         title=f"Experiment {first['experiment']} ({state}): likes from {_when(first['since'])} "
-        f"to {_when(first['until'])} ({first['days']:.2f} days)",
+        f"to {_when(first['until'])} ({_days(first['days'])})",
         title_justify="left",
     )
     table.add_column("")
     for row in rows:
         table.add_column(_variant(row), justify="right")
+    meaningful = first["meaningful"]
     for label, cell in RESULT_ROWS:
-        table.add_row(label, *[cell(row) for row in rows])
-    table.caption = (
-        "ootd.experiment_results: the allocation period runs from the start or the last change of shares; "
-        "95% CIs: Welch normal for likes per user per day, two-proportion z for the share who liked"
-    )
+        if meaningful or label in COUNT_ROWS:
+            table.add_row(label, *[cell(row) for row in rows])
+    if meaningful:
+        table.caption = (
+            "ootd.experiment_results: the allocation period runs from the start or the last change of shares; "
+            "95% CIs: Welch normal for likes per user per day, two-proportion z for the share who liked"
+        )
     console.print(table)
+    if not meaningful:  # a line of its own: a caption would wrap to the narrow table's width
+        console.print(
+            f"counts only: rates and differences are not yet meaningful after {_days(first['days'])} of "
+            f"exposure; they are shown from {_days(first['min_days'])} (ootd.experiment_min_days; "
+            "--min-days DAYS)"
+        )

@@ -512,8 +512,16 @@ def _token_target(text: str) -> int | str:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from rich.console import Console
 
-    from cli.evaluate import EvaluationProgress, evaluate, parse_times, print_evaluation, print_sweep, print_variants
-    from db.connect import connect
+    from cli.evaluate import (
+        EvaluationProgress,
+        evaluate,
+        parse_times,
+        print_evaluation,
+        print_sweep,
+        print_variants,
+        timed_out,
+    )
+    from db.connect import DatabaseError, connect
 
     try:
         times = parse_times(args.at_times)
@@ -534,7 +542,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 sweep=args.sweep,
                 by_variant=by_variant,
                 experiment=experiment,
+                statement_timeout=args.statement_timeout,
             )
+    except DatabaseError as exc:
+        if exc.sqlstate == "57014":  # query_canceled: the statement timeout
+            raise CommandError(timed_out(args.statement_timeout)) from None
+        raise
     finally:
         progress.stop()
     if args.json:
@@ -568,7 +581,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         elif args.experiment_action == "list":
             experiment.print_list(experiment.experiments(conn))
         else:
-            rows = experiment.results(conn, args.name)
+            rows = experiment.results(conn, args.name, args.min_days)
             if not rows:
                 raise CommandError(
                     f"unknown experiment {args.name!r}" if args.name else "no experiment has been started"
@@ -735,6 +748,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure each variant of an A/B experiment (default: the running one) on the same users and "
         "local times, as if every user were in it (no LLM call, nothing served changes)",
     )
+    p.add_argument(
+        "--statement-timeout",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="cancel the run (nothing stored) after this many seconds (default: 900; 0 = no timeout); a run "
+        "reads at most 300,000 feeds (users x local times)",
+    )
     p.add_argument("--json", action="store_true", help="print the stored metrics as JSON")
     p.set_defaults(func=cmd_evaluate)
 
@@ -769,6 +790,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_parser("list", help="every experiment, its state and variants")
     e = exp.add_parser("results", help="likes per variant with 95%% CIs vs control (ootd.experiment_results)")
     e.add_argument("name", nargs="?", help="the experiment (default: the running one, else the latest started)")
+    e.add_argument(
+        "--min-days",
+        metavar="DAYS",
+        help="exposure below which only counts are shown, rates being not yet meaningful (default: the "
+        "setting ootd.experiment_min_days, else 1 day)",
+    )
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("feed", help="print one user's feed (ootd.feed), no token needed")

@@ -252,6 +252,11 @@ WHERE r.setrole = 0
 
 -- ------------------------------------------------------------- evaluation ---
 
+-- name: analyst_statement_timeout
+-- An analyst command's statement timeout for the rest of its transaction,
+-- in milliseconds as text ('0': none); `ootd evaluate --statement-timeout`.
+SELECT pg_catalog.set_config('statement_timeout', %(ms)s, true);
+
 -- name: evaluate
 SELECT * FROM ootd.evaluate(%(date)s, %(users)s, %(times)s::time[], %(limit)s, %(progress)s);
 
@@ -282,6 +287,11 @@ SELECT e.name, e.started_at, e.allocated_at, e.ended_at,
         FROM ootd.experiment_variants v WHERE v.experiment = e.name) AS variants
 FROM ootd.experiments e
 ORDER BY e.started_at, e.name;
+
+-- name: experiment_min_days
+-- The minimum exposure (days) below which ootd.experiment_results gives
+-- counts only, for the rest of the transaction (ootd._experiment_min_days).
+SELECT pg_catalog.set_config('ootd.experiment_min_days', %(days)s, true);
 
 -- name: experiment_results
 -- One experiment's rows of ootd.experiment_results: the one named, else the

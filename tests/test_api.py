@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import time
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
@@ -600,3 +601,36 @@ def test_the_first_request_after_a_database_restart_succeeds(tmp_path_factory):
             app.extensions["ootd"].db.close()
     finally:
         server.stop("fast")
+
+
+def test_a_data_error_computing_a_stored_users_feed_is_a_logged_500_not_a_400(client, admin, caplog):
+    """Issue 25 item 4: weights stored before their ranges were enforced (written here past
+    ootd.start_experiment's checks, as the superuser) overflow some users' scores (22003).  That is the
+    server's fault: 500 with the JSON error body and a log line, never a 400 blaming the client."""
+    caplog.set_level(logging.ERROR, logger="ootd.api")
+    admin.execute("INSERT INTO ootd.experiments (name) VALUES ('x5')")
+    admin.execute(
+        "INSERT INTO ootd.experiment_variants (experiment, variant, position, control, share, weights) VALUES "
+        "('x5', 'control', 1, true, 0.5, '{}'), "
+        "('x5', 'b', 2, false, 0.5, '{\"preferred_color\": 1e200, \"liked_category\": 1e200}')"
+    )
+    try:
+        broken = None
+        for user_id in range(1, 400):
+            try:
+                admin.execute("SELECT * FROM ootd.feed(%s, %s)", (user_id, NOON)).fetchall()
+            except errors.NumericValueOutOfRange:
+                broken = user_id
+                break
+        assert broken is not None  # about a third of the users overflow (issue 25)
+        response = client.get(f"/v1/users/{broken}/feed?at={NOON}", headers=bearer(broken))
+        assert response.status_code == 500
+        assert error_of(response) == {"code": "internal", "message": f"internal error computing user {broken}'s feed"}
+        logged = [r.getMessage() for r in caplog.records if r.name == "ootd.api"]
+        assert f"data error computing user {broken}'s feed (SQLSTATE 22003): value out of range: overflow" in logged
+        # a client's bad input is still the client's: 400
+        assert client.get(f"/v1/users/{broken}/feed?limit=21", headers=bearer(broken)).status_code == 400
+    finally:
+        admin.execute("DELETE FROM ootd.experiment_variants WHERE experiment = 'x5'")
+        admin.execute("DELETE FROM ootd.experiments WHERE name = 'x5'")
+    assert client.get(f"/v1/users/{broken}/feed?at={NOON}", headers=bearer(broken)).status_code == 200

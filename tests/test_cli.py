@@ -218,7 +218,7 @@ def test_experiment_start_shares_results_list_and_end(served_url):
     assert set(expected) == {"control", "more_cosine"} and sum(e[1] for e in expected.values()) == 50
     assert 7_500 < expected["control"][0] < 8_500  # 80% of the 10,000 users
 
-    results = run_cli("experiment", "results", env=env)
+    results = run_cli("experiment", "results", "--min-days", "0", env=env)  # rates after seconds (default: 1 day)
     assert results.returncode == 0, results.stderr
     assert "Experiment cosine_up (running)" in results.stdout
     table = {row[0]: row[1:] for row in reversed(_rows(results.stdout))}  # a label's first row wins

@@ -240,6 +240,11 @@ def test_evaluate_stores_one_row_per_run_with_both_ks(day):
         ("NULL, 10, '{09:00,09:00}'", "22023", "local times must be distinct and not NULL"),
         ("NULL, 10, '{}'", "22023", "local times must be distinct and not NULL"),
         ("NULL, 10, '{09:00}', 21", "22023", "p_limit must be between 1 and 20, got 21"),
+        (
+            "NULL, 100000, ARRAY(SELECT time '00:00' + n * interval '1 minute' FROM generate_series(0, 1439) n)",
+            "22023",
+            "an evaluation reads at most 300000 feeds (users x local times), got 100000 x 1440 = 144000000",
+        ),
         ("'2020-01-01', 10", "P0002", "no pools for 2020-01-01"),
     ],
 )

@@ -243,6 +243,7 @@ def test_a_change_of_shares_starts_a_new_allocation_period_and_is_logged(served)
         ("shares", True, {"control": 0.75, "bold": 0.25}),
         ("end", True, {"control": 0.75, "bold": 0.25}),
     ]
+    served.execute("SET ootd.experiment_min_days = 0")  # rates from the first second (default: 1 day)
     results = served.execute(
         "SELECT variant, share, running, likes, diff_likes_per_user_day, diff_ci95_low, liking_ci95_high "
         "FROM ootd.experiment_results WHERE experiment = 'logged'"

@@ -484,7 +484,7 @@ def test_weights_out_of_range_are_refused_with_the_weight_named(served):
         "liked_decay",
         "jitter",
     ]
-    assert ("jitter", 0.0, True, 1e-6) in catalog and ("preferred_color", 0.0, False, None) in catalog
+    assert ("jitter", 0.0, True, 1e-6) in catalog and ("preferred_color", 0.0, False, 1e6) in catalog
 
 
 def test_a_zero_taste_vector_scores_as_no_taste(served):

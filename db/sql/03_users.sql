@@ -33,7 +33,10 @@ COMMENT ON COLUMN ootd.users.taste_norm IS 'Length of the running mean of liked 
 
 -- ---------------------------------------------------------------- functions --
 -- ootd._style_shape_problem(dna, rules): NULL when both documents have the
--- right shape, else a sentence naming the first problem (strict jsonpath:
+-- right shape, else a sentence naming the first problem.  Affinities are
+-- numbers from 0 to 1000000 (ootd._weight_limits().largest, written out so
+-- the expression stays a constant): a larger one overflows the feed's
+-- scoring for that user (22003 on every request).  (Strict jsonpath:
 -- lax mode would unwrap [0.5] into 0.5 and let a nested array pass).  One CASE
 -- expression with no sub-selects, so the planner inlines it and validating a
 -- million-row COPY costs a few C-level jsonb operations per row.
@@ -65,6 +68,12 @@ AS $$
         WHEN p_dna ? 'color_affinity' AND (jsonb_typeof(p_dna -> 'color_affinity') <> 'object'
               OR jsonb_path_exists(p_dna, 'strict $.color_affinity.* ? (@.type() != "number" || @ < 0)', '{}', true)) THEN
             'style_dna.color_affinity must map color names to numbers >= 0'
+        WHEN jsonb_path_exists(p_dna, 'strict $.category_affinity.* ? (@ > 1000000)', '{}', true) THEN
+            format('style_dna.category_affinity must map category names to numbers between 0 and 1000000 (%s is larger)',
+                   jsonb_path_query_first(p_dna, 'strict $.category_affinity.keyvalue() ? (@.value > 1000000).key'))
+        WHEN jsonb_path_exists(p_dna, 'strict $.color_affinity.* ? (@ > 1000000)', '{}', true) THEN
+            format('style_dna.color_affinity must map color names to numbers between 0 and 1000000 (%s is larger)',
+                   jsonb_path_query_first(p_dna, 'strict $.color_affinity.keyvalue() ? (@.value > 1000000).key'))
         WHEN jsonb_path_exists(p_dna, 'strict $.vibe ? (@.type() != "number" || @ < 0 || @ > 1)', '{}', true) THEN
             'style_dna.vibe must be a number between 0 and 1'
         WHEN jsonb_path_exists(p_dna, 'strict $.trend ? (@.type() != "number" || @ < 0 || @ > 1)', '{}', true) THEN

@@ -31,50 +31,82 @@ COMMENT ON COLUMN ootd.scoring_weights.jitter IS 'Scale of the deterministic tie
 COMMENT ON COLUMN ootd.scoring_weights.neighbour_pools IS
     'Also draw the priority daypart''s candidates from the other pools of the served pool''s date and weather.';
 
+-- ootd._weight_limits(): what the ranking's double precision arithmetic
+-- takes of any weight: 0, or a size from `smallest` to `largest`.  Past
+-- them, products and sums of weights and profile numbers overflow or
+-- underflow (PostgreSQL's bare 22003 "value out of range" in every feed
+-- scored with them).  The one home of these two numbers: every weight's
+-- range (ootd._weight_ranges) is capped at `largest`, and the users CHECK
+-- caps profile numbers at the same `largest` (ootd._style_shape_problem).
+CREATE FUNCTION ootd._weight_limits(OUT smallest double precision, OUT largest double precision)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT 1e-12::double precision, 1e6::double precision
+$$;
+COMMENT ON FUNCTION ootd._weight_limits() IS
+    'Private: a weight is 0 or between smallest (1e-12) and largest (1e6) in size: past them the ranking overflows or underflows.';
+
 -- ootd._weight_ranges(): the range of every numeric weight, in column
 -- order: the one home of the ranges (the table's CHECK through
--- ootd._weights_doc_problem, what-if weights through ootd._weights_with, the
--- simulator's sliders through ootd.weight_catalog).  NULL: unbounded.
+-- ootd._weights_doc_problem, experiments' and what-if weights through
+-- ootd._weights_with, the simulator's sliders through ootd.weight_catalog).
+-- A weight without a range of its own stops at ootd._weight_limits().largest.
 CREATE FUNCTION ootd._weight_ranges()
 RETURNS TABLE (name text, min_value double precision, min_inclusive boolean, max_value double precision)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    VALUES ('preferred_color', 0::double precision, false, NULL::double precision),
-           ('liked_category', 0, false, NULL),
-           ('category_affinity', 0, true, NULL),
-           ('cosine', 0, true, NULL),
-           ('daypart_priority', 0, true, NULL),
-           ('liked_decay', 0, true, 1),
-           ('jitter', 0, true, 1e-6)
+    SELECT r.name, r.min_value, r.min_inclusive, coalesce(r.max_value, l.largest)
+    FROM (VALUES (1, 'preferred_color', 0::double precision, false, NULL::double precision),
+                 (2, 'liked_category', 0, false, NULL),
+                 (3, 'category_affinity', 0, true, NULL),
+                 (4, 'cosine', 0, true, NULL),
+                 (5, 'daypart_priority', 0, true, NULL),
+                 (6, 'liked_decay', 0, true, 1),
+                 (7, 'jitter', 0, true, 1e-6)) AS r(n, name, min_value, min_inclusive, max_value)
+    CROSS JOIN ootd._weight_limits() l
+    ORDER BY r.n
 $$;
 COMMENT ON FUNCTION ootd._weight_ranges() IS
-    'Private: each numeric scoring weight''s range (min, whether min is allowed, max; NULL = unbounded).';
+    'Private: each numeric scoring weight''s range (min, whether min is allowed, max: at most ootd._weight_limits().largest).';
 
 -- ootd._weights_doc_problem(weights): NULL when every weight of the JSON
 -- object (keys: ootd.scoring_weights columns) is in range, else a sentence
--- naming the first one that is not.  A function of the values, not of the
--- row, so the table's CHECK passes its columns (Citus cannot deparse a
--- whole-row reference in a reference table's CHECK).
+-- naming the first one that is not: outside its range, or a size below
+-- ootd._weight_limits().smallest other than 0.  A function of the values,
+-- not of the row, so the table's CHECK passes its columns (Citus cannot
+-- deparse a whole-row reference in a reference table's CHECK).
 CREATE FUNCTION ootd._weights_doc_problem(p_weights jsonb)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT coalesce(
-        (SELECT format('%s must be %s, got %s', r.name,
-                       CASE WHEN r.max_value IS NOT NULL THEN format('between %s and %s', r.min_value, r.max_value)
-                            WHEN r.min_inclusive THEN format('>= %s', r.min_value)
-                            ELSE format('> %s', r.min_value) END,
-                       coalesce(v.value::text, 'NULL'))
+        (SELECT CASE
+                    WHEN v.value <> 0 AND abs(v.value) < l.smallest
+                         AND v.value >= r.min_value AND v.value <= r.max_value THEN
+                        format('%s must be 0 or at least %s in size (smaller weights underflow the ranking), got %s',
+                               r.name, l.smallest, v.value)
+                    ELSE
+                        format('%s must be %s, got %s', r.name,
+                               CASE WHEN r.max_value < l.largest
+                                        THEN format('between %s and %s', r.min_value, r.max_value)
+                                    WHEN v.value > r.max_value
+                                        THEN format('at most %s (larger weights overflow the ranking)',
+                                                    r.max_value::numeric)
+                                    WHEN r.min_inclusive THEN format('>= %s', r.min_value)
+                                    ELSE format('> %s', r.min_value) END,
+                               coalesce(v.value::text, 'NULL'))
+                END
          FROM ootd._weight_ranges() WITH ORDINALITY AS r(name, min_value, min_inclusive, max_value, n)
+         CROSS JOIN ootd._weight_limits() l
          CROSS JOIN LATERAL (SELECT (p_weights ->> r.name)::double precision AS value) v
          WHERE v.value IS NULL OR v.value < r.min_value OR (v.value = r.min_value AND NOT r.min_inclusive)
-            OR v.value > r.max_value
+            OR v.value > r.max_value OR (v.value <> 0 AND abs(v.value) < l.smallest)
          ORDER BY r.n LIMIT 1),
         CASE WHEN jsonb_typeof(p_weights -> 'neighbour_pools') IS DISTINCT FROM 'boolean'
              THEN 'neighbour_pools must be true or false' END)
 $$;
 COMMENT ON FUNCTION ootd._weights_doc_problem(jsonb) IS
-    'Private: NULL if every scoring weight of a JSON object is in range (ootd._weight_ranges), else the first problem.';
+    'Private: NULL if every scoring weight of a JSON object is in range (ootd._weight_ranges, ootd._weight_limits), else the first problem.';
 
 -- ootd._weights_problem(weights): the same for a row of ootd.scoring_weights.
 CREATE FUNCTION ootd._weights_problem(w ootd.scoring_weights)

@@ -377,6 +377,35 @@ $$;
 COMMENT ON FUNCTION ootd.experiment_of(bigint) IS 'The running experiment and the user''s variant in it; no row when none runs.';
 
 -- ------------------------------------------------------------------- views --
+-- ootd._experiment_min_days(): the exposure, in days of the allocation
+-- period, below which ootd.experiment_results gives counts only (rates and
+-- differences NULL, meaningful false): 30 seconds of likes make no rate per
+-- day.  Default 1; configurable per database, role or session with the
+-- setting ootd.experiment_min_days (e.g. ALTER DATABASE ootd SET
+-- ootd.experiment_min_days = '0.5'; `ootd experiment results --min-days`).
+-- A display threshold, not a check.  Errors: 22023 a setting that is not
+-- a number of days from 0 to 3650.
+CREATE FUNCTION ootd._experiment_min_days()
+RETURNS double precision
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_text text := nullif(btrim(current_setting('ootd.experiment_min_days', true)), '');
+BEGIN
+    IF v_text IS NULL THEN
+        RETURN 1;
+    END IF;
+    IF v_text !~ '^([0-9]{1,4}(\.[0-9]{0,6})?|\.[0-9]{1,6})$' OR v_text::numeric > 3650 THEN
+        RAISE EXCEPTION 'ootd.experiment_min_days must be a number of days from 0 to 3650, got "%"', v_text
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN v_text::double precision;
+END
+$$;
+COMMENT ON FUNCTION ootd._experiment_min_days() IS
+    'Private: the exposure (days) below which experiment results give counts only: setting ootd.experiment_min_days, default 1.';
+
 -- ootd._experiment_results(experiment): per variant of an experiment,
 -- over its current allocation period (allocated_at to ended_at, or now):
 -- the users assigned to it (every user now in ootd.users, by
@@ -386,15 +415,19 @@ COMMENT ON FUNCTION ootd.experiment_of(bigint) IS 'The running experiment and th
 -- likes per user per day a normal (Welch) interval from the per-user
 -- counts' variances; for the share of users who liked, the two-proportion z
 -- interval (unpooled Wald); no interval (NULL) while its standard error is
--- 0 (e.g. no likes yet).  One pass over users and likes (on Citus, on the
--- workers).  No row for an unknown experiment.
+-- 0 (e.g. no likes yet).  Below the minimum exposure (min_days,
+-- ootd._experiment_min_days) only the counts are given: meaningful is
+-- false and every rate, share, difference and interval is NULL.  One pass
+-- over users and likes (on Citus, on the workers).  No row for an unknown
+-- experiment.
 CREATE FUNCTION ootd._experiment_results(p_experiment text)
 RETURNS TABLE (variant text, control boolean, share numeric, running boolean, since timestamptz,
                until timestamptz, days double precision, users bigint, likes bigint,
                likes_per_user_day double precision, diff_likes_per_user_day double precision,
                diff_ci95_low double precision, diff_ci95_high double precision, users_liking bigint,
                liking_share double precision, diff_liking_share double precision,
-               liking_ci95_low double precision, liking_ci95_high double precision)
+               liking_ci95_low double precision, liking_ci95_high double precision,
+               min_days double precision, meaningful boolean)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -403,6 +436,8 @@ DECLARE
     e       ootd.experiments;
     a       record;
     v_until timestamptz;
+    v_min   double precision := ootd._experiment_min_days();
+    v_ok    boolean;
     z       constant double precision := 1.959963984540054;   -- the standard normal's 97.5% quantile
 BEGIN
     SELECT * INTO e FROM ootd.experiments x WHERE x.name = p_experiment;
@@ -410,6 +445,7 @@ BEGIN
         RETURN;
     END IF;
     v_until := coalesce(e.ended_at, now());
+    v_ok := extract(epoch FROM v_until - e.allocated_at)::double precision / 86400 >= v_min;
     a := ootd._allocation(e.name);
     RETURN QUERY
     WITH per_user AS (
@@ -442,13 +478,17 @@ BEGIN
         FROM s CROSS JOIN (SELECT * FROM s WHERE s.control) c
     )
     SELECT d.variant, d.control, d.share, e.ended_at IS NULL, e.allocated_at, v_until, d.days, d.users, d.likes,
-           d.per_day, d.diff, d.diff - z * nullif(d.se, 0), d.diff + z * nullif(d.se, 0), d.liking, d.rate,
-           d.diff_rate, d.diff_rate - z * nullif(d.se_rate, 0), d.diff_rate + z * nullif(d.se_rate, 0)
+           CASE WHEN v_ok THEN d.per_day END, CASE WHEN v_ok THEN d.diff END,
+           CASE WHEN v_ok THEN d.diff - z * nullif(d.se, 0) END, CASE WHEN v_ok THEN d.diff + z * nullif(d.se, 0) END,
+           d.liking, CASE WHEN v_ok THEN d.rate END, CASE WHEN v_ok THEN d.diff_rate END,
+           CASE WHEN v_ok THEN d.diff_rate - z * nullif(d.se_rate, 0) END,
+           CASE WHEN v_ok THEN d.diff_rate + z * nullif(d.se_rate, 0) END,
+           v_min, v_ok
     FROM d ORDER BY d.position;
 END
 $$;
 COMMENT ON FUNCTION ootd._experiment_results(text) IS
-    'Private: ootd.experiment_results'' rows of one experiment (per variant: users, likes per user per day, differences to control with 95% CIs).';
+    'Private: ootd.experiment_results'' rows of one experiment (per variant: users, likes per user per day, differences to control with 95% CIs; counts only below the minimum exposure).';
 
 -- One experiment's rows are computed only when asked for: WHERE experiment =
 -- 'x' filters ootd.experiments before the lateral call.
@@ -457,4 +497,4 @@ SELECT e.name AS experiment, r.*
 FROM ootd.experiments e
 CROSS JOIN LATERAL ootd._experiment_results(e.name) r;
 COMMENT ON VIEW ootd.experiment_results IS
-    'Per experiment and variant, over the allocation period: users, likes, likes per user per day, share of users who liked, each variant''s difference to control with a 95% CI (Welch normal for likes per user per day, two-proportion z for the share who liked).';
+    'Per experiment and variant, over the allocation period: users, likes, likes per user per day, share of users who liked, each variant''s difference to control with a 95% CI (Welch normal for likes per user per day, two-proportion z for the share who liked); below min_days of exposure (ootd.experiment_min_days, default 1) counts only: meaningful false, rates NULL.';

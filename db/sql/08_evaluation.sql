@@ -467,7 +467,10 @@ COMMENT ON FUNCTION ootd.evaluation_feeds(date, bigint[], time[], integer) IS
 
 -- ootd._check_evaluation(users, local times, limit, date): the run's
 -- arguments, or 22023 (users outside 1..100000; no, duplicate or NULL local
--- times; limit outside 1..20) or P0002 (no pools on the date).
+-- times; more than 300000 feeds, users x local times, in one run; limit
+-- outside 1..20) or P0002 (no pools on the date).
+-- The bounds keep one run to minutes (600 users x 3 times takes seconds):
+-- 100,000 users x 1,440 times would rank 144 million feeds.
 CREATE FUNCTION ootd._check_evaluation(p_users integer, p_times time[], p_limit integer, p_date date)
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -482,6 +485,12 @@ BEGIN
         RAISE EXCEPTION 'local times must be distinct and not NULL, got %', coalesce(p_times::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF p_users::bigint * cardinality(p_times) > 300000 THEN
+        RAISE EXCEPTION 'an evaluation reads at most 300000 feeds (users x local times), got % x % = %',
+            p_users, cardinality(p_times), p_users::bigint * cardinality(p_times)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Sample fewer users or fewer local times; split a larger study into runs.';
+    END IF;
     PERFORM ootd._check_limit(p_limit);
     IF NOT EXISTS (SELECT 1 FROM ootd.pools p WHERE p.pool_date = p_date) THEN
         RAISE EXCEPTION 'no pools for %', coalesce(p_date::text, 'any date') USING ERRCODE = 'no_data_found';
@@ -489,7 +498,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ootd._check_evaluation(integer, time[], integer, date) IS
-    'Private: raises 22023 or P0002 unless the evaluation''s users, local times, limit and date are valid.';
+    'Private: raises 22023 or P0002 unless the evaluation''s users, local times (users x times at most 300000), limit and date are valid.';
 
 -- ootd._evaluation_params(users, sampled, local times, ks, limit): a run's
 -- params: what was asked, the weights in force and the running experiment
@@ -548,7 +557,8 @@ COMMENT ON FUNCTION ootd._collect_feeds(date, bigint[], time[], integer[], boole
 -- (default: the latest pool date), with k = 3 (the default feed) and k =
 -- limit.  progress: a NOTICE per 50 users, DETAIL {"done": n, "total": m}
 -- (what `ootd evaluate` draws its bar from).  Errors (22023): users outside
--- 1..100000, no or duplicate or NULL local times, limit outside 1..20;
+-- 1..100000, no or duplicate or NULL local times, more than 300000 feeds
+-- (users x local times), limit outside 1..20;
 -- P0002: no pools on the date.
 CREATE FUNCTION ootd.evaluate(p_date date DEFAULT NULL, p_users integer DEFAULT 600,
                               p_times time[] DEFAULT '{09:00,15:00,21:00}', p_limit integer DEFAULT 5,
