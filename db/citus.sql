@@ -79,11 +79,6 @@ ORDER BY t.n;
 SELECT pg_catalog.create_distributed_table('ootd.likes', 'user_id', colocate_with := 'ootd.users')
 WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'ootd.likes'::regclass);
 
--- The API token generations (0016, 09_tokens.sql): per user, co-located with users.
-SELECT pg_catalog.create_distributed_table('ootd.api_token_generations', 'user_id', colocate_with := 'ootd.users')
-WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
-                  WHERE p.logicalrelid = 'ootd.api_token_generations'::regclass);
-
 SELECT pg_catalog.create_reference_table(t.name::regclass)
 FROM unnest(ARRAY['ootd.llm_calls', 'ootd.llm_prices', 'ootd.pool_cache', 'ootd.scoring_weights',
                   'ootd.evaluations']) WITH ORDINALITY AS t(name, n)
@@ -102,6 +97,11 @@ FROM unnest(ARRAY['ootd.experiments', 'ootd.experiment_variants', 'ootd.experime
      WITH ORDINALITY AS t(name, n)
 WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = t.name::regclass)
 ORDER BY t.n;
+
+-- The API token generations (0016, 09_tokens.sql): per user, co-located with users.
+SELECT pg_catalog.create_distributed_table('ootd.api_token_generations', 'user_id', colocate_with := 'ootd.users')
+WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                  WHERE p.logicalrelid = 'ootd.api_token_generations'::regclass);
 
 -- Every table of the schema is now distributed or a reference table: a new
 -- table that this file does not place is an error, not a coordinator-only
@@ -157,8 +157,16 @@ FROM (VALUES ('ootd.feed(bigint, timestamp with time zone, integer)', 'p_user_id
              ('ootd.user_profile(bigint)', 'p_user_id'),
              ('ootd.like(bigint, bigint)', 'p_user_id'),
              ('ootd.unlike(bigint, bigint)', 'p_user_id'),
-             ('ootd.put_user(bigint, text, text, jsonb, jsonb)', 'p_id'),
-             ('ootd.token_generation(bigint)', 'p_user_id'),
+             ('ootd.put_user(bigint, text, text, jsonb, jsonb)', 'p_id')) AS f(signature, argument)
+WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object d
+                  WHERE d.classid = 'pg_catalog.pg_proc'::regclass
+                    AND d.objid = f.signature::regprocedure::oid
+                    AND d.distribution_argument_index IS NOT NULL);
+
+-- The API token generations (0016, 09_tokens.sql) are the two functions that read and raise
+-- one, delegated by their user argument (so the API's check of a token is a router call too).
+SELECT pg_catalog.create_distributed_function(f.signature::regprocedure, f.argument, colocate_with := 'ootd.users')
+FROM (VALUES ('ootd.token_generation(bigint)', 'p_user_id'),
              ('ootd.revoke_tokens(bigint)', 'p_user_id')) AS f(signature, argument)
 WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object d
                   WHERE d.classid = 'pg_catalog.pg_proc'::regclass

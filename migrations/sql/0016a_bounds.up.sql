@@ -73,8 +73,11 @@ COMMENT ON FUNCTION ootd._weights_doc_problem(jsonb) IS
 
 DO $check$
 DECLARE
-    v_problem text := (SELECT ootd._weights_problem(w) FROM ootd.scoring_weights w);
+    v_row     ootd.scoring_weights;  -- the row read column by column: on Citus a whole-row reference
+    v_problem text;                  -- would name the shard's row type, which the function does not take
 BEGIN
+    SELECT w.* INTO v_row FROM ootd.scoring_weights w;
+    v_problem := ootd._weights_problem(v_row);
     IF v_problem IS NOT NULL THEN
         RAISE EXCEPTION 'ootd.scoring_weights is out of range: %', v_problem
             USING ERRCODE = 'check_violation',

@@ -74,6 +74,10 @@ def prepare(url: str) -> None:
                 assert conn.execute("SELECT ootd.like(%s, %s)", (user_id, outfit_id)).fetchone() == (True,)
 
 
+#: What db/citus.sql places that revisions after 0014 add.
+LATER_OBJECTS = ("'ootd.experiments'", "'ootd.api_token_generations'", "'ootd.token_generation(bigint)'")
+
+
 @pytest.fixture(scope="module")
 def cluster_at_0014(citus_cluster: CitusCluster) -> str:
     """The coordinator distributed at 0014 and populated there."""
@@ -84,8 +88,8 @@ def cluster_at_0014(citus_cluster: CitusCluster) -> str:
     config.set_main_option("sqlalchemy.url", target.replace("%", "%%"))
     command.upgrade(config, "0014")
     steps = distribute_steps()
-    later = [step for step in steps if "'ootd.experiments'" in step]
-    assert len(later) == 1  # the only step for a later revision's tables
+    later = [step for step in steps if any(name in step for name in LATER_OBJECTS)]
+    assert len(later) == 3  # the steps placing a later revision's objects (0015's experiments, 0016's tokens)
     with psycopg.connect(url, autocommit=True) as conn:
         for step in steps:
             if step not in later:
