@@ -62,7 +62,16 @@ FEED_COLUMNS = (
     "relaxed_rules",
     "variant",
 )
-SERVING_STATUS_COLUMNS = ("pool_date", "pools", "cached_pools", "fallback_pools", "ready", "standby", "replay_lag_s")
+SERVING_STATUS_COLUMNS = (
+    "pool_date",
+    "pools",
+    "cached_pools",
+    "fallback_pools",
+    "ready",
+    "standby",
+    "replay_lag_s",
+    "unreachable_nodes",
+)
 REPLICA_STATUS_COLUMNS = ("standby", "replay_lsn", "replay_lag_s")
 
 #: Connection settings for every pooled connection.
@@ -80,6 +89,14 @@ CONNECTION_KWARGS: dict[str, Any] = {
 SIMULATOR_SQLSTATE_HTTP: dict[str, tuple[int, str]] = {
     "42883": (503, "not_migrated"),  # undefined_function
     "42501": (503, "not_migrated"),  # insufficient_privilege: the grants of an older schema
+}
+
+
+#: What a client is told of a server-side database error (the details go to the log, never to the client).
+SERVER_SIDE_MESSAGES: dict[str, str] = {
+    "retry": "a concurrent change conflicted: retry",
+    "timeout": "the database did not answer in time",
+    "database_unavailable": "database unavailable",
 }
 
 
@@ -112,8 +129,11 @@ def http_error(
             return ApiError(500, "internal", "internal error")
     if code == "not_migrated":
         message = f"the database lacks what the simulator needs ({exc.message}): run 'ootd migrate'"
-    else:
-        message = exc.message if status < 500 else f"database unavailable: {exc.message}"
+    elif status < 500:
+        message = exc.message
+    else:  # the server's own trouble: its text (hosts, ports, roles of the nodes) stays in the log
+        log.warning("database error answered with %s %s: %s (SQLSTATE %s)", status, code, exc.message, exc.sqlstate)
+        message = SERVER_SIDE_MESSAGES.get(code, "database unavailable")
     headers = {"Retry-After": "1"} if status == 503 else None
     return ApiError(status, code, message, headers)
 

@@ -234,6 +234,13 @@ def healthz() -> Response:
 @bp.get("/readyz", provide_automatic_options=False)
 def readyz() -> Response:
     status = _db().serving_status(timeout=2.0)  # 503 when the database is unreachable
+    if status["unreachable_nodes"]:  # a Citus worker the API's role cannot reach: its users' feeds would fail
+        return error_response(
+            503,
+            "not_ready",
+            f"{status['unreachable_nodes']} database node(s) of the cluster unreachable as the API's role",
+            {"Retry-After": "5"},
+        )
     if not status["ready"]:
         return error_response(
             503, "not_ready", f"no pools for {status['pool_date']} yet (run ootd nightly)", {"Retry-After": "60"}

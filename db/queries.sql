@@ -167,14 +167,16 @@ SELECT ootd.token_generation(%(user_id)s) AS generation;
 -- name: api_serving_status
 -- standby: a hot standby answers (its feeds read the durable pools).  replay_lag_s:
 -- seconds since the last replayed commit, 0 when all WAL received is replayed
--- (an idle primary sends none); null on a primary.
+-- (an idle primary sends none); null on a primary.  unreachable_nodes: Citus
+-- workers this connection's role (ootd_api) cannot reach (0 on a single node).
 SELECT s.*,
        pg_catalog.pg_is_in_recovery() AS standby,
        CASE WHEN pg_catalog.pg_is_in_recovery() THEN
            CASE WHEN pg_catalog.pg_last_wal_receive_lsn() = pg_catalog.pg_last_wal_replay_lsn() THEN 0.0
                 ELSE greatest(0.0, extract(epoch FROM now() - pg_catalog.pg_last_xact_replay_timestamp())::float8)
            END
-       END AS replay_lag_s
+       END AS replay_lag_s,
+       ootd.unreachable_nodes() AS unreachable_nodes
 FROM ootd.serving_status(now()) s;
 
 -- ------------------------------------------------------------ replicas ---

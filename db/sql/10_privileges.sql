@@ -48,6 +48,7 @@ GRANT SELECT ON ootd.cluster_overview, ootd.cache_health TO ootd_analyst;
 GRANT EXECUTE ON FUNCTION ootd.like(bigint, bigint), ootd.unlike(bigint, bigint),
                           ootd.serving_status(timestamptz) TO ootd_api;
 GRANT EXECUTE ON FUNCTION ootd.serving_status(timestamptz) TO ootd_analyst;
+GRANT EXECUTE ON FUNCTION ootd.unreachable_nodes() TO ootd_api, ootd_analyst;
 -- API tokens (09_tokens.sql): the API checks a token's generation on every request; revoking is the
 -- owner's (ootd token revoke, as DATABASE_URL's user), as creating users is.
 GRANT EXECUTE ON FUNCTION ootd.token_generation(bigint) TO ootd_api;
