@@ -297,6 +297,11 @@ class EmbeddedServer:
         self._chown_to_server_user(partial)
         partial.replace(hba)
 
+    def log_bytes(self) -> int:
+        """What the server has logged so far, in bytes: the start-up file and the collector's files."""
+        files = [self.logfile, *self.log_dir.glob("postgresql-*.log")] if self.log_dir.is_dir() else [self.logfile]
+        return sum(path.stat().st_size for path in files if path.is_file())
+
     def _prune_logs(self) -> None:
         """Keep the newest LOG_FILES_KEPT of the collector's files (each at most log_rotation_size)."""
         try:
@@ -410,7 +415,8 @@ class EmbeddedServer:
         os.chmod(self.socket_dir, 0o700)  # only the server's user (and root) may reach the socket
         if os.geteuid() == 0:
             self._prepare_root()
-        settings = " ".join(f"-c {key}={value}" for key, value in START_SETTINGS.items())
+        own = self.settings or {}  # a server's own settings (postgresql.conf) win over the defaults below
+        settings = " ".join(f"-c {key}={value}" for key, value in START_SETTINGS.items() if key not in own)
         options = f"{settings} {options}".strip()
         self._run(
             [

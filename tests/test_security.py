@@ -11,12 +11,13 @@ import os
 import pwd
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from db.server import HBA_MARKER, SUPERUSER, SYSTEM_USER, EmbeddedServer, bin_dir
+from db.server import HBA_MARKER, LOG_FILES_KEPT, SUPERUSER, SYSTEM_USER, EmbeddedServer, bin_dir
 
 ATTACKER = "nobody"
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching to another OS user needs root (CI runs as root)")
@@ -122,3 +123,23 @@ def test_a_server_made_with_trust_by_an_older_ootd_is_converted_when_found(serve
         psycopg.connect(f"host={server.socket_dir} port={server.port} user={SUPERUSER} dbname=ootd passfile=/dev/null")
     with psycopg.connect(server.dsn()) as conn:  # the DSN ootd prints still works
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_the_log_rotates_by_size_and_ootd_keeps_the_newest_files(tmp_path: Path):
+    server = EmbeddedServer(tmp_path / "home", settings={"log_rotation_size": "'64kB'"})
+    server.ensure_running()
+    try:
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            for _ in range(LOG_FILES_KEPT + 3):  # file names go by the second: 80 kB a second, 13 seconds
+                for _ in range(80):
+                    conn.execute("DO $$ BEGIN RAISE WARNING '%', repeat('x', 1000); END $$")
+                time.sleep(1.05)
+        files = sorted(server.log_dir.glob("postgresql-*.log"))
+        assert len(files) > LOG_FILES_KEPT
+        # no rotation by age (log_rotation_age 0): every file but the current one was left for its size
+        assert min(f.stat().st_size for f in files[:-1]) >= 64 * 1024
+        server.ensure_running()  # any command that finds the server prunes
+        kept = sorted(server.log_dir.glob("postgresql-*.log"))
+        assert kept == files[-LOG_FILES_KEPT:]
+    finally:
+        server.stop("immediate")
