@@ -466,7 +466,7 @@ COMMENT ON FUNCTION ootd.evaluation_feeds(date, bigint[], time[], integer) IS
     'Each user''s feed at each local time of a date, measured against the 1:1 oracle (NDCG, ceiling, checks); a pure read.';
 
 -- ootd._check_evaluation(users, local times, limit, date): the run's
--- arguments, or 22023 (users outside 1..100000; no, duplicate or NULL local
+-- arguments, or 0A000 on a Citus node (single-node only), 22023 (users outside 1..100000; no, duplicate or NULL local
 -- times; more than 300000 feeds, users x local times, in one run; limit
 -- outside 1..20) or P0002 (no pools on the date).
 -- The bounds keep one run to minutes (600 users x 3 times takes seconds):
@@ -476,6 +476,11 @@ RETURNS void
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
+    IF to_regclass('pg_catalog.pg_dist_node') IS NOT NULL THEN  -- docs/scaling.md: not supported on Citus
+        RAISE EXCEPTION 'the evaluation runs on a single node only, and this database is a Citus node'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Run it on a single-node copy: a replica of a single node, or a pg_dump of a sample.';
+    END IF;
     IF p_users IS NULL OR p_users NOT BETWEEN 1 AND 100000 THEN
         RAISE EXCEPTION 'users must be between 1 and 100000, got %', coalesce(p_users::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
@@ -498,7 +503,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ootd._check_evaluation(integer, time[], integer, date) IS
-    'Private: raises 22023 or P0002 unless the evaluation''s users, local times (users x times at most 300000), limit and date are valid.';
+    'Private: raises 0A000 on Citus, 22023 or P0002 unless the evaluation''s users, local times (users x times at most 300000), limit and date are valid.';
 
 -- ootd._evaluation_params(users, sampled, local times, ks, limit): a run's
 -- params: what was asked, the weights in force and the running experiment

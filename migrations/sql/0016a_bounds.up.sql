@@ -269,6 +269,11 @@ RETURNS void
 LANGUAGE plpgsql STABLE
 AS $$
 BEGIN
+    IF to_regclass('pg_catalog.pg_dist_node') IS NOT NULL THEN  -- docs/scaling.md: not supported on Citus
+        RAISE EXCEPTION 'the evaluation runs on a single node only, and this database is a Citus node'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Run it on a single-node copy: a replica of a single node, or a pg_dump of a sample.';
+    END IF;
     IF p_users IS NULL OR p_users NOT BETWEEN 1 AND 100000 THEN
         RAISE EXCEPTION 'users must be between 1 and 100000, got %', coalesce(p_users::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
@@ -291,7 +296,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ootd._check_evaluation(integer, time[], integer, date) IS
-    'Private: raises 22023 or P0002 unless the evaluation''s users, local times (users x times at most 300000), limit and date are valid.';
+    'Private: raises 0A000 on Citus, 22023 or P0002 unless the evaluation''s users, local times (users x times at most 300000), limit and date are valid.';
 
 REVOKE EXECUTE ON FUNCTION ootd._weight_limits(), ootd._experiment_min_days(), ootd._experiment_results(text)
     FROM PUBLIC;

@@ -26,7 +26,7 @@ from cli.main import migrate
 from db.citus import NODE_ROLES, CitusCluster
 from db.connect import connect
 from db.server import EmbeddedServer, bin_dir
-from tests.conftest import TEMPLATE, create_database, drop_database
+from tests.conftest import TEMPLATE, create_database, drop_database, run_cli
 
 pytestmark = pytest.mark.cluster
 
@@ -241,3 +241,15 @@ def test_another_os_user_gets_nowhere_on_any_node(citus_cluster: CitusCluster, c
             )
             assert result.returncode != 0, conninfo
             assert "no password supplied" in result.stderr or "Permission denied" in result.stderr, result.stderr
+
+
+# -------------------------------------------------------------------------------------- evaluation --
+def test_ootd_evaluate_on_citus_says_it_is_single_node_only_and_writes_nothing(cluster_url: str) -> None:
+    result = run_cli("evaluate", "--date", DAY.isoformat(), "--users", "10", env={"DATABASE_URL": cluster_url})
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "ootd: error: the evaluation runs on a single node only, and this database is a Citus node"
+    ), result.stderr
+    assert "(SQLSTATE 0A000)" in result.stderr
+    with psycopg.connect(cluster_url) as conn:
+        assert conn.execute("SELECT count(*) FROM ootd.evaluations").fetchone() == (0,)
