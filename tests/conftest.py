@@ -19,6 +19,7 @@ import sys
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Iterator
 
@@ -267,3 +268,20 @@ def served_url(pg_server: EmbeddedServer, served_template: str) -> Iterator[str]
     name = create_database(pg_server, served_template)
     yield pg_server.dsn(name)
     drop_database(pg_server, name)
+
+
+def populate(url: str, users: int, seed: int, day: date, *, migrate_first: bool = False) -> str:
+    """`url` (migrated first if asked: on a coordinator that distributes), `users` seeded with `seed`, and
+    the offline pools of `day`, generated one request at a time so that outfit ids (which the feed's
+    tie-break hashes) are assigned in the same order on a cluster and on a single node."""
+    from batch.nightly import NightlyConfig, run_nightly
+    from batch.seed import seed_users
+    from cli.main import migrate
+    from db.connect import connect
+
+    if migrate_first:
+        assert migrate(url) == "upgrade"
+    with connect(url) as conn:
+        seed_users(conn, users, seed)
+    assert run_nightly(url, NightlyConfig(day=day, llm="offline", concurrency=1)).failed == []
+    return url

@@ -21,12 +21,9 @@ from psycopg.types.json import Jsonb
 from api.app import create_app
 from api.auth import issue_token
 from batch.nightly import NightlyConfig, run_nightly
-from batch.seed import seed_users
-from cli.main import migrate
 from db.citus import NODE_ROLES, CitusCluster
-from db.connect import connect
 from db.server import EmbeddedServer, bin_dir
-from tests.conftest import TEMPLATE, create_database, drop_database, run_cli
+from tests.conftest import TEMPLATE, create_database, drop_database, populate, run_cli
 
 pytestmark = pytest.mark.cluster
 
@@ -43,28 +40,15 @@ WHAT_IF = {
 EXPERIMENT = {"control": {"share": 0.5}, "more_cosine": {"share": 0.5, "weights": {"cosine": 1.5}}}
 
 
-def nightly(url: str) -> None:
-    assert run_nightly(url, NightlyConfig(day=DAY, llm="offline", concurrency=1)).failed == []
-
-
 @pytest.fixture(scope="module")
 def cluster_url(citus_cluster: CitusCluster) -> str:
-    url = citus_cluster.dsn()
-    assert migrate(url) == "upgrade"
-    with connect(url) as conn:
-        seed_users(conn, USERS, SEED)
-    nightly(url)
-    return url
+    return populate(citus_cluster.dsn(), USERS, SEED, DAY, migrate_first=True)
 
 
 @pytest.fixture(scope="module")
 def single_url(pg_server: EmbeddedServer, template_url: str) -> Iterator[str]:
     name = create_database(pg_server, TEMPLATE)
-    url = pg_server.dsn(name)
-    with connect(url) as conn:
-        seed_users(conn, USERS, SEED)
-    nightly(url)
-    yield url
+    yield populate(pg_server.dsn(name), USERS, SEED, DAY)
     drop_database(pg_server, name)
 
 

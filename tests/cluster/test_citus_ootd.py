@@ -21,12 +21,10 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from batch.nightly import NightlyConfig, run_nightly
-from batch.seed import seed_users
 from cli.main import CommandError, migrate
 from db.citus import CitusCluster, distribute_steps
-from db.connect import connect
 from db.server import EmbeddedServer
-from tests.conftest import create_database, drop_database
+from tests.conftest import create_database, drop_database, populate
 
 pytestmark = pytest.mark.cluster
 
@@ -45,12 +43,7 @@ def nightly(url: str) -> None:
 @pytest.fixture(scope="module")
 def cluster_url(citus_cluster: CitusCluster) -> str:
     """The coordinator, migrated (and so distributed) by `ootd migrate`, seeded, with the day's pools."""
-    url = citus_cluster.dsn()
-    assert migrate(url) == "upgrade"
-    with connect(url) as conn:
-        seed_users(conn, USERS, SEED)
-    nightly(url)
-    return url
+    return populate(citus_cluster.dsn(), USERS, SEED, DAY, migrate_first=True)
 
 
 @pytest.fixture(scope="module")
