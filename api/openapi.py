@@ -137,6 +137,10 @@ _SIMULATOR_CATALOG_503 = _error(
 )
 
 
+#: A profile's learned affinity: 0 to 1e6, the users check's bound (ootd._weight_limits().largest).
+_AFFINITY: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 1e6}
+
+
 def _weight(low: float, inclusive: bool, high: float) -> dict[str, Any]:
     """A what-if weight: its range (ootd._weight_ranges), and 0 or at least 1e-12 (api/simulator.py MIN_WEIGHT)."""
     some = {"type": "number", "minimum": max(low, 1e-12), "maximum": high}
@@ -699,11 +703,11 @@ def spec() -> dict[str, Any]:
                                 "preferred_colors": _NAMES,
                                 "category_affinity": {
                                     "type": "object",
-                                    "additionalProperties": {"type": "number", "minimum": 0},
+                                    "additionalProperties": _AFFINITY,
                                 },
                                 "color_affinity": {
                                     "type": "object",
-                                    "additionalProperties": {"type": "number", "minimum": 0},
+                                    "additionalProperties": _AFFINITY,
                                 },
                                 "vibe": {"type": "number", "minimum": 0, "maximum": 1},
                                 "trend": {"type": "number", "minimum": 0, "maximum": 1},
