@@ -127,9 +127,10 @@ COUNT_ROWS = ("share", "users", "likes", "users who liked")
 
 
 def _days(value: float) -> str:
-    """0.0003 days -> "26 seconds"; 0.5 -> "12.0 hours"; 3.25 -> "3.25 days"."""
+    """0.0003 days -> "26 seconds" (1 -> "1 second"); 0.5 -> "12.0 hours"; 3.25 -> "3.25 days"."""
     if value < 1 / 24:
-        return f"{value * 86400:.0f} seconds"
+        seconds = round(value * 86400)
+        return f"{seconds} second{'' if seconds == 1 else 's'}"
     if value < 1:
         return f"{value * 24:.1f} hours"
     return f"{value:.2f} days"
