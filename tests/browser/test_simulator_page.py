@@ -43,7 +43,18 @@ def after(page, action) -> None:
     action()
     # functions, not expression strings: those would need eval(), which the page's CSP forbids
     page.wait_for_function("n => Number(document.getElementById('ranking').dataset.seq) > n", arg=before)
-    page.wait_for_function("() => document.body.dataset.state === 'idle'")
+    settle(page)
+
+
+def settle(page, quiet_ms: int = 250) -> None:
+    """Wait until no ranking is drawn for `quiet_ms` (longer than the page's 80 ms debounce): a run that an
+    earlier input scheduled may otherwise finish after the one an `after` waited for, and draw last."""
+    while True:
+        page.wait_for_function("() => document.body.dataset.state === 'idle'")
+        drawn = seq(page)
+        page.wait_for_timeout(quiet_ms)
+        if seq(page) == drawn and page.evaluate("() => document.body.dataset.state") == "idle":
+            return
 
 
 def load(page, base: str) -> None:
@@ -144,6 +155,7 @@ def test_a_real_user_with_their_token_sees_their_own_feed(page, served_app):
     load(page, served_app["base"])
     page.get_by_text("Real user", exact=True).click()
     page.fill("#user-id", "7")
+    settle(page)  # its request (no token yet) is answered before the token is typed
     after(page, lambda: page.fill("#token", "not-a-token"))
     assert "malformed token" in page.inner_text("#error")
 
@@ -182,6 +194,7 @@ def test_a_real_user_s_experiment_variant_is_shown_while_an_experiment_runs(page
     assert page.inner_text("#variant") == "What-if profile: no experiment variant (the weights in force)"
     page.get_by_text("Real user", exact=True).click()
     page.fill("#user-id", "7")
+    settle(page)  # its request (no token yet) is answered before the token is typed
     after(page, lambda: page.fill("#token", token.stdout.strip()))
     assert page.is_hidden("#error"), page.inner_text("#error")
     assert page.inner_text("#variant") == "No experiment running: the weights in force"
