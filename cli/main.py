@@ -80,7 +80,9 @@ def cmd_db(args: argparse.Namespace) -> None:
     if args.action == "start":
         url = server.ensure_running(announce=announce)
         print(url)
-        _rehydrate_cache(url)
+        from db.connect import rehydrate_cache
+
+        rehydrate_cache(url)
     elif args.action == "stop":  # the replica first: it would only retry its primary
         if replica.stop():
             print("replica stopped")
@@ -144,7 +146,9 @@ def migrate(url: str | None = None, revision: str = "head", allow_data_loss: boo
     except psycopg.Error as exc:
         raise DatabaseError.from_psycopg(exc) from exc
     with lock:  # closing the connection releases the lock, whatever happens
-        wait_for_lock(lambda statement: lock.execute(statement).fetchall(), OOTD_MIGRATE, "ootd migrate")
+        wait_for_lock(
+            lambda statement, params: lock.execute(statement, params).fetchall(), OOTD_MIGRATE, "ootd migrate"
+        )
         return _migrate(plain, revision, allow_data_loss, citus)
 
 
@@ -306,13 +310,6 @@ def cmd_city(args: argparse.Namespace) -> None:
     print(json.dumps(row))
 
 
-def _rehydrate_cache(url: str | None = None) -> None:
-    """Refill the UNLOGGED pool cache if a crash emptied it (a no-op otherwise; db.connect.rehydrate_cache)."""
-    from db.connect import database_url, rehydrate_cache
-
-    rehydrate_cache(url or database_url())
-
-
 def cmd_summary(args: argparse.Namespace) -> None:
     from cli.report import print_population
     from db.connect import connect
@@ -406,7 +403,7 @@ def _print_serve_hint(user_id: int, url: str | None = None) -> None:
     generation = 0
     if url is not None:
         with connect(url) as conn:
-            generation = one(conn, "token_generation", (user_id,))["generation"]
+            generation = one(conn, "api_token_generation", {"user_id": user_id})["generation"]
     try:
         token = issue_token(user_id, load_secret(create=True), generation=generation)
     except ValueError as exc:  # e.g. OOTD_API_SECRET too short: the demo itself succeeded
@@ -420,8 +417,9 @@ def _print_serve_hint(user_id: int, url: str | None = None) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> None:
     from api.server import ServeConfig, serve
+    from db.connect import database_url, rehydrate_cache
 
-    _rehydrate_cache()
+    rehydrate_cache(database_url())
     serve(
         ServeConfig(
             host=args.host, port=args.port, workers=args.workers, threads=args.threads, access_log=args.access_log
@@ -500,7 +498,7 @@ def cmd_token(args: argparse.Namespace) -> None:
     with connect() as conn:
         if not one(conn, "user_exists", (user_id,))["exists"]:
             raise CommandError(f"unknown user {user_id}")
-        generation = one(conn, "token_generation", (user_id,))["generation"]
+        generation = one(conn, "api_token_generation", {"user_id": user_id})["generation"]
     print(issue_token(user_id, load_secret(create=True), ttl_s=args.ttl, generation=generation, max_ttl=limit))
 
 

@@ -19,8 +19,26 @@ SELECT * FROM ootd.add_city(%(name)s, %(timezone)s, %(latitude)s, %(longitude)s,
 -- name: rehydrate_cache
 SELECT ootd.rehydrate_cache() AS restored;
 
--- name: token_generation
-SELECT ootd.token_generation(%s) AS generation;
+-- ------------------------------------------------------------ migrations ---
+-- One migration of a database at a time (migrations/lock.py): a session
+-- advisory lock in the two-int form (namespace, key).
+
+-- name: migration_try_lock
+SELECT pg_catalog.pg_try_advisory_lock(%(namespace)s, %(key)s) AS locked;
+
+-- name: migration_lock
+SELECT pg_catalog.pg_advisory_lock(%(namespace)s, %(key)s);
+
+-- name: migration_unlock
+SELECT pg_catalog.pg_advisory_unlock(%(namespace)s, %(key)s);
+
+-- name: migration_lock_holders
+-- The server pids holding the lock in this database (the waiting one names them).
+SELECT string_agg(l.pid::text, ', ' ORDER BY l.pid) AS pids
+FROM pg_catalog.pg_locks l
+WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %(namespace)s AND l.objid = %(key)s
+  AND l.objsubid = 2
+  AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database());
 
 -- name: revoke_tokens
 SELECT ootd.revoke_tokens(%s) AS generation;
@@ -161,7 +179,8 @@ SELECT ootd.like(%(user_id)s, %(outfit_id)s) AS created;
 SELECT ootd.unlike(%(user_id)s, %(outfit_id)s) AS removed;
 
 -- name: api_token_generation
--- Every authenticated request, on the primary: the generation its token must carry (revocation).
+-- Every authenticated request, on the primary: the generation its token must carry (revocation);
+-- `ootd token` mints tokens of it too.
 SELECT ootd.token_generation(%(user_id)s) AS generation;
 
 -- name: api_serving_status

@@ -215,10 +215,7 @@ class EmbeddedServer:
 
     def role_password(self, role: str) -> str:
         """The password of `role` (one of PASSWORD_ROLES): the superuser's is the secret, others derive from it."""
-        secret = self.secret()
-        if role == SUPERUSER:
-            return secret
-        return hmac.new(secret.encode(), role.encode(), "sha256").hexdigest()
+        return _password_of(role, self.secret())
 
     def _password_entries(self) -> dict[str, str] | None:
         try:
@@ -236,9 +233,7 @@ class EmbeddedServer:
         """`*:*:*:<role>:<password>` for every PASSWORD_ROLES role, mode 0600, owned by the server's user."""
         self.password_file.parent.mkdir(parents=True, exist_ok=True)
         lines = ["# ootd: this install's database passwords (libpq password file); keep it 0600"]
-        for role in PASSWORD_ROLES:
-            password = secret if role == SUPERUSER else hmac.new(secret.encode(), role.encode(), "sha256").hexdigest()
-            lines.append(f"*:*:*:{role}:{password}")
+        lines += [f"*:*:*:{role}:{_password_of(role, secret)}" for role in PASSWORD_ROLES]
         partial = self.password_file.with_name(f".{PASSWORD_FILE}.{os.getpid()}")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -274,12 +269,15 @@ class EmbeddedServer:
         if hba.read_text().startswith(HBA_MARKER):
             return
         import psycopg
+        from psycopg import sql
 
         password = self.secret()
         if not self._is_standby():
             with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:  # still trust: the last time
                 conn.execute("SET password_encryption = 'scram-sha-256'")
-                conn.execute(f"ALTER ROLE {SUPERUSER} PASSWORD '{password}'")
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(SUPERUSER), sql.Literal(password))
+                )
         self._write_hba()
         self._run(["pg_ctl", "reload", "-D", str(self.pgdata)])
         time.sleep(0.5)  # the postmaster rereads pg_hba.conf asynchronously
@@ -625,6 +623,11 @@ class ReplicaServer(EmbeddedServer):
                 if slot[0]:
                     raise ServerError(f"replication slot {REPLICA_SLOT} is in use by another standby")
                 conn.execute("SELECT pg_catalog.pg_drop_replication_slot(%s)", (REPLICA_SLOT,))
+
+
+def _password_of(role: str, secret: str) -> str:
+    """The superuser's password is the install's secret; another role's is derived from it (HMAC-SHA256)."""
+    return secret if role == SUPERUSER else hmac.new(secret.encode(), role.encode(), "sha256").hexdigest()
 
 
 def default_server() -> EmbeddedServer:

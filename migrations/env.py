@@ -51,8 +51,8 @@ def run_migrations_online() -> None:
     engine = create_engine(_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
 
-        def execute(statement: str) -> list:
-            return connection.exec_driver_sql(statement).fetchall()
+        def execute(statement: str, params: dict) -> list:
+            return connection.exec_driver_sql(statement, params).fetchall()
 
         wait_for_lock(execute, MIGRATIONS, "alembic")
         connection.commit()  # the lock outlives this transaction: the migration's own begins after the wait

@@ -19,33 +19,35 @@ classid 1869575268 (b'ootd') and objid 1 or 2.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Callable
+
+from db.queries import query
 
 NAMESPACE = int.from_bytes(b"ootd", "big")  # 1869575268
 MIGRATIONS = 1  # alembic: the revisions and alembic_version
 OOTD_MIGRATE = 2  # `ootd migrate`: detection, revisions, Citus distribution
 
-LOCK_SQL = f"SELECT pg_catalog.pg_advisory_lock({NAMESPACE}, {MIGRATIONS})"
-UNLOCK_SQL = f"SELECT pg_catalog.pg_advisory_unlock({NAMESPACE}, {MIGRATIONS})"
+#: `execute(named query, params) -> rows`: the caller's connection (SQLAlchemy's in env.py, psycopg's in cli).
+Execute = Callable[[str, dict[str, int]], list[Any]]
 
 
-def wait_for_lock(execute: Any, objid: int, what: str, out=None) -> None:
-    """Take the session lock (NAMESPACE, objid) through `execute(sql) -> rows`, saying so on stderr
-    when another session holds it and this one waits."""
-    if execute(f"SELECT pg_catalog.pg_try_advisory_lock({NAMESPACE}, {objid})")[0][0]:
+def _key(objid: int) -> dict[str, int]:
+    return {"namespace": NAMESPACE, "key": objid}
+
+
+def wait_for_lock(execute: Execute, objid: int, what: str, out=None) -> None:
+    """Take the session lock (NAMESPACE, objid), saying so on stderr when another session holds it and
+    this one waits."""
+    if execute(query("migration_try_lock"), _key(objid))[0][0]:
         return
-    holders = execute(
-        "SELECT string_agg(pid::text, ', ') FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted"
-        f" AND classid = {NAMESPACE} AND objid = {objid} AND objsubid = 2"
-        " AND database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
-    )[0][0]
+    holders = execute(query("migration_lock_holders"), _key(objid))[0][0]
     print(
         f"{what}: waiting for another migration of this database to finish (server pid {holders or '?'})",
         file=out or sys.stderr,
         flush=True,
     )
-    execute(f"SELECT pg_catalog.pg_advisory_lock({NAMESPACE}, {objid})")
+    execute(query("migration_lock"), _key(objid))
 
 
-def release_lock(execute: Any, objid: int) -> None:
-    execute(f"SELECT pg_catalog.pg_advisory_unlock({NAMESPACE}, {objid})")
+def release_lock(execute: Execute, objid: int) -> None:
+    execute(query("migration_unlock"), _key(objid))

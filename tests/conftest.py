@@ -285,3 +285,15 @@ def populate(url: str, users: int, seed: int, day: date, *, migrate_first: bool 
         seed_users(conn, users, seed)
     assert run_nightly(url, NightlyConfig(day=day, llm="offline", concurrency=1)).failed == []
     return url
+
+
+#: The OS user the security tests attack as (tests/test_security.py, tests/cluster/test_citus_api.py).
+ATTACKER = "nobody"
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching to another OS user needs root (CI runs as root)")
+
+
+def as_attacker(*argv: str) -> subprocess.CompletedProcess:
+    """`argv` run as another OS user of the machine (runuser), with no input."""
+    return subprocess.run(
+        ["runuser", "-u", ATTACKER, "--", *argv], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )

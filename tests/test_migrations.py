@@ -265,11 +265,15 @@ def test_three_concurrent_ootd_migrate_all_succeed_and_migrate_once(empty_db_url
 def test_plain_alembic_waits_for_the_migration_lock(empty_db_url: str, template_url: str):
     """A DBA's `alembic upgrade head` takes the same lock as `ootd migrate` (migrations/env.py), before
     it reads alembic_version: while another session holds it, alembic waits and has run nothing."""
-    from migrations.lock import LOCK_SQL, UNLOCK_SQL
+    from migrations.lock import MIGRATIONS, release_lock, wait_for_lock
 
     env = {k: v for k, v in os.environ.items() if k != "OOTD_HOME"} | {"DATABASE_URL": empty_db_url}
     with psycopg.connect(empty_db_url, autocommit=True) as holder:
-        holder.execute(LOCK_SQL)
+
+        def execute(statement: str, params: dict) -> list:
+            return holder.execute(statement, params).fetchall()
+
+        wait_for_lock(execute, MIGRATIONS, "test")
         dba = subprocess.Popen(
             [sys.executable, "-m", "alembic", "upgrade", "head"],
             cwd=REPO_ROOT,
@@ -291,7 +295,7 @@ def test_plain_alembic_waits_for_the_migration_lock(empty_db_url: str, template_
             assert waiting == 1, dba.communicate()
             assert holder.execute("SELECT to_regnamespace('ootd')").fetchone() == (None,)
         finally:
-            holder.execute(UNLOCK_SQL)
+            release_lock(execute, MIGRATIONS)
         out, err = dba.communicate(timeout=300)
     assert dba.returncode == 0, out + err
     assert "waiting for another migration of this database" in err

@@ -18,15 +18,7 @@ import psycopg
 import pytest
 
 from db.server import HBA_MARKER, LOG_FILES_KEPT, SUPERUSER, SYSTEM_USER, EmbeddedServer, bin_dir
-
-ATTACKER = "nobody"
-as_root = pytest.mark.skipif(os.geteuid() != 0, reason="switching to another OS user needs root (CI runs as root)")
-
-
-def as_attacker(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["runuser", "-u", ATTACKER, "--", *argv], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
-    )
+from tests.conftest import as_attacker, as_root
 
 
 def psql_as_attacker(conninfo: str) -> subprocess.CompletedProcess:

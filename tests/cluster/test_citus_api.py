@@ -9,9 +9,7 @@ The nodes ask every connection for its password: another OS user gets nowhere.
 
 from __future__ import annotations
 
-import os
-import subprocess
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Iterator
 
 import psycopg
@@ -23,7 +21,7 @@ from api.auth import issue_token
 from batch.nightly import NightlyConfig, run_nightly
 from db.citus import NODE_ROLES, CitusCluster
 from db.server import EmbeddedServer, bin_dir
-from tests.conftest import TEMPLATE, create_database, drop_database, populate, run_cli
+from tests.conftest import TEMPLATE, as_attacker, as_root, create_database, drop_database, populate, run_cli
 
 pytestmark = pytest.mark.cluster
 
@@ -162,7 +160,8 @@ def test_readyz_is_ready_on_citus_and_not_ready_while_a_worker_is_down(
     apps, citus_cluster: CitusCluster, cluster_url: str
 ) -> None:
     client = apps["cluster"]
-    run_nightly(cluster_url, NightlyConfig(day=date.today(), llm="offline", concurrency=1))  # today's pools
+    today = datetime.now(timezone.utc).date()  # readiness asks for the pools of the UTC date
+    run_nightly(cluster_url, NightlyConfig(day=today, llm="offline", concurrency=1))
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.get_json()
     worker = citus_cluster.workers()[0]
@@ -208,7 +207,7 @@ def test_every_node_asks_every_connection_for_its_password(citus_cluster: CitusC
             assert roles == sorted((role,) for role in NODE_ROLES)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another OS user needs root (CI runs as root)")
+@as_root
 def test_another_os_user_gets_nowhere_on_any_node(citus_cluster: CitusCluster, cluster_url: str) -> None:
     for node in citus_cluster.nodes():
         for conninfo in (
@@ -217,12 +216,7 @@ def test_another_os_user_gets_nowhere_on_any_node(citus_cluster: CitusCluster, c
             f"host={node.socket_dir} port={node.port} user=postgres dbname=ootd",
             f"host=127.0.0.1 port={node.port} user=postgres dbname=ootd passfile={node.password_file}",
         ):
-            result = subprocess.run(
-                ["runuser", "-u", "nobody", "--", str(bin_dir() / "psql"), "-w", conninfo, "-Atc", "SELECT 1"],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            result = as_attacker(str(bin_dir() / "psql"), "-w", conninfo, "-Atc", "SELECT 1")
             assert result.returncode != 0, conninfo
             assert "no password supplied" in result.stderr or "Permission denied" in result.stderr, result.stderr
 
