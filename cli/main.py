@@ -169,12 +169,13 @@ def _migrate(plain: str, revision: str, allow_data_loss: bool, citus: bool) -> s
         on_citus, distributed = _citus_state(plain, create=citus)
     except psycopg.Error as exc:
         raise DatabaseError.from_psycopg(exc) from exc
-    if on_citus and not distributed:  # a distributed schema changes on every node: propagation stays on
+    if on_citus:  # a distributed schema changes on every node: propagation stays on
         from urllib.parse import quote
 
-        from db.citus import LOCAL_DDL_OPTIONS
+        from db.citus import LOCAL_DDL_OPTIONS, UPGRADE_OPTIONS
 
-        target += ("&" if "?" in target else "?") + "options=" + quote(LOCAL_DDL_OPTIONS)
+        options = UPGRADE_OPTIONS if distributed else LOCAL_DDL_OPTIONS
+        target += ("&" if "?" in target else "?") + "options=" + quote(options)
     config = Config(str(REPO_ROOT / "alembic.ini"))
     config.set_main_option("sqlalchemy.url", target.replace("%", "%%"))
     config.attributes[CONFIG_ATTRIBUTE] = allow_data_loss

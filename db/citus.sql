@@ -20,6 +20,13 @@
 -- must not silently turn into a coordinator-only "citus local" table.
 SET citus.enable_local_reference_table_foreign_keys = off;
 
+-- The likes triggers (05_likes.sql) go to the shards of ootd.likes with the
+-- table: Citus creates a distributed table's triggers on its shards only
+-- when allowed to, since a trigger may touch rows of other shards.  Theirs
+-- update the liking user's row of ootd.users, whose shard is co-located with
+-- the like's (docs/scaling.md).
+SET citus.enable_unsafe_triggers = on;
+
 -- ---------------------------------------------------------------- functions --
 -- First pass: the functions whose signatures name no table (the CHECK
 -- constraints' functions and every helper they call among them) exist on

@@ -1,11 +1,14 @@
 -- =============================================================================
 -- ootd: likes (implicit feedback)
--- ootd.like / ootd.unlike (what the API calls) record a like and update the
--- user's profile in the same function and transaction: no trigger, so the
--- same schema runs on Citus, where likes and users are co-located shards and
--- the whole call runs on the worker that holds the user.  They are the only
--- writers of ootd.likes: nobody but its owner may write it (10_privileges.sql),
--- and a row written any other way (by a superuser) teaches the profile nothing.
+-- A like teaches the user's profile in a trigger on ootd.likes, whoever writes
+-- it: ootd.like / ootd.unlike (what the API calls), a direct INSERT, UPDATE or
+-- DELETE, COPY, a cascade from a deleted user, TRUNCATE.  The profile is a
+-- function of the stated profile and the user's current likes: every mean is
+-- derived from exact sums (users.like_sums), so any mix of writers, orders and
+-- batches gives the same profile, and an unlike restores it bit for bit.
+-- On Citus the triggers run on the shards (citus.enable_unsafe_triggers,
+-- db/citus.sql): likes and users are co-located by user id, so the update
+-- they make is to the user's shard on the same worker (docs/scaling.md).
 -- =============================================================================
 
 -- ------------------------------------------------------------------- tables --
@@ -16,7 +19,7 @@ CREATE TABLE ootd.likes (
     PRIMARY KEY (user_id, outfit_id)
 );
 CREATE INDEX likes_outfit_id_idx ON ootd.likes (outfit_id);
-COMMENT ON TABLE ootd.likes IS 'Implicit feedback: a row per liked outfit.';
+COMMENT ON TABLE ootd.likes IS 'Implicit feedback: a row per liked outfit; its triggers teach the user''s profile.';
 
 -- ---------------------------------------------------------------- functions --
 -- ootd._seed_colors(stated): the color_affinity a user's first like starts
@@ -33,49 +36,63 @@ $$;
 COMMENT ON FUNCTION ootd._seed_colors(jsonb) IS
     'Private: color_affinity seeded from the stated preferred_colors (0.5, 0.499, ... in stated order).';
 
--- ootd._mean_step(mean, weight, value, sign): one step of a running mean of
--- `weight` observations: add (sign 1) or take back (sign -1) one value, which
--- counts with 6 decimals, so taking back what was added restores the mean.
--- The one home of the running-mean rule (vibe, trend, dare).
-CREATE FUNCTION ootd._mean_step(p_mean double precision, p_weight double precision, p_value real,
-                                p_sign integer)
-RETURNS double precision
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT (p_weight * p_mean + p_sign * (round(p_value::double precision * 1e6) / 1e6)) / (p_weight + p_sign)
-$$;
-COMMENT ON FUNCTION ootd._mean_step(double precision, double precision, real, integer) IS
-    'Private: a running mean of p_weight observations with one value (6 decimals) added (sign 1) or taken back (-1).';
-
--- ootd._stored_mean(mean): a mean as style_dna stores it: within 0..1,
--- rounded to 12 decimals.
-CREATE FUNCTION ootd._stored_mean(p_mean double precision)
-RETURNS double precision
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT round(least(1, greatest(0, p_mean)) * 1e12) / 1e12
-$$;
-COMMENT ON FUNCTION ootd._stored_mean(double precision) IS 'Private: a running mean clamped to 0..1 and rounded to 12 decimals, as stored.';
-
--- ootd._place_color(list, affinity, color, strength): preferred_colors after
--- a like of `color`, whose strength is now `strength`: the color moves right
--- behind the colors of `affinity` that are stronger than it; 8 at most.
-CREATE FUNCTION ootd._place_color(p_list jsonb, p_affinity jsonb, p_color text, p_strength numeric)
+-- ootd._add_counts(counts, delta): a {name: number} object with delta's
+-- numbers added, key by key; a key reaching 0 or less goes.  Exact (numeric),
+-- so adding a delta and then its opposite gives the object back verbatim.
+CREATE FUNCTION ootd._add_counts(p_counts jsonb, p_delta jsonb)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT jsonb_insert(p_list - p_color,
-                        ARRAY[jsonb_array_length(jsonb_path_query_array(p_affinity, '$.* ? (@ > $s)',
-                                                                        jsonb_build_object('s', p_strength)))::text],
-                        to_jsonb(p_color)) - 8
+    SELECT coalesce(jsonb_object_agg(t.key, t.total) FILTER (WHERE t.total > 0), '{}')
+    FROM (SELECT key, coalesce(c.value::numeric, 0) + coalesce(d.value::numeric, 0) AS total
+          FROM jsonb_each(coalesce(p_counts, '{}')) c FULL JOIN jsonb_each(coalesce(p_delta, '{}')) d USING (key)) t
 $$;
-COMMENT ON FUNCTION ootd._place_color(jsonb, jsonb, text, numeric) IS
-    'Private: preferred_colors after a like: the liked color goes right behind the stronger colors; 8 at most.';
+COMMENT ON FUNCTION ootd._add_counts(jsonb, jsonb) IS
+    'Private: counts plus delta, key by key (numeric, exact); keys reaching 0 or less go.';
 
--- ootd._rank_colors(user, affinity, limit): preferred_colors recomputed from
+-- ootd._learned_means(stated, sums, likes): vibe, trend and dare as served:
+-- the mean of the stated value (one observation; 0.5 when none is stated)
+-- and the likes' values, from the exact sums (users.like_sums[1:3]), in
+-- numeric, clamped to 0..1 and rounded to 12 decimals (trailing zeros
+-- trimmed).  '{}' for a user
+-- without likes (sums NULL), whose style_dna is the stated one.
+CREATE FUNCTION ootd._learned_means(p_stated jsonb, p_sums numeric[], p_likes integer)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(jsonb_object_agg(m.key, trim_scale(round(least(1, greatest(0,
+                        (coalesce((p_stated ->> m.key)::numeric, 0.5) + p_sums[m.i]) / (1 + p_likes))), 12))), '{}')
+    FROM unnest(ARRAY['vibe', 'trend', 'dare']) WITH ORDINALITY AS m(key, i)
+    WHERE p_sums IS NOT NULL
+$$;
+COMMENT ON FUNCTION ootd._learned_means(jsonb, numeric[], integer) IS
+    'Private: {"vibe", "trend", "dare"}: the means of the stated values and the likes'' exact sums (12 decimals).';
+
+-- ootd._learned_taste(stated taste, stated norm, sums, likes): taste as
+-- served: the direction (unit, float4) and length (taste_norm) of the mean of
+-- the stated taste (one observation of length stated_norm) and the liked
+-- embeddings, from their exact sums (users.like_sums[4:35]).  Where that
+-- mean vanishes (length <= 1e-6 per observation) the stated taste stays.
+CREATE FUNCTION ootd._learned_taste(p_stated public.vector, p_stated_norm real, p_sums numeric[], p_likes integer,
+                                    OUT taste public.vector, OUT taste_norm real)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN public.vector_norm(t.total) > 1e-6 * (1 + p_likes) THEN public.l2_normalize(t.total) ELSE p_stated END,
+           CASE WHEN public.vector_norm(t.total) > 1e-6 * (1 + p_likes) THEN (public.vector_norm(t.total) / (1 + p_likes))::real
+                ELSE p_stated_norm END
+    FROM (SELECT array_agg(coalesce(s.value::numeric * p_stated_norm::numeric, 0) + e.value ORDER BY e.i)::real[]::public.vector AS total
+          FROM unnest(p_sums[4:35]) WITH ORDINALITY AS e(value, i)
+          LEFT JOIN unnest(p_stated::real[]) WITH ORDINALITY AS s(value, i) USING (i)) t
+$$;
+COMMENT ON FUNCTION ootd._learned_taste(public.vector, real, numeric[], integer) IS
+    'Private: taste (unit) and taste_norm: the mean of the stated taste and the liked embeddings, from exact sums.';
+
+-- ootd._rank_colors(user, affinity, limit): preferred_colors from
 -- color_affinity: by strength, then by the user's latest like of that color,
--- then by name; `limit` colors at most (NULL: all, as when no like is left and
--- the stated colors come back in their stated order).
+-- then by name; `limit` colors at most.
 -- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._rank_colors(p_user_id bigint, p_affinity jsonb, p_limit integer)
 RETURNS jsonb
@@ -98,180 +115,207 @@ $$;
 COMMENT ON FUNCTION ootd._rank_colors(bigint, jsonb, integer) IS
     'Private: preferred_colors from color_affinity: by strength, latest like, name; p_limit at most.';
 
--- ootd._fold_likes(user, outfits, sign): one user's profile with the outfits
--- liked (sign 1) or unliked (sign -1), one at a time, in order; the user row
--- is locked FOR NO KEY UPDATE and updated.  ootd.unlike calls it (ootd.like
--- takes the one-UPDATE path of ootd._learn_like, which computes the same).
-CREATE FUNCTION ootd._fold_likes(p_user_id bigint, p_outfits ootd.outfits[], p_sign integer)
+-- ootd._learn(user, outfits, signs): the one home of learning.  Folds the
+-- outfits liked (sign 1) or unliked (-1) by one user into their profile,
+-- under a lock on the user row (FOR NO KEY UPDATE, then each statement reads
+-- afresh: a concurrent like of the same user that committed first is seen,
+-- never lost).  With n the user's likes and W = 1 + n (the stated profile
+-- counts as one observation):
+--   likes_count         n
+--   stated_dna,         the profile as stated, kept from the first like on
+--   stated_taste(_norm) (NULL again when no like is left)
+--   like_sums           exact sums (numeric) over the likes of vibe, trend,
+--                       dare and the 32 embedding components
+--   vibe, trend, dare   (stated + sum) / W, rounded to 12 decimals
+--                       (ootd._learned_means; a missing stated value is 0.5)
+--   taste, taste_norm   the direction and length of (stated taste x stated
+--                       norm + sum of embeddings) / W (ootd._learned_taste)
+--   category_affinity   [category] + 1 per like, - 1 per unlike
+--   color_affinity      [color] + 1 / - 1, from the stated preferred colors
+--                       seeded at 0.5, 0.499, ... (ootd._seed_colors)
+--   preferred_colors    the strongest 8 of color_affinity by strength, latest
+--                       like, name (ootd._rank_colors)
+-- With no like left, the stated profile comes back verbatim.  Every number is
+-- exact or derived from exact ones, so the profile depends only on the stated
+-- profile and the current likes: not on who wrote them, in what order or in
+-- how many statements.  The users CHECK validates the UPDATE like any other.
+CREATE FUNCTION ootd._learn(p_user_id bigint, p_outfits bigint[], p_signs integer[])
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     u        ootd.users;
-    o        ootd.outfits;
-    v_dna    jsonb;
+    v_change integer;
     v_cats   jsonb;
     v_colors jsonb;
-    v_list   jsonb;
-    v_w      double precision; -- observations behind the running means
-    v_vibe   double precision;
-    v_trend  double precision;
-    v_dare   double precision;
-    v_sum    public.vector;    -- W x the running mean of the taste
-    v_left   numeric;
+    v_delta  numeric[];
+    v_sums   numeric[];
+    v_likes  integer;
+    v_taste  record;
 BEGIN
     SELECT * INTO u FROM ootd.users WHERE id = p_user_id FOR NO KEY UPDATE;
     IF NOT FOUND THEN
-        RETURN;                        -- the user is being deleted (likes cascade)
+        RETURN;                        -- the user is being deleted (their likes cascade)
     END IF;
-    v_dna    := u.style_dna;
-    v_cats   := coalesce(v_dna -> 'category_affinity', '{}');
-    v_list   := coalesce(v_dna -> 'preferred_colors', '[]');
-    v_colors := coalesce(v_dna -> 'color_affinity', ootd._seed_colors(v_list));
-    v_w      := 1 + u.likes_count;
-    v_vibe   := coalesce((v_dna ->> 'vibe')::double precision, 0.5);
-    v_trend  := coalesce((v_dna ->> 'trend')::double precision, 0.5);
-    v_dare   := coalesce((v_dna ->> 'dare')::double precision, 0.5);
-    v_sum    := CASE WHEN u.taste IS NOT NULL THEN
-                    u.taste OPERATOR(public.*)
-                    array_fill((v_w * u.taste_norm)::real, ARRAY[public.vector_dims(u.taste)])::public.vector END;
-
-    FOREACH o IN ARRAY p_outfits LOOP
-        IF v_w + p_sign >= 1 THEN
-            v_vibe  := ootd._mean_step(v_vibe, v_w, o.vibe, p_sign);
-            v_trend := ootd._mean_step(v_trend, v_w, o.trend, p_sign);
-            v_dare  := ootd._mean_step(v_dare, v_w, o.dare, p_sign);
-            v_sum   := CASE WHEN v_sum IS NULL THEN CASE WHEN p_sign > 0 THEN o.embedding END
-                            WHEN p_sign > 0 THEN v_sum OPERATOR(public.+) o.embedding
-                            ELSE v_sum OPERATOR(public.-) o.embedding END;
-            v_w := v_w + p_sign;
-        END IF;
-        v_left := coalesce((v_cats ->> o.category)::numeric, 0) + p_sign;
-        v_cats := CASE WHEN v_left > 0 THEN jsonb_set(v_cats, ARRAY[o.category], to_jsonb(v_left))
-                       ELSE v_cats - o.category END;
-        v_left := coalesce((v_colors ->> o.color)::numeric, 0) + p_sign;
-        v_colors := CASE WHEN v_left > 0 THEN jsonb_set(v_colors, ARRAY[o.color], to_jsonb(trim_scale(v_left)))
-                         ELSE v_colors - o.color END;
-        IF p_sign > 0 THEN
-            v_list := ootd._place_color(v_list, v_colors, o.color, v_left);
-        END IF;
-    END LOOP;
-
-    IF u.likes_count + p_sign * cardinality(p_outfits) <= 0 THEN
-        v_list := ootd._rank_colors(u.id, v_colors, NULL);   -- no like left: the stated colors, in stated order
-        v_dna  := v_dna - 'color_affinity';
-    ELSE
-        IF p_sign < 0 THEN
-            v_list := ootd._rank_colors(u.id, v_colors, 8);
-        END IF;
-        v_dna := v_dna || jsonb_build_object('color_affinity', v_colors);
+    -- The change, from the outfits (a reference table on Citus): the likes
+    -- added minus those taken back, per category, per color and per feature.
+    WITH changes AS (
+        SELECT x.category, x.color, s.sign, ARRAY[x.vibe, x.trend, x.dare] || x.embedding::real[] AS features
+        FROM unnest(p_outfits, p_signs) AS s(outfit_id, sign) JOIN ootd.outfits x ON x.id = s.outfit_id)
+    SELECT (SELECT sum(c.sign) FROM changes c),
+           (SELECT jsonb_object_agg(g.category, g.n) FROM (SELECT c.category, sum(c.sign) AS n FROM changes c GROUP BY 1) g),
+           (SELECT jsonb_object_agg(g.color, g.n) FROM (SELECT c.color, sum(c.sign) AS n FROM changes c GROUP BY 1) g),
+           (SELECT array_agg(f.total ORDER BY f.i)
+            FROM (SELECT e.i, sum(c.sign * e.value::numeric) AS total
+                  FROM changes c, unnest(c.features) WITH ORDINALITY AS e(value, i) GROUP BY e.i) f)
+      INTO v_change, v_cats, v_colors, v_delta;
+    v_likes := u.likes_count + coalesce(v_change, 0);
+    IF v_likes <= 0 THEN
+        PERFORM ootd._forget_likes(p_user_id);
+        RETURN;
     END IF;
+    IF u.stated_dna IS NULL THEN       -- the first like: keep the profile as stated
+        u.stated_dna        := u.style_dna;
+        u.stated_taste      := u.taste;
+        u.stated_taste_norm := u.taste_norm;
+    END IF;
+    -- trim_scale: one representation per number, so taking back what was added gives the same bytes
+    v_sums := ARRAY(SELECT trim_scale(coalesce(a.value, 0) + coalesce(d.value, 0))
+                    FROM unnest(coalesce(u.like_sums, array_fill(0::numeric, ARRAY[35]))) WITH ORDINALITY AS a(value, i)
+                    FULL JOIN unnest(v_delta) WITH ORDINALITY AS d(value, i) USING (i)
+                    ORDER BY i);
+    v_cats   := ootd._add_counts(u.style_dna -> 'category_affinity', v_cats);
+    v_colors := ootd._add_counts(coalesce(u.style_dna -> 'color_affinity', ootd._seed_colors(u.style_dna -> 'preferred_colors')),
+                                 v_colors);
+    SELECT * INTO v_taste FROM ootd._learned_taste(u.stated_taste, u.stated_taste_norm, v_sums, v_likes);
     UPDATE ootd.users
-    SET style_dna   = v_dna || jsonb_build_object(
-                          'preferred_colors', v_list, 'category_affinity', v_cats,
-                          'vibe', ootd._stored_mean(v_vibe), 'trend', ootd._stored_mean(v_trend),
-                          'dare', ootd._stored_mean(v_dare)),
-        taste       = CASE WHEN public.vector_norm(v_sum) > 1e-6 THEN public.l2_normalize(v_sum) ELSE taste END,
-        taste_norm  = CASE WHEN public.vector_norm(v_sum) > 1e-6 THEN public.vector_norm(v_sum) / v_w
-                           ELSE taste_norm END,
-        likes_count = greatest(0, likes_count + p_sign * cardinality(p_outfits)),
-        updated_at  = now()
-    WHERE id = u.id;
+    SET style_dna         = u.style_dna || ootd._learned_means(u.stated_dna, v_sums, v_likes)
+                            || jsonb_build_object('category_affinity', v_cats, 'color_affinity', v_colors,
+                                                  'preferred_colors', ootd._rank_colors(p_user_id, v_colors, 8)),
+        taste             = v_taste.taste,
+        taste_norm        = v_taste.taste_norm,
+        likes_count       = v_likes,
+        stated_dna        = u.stated_dna,
+        stated_taste      = u.stated_taste,
+        stated_taste_norm = u.stated_taste_norm,
+        like_sums         = v_sums,
+        updated_at        = now()
+    WHERE id = p_user_id;
 END
 $$;
-COMMENT ON FUNCTION ootd._fold_likes(bigint, ootd.outfits[], integer) IS
-    'Private: fold a user''s liked (sign 1) or unliked (-1) outfits into their profile, under a row lock.';
+COMMENT ON FUNCTION ootd._learn(bigint, bigint[], integer[]) IS
+    'Private: fold one user''s liked (sign 1) and unliked (-1) outfits into their profile, under a row lock: the one home of learning.';
 
-
--- ootd._learn_like(user, outfit): fold one new like into the user's profile,
--- called by ootd.like in the same transaction (ootd.unlike takes one back out
--- with ootd._fold_likes).  Its UPDATE of users is validated by the users
--- CHECK like any other.  One outfit at a time, with n the user's likes before
--- it and W = 1 + n observations (the stated profile counts as one):
---   likes_count          n + 1 (unlike: n - 1)
---   vibe, trend, dare    running means in double precision: (W x old +
---                        outfit's) / (W + 1), and (W x old - outfit's) / (W - 1)
---                        for an unlike, which restores the old value; the
---                        outfit's value (a real) counts with 6 decimals, a
---                        missing mean starts at 0.5, means are stored rounded
---                        to 12 decimals
---   taste, taste_norm    the same running mean of unit embeddings, kept as
---                        direction (taste, unit length; cosine needs nothing
---                        else) and length (taste_norm), so an unlike subtracts
---                        exactly what the like added
---   category_affinity    [category] + 1 (unlike: - 1; a key reaching 0 goes)
---   color_affinity       [color] + 1 (unlike: - 1); the first like seeds it with
---                        ootd._seed_colors(stated preferred_colors), so stated
---                        colors are never forgotten and undoing every like
---                        restores the stated list exactly
---   preferred_colors     the strongest 8 of color_affinity: by strength, then
---                        by the latest like of that color, then by name.  A like
---                        only moves its color up: it goes in front of its
---                        strength group, behind the colors that are stronger,
---                        so the list is updated in place; an unlike recomputes
---                        it from the user's remaining likes.
--- A like is one UPDATE whose SET computes the new profile from the row it
--- updates; an unlike goes through ootd._fold_likes.  Both compute the same
--- values (tests/test_likes.py).
--- Lost updates: the UPDATE locks its row and, if a concurrent like of the same
--- user committed first, re-reads the newest version and recomputes (READ
--- COMMITTED); ootd._fold_likes locks the user row FOR NO KEY UPDATE and
--- computes from that read.  Each call touches one user, so two calls cannot
--- deadlock on user rows.  (Under REPEATABLE READ a concurrent like of the
--- same user is a 40001 to retry.)
--- Precision: means are float8 rounded to 12 decimals and taste is float4, so
--- undoing likes restores the earlier values up to rounding that grows with
--- the likes in between: means within 1e-11 and taste (each component, and
--- taste_norm) within 1e-5 per like, e.g. 1e-9 and 1e-3 after 100 likes and
--- their unlikes; every other field is restored exactly (tests/test_likes.py).
-CREATE FUNCTION ootd._learn_like(p_user_id bigint, p_outfit_id bigint)
+-- ootd._forget_likes(user): the user has no like left: the stated profile
+-- comes back verbatim (style_dna, taste, taste_norm) and the learning state
+-- empties.  A user without learning state keeps their profile.
+CREATE FUNCTION ootd._forget_likes(p_user_id bigint)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    -- ootd._fold_likes' arithmetic for one outfit, as one UPDATE of the row it reads.
-    UPDATE ootd.users p
-    SET (style_dna, taste, taste_norm, likes_count, updated_at) = (
-        SELECT p.style_dna || jsonb_build_object(
-                   'color_affinity', jsonb_set(z.seeded, ARRAY[x.color], to_jsonb(trim_scale(z.strength))),
-                   'preferred_colors', ootd._place_color(coalesce(p.style_dna -> 'preferred_colors', '[]'),
-                                                         z.seeded, x.color, z.strength),
-                   'category_affinity',
-                       jsonb_set(coalesce(p.style_dna -> 'category_affinity', '{}'), ARRAY[x.category],
-                                 to_jsonb(coalesce((p.style_dna -> 'category_affinity' ->> x.category)::numeric, 0) + 1)),
-                   'vibe',  ootd._stored_mean(ootd._mean_step(coalesce((p.style_dna ->> 'vibe')::float8, 0.5), z.w, x.vibe, 1)),
-                   'trend', ootd._stored_mean(ootd._mean_step(coalesce((p.style_dna ->> 'trend')::float8, 0.5), z.w, x.trend, 1)),
-                   'dare',  ootd._stored_mean(ootd._mean_step(coalesce((p.style_dna ->> 'dare')::float8, 0.5), z.w, x.dare, 1))),
-               CASE WHEN public.vector_norm(z.total) > 1e-6 THEN public.l2_normalize(z.total) ELSE p.taste END,
-               CASE WHEN public.vector_norm(z.total) > 1e-6 THEN public.vector_norm(z.total) / (z.w + 1)
-                    ELSE p.taste_norm END,
-               p.likes_count + 1,
-               now()
-        FROM ootd.outfits x,
-             LATERAL (SELECT 1 + p.likes_count::float8 AS w, s.seeded,
-                             coalesce((s.seeded ->> x.color)::numeric, 0) + 1 AS strength,
-                             CASE WHEN p.taste IS NULL THEN x.embedding
-                                  ELSE p.taste OPERATOR(public.*)
-                                       array_fill(((1 + p.likes_count::float8) * p.taste_norm)::real,
-                                                  ARRAY[public.vector_dims(p.taste)])::public.vector
-                                       OPERATOR(public.+) x.embedding END AS total
-                      FROM (SELECT coalesce(p.style_dna -> 'color_affinity',
-                                            ootd._seed_colors(p.style_dna -> 'preferred_colors')) AS seeded) s
-                      OFFSET 0) z              -- evaluated once, not once per use
-        WHERE x.id = p_outfit_id)
-    WHERE p.id = p_user_id;
+    UPDATE ootd.users
+    SET style_dna         = coalesce(stated_dna, style_dna),
+        taste             = CASE WHEN stated_dna IS NULL THEN taste ELSE stated_taste END,
+        taste_norm        = coalesce(stated_taste_norm, taste_norm),
+        likes_count       = 0,
+        stated_dna        = NULL,
+        stated_taste      = NULL,
+        stated_taste_norm = NULL,
+        like_sums         = NULL,
+        updated_at        = now()
+    WHERE id = p_user_id;
 END
 $$;
-COMMENT ON FUNCTION ootd._learn_like(bigint, bigint) IS
-    'Private: fold one new like into the user''s style_dna and taste (one UPDATE of the row it reads: no lost update).';
+COMMENT ON FUNCTION ootd._forget_likes(bigint) IS
+    'Private: a user whose last like went: the stated profile back verbatim, the learning state emptied.';
+
+-- ootd._likes_changed(): the likes triggers (statement level, with transition
+-- tables "added" and "removed"): each user whose likes changed is folded
+-- once, in user id order (two statements over the same users lock them in
+-- the same order: no deadlock), by ootd._learn.  SECURITY DEFINER: whoever
+-- may write a like, the profile learns it.
+-- The transition tables go into arrays first: Citus cannot ship a named
+-- tuplestore inside a query over a distributed table ("executor could not
+-- find named tuplestore"), and ootd._learn's queries are routed to the
+-- user's shard.
+CREATE FUNCTION ootd._likes_changed()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_users   bigint[];
+    v_outfits bigint[];
+    v_signs   integer[];
+    v_first   integer := 1;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        SELECT array_agg(a.user_id ORDER BY a.user_id, a.outfit_id), array_agg(a.outfit_id ORDER BY a.user_id, a.outfit_id),
+               array_fill(1, ARRAY[count(*)::integer])
+          INTO v_users, v_outfits, v_signs
+        FROM added a;
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT array_agg(r.user_id ORDER BY r.user_id, r.outfit_id), array_agg(r.outfit_id ORDER BY r.user_id, r.outfit_id),
+               array_fill(-1, ARRAY[count(*)::integer])
+          INTO v_users, v_outfits, v_signs
+        FROM removed r;
+    ELSE                               -- UPDATE: the old rows taken back, the new ones learned
+        SELECT array_agg(c.user_id ORDER BY c.user_id, c.sign, c.outfit_id),
+               array_agg(c.outfit_id ORDER BY c.user_id, c.sign, c.outfit_id),
+               array_agg(c.sign ORDER BY c.user_id, c.sign, c.outfit_id)
+          INTO v_users, v_outfits, v_signs
+        FROM (SELECT r.user_id, r.outfit_id, -1 AS sign FROM removed r
+              UNION ALL
+              SELECT a.user_id, a.outfit_id, 1 FROM added a) c;
+    END IF;
+    FOR i IN 1 .. coalesce(cardinality(v_users), 0) LOOP
+        IF i = cardinality(v_users) OR v_users[i + 1] <> v_users[i] THEN
+            PERFORM ootd._learn(v_users[i], v_outfits[v_first:i], v_signs[v_first:i]);
+            v_first := i + 1;
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ootd._likes_changed() IS
+    'Private: the likes triggers: fold each user''s added and removed likes into their profile (ootd._learn), in user id order.';
+
+-- ootd._likes_truncated(): after TRUNCATE ootd.likes nobody has a like:
+-- every user's stated profile comes back (ootd._forget_likes).  On Citus the
+-- trigger fires on each shard of ootd.likes (named likes_<shard id>), where a
+-- query over every user is refused: TRUNCATE is refused there (0A000, nothing
+-- changes), and DELETE FROM ootd.likes unlearns shard by shard instead.
+CREATE FUNCTION ootd._likes_truncated()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_users bigint[];
+BEGIN
+    IF TG_TABLE_NAME <> 'likes' THEN
+        RAISE EXCEPTION 'TRUNCATE ootd.likes cannot take back what the likes taught on a Citus cluster'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'DELETE FROM ootd.likes takes every like back and restores each stated profile.';
+    END IF;
+    SELECT array_agg(u.id ORDER BY u.id) INTO v_users FROM ootd.users u WHERE u.likes_count > 0;
+    FOR i IN 1 .. coalesce(cardinality(v_users), 0) LOOP
+        PERFORM ootd._forget_likes(v_users[i]);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION ootd._likes_truncated() IS
+    'Private: the TRUNCATE trigger of ootd.likes: every user''s stated profile comes back.';
 
 -- ootd.like(user, outfit): record a like; true if it is new, false if the user
--- had already liked the outfit (then nothing changes).  A new like updates
--- the profile in the same transaction (ootd._learn_like).  Unknown user or
--- outfit: 23503 foreign_key_violation.  On Citus it runs on the worker that
--- holds the user (distributed by p_user_id, co-located with ootd.users).
+-- had already liked the outfit (then nothing changes).  The likes trigger
+-- learns it in the same statement.  Unknown user or outfit: 23503
+-- foreign_key_violation.  On Citus it runs on the worker that holds the user
+-- (distributed by p_user_id, co-located with ootd.users).
 CREATE FUNCTION ootd.like(p_user_id bigint, p_outfit_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
@@ -281,19 +325,15 @@ BEGIN
     PERFORM ootd._check_like_target(p_user_id, p_outfit_id);
     INSERT INTO ootd.likes (user_id, outfit_id) VALUES (p_user_id, p_outfit_id)
     ON CONFLICT (user_id, outfit_id) DO NOTHING;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    PERFORM ootd._learn_like(p_user_id, p_outfit_id);
-    RETURN true;
+    RETURN FOUND;
 END
 $$;
 COMMENT ON FUNCTION ootd.like(bigint, bigint) IS
-    'Like an outfit: true if new, false if already liked; updates style_dna and taste in the same transaction.';
+    'Like an outfit: true if new, false if already liked; the likes trigger updates style_dna and taste.';
 
--- ootd.unlike(user, outfit): take a like back; true if there was one.  Its
--- effect on the profile is reversed in the same transaction
--- (ootd._fold_likes).  Unknown user or outfit: 23503 foreign_key_violation.
+-- ootd.unlike(user, outfit): take a like back; true if there was one.  The
+-- likes trigger takes its effect on the profile back in the same statement.
+-- Unknown user or outfit: 23503 foreign_key_violation.
 CREATE FUNCTION ootd.unlike(p_user_id bigint, p_outfit_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER
@@ -302,17 +342,11 @@ AS $$
 BEGIN
     PERFORM ootd._check_like_target(p_user_id, p_outfit_id);
     DELETE FROM ootd.likes l WHERE l.user_id = p_user_id AND l.outfit_id = p_outfit_id;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    -- ROW(x.*): a row of the table's type even where Citus reads a shard (whose row type differs)
-    PERFORM ootd._fold_likes(p_user_id, ARRAY(SELECT ROW(x.*)::ootd.outfits FROM ootd.outfits x WHERE x.id = p_outfit_id),
-                             -1);
-    RETURN true;
+    RETURN FOUND;
 END
 $$;
 COMMENT ON FUNCTION ootd.unlike(bigint, bigint) IS
-    'Take a like back: true if the user had liked the outfit; reverses its effect on style_dna and taste.';
+    'Take a like back: true if the user had liked the outfit; the likes trigger reverses its effect on the profile.';
 
 -- ootd._check_like_target(user, outfit): the readable errors of like/unlike.
 CREATE FUNCTION ootd._check_like_target(p_user_id bigint, p_outfit_id bigint)
@@ -333,3 +367,16 @@ END
 $$;
 COMMENT ON FUNCTION ootd._check_like_target(bigint, bigint) IS
     'Private: raises 23503 naming the unknown user or outfit of a like/unlike.';
+
+-- ----------------------------------------------------------------- triggers --
+-- Statement level, with transition tables: a COPY of 100,000 likes folds each
+-- user once (bench/likes.py).  (A transition table serves one event only,
+-- hence one trigger per event.)
+CREATE TRIGGER likes_learn_deleted AFTER DELETE ON ootd.likes
+    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION ootd._likes_changed();
+CREATE TRIGGER likes_learn_inserted AFTER INSERT ON ootd.likes
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION ootd._likes_changed();
+CREATE TRIGGER likes_learn_updated AFTER UPDATE ON ootd.likes
+    REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION ootd._likes_changed();
+CREATE TRIGGER likes_learn_truncated AFTER TRUNCATE ON ootd.likes
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._likes_truncated();
