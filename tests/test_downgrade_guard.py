@@ -139,16 +139,19 @@ def test_ootd_migrate_to_an_older_revision_refuses_then_downgrades_with_allow_da
     assert refused.returncode == 1, refused.stderr
     assert refused.stdout == ""
     [line] = refused.stderr.splitlines()  # one line, no traceback
-    assert line.startswith(
-        f"ootd: error: downgrade {head()} -> 0003 would destroy data: column ootd.users.likes_count (3 values)"
-    )
+    assert line.startswith(f"ootd: error: downgrade {head()} -> 0003 would destroy data: column ootd.users.")
+    # 0017's stated taste (its upgrade would put it back only to within 0014's rounding) and 0004's
+    # likes_count
+    for column in ("stated_taste", "stated_taste_norm", "likes_count"):
+        assert f"column ootd.users.{column} (3 values)" in line, column
     assert "--allow-data-loss" in line
     assert state(liked_url) == ([(head(),)], SEEDED_USERS)
 
     down = run_cli("migrate", "--revision", "0003", "--allow-data-loss", env=env)
     assert down.returncode == 0, down.stderr
     assert down.stdout == "downgraded to 0003\n"
-    assert "dropping column ootd.users.likes_count (3 values)" in down.stderr
+    assert "dropping column ootd.users.stated_taste (3 values)" in down.stderr
+    assert "column ootd.users.likes_count (3 values)" in down.stderr
     assert state(liked_url) == ([("0003",)], SEEDED_USERS)
     with psycopg.connect(liked_url) as conn:  # the likes themselves (0001's table) are kept
         assert conn.execute("SELECT count(*) FROM ootd.likes").fetchone()[0] == 3
