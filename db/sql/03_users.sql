@@ -7,7 +7,7 @@
 -- ------------------------------------------------------------------- tables --
 -- style_dna:   {"archetype": "Minimal", "preferred_colors": ["Beige", ...],
 --               "category_affinity": {"Dress": 2, ...},
---               "color_affinity": {"Beige": 2.5, ...},   (kept by ootd.like / ootd.unlike)
+--               "color_affinity": {"Beige": 2.5, ...},   (kept by the likes triggers)
 --               "vibe": 0.4, "trend": 0.6, "dare": 0.2}
 -- style_rules: {"liked_categories": [...], "disliked_categories": [...],
 --               "disliked_colors": [...]}
