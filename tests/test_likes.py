@@ -20,7 +20,7 @@ NOON = f"{SERVED_DAY} 12:00+00"
 #: keep their scale, floats print exactly).
 STORED_PROFILE = (
     "SELECT row(u.city, u.timezone, u.style_dna, u.style_rules, u.taste, u.likes_count, u.taste_norm, "
-    "u.stated_dna, u.stated_taste, u.stated_taste_norm, u.like_sums)::text FROM ootd.users u WHERE u.id = %s"
+    "u.stated_dna, u.stated_taste, u.stated_taste_norm)::text FROM ootd.users u WHERE u.id = %s"
 )
 
 

@@ -64,4 +64,4 @@ def test_upgrade_relearns_every_like_and_keeps_the_stated_profile(empty_db_url: 
             assert abs(dna[key] - stated[1][0][key]) < 1e-9, key
         assert np.abs(taste.to_numpy() - stated[1][1].to_numpy()).max() < 1e-4
         # user 3 liked and unliked before: nothing to learn, its profile as stated (0016 restored it)
-        assert conn.execute("SELECT stated_dna, like_sums FROM ootd.users WHERE id = 3").fetchone() == (None, None)
+        assert conn.execute("SELECT stated_dna, stated_taste FROM ootd.users WHERE id = 3").fetchone() == (None, None)

@@ -27,10 +27,9 @@ CREATE TABLE ootd.users (
     stated_dna        jsonb,
     stated_taste      public.vector(32),
     stated_taste_norm real,
-    like_sums         numeric[],
     CONSTRAINT users_learning_state CHECK (CASE WHEN likes_count = 0
-        THEN stated_dna IS NULL AND stated_taste IS NULL AND stated_taste_norm IS NULL AND like_sums IS NULL
-        ELSE stated_dna IS NOT NULL AND stated_taste_norm IS NOT NULL AND cardinality(like_sums) = 35 END)
+        THEN stated_dna IS NULL AND stated_taste IS NULL AND stated_taste_norm IS NULL
+        ELSE stated_dna IS NOT NULL AND stated_taste_norm IS NOT NULL END)
 );
 COMMENT ON TABLE ootd.users IS 'App users with their style DNA (learned), style rules (stated) and taste vector.';
 COMMENT ON COLUMN ootd.users.timezone IS 'IANA zone name (see ootd.timezones); decides the user''s local date and daypart.';
@@ -40,7 +39,6 @@ COMMENT ON COLUMN ootd.users.taste_norm IS 'Length of the mean of the stated tas
 COMMENT ON COLUMN ootd.users.stated_dna IS 'While the user has likes: style_dna as stated before the first (ootd.put_user edits it too); it comes back verbatim with the last unlike.  NULL without likes.';
 COMMENT ON COLUMN ootd.users.stated_taste IS 'While the user has likes: taste as stated before the first.  NULL without likes (or without a stated taste).';
 COMMENT ON COLUMN ootd.users.stated_taste_norm IS 'While the user has likes: taste_norm as stated before the first.  NULL without likes.';
-COMMENT ON COLUMN ootd.users.like_sums IS 'While the user has likes: exact sums over them of each liked outfit''s vibe, trend, dare and 32 embedding components (ootd._like_features), from which the means and taste derive.  NULL without likes.';
 
 -- ---------------------------------------------------------------- functions --
 -- ootd._style_shape_problem(dna, rules): NULL when both documents have the
@@ -301,9 +299,9 @@ COMMENT ON FUNCTION ootd._user_is_valid(bigint, text, jsonb, jsonb) IS
 -- given (NULL = keep): a new city moves the time zone with it unless one is
 -- given; style_dna and style_rules are merged key by key, so setting
 -- style_rules never touches the learned style_dna.  A user with likes edits
--- their stated profile (users.stated_dna) as well: a stated vibe, trend or
--- dare is averaged with the likes at once (ootd._learned_means), and the
--- edited profile is what comes back when the last like goes.
+-- their stated profile (users.stated_dna): the learned one is derived from it
+-- and the likes again at once (ootd._learn), and the edited profile is what
+-- comes back when the last like goes.
 -- Cities match whatever the case.  Errors: 22023 bad id, 23502 new user
 -- without a city, 23503 unknown city; the users CHECK checks the rest.
 CREATE FUNCTION ootd.put_user(
@@ -330,14 +328,17 @@ BEGIN
     UPDATE ootd.users u
     SET city        = coalesce(v_city.name, u.city),
         timezone    = coalesce(p_timezone, v_city.timezone, u.timezone),
-        style_dna   = u.style_dna || coalesce(p_style_dna, '{}')
-                      || ootd._learned_means(u.stated_dna || coalesce(p_style_dna, '{}'), u.like_sums, u.likes_count),
+        style_dna   = u.style_dna || coalesce(p_style_dna, '{}'),
         stated_dna  = u.stated_dna || coalesce(p_style_dna, '{}'),
         style_rules = u.style_rules || coalesce(p_style_rules, '{}'),
         updated_at  = now()
     WHERE u.id = p_id
     RETURNING u.* INTO v_user;
     IF FOUND THEN
+        IF v_user.stated_dna IS NOT NULL AND p_style_dna IS NOT NULL THEN
+            PERFORM ootd._learn(p_id);     -- the learned profile from the edited stated one
+            SELECT * INTO v_user FROM ootd.users u WHERE u.id = p_id;
+        END IF;
         RETURN v_user;
     END IF;
     IF p_city IS NULL THEN

@@ -13,6 +13,47 @@ DROP TRIGGER likes_learn_inserted ON ootd.likes;
 DROP TRIGGER likes_learn_deleted ON ootd.likes;
 ALTER TABLE ootd.users DROP CONSTRAINT users_learning_state;
 
+-- ---------------------------------------------------------------- functions --
+-- ootd._seed_colors(stated): the color_affinity a user's first like starts
+-- from: each stated preferred color at 0.5, 0.499, ... in stated order, so
+-- stated colors rank below any liked one and keep their order among themselves.
+CREATE FUNCTION ootd._seed_colors(p_stated jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(jsonb_object_agg(e.color, trim_scale(0.5 - 0.001 * (e.i - 1))), '{}')
+    FROM jsonb_array_elements_text(coalesce(p_stated, '[]')) WITH ORDINALITY AS e(color, i)
+$$;
+COMMENT ON FUNCTION ootd._seed_colors(jsonb) IS
+    'Private: color_affinity seeded from the stated preferred_colors (0.5, 0.499, ... in stated order).';
+
+-- ootd._rank_colors(user, affinity, limit): preferred_colors recomputed from
+-- color_affinity: by strength, then by the user's latest like of that color,
+-- then by name; `limit` colors at most (NULL: all, as when no like is left and
+-- the stated colors come back in their stated order).
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
+CREATE FUNCTION ootd._rank_colors(p_user_id bigint, p_affinity jsonb, p_limit integer)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN (
+        SELECT coalesce(jsonb_agg(t.key ORDER BY t.strength DESC, t.last_liked DESC NULLS LAST, t.key), '[]')
+        FROM (SELECT e.key, e.value::numeric AS strength, rl.last_liked
+              FROM jsonb_each(p_affinity) e
+              LEFT JOIN (SELECT x.color, max(l.liked_at) AS last_liked
+                         FROM ootd.likes l JOIN ootd.outfits x ON x.id = l.outfit_id
+                         WHERE l.user_id = p_user_id
+                         GROUP BY x.color) rl ON rl.color = e.key
+              ORDER BY e.value::numeric DESC, rl.last_liked DESC NULLS LAST, e.key
+              LIMIT p_limit) t);
+END
+$$;
+COMMENT ON FUNCTION ootd._rank_colors(bigint, jsonb, integer) IS
+    'Private: preferred_colors from color_affinity: by strength, latest like, name; p_limit at most.';
+
 -- ootd._mean_step(mean, weight, value, sign): one step of a running mean of
 -- `weight` observations: add (sign 1) or take back (sign -1) one value, which
 -- counts with 6 decimals, so taking back what was added restores the mean.
@@ -324,11 +365,9 @@ COMMENT ON FUNCTION ootd.put_user(bigint, text, text, jsonb, jsonb) IS
 DROP FUNCTION ootd._likes_truncated();
 DROP FUNCTION ootd._likes_changed();
 DROP FUNCTION ootd._forget_likes(bigint);
-DROP FUNCTION ootd._learn(bigint, bigint[], integer[]);
-DROP FUNCTION ootd._learned_taste(public.vector, real, numeric[], integer);
-DROP FUNCTION ootd._learned_means(jsonb, numeric[], integer);
-DROP FUNCTION ootd._add_counts(jsonb, jsonb);
-ALTER TABLE ootd.users DROP COLUMN like_sums, DROP COLUMN stated_taste_norm, DROP COLUMN stated_taste, DROP COLUMN stated_dna;
+DROP FUNCTION ootd._learned_mean(jsonb, numeric, integer);
+DROP FUNCTION ootd._learn(bigint);
+ALTER TABLE ootd.users DROP COLUMN stated_taste_norm, DROP COLUMN stated_taste, DROP COLUMN stated_dna;
 
 COMMENT ON COLUMN ootd.users.likes_count IS 'Current likes; with the stated profile as one more observation, the weight of the running means ootd.like / ootd.unlike keep.';
 COMMENT ON COLUMN ootd.users.taste_norm IS 'Length of the running mean of liked unit embeddings whose direction is taste (lets an unlike subtract exactly).';

@@ -1,176 +1,156 @@
 -- =============================================================================
 -- Revision 0017: likes learn in a trigger again, exactly (frozen)
 -- Statement-level triggers on ootd.likes are the one home of learning
--- (ootd._learn): every writer learns, COPY and DELETE included.  Users keep
--- their stated profile (stated_dna, stated_taste, stated_taste_norm) and
--- exact sums over their likes (like_sums) while they have likes, so an
--- unlike restores the profile bit for bit.  Users who had likes are
--- re-learned from their likes: their current profile, with the likes it
--- counted taken back by 0014's arithmetic, becomes the stated one.
+-- (ootd._learn): every writer learns, COPY and DELETE included.  While a user
+-- has likes their stated profile is kept (stated_dna, stated_taste,
+-- stated_taste_norm) and the learned one is derived afresh from it and the
+-- current likes, so an unlike restores the profile bit for bit.  Users who
+-- had likes are re-learned from their likes rows: their current profile, with
+-- the likes it counted taken back by 0014's arithmetic, becomes the stated one.
 -- On a distributed schema (Citus) `ootd migrate` runs this revision with
--- citus.enable_unsafe_triggers on (db/citus.py).
+-- citus.enable_unsafe_triggers on (db/citus.py), and Citus sends a distributed
+-- table's ALTER, COMMENT and CREATE TRIGGER to the workers as the text of the
+-- statement they came in, which a worker refuses when it holds several
+-- commands (42601): those go one by one, through EXECUTE.
 -- =============================================================================
 SET ROLE ootd_owner;
 
-ALTER TABLE ootd.users
-    ADD COLUMN stated_dna jsonb,
-    ADD COLUMN stated_taste public.vector(32),
-    ADD COLUMN stated_taste_norm real,
-    ADD COLUMN like_sums numeric[];
 
-COMMENT ON COLUMN ootd.users.likes_count IS 'The user''s rows in ootd.likes (kept by the likes trigger); with the stated profile as one more observation, the weight of the learned means.';
-COMMENT ON COLUMN ootd.users.taste_norm IS 'Length of the mean of the stated taste and the liked embeddings, whose direction is taste.';
-COMMENT ON COLUMN ootd.users.stated_dna IS 'While the user has likes: style_dna as stated before the first (ootd.put_user edits it too); it comes back verbatim with the last unlike.  NULL without likes.';
-COMMENT ON COLUMN ootd.users.stated_taste IS 'While the user has likes: taste as stated before the first.  NULL without likes (or without a stated taste).';
-COMMENT ON COLUMN ootd.users.stated_taste_norm IS 'While the user has likes: taste_norm as stated before the first.  NULL without likes.';
-COMMENT ON COLUMN ootd.users.like_sums IS 'While the user has likes: exact sums over them of each liked outfit''s vibe, trend, dare and 32 embedding components (ootd._like_features), from which the means and taste derive.  NULL without likes.';
-COMMENT ON TABLE ootd.likes IS 'Implicit feedback: a row per liked outfit; its triggers teach the user''s profile.';
+DO $ddl$
+BEGIN
+    EXECUTE $sql$ALTER TABLE ootd.users ADD COLUMN stated_dna jsonb$sql$;
+    EXECUTE $sql$ALTER TABLE ootd.users ADD COLUMN stated_taste public.vector(32)$sql$;
+    EXECUTE $sql$ALTER TABLE ootd.users ADD COLUMN stated_taste_norm real$sql$;
+    EXECUTE $sql$COMMENT ON COLUMN ootd.users.likes_count IS 'The user''s rows in ootd.likes (kept by the likes trigger); with the stated profile as one more observation, the weight of the learned means.'$sql$;
+    EXECUTE $sql$COMMENT ON COLUMN ootd.users.taste_norm IS 'Length of the mean of the stated taste and the liked embeddings, whose direction is taste.'$sql$;
+    EXECUTE $sql$COMMENT ON COLUMN ootd.users.stated_dna IS 'While the user has likes: style_dna as stated before the first (ootd.put_user edits it too); it comes back verbatim with the last unlike.  NULL without likes.'$sql$;
+    EXECUTE $sql$COMMENT ON COLUMN ootd.users.stated_taste IS 'While the user has likes: taste as stated before the first.  NULL without likes (or without a stated taste).'$sql$;
+    EXECUTE $sql$COMMENT ON COLUMN ootd.users.stated_taste_norm IS 'While the user has likes: taste_norm as stated before the first.  NULL without likes.'$sql$;
+    EXECUTE $sql$COMMENT ON TABLE ootd.likes IS 'Implicit feedback: a row per liked outfit; its triggers teach the user''s profile.'$sql$;
+END
+$ddl$;
 
--- ootd._add_counts(counts, delta): a {name: number} object with delta's
--- numbers added, key by key; a key reaching 0 or less goes.  Exact (numeric),
--- so adding a delta and then its opposite gives the object back verbatim.
-CREATE FUNCTION ootd._add_counts(p_counts jsonb, p_delta jsonb)
-RETURNS jsonb
+-- ootd._learned_mean(stated, sum, likes): a mean as served: the stated value
+-- (one observation; 0.5 when none is stated) and the likes' sum over 1 + likes
+-- observations, in numeric, clamped to 0..1, rounded to 12 decimals (trailing
+-- zeros trimmed).  (No SET clause: the planner inlines it.)
+CREATE FUNCTION ootd._learned_mean(p_stated jsonb, p_sum numeric, p_likes integer)
+RETURNS numeric
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(jsonb_object_agg(t.key, t.total) FILTER (WHERE t.total > 0), '{}')
-    FROM (SELECT key, coalesce(c.value::numeric, 0) + coalesce(d.value::numeric, 0) AS total
-          FROM jsonb_each(coalesce(p_counts, '{}')) c FULL JOIN jsonb_each(coalesce(p_delta, '{}')) d USING (key)) t
+    SELECT trim_scale(round(least(1, greatest(0, (coalesce(p_stated::numeric, 0.5) + p_sum) / (1 + p_likes))), 12))
 $$;
-COMMENT ON FUNCTION ootd._add_counts(jsonb, jsonb) IS
-    'Private: counts plus delta, key by key (numeric, exact); keys reaching 0 or less go.';
+COMMENT ON FUNCTION ootd._learned_mean(jsonb, numeric, integer) IS
+    'Private: a mean of the stated value and the likes'' sum (numeric, 0..1, 12 decimals).';
 
--- ootd._learned_means(stated, sums, likes): vibe, trend and dare as served:
--- the mean of the stated value (one observation; 0.5 when none is stated)
--- and the likes' values, from the exact sums (users.like_sums[1:3]), in
--- numeric, clamped to 0..1 and rounded to 12 decimals (trailing zeros
--- trimmed).  '{}' for a user
--- without likes (sums NULL), whose style_dna is the stated one.
-CREATE FUNCTION ootd._learned_means(p_stated jsonb, p_sums numeric[], p_likes integer)
-RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT coalesce(jsonb_object_agg(m.key, trim_scale(round(least(1, greatest(0,
-                        (coalesce((p_stated ->> m.key)::numeric, 0.5) + p_sums[m.i]) / (1 + p_likes))), 12))), '{}')
-    FROM unnest(ARRAY['vibe', 'trend', 'dare']) WITH ORDINALITY AS m(key, i)
-    WHERE p_sums IS NOT NULL
-$$;
-COMMENT ON FUNCTION ootd._learned_means(jsonb, numeric[], integer) IS
-    'Private: {"vibe", "trend", "dare"}: the means of the stated values and the likes'' exact sums (12 decimals).';
-
--- ootd._learned_taste(stated taste, stated norm, sums, likes): taste as
--- served: the direction (unit, float4) and length (taste_norm) of the mean of
--- the stated taste (one observation of length stated_norm) and the liked
--- embeddings, from their exact sums (users.like_sums[4:35]).  Where that
--- mean vanishes (length <= 1e-6 per observation) the stated taste stays.
-CREATE FUNCTION ootd._learned_taste(p_stated public.vector, p_stated_norm real, p_sums numeric[], p_likes integer,
-                                    OUT taste public.vector, OUT taste_norm real)
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE WHEN public.vector_norm(t.total) > 1e-6 * (1 + p_likes) THEN public.l2_normalize(t.total) ELSE p_stated END,
-           CASE WHEN public.vector_norm(t.total) > 1e-6 * (1 + p_likes) THEN (public.vector_norm(t.total) / (1 + p_likes))::real
-                ELSE p_stated_norm END
-    FROM (SELECT array_agg(coalesce(s.value::numeric * p_stated_norm::numeric, 0) + e.value ORDER BY e.i)::real[]::public.vector AS total
-          FROM unnest(p_sums[4:35]) WITH ORDINALITY AS e(value, i)
-          LEFT JOIN unnest(p_stated::real[]) WITH ORDINALITY AS s(value, i) USING (i)) t
-$$;
-COMMENT ON FUNCTION ootd._learned_taste(public.vector, real, numeric[], integer) IS
-    'Private: taste (unit) and taste_norm: the mean of the stated taste and the liked embeddings, from exact sums.';
-
--- ootd._learn(user, outfits, signs): the one home of learning.  Folds the
--- outfits liked (sign 1) or unliked (-1) by one user into their profile,
--- under a lock on the user row (FOR NO KEY UPDATE, then each statement reads
--- afresh: a concurrent like of the same user that committed first is seen,
--- never lost).  With n the user's likes and W = 1 + n (the stated profile
--- counts as one observation):
+-- ootd._learn(user): the one home of learning.  The user's profile from their
+-- stated profile and their current likes, under a lock on the user row (FOR
+-- NO KEY UPDATE; the likes are read by the next statement, afresh, so a
+-- concurrent like of the same user that committed first is counted).  With n
+-- likes and W = 1 + n (the stated profile counts as one observation):
 --   likes_count         n
 --   stated_dna,         the profile as stated, kept from the first like on
 --   stated_taste(_norm) (NULL again when no like is left)
---   like_sums           exact sums (numeric) over the likes of vibe, trend,
---                       dare and the 32 embedding components
---   vibe, trend, dare   (stated + sum) / W, rounded to 12 decimals
---                       (ootd._learned_means; a missing stated value is 0.5)
---   taste, taste_norm   the direction and length of (stated taste x stated
---                       norm + sum of embeddings) / W (ootd._learned_taste)
---   category_affinity   [category] + 1 per like, - 1 per unlike
---   color_affinity      [color] + 1 / - 1, from the stated preferred colors
---                       seeded at 0.5, 0.499, ... (ootd._seed_colors)
---   preferred_colors    the strongest 8 of color_affinity by strength, latest
---                       like, name (ootd._rank_colors)
--- With no like left, the stated profile comes back verbatim.  Every number is
--- exact or derived from exact ones, so the profile depends only on the stated
--- profile and the current likes: not on who wrote them, in what order or in
--- how many statements.  The users CHECK validates the UPDATE like any other.
-CREATE FUNCTION ootd._learn(p_user_id bigint, p_outfits bigint[], p_signs integer[])
+--   vibe, trend, dare   (stated value, 0.5 if none + sum of the likes' values)
+--                       / W, in numeric, clamped to 0..1, 12 decimals
+--   taste, taste_norm   direction (unit) and length of (stated taste x stated
+--                       norm + sum of the liked embeddings, added in outfit id
+--                       order) / W; the stated taste stays where that is ~0
+--   category_affinity   stated + the likes of each category
+--   color_affinity      stated (else the stated preferred colors seeded at
+--                       0.5, 0.499, ... in stated order, so they rank below any
+--                       liked color and keep their order) + the likes of each
+--   preferred_colors    the strongest 8 of color_affinity by strength, then
+--                       the latest like of the color (liked_at), then name
+-- With no like left, the stated profile comes back verbatim.  Every value is
+-- derived afresh from the stated profile and the current likes (exact sums,
+-- a fixed order for the float ones): it does not depend on who wrote the
+-- likes, in what order or in how many statements.  One query reads the likes
+-- (each liked outfit by its key: LATERAL ... OFFSET 0 keeps that plan
+-- whatever the statistics of a fresh likes table say), one UPDATE writes;
+-- the users CHECK validates it like any other.
+CREATE FUNCTION ootd._learn(p_user_id bigint)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    u        ootd.users;
-    v_change integer;
-    v_cats   jsonb;
-    v_colors jsonb;
-    v_delta  numeric[];
-    v_sums   numeric[];
-    v_likes  integer;
-    v_taste  record;
+    u       ootd.users;
+    v_dna   jsonb;                     -- the profile as stated
+    v_taste public.vector;
+    v_norm  real;
+    v       record;
+    v_total public.vector;
 BEGIN
     SELECT * INTO u FROM ootd.users WHERE id = p_user_id FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RETURN;                        -- the user is being deleted (their likes cascade)
     END IF;
-    -- The change, from the outfits (a reference table on Citus): the likes
-    -- added minus those taken back, per category, per color and per feature.
-    WITH changes AS (
-        SELECT x.category, x.color, s.sign, ARRAY[x.vibe, x.trend, x.dare] || x.embedding::real[] AS features
-        FROM unnest(p_outfits, p_signs) AS s(outfit_id, sign) JOIN ootd.outfits x ON x.id = s.outfit_id)
-    SELECT (SELECT sum(c.sign) FROM changes c),
-           (SELECT jsonb_object_agg(g.category, g.n) FROM (SELECT c.category, sum(c.sign) AS n FROM changes c GROUP BY 1) g),
-           (SELECT jsonb_object_agg(g.color, g.n) FROM (SELECT c.color, sum(c.sign) AS n FROM changes c GROUP BY 1) g),
-           (SELECT array_agg(f.total ORDER BY f.i)
-            FROM (SELECT e.i, sum(c.sign * e.value::numeric) AS total
-                  FROM changes c, unnest(c.features) WITH ORDINALITY AS e(value, i) GROUP BY e.i) f)
-      INTO v_change, v_cats, v_colors, v_delta;
-    v_likes := u.likes_count + coalesce(v_change, 0);
-    IF v_likes <= 0 THEN
+    v_dna   := coalesce(u.stated_dna, u.style_dna);
+    v_taste := CASE WHEN u.stated_dna IS NULL THEN u.taste ELSE u.stated_taste END;
+    v_norm  := CASE WHEN u.stated_dna IS NULL THEN u.taste_norm ELSE u.stated_taste_norm END;
+    WITH liked AS MATERIALIZED (
+        SELECT x.id, x.category, x.color, x.vibe, x.trend, x.dare, x.embedding, l.liked_at
+        FROM ootd.likes l
+        CROSS JOIN LATERAL (SELECT o.* FROM ootd.outfits o WHERE o.id = l.outfit_id OFFSET 0) x
+        WHERE l.user_id = p_user_id),
+    colors AS (
+        SELECT c.key, sum(c.strength) AS strength, max(c.liked_at) AS last_liked
+        FROM (SELECT e.key, e.value::numeric AS strength, NULL::timestamptz AS liked_at
+              FROM jsonb_each(v_dna -> 'color_affinity') e
+              UNION ALL
+              SELECT e.color, trim_scale(0.5 - 0.001 * (e.i - 1)), NULL
+              FROM jsonb_array_elements_text(CASE WHEN NOT v_dna ? 'color_affinity' THEN v_dna -> 'preferred_colors' END)
+                   WITH ORDINALITY AS e(color, i)
+              UNION ALL
+              SELECT k.color, 1, k.liked_at FROM liked k) c
+        GROUP BY c.key)
+    SELECT (SELECT count(*)::integer FROM liked) AS n,
+           (SELECT sum(k.vibe::numeric) FROM liked k) AS vibe,
+           (SELECT sum(k.trend::numeric) FROM liked k) AS trend,
+           (SELECT sum(k.dare::numeric) FROM liked k) AS dare,
+           (SELECT public.sum(k.embedding ORDER BY k.id) FROM liked k) AS embedding,
+           (SELECT coalesce(jsonb_object_agg(c.key, c.total) FILTER (WHERE c.total > 0), '{}')
+            FROM (SELECT c.key, sum(c.n) AS total
+                  FROM (SELECT e.key, e.value::numeric AS n FROM jsonb_each(v_dna -> 'category_affinity') e
+                        UNION ALL
+                        SELECT k.category, 1 FROM liked k) c
+                  GROUP BY c.key) c) AS category_affinity,
+           (SELECT coalesce(jsonb_object_agg(c.key, c.strength) FILTER (WHERE c.strength > 0), '{}')
+            FROM colors c) AS color_affinity,
+           (SELECT coalesce(jsonb_agg(t.key ORDER BY t.strength DESC, t.last_liked DESC NULLS LAST, t.key), '[]')
+            FROM (SELECT c.key, c.strength, c.last_liked FROM colors c WHERE c.strength > 0
+                  ORDER BY c.strength DESC, c.last_liked DESC NULLS LAST, c.key LIMIT 8) t) AS preferred_colors
+      INTO v;
+    IF v.n = 0 THEN
         PERFORM ootd._forget_likes(p_user_id);
         RETURN;
     END IF;
-    IF u.stated_dna IS NULL THEN       -- the first like: keep the profile as stated
-        u.stated_dna        := u.style_dna;
-        u.stated_taste      := u.taste;
-        u.stated_taste_norm := u.taste_norm;
-    END IF;
-    -- trim_scale: one representation per number, so taking back what was added gives the same bytes
-    v_sums := ARRAY(SELECT trim_scale(coalesce(a.value, 0) + coalesce(d.value, 0))
-                    FROM unnest(coalesce(u.like_sums, array_fill(0::numeric, ARRAY[35]))) WITH ORDINALITY AS a(value, i)
-                    FULL JOIN unnest(v_delta) WITH ORDINALITY AS d(value, i) USING (i)
-                    ORDER BY i);
-    v_cats   := ootd._add_counts(u.style_dna -> 'category_affinity', v_cats);
-    v_colors := ootd._add_counts(coalesce(u.style_dna -> 'color_affinity', ootd._seed_colors(u.style_dna -> 'preferred_colors')),
-                                 v_colors);
-    SELECT * INTO v_taste FROM ootd._learned_taste(u.stated_taste, u.stated_taste_norm, v_sums, v_likes);
+    v_total := CASE WHEN v_taste IS NULL THEN v.embedding
+                    ELSE v_taste OPERATOR(public.*) array_fill(v_norm, ARRAY[public.vector_dims(v_taste)])::public.vector
+                         OPERATOR(public.+) v.embedding END;
     UPDATE ootd.users
-    SET style_dna         = u.style_dna || ootd._learned_means(u.stated_dna, v_sums, v_likes)
-                            || jsonb_build_object('category_affinity', v_cats, 'color_affinity', v_colors,
-                                                  'preferred_colors', ootd._rank_colors(p_user_id, v_colors, 8)),
-        taste             = v_taste.taste,
-        taste_norm        = v_taste.taste_norm,
-        likes_count       = v_likes,
-        stated_dna        = u.stated_dna,
-        stated_taste      = u.stated_taste,
-        stated_taste_norm = u.stated_taste_norm,
-        like_sums         = v_sums,
+    SET style_dna         = v_dna || jsonb_build_object(
+                                'category_affinity', v.category_affinity,
+                                'color_affinity', v.color_affinity,
+                                'preferred_colors', v.preferred_colors,
+                                'vibe', ootd._learned_mean(v_dna -> 'vibe', v.vibe, v.n),
+                                'trend', ootd._learned_mean(v_dna -> 'trend', v.trend, v.n),
+                                'dare', ootd._learned_mean(v_dna -> 'dare', v.dare, v.n)),
+        taste             = CASE WHEN public.vector_norm(v_total) > 1e-6 * (1 + v.n) THEN public.l2_normalize(v_total)
+                                 ELSE v_taste END,
+        taste_norm        = CASE WHEN public.vector_norm(v_total) > 1e-6 * (1 + v.n)
+                                 THEN (public.vector_norm(v_total) / (1 + v.n))::real ELSE v_norm END,
+        likes_count       = v.n,
+        stated_dna        = v_dna,
+        stated_taste      = v_taste,
+        stated_taste_norm = v_norm,
         updated_at        = now()
     WHERE id = p_user_id;
 END
 $$;
-COMMENT ON FUNCTION ootd._learn(bigint, bigint[], integer[]) IS
-    'Private: fold one user''s liked (sign 1) and unliked (-1) outfits into their profile, under a row lock: the one home of learning.';
+COMMENT ON FUNCTION ootd._learn(bigint) IS
+    'Private: a user''s profile from their stated profile and current likes, under a row lock: the one home of learning.';
 
 -- ootd._forget_likes(user): the user has no like left: the stated profile
 -- comes back verbatim (style_dna, taste, taste_norm) and the learning state
@@ -189,7 +169,6 @@ BEGIN
         stated_dna        = NULL,
         stated_taste      = NULL,
         stated_taste_norm = NULL,
-        like_sums         = NULL,
         updated_at        = now()
     WHERE id = p_user_id;
 END
@@ -198,61 +177,43 @@ COMMENT ON FUNCTION ootd._forget_likes(bigint) IS
     'Private: a user whose last like went: the stated profile back verbatim, the learning state emptied.';
 
 -- ootd._likes_changed(): the likes triggers (statement level, with transition
--- tables "added" and "removed"): each user whose likes changed is folded
--- once, in user id order (two statements over the same users lock them in
--- the same order: no deadlock), by ootd._learn.  SECURITY DEFINER: whoever
--- may write a like, the profile learns it.
--- The transition tables go into arrays first: Citus cannot ship a named
--- tuplestore inside a query over a distributed table ("executor could not
--- find named tuplestore"), and ootd._learn's queries are routed to the
--- user's shard.
+-- tables "added" and "removed"): each user whose likes changed is learned
+-- once, in user id order (two statements over the same users lock them in the
+-- same order: no deadlock), by ootd._learn.  SECURITY DEFINER: whoever may
+-- write a like, the profile learns it.
+-- The users go into an array first: Citus cannot ship a named tuplestore
+-- inside a query over a distributed table ("executor could not find named
+-- tuplestore"), and ootd._learn's queries are routed to the user's shard.
 CREATE FUNCTION ootd._likes_changed()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_users   bigint[];
-    v_outfits bigint[];
-    v_signs   integer[];
-    v_first   integer := 1;
+    v_users bigint[];
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        SELECT array_agg(a.user_id ORDER BY a.user_id, a.outfit_id), array_agg(a.outfit_id ORDER BY a.user_id, a.outfit_id),
-               array_fill(1, ARRAY[count(*)::integer])
-          INTO v_users, v_outfits, v_signs
-        FROM added a;
+        SELECT array_agg(DISTINCT a.user_id ORDER BY a.user_id) INTO v_users FROM added a;
     ELSIF TG_OP = 'DELETE' THEN
-        SELECT array_agg(r.user_id ORDER BY r.user_id, r.outfit_id), array_agg(r.outfit_id ORDER BY r.user_id, r.outfit_id),
-               array_fill(-1, ARRAY[count(*)::integer])
-          INTO v_users, v_outfits, v_signs
-        FROM removed r;
-    ELSE                               -- UPDATE: the old rows taken back, the new ones learned
-        SELECT array_agg(c.user_id ORDER BY c.user_id, c.sign, c.outfit_id),
-               array_agg(c.outfit_id ORDER BY c.user_id, c.sign, c.outfit_id),
-               array_agg(c.sign ORDER BY c.user_id, c.sign, c.outfit_id)
-          INTO v_users, v_outfits, v_signs
-        FROM (SELECT r.user_id, r.outfit_id, -1 AS sign FROM removed r
-              UNION ALL
-              SELECT a.user_id, a.outfit_id, 1 FROM added a) c;
+        SELECT array_agg(DISTINCT r.user_id ORDER BY r.user_id) INTO v_users FROM removed r;
+    ELSE                               -- UPDATE: the users of the old rows and of the new ones
+        SELECT array_agg(DISTINCT c.user_id ORDER BY c.user_id) INTO v_users
+        FROM (SELECT r.user_id FROM removed r UNION ALL SELECT a.user_id FROM added a) c;
     END IF;
     FOR i IN 1 .. coalesce(cardinality(v_users), 0) LOOP
-        IF i = cardinality(v_users) OR v_users[i + 1] <> v_users[i] THEN
-            PERFORM ootd._learn(v_users[i], v_outfits[v_first:i], v_signs[v_first:i]);
-            v_first := i + 1;
-        END IF;
+        PERFORM ootd._learn(v_users[i]);
     END LOOP;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION ootd._likes_changed() IS
-    'Private: the likes triggers: fold each user''s added and removed likes into their profile (ootd._learn), in user id order.';
+    'Private: the likes triggers: learn each user whose likes a statement changed (ootd._learn), in user id order.';
 
 -- ootd._likes_truncated(): after TRUNCATE ootd.likes nobody has a like:
 -- every user's stated profile comes back (ootd._forget_likes).  On Citus the
--- trigger fires on each shard of ootd.likes (named likes_<shard id>), where a
--- query over every user is refused: TRUNCATE is refused there (0A000, nothing
--- changes), and DELETE FROM ootd.likes unlearns shard by shard instead.
+-- trigger fires on the coordinator's table and on each shard, where a query
+-- over every user is refused: TRUNCATE is refused on any Citus node (0A000,
+-- nothing changes), and DELETE FROM ootd.likes unlearns shard by shard instead.
 CREATE FUNCTION ootd._likes_truncated()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -261,7 +222,7 @@ AS $$
 DECLARE
     v_users bigint[];
 BEGIN
-    IF TG_TABLE_NAME <> 'likes' THEN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = 'citus') THEN
         RAISE EXCEPTION 'TRUNCATE ootd.likes cannot take back what the likes taught on a Citus cluster'
             USING ERRCODE = 'feature_not_supported',
                   HINT = 'DELETE FROM ootd.likes takes every like back and restores each stated profile.';
@@ -277,7 +238,7 @@ COMMENT ON FUNCTION ootd._likes_truncated() IS
     'Private: the TRUNCATE trigger of ootd.likes: every user''s stated profile comes back.';
 
 -- Re-learn the users who have likes: take back what their profile counted
--- (0014's ootd._fold_likes, the most recent likes_count likes), then learn
+-- (0014's ootd._fold_likes, their most recent likes_count likes), then learn
 -- every like they have (ootd._learn), in user id order.
 DO $relearn$
 DECLARE
@@ -296,21 +257,30 @@ BEGIN
             UPDATE ootd.users SET likes_count = 0 WHERE id = r.id;
         END IF;
         IF cardinality(r.liked) > 0 THEN
-            PERFORM ootd._learn(r.id, r.liked, array_fill(1, ARRAY[cardinality(r.liked)]));
+            PERFORM ootd._learn(r.id);
         END IF;
     END LOOP;
 END
 $relearn$;
 
-ALTER TABLE ootd.users ADD CONSTRAINT users_learning_state CHECK (CASE WHEN likes_count = 0
-        THEN stated_dna IS NULL AND stated_taste IS NULL AND stated_taste_norm IS NULL AND like_sums IS NULL
-        ELSE stated_dna IS NOT NULL AND stated_taste_norm IS NOT NULL AND cardinality(like_sums) = 35 END);
+
+DO $ddl$
+BEGIN
+    EXECUTE $sql$ALTER TABLE ootd.users ADD CONSTRAINT users_learning_state CHECK (CASE WHEN likes_count = 0
+        THEN stated_dna IS NULL AND stated_taste IS NULL AND stated_taste_norm IS NULL
+        ELSE stated_dna IS NOT NULL AND stated_taste_norm IS NOT NULL END)$sql$;
+END
+$ddl$;
+
 
 DROP FUNCTION ootd._learn_like(bigint, bigint);
 DROP FUNCTION ootd._fold_likes(bigint, ootd.outfits[], integer);
+DROP FUNCTION ootd._rank_colors(bigint, jsonb, integer);
+DROP FUNCTION ootd._seed_colors(jsonb);
 DROP FUNCTION ootd._place_color(jsonb, jsonb, text, numeric);
 DROP FUNCTION ootd._stored_mean(double precision);
 DROP FUNCTION ootd._mean_step(double precision, double precision, real, integer);
+
 
 -- ootd.like(user, outfit): record a like; true if it is new, false if the user
 -- had already liked the outfit (then nothing changes).  The likes trigger
@@ -354,9 +324,9 @@ COMMENT ON FUNCTION ootd.unlike(bigint, bigint) IS
 -- given (NULL = keep): a new city moves the time zone with it unless one is
 -- given; style_dna and style_rules are merged key by key, so setting
 -- style_rules never touches the learned style_dna.  A user with likes edits
--- their stated profile (users.stated_dna) as well: a stated vibe, trend or
--- dare is averaged with the likes at once (ootd._learned_means), and the
--- edited profile is what comes back when the last like goes.
+-- their stated profile (users.stated_dna): the learned one is derived from it
+-- and the likes again at once (ootd._learn), and the edited profile is what
+-- comes back when the last like goes.
 -- Cities match whatever the case.  Errors: 22023 bad id, 23502 new user
 -- without a city, 23503 unknown city; the users CHECK checks the rest.
 CREATE OR REPLACE FUNCTION ootd.put_user(
@@ -383,14 +353,17 @@ BEGIN
     UPDATE ootd.users u
     SET city        = coalesce(v_city.name, u.city),
         timezone    = coalesce(p_timezone, v_city.timezone, u.timezone),
-        style_dna   = u.style_dna || coalesce(p_style_dna, '{}')
-                      || ootd._learned_means(u.stated_dna || coalesce(p_style_dna, '{}'), u.like_sums, u.likes_count),
+        style_dna   = u.style_dna || coalesce(p_style_dna, '{}'),
         stated_dna  = u.stated_dna || coalesce(p_style_dna, '{}'),
         style_rules = u.style_rules || coalesce(p_style_rules, '{}'),
         updated_at  = now()
     WHERE u.id = p_id
     RETURNING u.* INTO v_user;
     IF FOUND THEN
+        IF v_user.stated_dna IS NOT NULL AND p_style_dna IS NOT NULL THEN
+            PERFORM ootd._learn(p_id);     -- the learned profile from the edited stated one
+            SELECT * INTO v_user FROM ootd.users u WHERE u.id = p_id;
+        END IF;
         RETURN v_user;
     END IF;
     IF p_city IS NULL THEN
@@ -412,14 +385,19 @@ COMMENT ON FUNCTION ootd.put_user(bigint, text, text, jsonb, jsonb) IS
 -- Statement level, with transition tables: a COPY of 100,000 likes folds each
 -- user once (bench/likes.py).  (A transition table serves one event only,
 -- hence one trigger per event.)
-CREATE TRIGGER likes_learn_deleted AFTER DELETE ON ootd.likes
-    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION ootd._likes_changed();
-CREATE TRIGGER likes_learn_inserted AFTER INSERT ON ootd.likes
-    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION ootd._likes_changed();
-CREATE TRIGGER likes_learn_updated AFTER UPDATE ON ootd.likes
-    REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION ootd._likes_changed();
-CREATE TRIGGER likes_learn_truncated AFTER TRUNCATE ON ootd.likes
-    FOR EACH STATEMENT EXECUTE FUNCTION ootd._likes_truncated();
+DO $ddl$
+BEGIN
+    EXECUTE $sql$CREATE TRIGGER likes_learn_deleted AFTER DELETE ON ootd.likes
+    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION ootd._likes_changed()$sql$;
+    EXECUTE $sql$CREATE TRIGGER likes_learn_inserted AFTER INSERT ON ootd.likes
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION ootd._likes_changed()$sql$;
+    EXECUTE $sql$CREATE TRIGGER likes_learn_updated AFTER UPDATE ON ootd.likes
+    REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION ootd._likes_changed()$sql$;
+    EXECUTE $sql$CREATE TRIGGER likes_learn_truncated AFTER TRUNCATE ON ootd.likes
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._likes_truncated()$sql$;
+END
+$ddl$;
+
 
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ootd FROM PUBLIC;
 

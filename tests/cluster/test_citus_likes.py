@@ -36,6 +36,8 @@ T0 = datetime(2026, 4, 1, tzinfo=timezone.utc)
 LIKED = "SELECT outfit_id, liked_at FROM ootd.likes WHERE user_id = %s ORDER BY liked_at, outfit_id"
 INSERT = "INSERT INTO ootd.likes (user_id, outfit_id, liked_at) VALUES (%s, %s, %s)"
 
+REFUSED_TRUNCATE = "TRUNCATE ootd.likes cannot take back what the likes taught on a Citus cluster"
+
 
 @pytest.fixture(scope="module")
 def cluster_url(citus_cluster: CitusCluster) -> str:
@@ -383,3 +385,24 @@ def test_after_a_shard_move_the_trigger_learns_on_the_new_worker(
         assert shard_of(conn, user_id) == (shard, host, port)
         assert conn.execute("SELECT ootd.unlike(%s, %s)", (user_id, outfits[0])).fetchone() == (True,)
         assert stored(conn, user_id) == stated[user_id]
+
+
+def test_truncate_of_likes_is_refused_on_citus_and_changes_nothing(
+    cluster_url: str, placed: dict[int, list[int]], outfits: list[int]
+) -> None:
+    users = pick(placed, 310, 1)
+    snapshot = (
+        "SELECT (SELECT count(*) FROM ootd.likes), "
+        "(SELECT md5(string_agg(u::text, '|' ORDER BY u.id)) FROM ootd.users u)"
+    )
+    with connect_to(cluster_url) as conn:
+        stated = stored_all(conn, users)
+        for user_id in users:
+            conn.execute(INSERT, (user_id, outfits[0], T0))
+        before = conn.execute(snapshot).fetchone()
+        assert before[0] == 2
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as caught:
+            conn.execute("TRUNCATE ootd.likes")
+        assert caught.value.diag.message_primary == REFUSED_TRUNCATE
+        assert conn.execute(snapshot).fetchone() == before
+        forget(conn, users, stated)
