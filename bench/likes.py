@@ -1,7 +1,7 @@
 """Benchmark: what learning costs a like, one at a time and in bulk, on the 10,000-user seed.
 
 Since revision 0017 every write to ootd.likes learns: statement-level AFTER INSERT / DELETE /
-UPDATE triggers with transition tables fold each user whose likes changed once per statement
+UPDATE triggers with transition tables learn each user whose likes changed once per statement
 (ootd._likes_changed -> ootd._learn), and an AFTER TRUNCATE trigger restores every stated
 profile.  ootd.like() is the check for readable errors plus that INSERT.  One run measures:
 
@@ -177,7 +177,7 @@ def reset(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE ootd.likes")
         left = conn.execute(
-            "SELECT count(*) FROM ootd.users WHERE likes_count <> 0 OR stated_dna IS NOT NULL OR like_sums IS NOT NULL"
+            "SELECT count(*) FROM ootd.users WHERE likes_count <> 0 OR stated_dna IS NOT NULL"
         ).fetchone()[0]
         if left:
             raise SystemExit(f"TRUNCATE ootd.likes left {left} users with learning state")

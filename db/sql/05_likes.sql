@@ -287,7 +287,7 @@ COMMENT ON FUNCTION ootd._check_like_target(bigint, bigint) IS
     'Private: raises 23503 naming the unknown user or outfit of a like/unlike.';
 
 -- ----------------------------------------------------------------- triggers --
--- Statement level, with transition tables: a COPY of 100,000 likes folds each
+-- Statement level, with transition tables: a COPY of 100,000 likes learns each
 -- user once (bench/likes.py).  (A transition table serves one event only,
 -- hence one trigger per event.)
 CREATE TRIGGER likes_learn_deleted AFTER DELETE ON ootd.likes

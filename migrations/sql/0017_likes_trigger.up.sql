@@ -382,7 +382,7 @@ COMMENT ON FUNCTION ootd.put_user(bigint, text, text, jsonb, jsonb) IS
     'Create a user (needs a city) or update one: only the arguments given change, style documents merge key by key.';
 
 -- ----------------------------------------------------------------- triggers --
--- Statement level, with transition tables: a COPY of 100,000 likes folds each
+-- Statement level, with transition tables: a COPY of 100,000 likes learns each
 -- user once (bench/likes.py).  (A transition table serves one event only,
 -- hence one trigger per event.)
 DO $ddl$
