@@ -110,7 +110,13 @@ SELECT pg_catalog.create_distributed_table('ootd.api_token_generations', 'user_i
 WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
                   WHERE p.logicalrelid = 'ootd.api_token_generations'::regclass);
 
--- Every table of the schema is now distributed or a reference table: a new
+-- The simulated users' hidden truth (0018, 11_truth.sql): per user, co-located with users (an
+-- upgrade of a distributed schema placed it already, before adding its foreign key to ootd.users).
+SELECT pg_catalog.create_distributed_table('ootd_truth.users', 'user_id', colocate_with := 'ootd.users')
+WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                  WHERE p.logicalrelid = 'ootd_truth.users'::regclass);
+
+-- Every table of the schemas (ootd, ootd_truth) is now distributed or a reference table: a new
 -- table that this file does not place is an error, not a coordinator-only
 -- table nobody noticed.
 DO $$
@@ -119,7 +125,7 @@ DECLARE
 BEGIN
     SELECT string_agg(c.oid::regclass::text, ', ' ORDER BY c.relname) INTO v_missing
     FROM pg_catalog.pg_class c
-    WHERE c.relnamespace = 'ootd'::regnamespace AND c.relkind IN ('r', 'p')
+    WHERE c.relnamespace IN ('ootd'::regnamespace, 'ootd_truth'::regnamespace) AND c.relkind IN ('r', 'p')
       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = c.oid);
     IF v_missing IS NOT NULL THEN
         RAISE EXCEPTION 'db/citus.sql does not place these tables: %', v_missing
@@ -130,7 +136,7 @@ END
 $$;
 
 -- ---------------------------------------------------------------- functions --
--- Second pass: every other function of the schema, after the tables its
+-- Second pass: every other function of the schema (and of ootd_truth), after the tables its
 -- signature names, so that every function exists on every worker (those a
 -- delegated call runs, with their owner and grants).  Functions were created
 -- with DDL propagation off (the migrations run locally), hence this file; on
@@ -142,7 +148,7 @@ BEGIN
     FOR f IN
         SELECT p.oid::regprocedure
         FROM pg_catalog.pg_proc p
-        WHERE p.pronamespace = 'ootd'::regnamespace
+        WHERE p.pronamespace IN ('ootd'::regnamespace, 'ootd_truth'::regnamespace)
           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object d
                           WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid)
         ORDER BY p.oid
@@ -209,9 +215,10 @@ DECLARE
     f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
-             WHERE p.pronamespace = 'ootd'::regnamespace ORDER BY p.oid LOOP
+             WHERE p.pronamespace IN ('ootd'::regnamespace, 'ootd_truth'::regnamespace) ORDER BY p.oid LOOP
         EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
     END LOOP;
     REVOKE ALL ON SCHEMA ootd FROM PUBLIC;
+    REVOKE ALL ON SCHEMA ootd_truth FROM PUBLIC;
 END
 $$;
