@@ -5,6 +5,7 @@ and experiment results show counts, not rates, before a minimum exposure."""
 from __future__ import annotations
 
 import re
+
 import psycopg
 import pytest
 from psycopg import errors
