@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import psycopg
 
+from batch.titles import TakenTitles
 from batch.types import Cluster, Vocabulary
 from db.connect import all_rows, one
 
@@ -20,19 +22,19 @@ def load_vocabulary(conn: psycopg.Connection) -> Vocabulary:
     )
 
 
-def load_recent_titles(conn: psycopg.Connection, day: date) -> dict[tuple[str, str], tuple[str, ...]]:
-    """ootd.recent_titles(day): (archetype, weather) -> the titles served in the 3 days before `day`.
+def load_taken_titles(conn: psycopg.Connection, day: date) -> TakenTitles:
+    """ootd.taken_titles(day): every title of every pool dated within 3 days of `day` (the day included).
 
-    One query for all clusters (at most archetypes x weather conditions rows), never one per cluster.
+    One query for all clusters (a few thousand rows at most), never one per cluster.
     """
-    return {(r["archetype"], r["weather"]): tuple(r["titles"]) for r in all_rows(conn, "recent_titles", (day,))}
+    return TakenTitles.from_rows(day, all_rows(conn, "taken_titles", (day,)))
 
 
-def load_demand(conn: psycopg.Connection, day: date) -> list[Cluster]:
-    """ootd.cluster_demand(day): one row per cluster, largest first, each with the
-    titles its archetype x weather served in the 3 days before (to avoid)."""
-    recent = load_recent_titles(conn, day)
-    return [
+def load_demand(conn: psycopg.Connection, day: date, taken: TakenTitles | None = None) -> list[Cluster]:
+    """ootd.cluster_demand(day): one row per cluster, largest first, each with the titles
+    taken by the pools within 3 days (to avoid; `taken`, else read here), its own first."""
+    taken = taken if taken is not None else load_taken_titles(conn, day)
+    clusters = [
         Cluster(
             pool_date=day,
             cluster_id=r["cluster_id"],
@@ -53,7 +55,7 @@ def load_demand(conn: psycopg.Connection, day: date) -> list[Cluster]:
             cities=tuple(r["cities"]),
             mean_temp_c=r["mean_temp_c"],
             has_pool=r["has_pool"],
-            avoid_titles=recent.get((r["archetype"], r["weather"]), ()),
         )
         for r in all_rows(conn, "cluster_demand", (day,))
     ]
+    return [replace(c, avoid_titles=taken.for_cluster(c)) for c in clusters]

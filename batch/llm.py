@@ -19,6 +19,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 
 from batch import embed
+from batch.titles import MAX_PROMPT_TITLES
 from batch.types import Attempt, Cluster, Usage, Vocabulary, pool_json_schema
 
 T = TypeVar("T")
@@ -36,7 +37,7 @@ SYSTEM_PROMPT = (
     "find options. Answer only with JSON matching the schema."
 )
 # Followed by the titles as JSON strings ("A", "B"), then a period (tests/fake_openai.py reads them back).
-AVOID_TITLES_PREFIX = "Do not repeat any of these titles from the last 3 days: "
+AVOID_TITLES_PREFIX = "Do not use any of these titles, taken by other pools of this date or within 3 days: "
 
 
 def build_messages(cluster: Cluster, vocabulary: Vocabulary, feedback: str | None = None) -> list[dict[str, str]]:
@@ -61,9 +62,15 @@ def build_messages(cluster: Cluster, vocabulary: Vocabulary, feedback: str | Non
         f"Allowed colors: {', '.join(vocabulary.colors)}.",
     ]
     if cluster.avoid_titles:
-        lines.append(
-            AVOID_TITLES_PREFIX + ", ".join(json.dumps(t, ensure_ascii=False) for t in cluster.avoid_titles) + "."
-        )
+        # The likeliest repeats (its own archetype x weather's, then its neighbours'), bounded:
+        # validation checks the answer against every taken title, and a repeat is retried.
+        listed = cluster.avoid_titles[:MAX_PROMPT_TITLES]
+        lines.append(AVOID_TITLES_PREFIX + ", ".join(json.dumps(t, ensure_ascii=False) for t in listed) + ".")
+        if len(cluster.avoid_titles) > len(listed):
+            lines.append(
+                f"{len(cluster.avoid_titles) - len(listed)} more titles are taken too: name each hero piece "
+                "with its own color, material and cut."
+            )
     if feedback:
         lines += ["", f"Your previous answer was rejected: {feedback}. Fix these problems."]
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n".join(lines)}]

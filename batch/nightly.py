@@ -6,14 +6,24 @@ Steps, each a named query:
  1. take the nightly advisory lock (a second run waits, or exits with --no-wait);
  2. record the day's weather for every city (the first forecast of a day wins);
  3. read ootd.cluster_demand(day): K rows, never the N users, and
-    ootd.recent_titles(day): each cluster's titles of the 3 days before, once
-    for all clusters, so its prompt and validation avoid them;
+    ootd.taken_titles(day): every title of every pool dated within 3 days
+    (the day included), once for all clusters, so prompts, validation and the
+    offline stylist avoid them: titles are unique across all pools, since the
+    feed serves neighbour pools too;
  4. for each cluster without a pool, in a bounded thread pool: generate,
-    validate (one retry with the problems as feedback), embed; every request's
-    ledger row is committed (status 'sent') before the request goes out;
+    validate (one retry with the problems as feedback), claim its titles
+    (batch.titles: a title another cluster of this run claimed first is
+    invalid output too), embed; every request's ledger row is committed
+    (status 'sent') before the request goes out.  The offline stylist runs
+    the clusters one at a time, in ootd.cluster_demand's order, so each sees
+    the titles of those before it and a run (or a resumed one) titles
+    identically;
  5. as each cluster finishes, in one transaction: its ledger rows finished
     and, if valid, its pool (so a killed run resumes where it stopped, and its
-    ledger counts every request a server may have billed);
+    ledger counts every request a server may have billed); ootd.store_pool
+    refuses a pool with a taken title (23P01: another writer, such as
+    ootd.generate_pool, stored it meanwhile): the cluster fails, keeps its
+    ledger rows, and a re-run generates it;
  6. ootd.refresh_pool_cache(day) in one transaction.
 A cluster that fails keeps serving its most recent earlier pool (ootd.feed
 falls back to it); nothing partial is ever stored.
@@ -25,13 +35,14 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Callable, Protocol
 
 import numpy as np
+import psycopg
 
-from batch.clusters import load_demand, load_vocabulary
+from batch.clusters import load_demand, load_taken_titles, load_vocabulary
 from batch.llm import (
     DEFAULT_CHAT_MODEL,
     DEFAULT_EMBEDDING_MODEL,
@@ -46,6 +57,7 @@ from batch.llm import (
     make_client,
     outfit_text,
 )
+from batch.titles import TakenTitles, clash_message
 from batch.types import Attempt, Cluster, Stylist, Usage, Vocabulary
 from batch.validate import PoolInvalid, validate_pool
 from db.connect import Jsonb, all_rows, connect, one, run
@@ -162,20 +174,26 @@ def run_nightly(
         try:
             vocabulary = load_vocabulary(conn)
             record_weather(conn, config.day, weather)
-            clusters = load_demand(conn, config.day)
+            taken = load_taken_titles(conn, config.day)
+            clusters = load_demand(conn, config.day, taken)
             report.users = one(conn, "count_users")["n"]
             report.clusters = len(clusters)
             report.clustered_users = sum(c.members for c in clusters)
             todo = [c for c in clusters if not c.has_pool]
             report.skipped = len(clusters) - len(todo)
             notify("start", len(todo))
-            with ThreadPoolExecutor(max_workers=max(1, config.concurrency)) as pool:
+            # Offline, one cluster at a time in demand order: each avoids the titles of those
+            # before it, deterministically (and it is CPU-bound: threads would not help).
+            workers = 1 if stylist.name == "offline" else max(1, config.concurrency)
+            with ThreadPoolExecutor(max_workers=workers) as pool:
                 futures = [
-                    pool.submit(generate_cluster, c, vocabulary, stylist, embedder, config, ledger) for c in todo
+                    pool.submit(generate_cluster, c, vocabulary, stylist, embedder, config, ledger, taken) for c in todo
                 ]
                 for future in as_completed(futures):
                     outcome = future.result()
                     _save(conn, outcome, stylist)
+                    if outcome.status != "stored":
+                        taken.release(outcome.cluster)
                     _count(report, outcome)
                     notify("cluster", outcome)
             report.cached_outfits = one(conn, "refresh_pool_cache", (config.day,))["cached"]
@@ -217,11 +235,15 @@ def generate_cluster(
     embedder: Embedder,
     config: NightlyConfig,
     ledger: RequestLedger | None = None,
+    taken: TakenTitles | None = None,
 ) -> ClusterOutcome:
     """Generate, validate (one retry with feedback) and embed one cluster's pool.
 
-    A pool that repeats one of the cluster's `avoid_titles` (the last 3 days')
-    is invalid output like any other: retried once with the titles named.
+    A pool that uses a taken title (one of `cluster.avoid_titles`, or with
+    `taken`, the run's registry: what ootd.taken_titles read plus the pools
+    the run accepted since) is invalid output like any other: retried once
+    with the titles named.  With `taken`, each attempt's prompt lists the
+    titles taken at that moment and a valid pool claims its titles.
 
     With a `ledger`, every request's ledger row is committed before it is sent;
     without one (ootd.generate_pool's single transaction), the rows are written
@@ -233,8 +255,9 @@ def generate_cluster(
     outfits: list[dict[str, Any]] | None = None
     try:
         for _ in range(2):  # the first answer and one retry on invalid output
+            current = replace(cluster, avoid_titles=taken.for_cluster(cluster)) if taken is not None else cluster
             content = call_with_retries(
-                lambda: _generate(stylist, cluster, vocabulary, feedback),
+                lambda: _generate(stylist, current, vocabulary, feedback),
                 kind="chat",
                 provider=stylist.name,
                 model=stylist.model,
@@ -243,7 +266,11 @@ def generate_cluster(
                 before_send=ledger and ledger.sender(cluster, stylist.name, stylist.model),
             )
             try:
-                outfits = validate_pool(content, vocabulary, cluster.avoid_titles)
+                outfits = validate_pool(content, vocabulary, current.avoid_titles)
+                clashes = taken.claim(cluster, [o["title"] for o in outfits]) if taken is not None else []
+                if clashes:  # another cluster of this run took one since the prompt was written
+                    outfits = None
+                    raise PoolInvalid(clash_message(clashes))
                 break
             except PoolInvalid as exc:
                 attempts[-1].status, attempts[-1].error = "invalid", str(exc)
@@ -307,18 +334,23 @@ def _save(conn: Any, outcome: ClusterOutcome, stylist: Stylist) -> None:
     with conn.transaction():
         one(conn, "record_llm_calls", (cluster.pool_date, cluster.cluster_id, Jsonb(ledger_rows(outcome.attempts))))
         if outcome.status == "stored":
-            one(
-                conn,
-                "store_pool",
-                (
-                    cluster.pool_date,
-                    cluster.cluster_id,
-                    stylist.name,
-                    stylist.model,
-                    cluster.members,
-                    Jsonb(outcome.outfits),
-                ),
-            )
+            try:
+                with conn.transaction():  # a savepoint: a refused pool keeps its ledger rows
+                    one(
+                        conn,
+                        "store_pool",
+                        (
+                            cluster.pool_date,
+                            cluster.cluster_id,
+                            stylist.name,
+                            stylist.model,
+                            cluster.members,
+                            Jsonb(outcome.outfits),
+                        ),
+                    )
+            except psycopg.errors.ExclusionViolation as exc:  # a title another writer stored meanwhile
+                outcome.status, outcome.outfits = "failed", []
+                outcome.error = f"{exc.diag.message_primary} (SQLSTATE 23P01)"
 
 
 def _count(report: NightlyReport, outcome: ClusterOutcome) -> None:

@@ -86,9 +86,11 @@ def generate_pool(plpy, cluster_id, SD):
             one(conn, "store_pool", (day, cluster_id, provider, model, cluster.members, Jsonb(outcome.outfits)))
         except plpy.spiexceptions.UniqueViolation:
             status = "exists"  # `ootd nightly` stored it while we waited for the LLM
+        except plpy.spiexceptions.ExclusionViolation as exc:  # a pool stored meanwhile took one of its titles
+            status, outcome.error = "failed", f"{exc} (SQLSTATE 23P01)"
         else:
             one(conn, "refresh_pool_cache", (day,))
-    else:
+    if status == "failed":
         plpy.warning(
             f"ootd.generate_pool: cluster {cluster_id} failed: {outcome.error}; "
             "it keeps serving its most recent earlier pool (see ootd.llm_calls)"

@@ -17,14 +17,17 @@ scoring, the feed) behaves as it would with real pools, so the pool is:
 * diverse: no category or color more than 3 times, so a pool always offers
   at least 7 categories and 7 colors (with the full vocabulary) and members
   with vetoes still have something to wear;
-* fresh: no title of the cluster's last 3 days (`Cluster.avoid_titles`, from
-  ootd.recent_titles), so consecutive days of an archetype x weather never
-  share a title; a drawn title that was served is redrawn;
+* fresh: no title another pool within 3 days already uses (`Cluster.avoid_titles`:
+  ootd.taken_titles plus the pools the run made before this one, whatever the
+  cluster, since the feed serves neighbour pools too); a drawn title that is
+  taken is redrawn (garment and material, then the color too), and only then
+  the first free one is taken;
 * deterministic: everything is drawn from a `random.Random` seeded by a
   BLAKE2b digest of the cluster id, which starts with the pool date
   (YYYYMMDD_Archetype_Weather), so a cluster gets the same pool for a date
-  (and the same titles to avoid) on every machine and run, and another pool
-  the next day.
+  (and the same titles to avoid: the nightly runs offline clusters one at a
+  time, in ootd.cluster_demand's order) on every machine and run, and
+  another pool the next day.
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ import math
 import random
 from typing import Any, Sequence
 
+from batch.titles import title_key
 from batch.types import DAYPARTS, PER_DAYPART, POOL_SIZE, Cluster, Usage, Vocabulary
 
 MAX_PER_CATEGORY = 3  # per pool: keeps >= 7 categories with the full vocabulary
 MAX_PER_COLOR = 3
-REDRAWS = 8  # garment/material redraws before taking the first free title
+REDRAWS = 8  # garment/material redraws (then as many with the color too) before the first free title
 FAVOURED_EVERY = 2  # every 2nd outfit draws from the cluster's favourite colors/categories
 _SPREAD = 0.12  # std-dev of vibe/trend/dare around the cluster means
 
@@ -555,7 +559,7 @@ class OfflineStylist:
 
         `feedback` (the validation error of a previous attempt) is accepted for
         the protocol and ignored: the offline stylist is deterministic and its
-        output always validates (it never repeats one of the cluster's
+        output always validates (it never uses one of the cluster's
         `avoid_titles`), so a retry simply generates the same pool.
         """
         del feedback
@@ -586,7 +590,7 @@ class _PoolBuilder:
         self.category_cap = max(MAX_PER_CATEGORY, math.ceil(POOL_SIZE / len(self.categories)))
         self.color_cap = max(MAX_PER_COLOR, math.ceil(POOL_SIZE / len(self.colors)))
         self.titles: set[str] = set()
-        self.avoid = {" ".join(t.split()).casefold() for t in cluster.avoid_titles}  # as validation compares
+        self.avoid = {title_key(t) for t in cluster.avoid_titles}  # as validation compares
         self.liked = [c for c in cluster.top_liked_categories if c in self.category_count]
         self.favourite_colors = [c for c in cluster.top_colors if c in self.color_count]
         self.palette = ARCHETYPE_COLORS.get(cluster.archetype, frozenset()) | set(self.favourite_colors)
@@ -604,7 +608,7 @@ class _PoolBuilder:
         noun = self.pick_noun(category, daypart)
         material = self.pick_material(category, noun, daypart)
         if self.taken(f"{color} {material} {noun}"):
-            color, material, noun = self.fresh_title(category, daypart, color)
+            color, material, noun = self.fresh_title(category, daypart, color, favoured)
         title = f"{color} {material} {noun}"
         self.titles.add(title)
         self.category_count[category] += 1
@@ -697,18 +701,20 @@ class _PoolBuilder:
         return [m for m in options if m not in avoid] or list(options)
 
     def taken(self, title: str) -> bool:
-        """In this pool already, or served in the last 3 days."""
-        return title in self.titles or title.casefold() in self.avoid
+        """In this pool already, or in another pool within 3 days."""
+        return title in self.titles or title_key(title) in self.avoid
 
-    def fresh_title(self, category: str, daypart: str, color: str) -> tuple[str, str, str]:
+    def fresh_title(self, category: str, daypart: str, color: str, favoured: bool) -> tuple[str, str, str]:
         """A title that is not taken: with titles to avoid, the garment and material are
-        redrawn a few times (keeping the pool's weighting); else the first free one."""
+        redrawn a few times, then the color too (keeping the pool's weighting); else the
+        first free one."""
         if self.avoid:
-            for _ in range(REDRAWS):
+            for redraw in range(2 * REDRAWS):
+                drawn = color if redraw < REDRAWS else self.pick_color(daypart, favoured)
                 noun = self.pick_noun(category, daypart)
                 material = self.pick_material(category, noun, daypart)
-                if not self.taken(f"{color} {material} {noun}"):
-                    return color, material, noun
+                if not self.taken(f"{drawn} {material} {noun}"):
+                    return drawn, material, noun
         return self.unused_title(category, daypart, color)
 
     def unused_title(self, category: str, daypart: str, color: str) -> tuple[str, str, str]:
@@ -720,7 +726,7 @@ class _PoolBuilder:
                 for n in nouns:
                     for m in self.materials(category, n):
                         title = f"{c} {m} {n}"
-                        if title not in self.titles and not (fresh_only and title.casefold() in self.avoid):
+                        if title not in self.titles and not (fresh_only and title_key(title) in self.avoid):
                             return c, m, n
         # Only a vocabulary of one or two colors and unknown categories gets here.
         raise ValueError(f"vocabulary too small for {POOL_SIZE} distinct titles ({category})")

@@ -1,8 +1,9 @@
 """The shapes that cross between the nightly batch's steps.
 
 A `Cluster` is one row of `ootd.cluster_demand(date)` (K of them, never N
-users), with the titles its archetype x weather served in the 3 days before
-(`ootd.recent_titles(date)`), which its pool must not repeat.  A stylist turns a Cluster into a pool: a list of 20 outfit dicts in
+users), with the titles other pools dated within 3 days already use
+(`ootd.taken_titles(date)`, its own archetype x weather's first), which its
+pool must not repeat.  A stylist turns a Cluster into a pool: a list of 20 outfit dicts in
 the exact shape of `pool_json_schema()` (the LLM's structured-output schema),
 which `batch.validate` checks before anything is stored.
 """
@@ -41,7 +42,7 @@ class Cluster:
     cities: tuple[str, ...] = ()  # cities with the most members
     mean_temp_c: float | None = None
     has_pool: bool = False  # already generated for this date
-    avoid_titles: tuple[str, ...] = ()  # its archetype x weather's titles of the 3 days before
+    avoid_titles: tuple[str, ...] = ()  # titles taken by pools within 3 days (batch.titles), likeliest first
 
 
 @dataclass(frozen=True)

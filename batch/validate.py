@@ -3,8 +3,9 @@
 The LLM's structured output is a promise, not a guarantee (and some
 OpenAI-compatible servers ignore `strict`).  Everything is checked here:
 shape, counts per daypart, enums from the reference tables, score ranges,
-duplicate titles, and titles the cluster served in the 3 days before (its
-`avoid_titles`, compared trimmed and case-insensitively).  The first problems
+duplicate titles, and titles already taken by another pool within 3 days (the
+cluster's `avoid_titles`, from ootd.taken_titles, compared by
+`batch.titles.title_key`: trimmed, single-spaced, in any case).  The first problems
 found become the feedback of the one retry, so the message is written for the
 model as much as for people.
 """
@@ -17,6 +18,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from batch.titles import TAKEN_PROBLEM, title_key
 from batch.types import DAYPARTS, PER_DAYPART, POOL_SIZE, Vocabulary
 
 OUTFIT_KEYS = {"title", "daypart", "category", "color", "pieces", "vibe", "trend", "dare", "reason"}
@@ -43,8 +45,8 @@ def parse_content(content: Any) -> Any:
 def validate_pool(content: Any, vocabulary: Vocabulary, avoid_titles: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Return the 20 outfits, normalized, or raise PoolInvalid.
 
-    `avoid_titles` are the titles served in the last 3 days: an outfit whose
-    title equals one (trimmed, in any case) is a problem that names them.
+    `avoid_titles` are the titles other pools within 3 days already use: an
+    outfit whose title equals one (trimmed, in any case) is a problem that names them.
     """
     data = parse_content(content)
     if isinstance(data, dict):
@@ -77,22 +79,15 @@ def validate_pool(content: Any, vocabulary: Vocabulary, avoid_titles: Iterable[s
         if key in seen:
             problems.append(f'outfit {i}: duplicate title "{outfit["title"]}" (also outfit {seen[key]})')
         seen.setdefault(key, i)
-    avoid = {_title_key(t): t for t in avoid_titles}
-    repeats = [
-        f'"{avoid[_title_key(o["title"])]}" (outfit {i})' for i, o in numbered if _title_key(o["title"]) in avoid
-    ]
+    avoid = {title_key(t): t for t in avoid_titles}
+    repeats = [f'"{avoid[title_key(o["title"])]}" (outfit {i})' for i, o in numbered if title_key(o["title"]) in avoid]
     if repeats:
-        problems.append(f"titles repeated from the last 3 days: {', '.join(repeats)}; every title must be new")
+        problems.append(f"{TAKEN_PROBLEM}: {', '.join(repeats)}; every title must be new")
 
     if problems:
         more = f" (and {len(problems) - _MAX_PROBLEMS} more)" if len(problems) > _MAX_PROBLEMS else ""
         raise PoolInvalid("; ".join(problems[:_MAX_PROBLEMS]) + more)
     return outfits
-
-
-def _title_key(title: str) -> str:
-    """What makes two titles the same: words, whatever the spacing and case."""
-    return " ".join(title.split()).casefold()
 
 
 def _check_outfit(i: int, item: Any, vocabulary: Vocabulary) -> tuple[dict[str, Any] | None, list[str]]:

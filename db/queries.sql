@@ -127,8 +127,8 @@ SELECT ootd.put_weather(%s, %s, %s) AS inserted;
 -- name: cluster_demand
 SELECT * FROM ootd.cluster_demand(%s);
 
--- name: recent_titles
-SELECT archetype, weather, titles FROM ootd.recent_titles(%s);
+-- name: taken_titles
+SELECT title, pool_date, cluster_id, archetype, weather FROM ootd.taken_titles(%s);
 
 -- name: store_pool
 SELECT ootd.store_pool(%s, %s, %s, %s, %s, %s) AS stored;

@@ -13,8 +13,11 @@ Chat answers are outfit pools in the shape of `batch.types.pool_json_schema()`:
 deterministic (a blake2b digest of the user message seeds every choice),
 built only from the category/color enums found in the request's
 `response_format` schema, and, like a model that follows its prompt, never
-using a title the prompt's "Do not repeat any of these titles from the last 3
-days: ..." line lists.  On demand the server misbehaves, one behaviour per
+using a title the prompt's "Do not use any of these titles, taken by other
+pools of this date or within 3 days: ..." line lists, nor one of its own
+earlier valid answers (a prompt lists at most 150 taken titles, and titles are
+unique across all pools; `reset()` keeps them, as the database keeps the pools
+they became).  On demand the server misbehaves, one behaviour per
 request:
 
     "ok"                a valid pool: 20 outfits, 10 Daytime + 10 NightOut
@@ -71,7 +74,7 @@ CHAT_BEHAVIOURS = (
 EMBEDDING_BEHAVIOURS = ("ok", "429", "500", "timeout")
 
 # The prompt line batch/llm.py writes: JSON strings separated by ", ", then a period.
-AVOID_TITLES_PREFIX = "Do not repeat any of these titles from the last 3 days: "
+AVOID_TITLES_PREFIX = "Do not use any of these titles, taken by other pools of this date or within 3 days: "
 
 CHAT_PATH = "/v1/chat/completions"
 EMBEDDINGS_PATH = "/v1/embeddings"
@@ -258,12 +261,15 @@ class _Draws:
         return seq[self.next_int() % len(seq)]
 
 
-def make_pool(user_text: str, categories: tuple[str, ...], colors: tuple[str, ...]) -> list[dict[str, Any]]:
+def make_pool(
+    user_text: str, categories: tuple[str, ...], colors: tuple[str, ...], answered: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
     """A valid, deterministic pool: 20 outfits (10 Daytime, then 10 NightOut), distinct titles,
-    none of them one the prompt says to avoid."""
+    none of them one the prompt says to avoid, nor one of `answered` (the server's earlier answers:
+    titles are unique across pools, and a prompt lists only the likeliest repeats)."""
     draws = _Draws(hashlib.blake2b(user_text.encode("utf-8"), digest_size=32).digest())
     outfits: list[dict[str, Any]] = []
-    titles: set[str] = {" ".join(t.split()).casefold() for t in avoided_titles(user_text)}
+    titles: set[str] = {" ".join(t.split()).casefold() for t in avoided_titles(user_text)} | answered
     start = draws.next_int() % len(categories)
     for i in range(20):
         daypart = "Daytime" if i < 10 else "NightOut"
@@ -298,10 +304,10 @@ def make_pool(user_text: str, categories: tuple[str, ...], colors: tuple[str, ..
     return outfits
 
 
-def _chat_content(behaviour: str, body: dict) -> str:
+def _chat_content(behaviour: str, body: dict, answered: frozenset[str] = frozenset()) -> str:
     categories = _schema_enum(body, "category") or _FALLBACK_CATEGORIES
     colors = _schema_enum(body, "color") or _FALLBACK_COLORS
-    outfits = make_pool(_user_text(body), categories, colors)
+    outfits = make_pool(_user_text(body), categories, colors, answered)
     if behaviour == "wrong_count":
         del outfits[9]  # 9 Daytime + 10 NightOut
     elif behaviour == "bad_enum":
@@ -463,7 +469,7 @@ class FakeOpenAI:
       plan(*behaviours, match=None) queue chat behaviours (matched plans first)
       always(behaviour, match=None) permanent chat behaviour once plans run out
       embedding_plan(*behaviours)   queue embedding behaviours
-      reset()                       forget records, plans and always-rules
+      reset()                       forget records, plans and always-rules (not the answers)
       retry_after (0.05 s), slow_seconds (5.0 s), default ("ok")
     """
 
@@ -477,6 +483,8 @@ class FakeOpenAI:
         self._always: dict[str | None, str] = {}
         self._embedding_plan: deque[str] = deque()
         self._ids = 0
+        self._answered: set[str] = set()  # title keys of the valid pools answered so far
+        self._valid_answers: dict[str, str] = {}  # user text -> its valid pool
         self._closing = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -542,6 +550,7 @@ class FakeOpenAI:
             self._plans.clear()
             self._always.clear()
             self._embedding_plan.clear()
+            # the answers are kept, as the database keeps the pools they became
 
     # -- plans
 
@@ -591,7 +600,16 @@ class FakeOpenAI:
     # -- responses
 
     def _chat_response(self, behaviour: str, body: dict) -> dict:
-        content = _chat_content("ok" if behaviour == "timeout" else behaviour, body)
+        valid = behaviour in ("ok", "timeout")
+        with self._lock:
+            answered = frozenset(self._answered)
+            content = self._valid_answers.get(_user_text(body)) if valid else None
+        if content is None:  # the same prompt gets the same pool again
+            content = _chat_content("ok" if valid else behaviour, body, answered)
+        if valid:
+            with self._lock:
+                self._valid_answers.setdefault(_user_text(body), content)
+                self._answered |= {" ".join(o["title"].split()).casefold() for o in json.loads(content)["outfits"]}
         prompt_tokens = max(1, len(_all_message_text(body)) // 4)
         completion_tokens = max(1, len(content) // 4)
         digest = hashlib.blake2b(f"{self._next_id()}:{_user_text(body)}".encode("utf-8"), digest_size=12).hexdigest()

@@ -18,6 +18,7 @@ from batch.llm import (
     call_with_retries,
     retry_after,
 )
+from batch.titles import MAX_PROMPT_TITLES
 from batch.types import Attempt, Cluster, Usage, Vocabulary
 from batch.validate import PoolInvalid, validate_pool
 
@@ -92,14 +93,14 @@ def test_invalid_json_and_wrong_envelope():
         validate_pool({"pool": []}, VOCAB)
 
 
-def test_a_title_of_the_last_3_days_is_rejected_naming_it():
+def test_a_title_taken_by_another_pool_is_rejected_naming_it():
     data = pool()
     data[4]["title"], data[11]["title"] = "  red  SILK piece e", "Beige Silk Piece Z"
     avoid = ("Red Silk Piece E", "Beige Silk Piece Z", "Black Wool Coat")
     with pytest.raises(PoolInvalid) as caught:
         validate_pool(data, VOCAB, avoid)
     assert str(caught.value) == (
-        'titles repeated from the last 3 days: "Red Silk Piece E" (outfit 5), '
+        'titles already taken by other pools within 3 days: "Red Silk Piece E" (outfit 5), '
         '"Beige Silk Piece Z" (outfit 12); every title must be new'
     )
     assert len(validate_pool(pool(), VOCAB, avoid)) == 20  # no repeat: valid
@@ -116,7 +117,7 @@ def test_problems_name_outfits_by_their_number_in_the_answer():
     assert str(caught.value) == (
         "outfit 1: color 'Mauve' is not in the color enum; "
         f'outfit 9: duplicate title "{data[2]["title"]}" (also outfit 3); '
-        'titles repeated from the last 3 days: "Black Wool Coat" (outfit 10); every title must be new'
+        'titles already taken by other pools within 3 days: "Black Wool Coat" (outfit 10); every title must be new'
     )
 
 
@@ -124,17 +125,26 @@ def test_the_prompt_lists_the_titles_to_avoid_only_when_there_are_some():
     def user_text(cluster: Cluster) -> str:
         return build_messages(cluster, VOCAB)[1]["content"]
 
-    assert "Do not repeat" not in user_text(CLUSTER)
+    assert "Do not use any of these titles" not in user_text(CLUSTER)
     titles = ("Beige Linen Midi Skirt", 'The "Quoted" Coat', "Black Silk Slip Dress")
     text = user_text(replace(CLUSTER, avoid_titles=titles))
     line = next(ln for ln in text.splitlines() if ln.startswith(AVOID_TITLES_PREFIX))
     assert line == (
-        'Do not repeat any of these titles from the last 3 days: "Beige Linen Midi Skirt", '
+        "Do not use any of these titles, taken by other pools of this date or within 3 days: "
+        '"Beige Linen Midi Skirt", '
         '"The \\"Quoted\\" Coat", "Black Silk Slip Dress".'
     )
     assert json.loads("[" + line[len(AVOID_TITLES_PREFIX) : -1] + "]") == list(titles)
     feedback = build_messages(replace(CLUSTER, avoid_titles=titles), VOCAB, "outfit 3: bad")[1]["content"]
     assert feedback.splitlines()[-3] == line  # the list, then the rejection
+
+
+def test_the_prompt_lists_at_most_max_prompt_titles_the_likeliest_first():
+    titles = tuple(f"Black Silk Piece {i:03}" for i in range(MAX_PROMPT_TITLES + 40))
+    text = build_messages(replace(CLUSTER, avoid_titles=titles), VOCAB)[1]["content"]
+    line = next(ln for ln in text.splitlines() if ln.startswith(AVOID_TITLES_PREFIX))
+    assert json.loads("[" + line[len(AVOID_TITLES_PREFIX) : -1] + "]") == list(titles[:MAX_PROMPT_TITLES])
+    assert "40 more titles are taken too" in text
 
 
 def test_retry_after_seconds_milliseconds_and_http_dates():

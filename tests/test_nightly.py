@@ -3,9 +3,10 @@
 K chat requests for K clusters, zero on a re-run, retries that honour
 Retry-After, failures that leave the previous pool in place and are recorded
 in the ledger, a killed run that resumes without repeating clusters, and
-"don't repeat yesterday": each prompt lists its cluster's titles of the 3 days
-before (ootd.recent_titles, read once per run), and a pool repeating one is
-invalid output.
+"no repeats across pools": each prompt lists the titles taken by the pools
+within 3 days, its own archetype x weather's first (ootd.taken_titles, read
+once per run), and a pool using one is invalid output (tests/test_titles.py
+has the rest).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from psycopg.types.json import Jsonb
 import batch.clusters
 from batch.llm import OpenAIEmbedder, OpenAIStylist, make_client
 from batch.nightly import NightlyBusy, NightlyConfig, run_nightly
+from batch.titles import MAX_PROMPT_TITLES
 from batch.weather import Forecast
 from db import REPO_ROOT
 from tests.conftest import run_cli
@@ -191,7 +193,7 @@ def test_timeout_is_retried(seeded_url, fake):
         (
             "repeat_title",
             [("chat", 1, "invalid", 200), ("chat", 2, "invalid", 200)],
-            "titles repeated from the last 3 days: ",
+            "titles already taken by other pools within 3 days: ",
         ),
     ],
 )
@@ -474,7 +476,7 @@ def titles_of(conn: psycopg.Connection, cluster_id: str) -> list[str]:
     ]
 
 
-def test_each_prompt_lists_its_clusters_titles_of_the_3_days_before(seeded_url, fake):
+def test_each_prompt_lists_every_taken_title_its_clusters_own_first(seeded_url, fake):
     # Minimal/Sunny pools 4 and 3 days before and the day before; a Rainy day in between.
     for days_before, condition in ((4, "Sunny"), (3, "Sunny"), (2, "Rainy"), (1, "Sunny")):
         run_nightly(
@@ -488,66 +490,87 @@ def test_each_prompt_lists_its_clusters_titles_of_the_3_days_before(seeded_url, 
         return f"{DAY - timedelta(days=days_before):%Y%m%d}_{archetype}_{weather}"
 
     with psycopg.connect(seeded_url) as conn:
-        expected = titles_of(conn, cluster(1)) + titles_of(conn, cluster(3))  # the day before first
-        older, rainy = set(titles_of(conn, cluster(4))), set(titles_of(conn, cluster(2, weather="Rainy")))
-        glam = set(titles_of(conn, cluster(1, "Glam"))) | set(titles_of(conn, cluster(3, "Glam")))
+        own = titles_of(conn, cluster(1)) + titles_of(conn, cluster(3))  # the day before first
+        older = set(titles_of(conn, cluster(4)))
+        window = {
+            r[0]
+            for r in conn.execute(
+                "SELECT title FROM ootd.outfits WHERE pool_date BETWEEN %s AND %s", (DAY - timedelta(3), DAY)
+            )
+        }
         today = titles_of(conn, cluster(0))
     prompts = {r.user_text.split(" ", 2)[1]: r.user_text for r in fake.chat_requests()}
     listed = avoided_titles(prompts[cluster(0)])
-    assert len(listed) == 40 and sorted(listed) == sorted(expected)
-    assert listed[:20] == sorted(expected[:20])  # most recent day first, then by title
-    assert not set(listed) & (older | rainy | glam)  # not older, nor another cluster's
-    assert len(today) == 20 and not set(today) & set(listed)
-    assert all(len(avoided_titles(text)) == 40 for text in prompts.values())  # every Sunny cluster's
+    assert listed[:20] == sorted(own[:20]) and listed[20:40] == sorted(own[20:])  # its own, most recent day first
+    assert len(listed) > 40 and set(listed) <= window - set(today)  # then other clusters', none older
+    assert not set(listed) & older
+    for text in prompts.values():  # 600 titles of the 3 days before, and those of today's pools stored first
+        taken = avoided_titles(text)
+        assert len(taken) == MAX_PROMPT_TITLES and set(taken) <= window and "more titles are taken too" in text
+    assert len(today) == 20 and not {t.casefold() for t in today} & {t.casefold() for t in window - set(today)}
 
 
-def test_recent_titles_of_hand_made_pools(db_url):
-    def store(conn: psycopg.Connection, day: date, archetype: str, weather: str, titles: list[str]) -> None:
-        outfits = [
-            {
-                "title": t,
-                "daypart": "Daytime" if i < 10 else "NightOut",
-                "category": "Dress",
-                "color": "Black",
-                "pieces": [t, "Loafers"],
-                "vibe": 0.5,
-                "trend": 0.5,
-                "dare": 0.5,
-                "reason": "Because.",
-                "embedding": [1.0] + [0.0] * 31,
-            }
-            for i, t in enumerate(titles)
-        ]
-        conn.execute(
-            "SELECT ootd.store_pool(%s, %s, 'offline', 'm', 1, %s)",
-            (day, f"{day:%Y%m%d}_{archetype}_{weather}", Jsonb(outfits)),
-        )
-
+def test_taken_titles_of_hand_made_pools_and_store_pool_refusing_one(db_url):
     def pool(tag: str) -> list[str]:
         return [f"{tag} Dress {i:02}" for i in range(20)]
 
     with psycopg.connect(db_url) as conn:
         store(conn, DAY - timedelta(days=4), "Minimal", "Sunny", pool("Old"))  # too old
         store(conn, DAY - timedelta(days=3), "Minimal", "Sunny", pool("Third"))
-        store(conn, DAY - timedelta(days=1), "Minimal", "Sunny", pool("First")[:19] + ["Third Dress 00"])
-        store(conn, DAY, "Minimal", "Sunny", pool("Today"))  # the day itself
-        store(conn, DAY - timedelta(days=2), "Minimal", "Rainy", pool("Rain"))
-        store(conn, DAY - timedelta(days=2), "Glam", "Sunny", pool("Glam"))
-        rows = conn.execute("SELECT archetype, weather, titles FROM ootd.recent_titles(%s)", (DAY,)).fetchall()
-        assert rows == [
-            ("Glam", "Sunny", pool("Glam")),
-            ("Minimal", "Rainy", pool("Rain")),
-            # each title once, most recently served first ("Third Dress 00" was served the day before too)
-            ("Minimal", "Sunny", pool("First")[:19] + ["Third Dress 00"] + pool("Third")[1:]),
-        ]
-        assert (
-            conn.execute("SELECT count(*) FROM ootd.recent_titles(%s)", (DAY - timedelta(days=4),)).fetchone()[0] == 0
+        store(conn, DAY - timedelta(days=1), "Glam", "Rainy", pool("First"))
+        store(conn, DAY, "Edgy", "Sunny", pool("Today"))  # the day itself
+        store(conn, DAY + timedelta(days=3), "Minimal", "Sunny", pool("After"))  # within 3 days after
+        store(conn, DAY + timedelta(days=4), "Minimal", "Sunny", pool("Later"))  # too late
+        conn.commit()
+        rows = conn.execute("SELECT title, pool_date, cluster_id FROM ootd.taken_titles(%s)", (DAY,)).fetchall()
+        assert [r[0] for r in rows] == pool("Today") + pool("First") + pool("After") + pool("Third")  # nearest first
+        assert {r[2] for r in rows} == {
+            f"{DAY:%Y%m%d}_Edgy_Sunny",
+            f"{DAY - timedelta(days=1):%Y%m%d}_Glam_Rainy",
+            f"{DAY + timedelta(days=3):%Y%m%d}_Minimal_Sunny",
+            f"{DAY - timedelta(days=3):%Y%m%d}_Minimal_Sunny",
+        }
+        # another cluster of the day, any archetype and weather: one title of a pool 3 days before, in any case
+        with pytest.raises(psycopg.errors.ExclusionViolation) as refused:
+            store(conn, DAY, "Classic", "Cold", pool("New")[:7] + ["  third   DRESS 05 "] + pool("New")[8:])
+        assert refused.value.diag.message_primary == (
+            f"pool {DAY:%Y%m%d}_Classic_Cold uses titles already taken by pools within 3 days: "
+            f'"  third   DRESS 05 " (outfit 8, in {DAY - timedelta(days=3):%Y%m%d}_Minimal_Sunny)'
         )
-        conn.execute("SET ROLE ootd_batch")  # the batch's role may call it
-        assert len(conn.execute("SELECT * FROM ootd.recent_titles(%s)", (DAY,)).fetchall()) == 3
+        conn.rollback()
+        store(conn, DAY, "Classic", "Cold", pool("New")[:7] + ["Old Dress 05"] + pool("New")[8:])  # 4 days: free
+        conn.commit()
+        assert conn.execute("SELECT count(*) FROM ootd.pools WHERE pool_date = %s", (DAY,)).fetchone()[0] == 2
+        conn.execute("SET ROLE ootd_batch")  # the batch's role may call it (and store_pool, which uses it)
+        assert len(conn.execute("SELECT * FROM ootd.taken_titles(%s)", (DAY,)).fetchall()) == 100
+        with pytest.raises(psycopg.errors.ExclusionViolation):
+            store(conn, DAY + timedelta(days=1), "Classic", "Cold", pool("Today"))
 
 
-def test_recent_titles_are_read_once_per_run_not_per_cluster(seeded_url, fake, monkeypatch):
+def store(conn: psycopg.Connection, day: date, archetype: str, weather: str, titles: list[str]) -> None:
+    """A hand-made pool through ootd.store_pool."""
+    outfits = [
+        {
+            "title": t,
+            "daypart": "Daytime" if i < 10 else "NightOut",
+            "category": "Dress",
+            "color": "Black",
+            "pieces": [t.strip(), "Loafers"],
+            "vibe": 0.5,
+            "trend": 0.5,
+            "dare": 0.5,
+            "reason": "Because.",
+            "embedding": [1.0] + [0.0] * 31,
+        }
+        for i, t in enumerate(titles)
+    ]
+    conn.execute(
+        "SELECT ootd.store_pool(%s, %s, 'offline', 'm', 1, %s)",
+        (day, f"{day:%Y%m%d}_{archetype}_{weather}", Jsonb(outfits)),
+    )
+
+
+def test_taken_titles_are_read_once_per_run_not_per_cluster(seeded_url, fake, monkeypatch):
     run_nightly(seeded_url, NightlyConfig(day=DAY - timedelta(days=1), llm="offline"), weather=FixedWeather())
     queries: list[str] = []
     real_all_rows = batch.clusters.all_rows
@@ -559,8 +582,8 @@ def test_recent_titles_are_read_once_per_run_not_per_cluster(seeded_url, fake, m
     monkeypatch.setattr(batch.clusters, "all_rows", counting_all_rows)
     report = openai_run(seeded_url, fake, weather=FixedWeather())
     assert report.clusters == report.stored == len(fake.chat_requests()) == 10
-    assert queries.count("recent_titles") == 1 and queries.count("cluster_demand") == 1
-    assert all(len(avoided_titles(r.user_text)) == 20 for r in fake.chat_requests())
+    assert queries.count("taken_titles") == 1 and queries.count("cluster_demand") == 1
+    assert all(len(avoided_titles(r.user_text)) == MAX_PROMPT_TITLES for r in fake.chat_requests())
 
 
 def test_a_repeated_title_is_retried_once_with_the_title_named(seeded_url, fake):
@@ -573,7 +596,7 @@ def test_a_repeated_title_is_retried_once_with_the_title_named(seeded_url, fake)
     requests = [r for r in fake.chat_requests() if cluster in r.user_text]
     assert [r.behaviour for r in requests] == ["repeat_title", "ok"]
     repeated = avoided_titles(requests[0].user_text)[0]  # answered as "  <it in lower case> "
-    rejection = f'titles repeated from the last 3 days: "{repeated}" (outfit 5); every title must be new'
+    rejection = f'titles already taken by other pools within 3 days: "{repeated}" (outfit 5); every title must be new'
     assert f"Your previous answer was rejected: {rejection}. Fix these problems." in requests[1].user_text
     with psycopg.connect(seeded_url) as conn:
         assert ledger(conn, cluster)[:2] == [("chat", 1, "invalid", 200), ("chat", 2, "ok", 200)]
@@ -589,7 +612,7 @@ def test_a_repeated_title_is_retried_once_with_the_title_named(seeded_url, fake)
         assert not {t.casefold() for t in stored} & {t.casefold() for t in titles_of(conn, yesterday)}
 
 
-def test_offline_runs_on_consecutive_days_never_repeat_the_3_days_before(seeded_url):
+def test_offline_runs_on_consecutive_days_never_repeat_a_title_of_any_pool_within_3_days(seeded_url):
     weather = FixedWeather("Cold")
     for d in range(4):
         report = run_nightly(seeded_url, NightlyConfig(day=DAY + timedelta(days=d), llm="offline"), weather=weather)
@@ -597,11 +620,9 @@ def test_offline_runs_on_consecutive_days_never_repeat_the_3_days_before(seeded_
     with psycopg.connect(seeded_url) as conn:
         repeats = conn.execute("""
             SELECT o.cluster_id, o.title, b.cluster_id
-            FROM ootd.outfits o JOIN ootd.pools p USING (pool_date, cluster_id)
-            JOIN ootd.pools q ON q.archetype = p.archetype AND q.weather = p.weather
-                             AND q.pool_date BETWEEN p.pool_date - 3 AND p.pool_date - 1
-            JOIN ootd.outfits b ON b.pool_date = q.pool_date AND b.cluster_id = q.cluster_id
-                               AND lower(b.title) = lower(o.title)""").fetchall()
+            FROM ootd.outfits o
+            JOIN ootd.outfits b ON b.pool_date BETWEEN o.pool_date - 3 AND o.pool_date
+                               AND lower(b.title) = lower(o.title) AND b.id <> o.id""").fetchall()
         compared = conn.execute("""
             SELECT count(*) FROM ootd.pools p JOIN ootd.pools q ON q.archetype = p.archetype
             AND q.weather = p.weather AND q.pool_date BETWEEN p.pool_date - 3 AND p.pool_date - 1""").fetchone()[0]

@@ -28,7 +28,7 @@ GRANT EXECUTE ON FUNCTION ootd.put_weather(date, text, jsonb), ootd.default_arch
                           ootd.refresh_pool_cache(date, integer),
                           ootd.record_llm_calls(date, text, jsonb),
                           ootd.record_llm_request(date, text, text, text, text, integer),
-                          ootd.check_pool_date(date), ootd.recent_titles(date) TO ootd_batch;
+                          ootd.check_pool_date(date), ootd.taken_titles(date), ootd._title_key(text) TO ootd_batch;
 GRANT EXECUTE ON FUNCTION ootd.generate_pool(text) TO ootd_batch;
 GRANT EXECUTE ON FUNCTION ootd.default_archetype(), ootd.user_clusters(date), ootd.cluster_demand(date)
     TO ootd_analyst;
