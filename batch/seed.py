@@ -24,8 +24,9 @@ which no ranking function reads: the true archetype and a loyalty to it, true
 liked and disliked colors and categories, a true taste, true vibe/trend/dare)
 and writes ootd.users as a noisy, partial view of it, as a sign-up form would
 hold.  Each batch streams the users through one COPY and their truths
-through a second one, in the same transaction.  Users created any other way
-have no truth.
+through a second one, in the same transaction (on a schema older than
+revision 0018, without ootd_truth, the users alone).  Users created any
+other way have no truth.
 """
 
 from __future__ import annotations
@@ -181,6 +182,7 @@ def seed_users(conn: psycopg.Connection, users: int, seed: int, *, batch_size: i
     if not conn.autocommit and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.commit()
     vocab: Vocabulary | None = None
+    with_truth: bool | None = None  # a schema older than revision 0018 has no ootd_truth: users only
     existing = 0
     for first in range(1, users + 1, batch_size):
         last = min(users, first + batch_size - 1)
@@ -194,9 +196,12 @@ def seed_users(conn: psycopg.Connection, users: int, seed: int, *, batch_size: i
             if present_count:
                 present = set(one(conn, "seed_ids_between", (first, last))["ids"])
             vocab = vocab or Vocabulary.load(conn)
+            if with_truth is None:
+                with_truth = one(conn, "seed_truth_present")["present"]
             truths: list[bytes] = []
             copy_chunks(conn, "copy_users_text", _lines(vocab, seed, first, last, present, truths))
-            copy_chunks(conn, "copy_truth_text", truths)  # after the users, whom they reference
+            if with_truth:
+                copy_chunks(conn, "copy_truth_text", truths)  # after the users, whom they reference
     return SeedResult(users, users - existing, existing, time.perf_counter() - started)
 
 

@@ -110,11 +110,28 @@ SELECT pg_catalog.create_distributed_table('ootd.api_token_generations', 'user_i
 WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
                   WHERE p.logicalrelid = 'ootd.api_token_generations'::regclass);
 
--- The simulated users' hidden truth (0018, 11_truth.sql): per user, co-located with users (an
--- upgrade of a distributed schema placed it already, before adding its foreign key to ootd.users).
-SELECT pg_catalog.create_distributed_table('ootd_truth.users', 'user_id', colocate_with := 'ootd.users')
-WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
-                  WHERE p.logicalrelid = 'ootd_truth.users'::regclass);
+-- The simulated users' hidden truth (0018, 11_truth.sql): per user, co-located with users.
+-- Named through to_regclass / to_regnamespace here and below: on a schema older than 0018 this
+-- file's steps find no ootd_truth and skip it.
+SELECT pg_catalog.create_distributed_table(pg_catalog.to_regclass('ootd_truth.users'), 'user_id',
+                                           colocate_with := 'ootd.users')
+WHERE pg_catalog.to_regclass('ootd_truth.users') IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                  WHERE p.logicalrelid = pg_catalog.to_regclass('ootd_truth.users'));
+
+-- ... and its key to ootd.users, which an upgrade of a distributed schema could not add before
+-- (11_truth.sql; a fresh install has it already).
+DO $$
+BEGIN
+    IF pg_catalog.to_regclass('ootd_truth.users') IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+                       WHERE k.conrelid = pg_catalog.to_regclass('ootd_truth.users')
+                         AND k.conname = 'users_user_id_fkey') THEN
+        ALTER TABLE ootd_truth.users ADD CONSTRAINT users_user_id_fkey
+            FOREIGN KEY (user_id) REFERENCES ootd.users (id) ON DELETE CASCADE;
+    END IF;
+END
+$$;
 
 -- Every table of the schemas (ootd, ootd_truth) is now distributed or a reference table: a new
 -- table that this file does not place is an error, not a coordinator-only
@@ -125,7 +142,7 @@ DECLARE
 BEGIN
     SELECT string_agg(c.oid::regclass::text, ', ' ORDER BY c.relname) INTO v_missing
     FROM pg_catalog.pg_class c
-    WHERE c.relnamespace IN ('ootd'::regnamespace, 'ootd_truth'::regnamespace) AND c.relkind IN ('r', 'p')
+    WHERE c.relnamespace IN ('ootd'::regnamespace, pg_catalog.to_regnamespace('ootd_truth')) AND c.relkind IN ('r', 'p')
       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = c.oid);
     IF v_missing IS NOT NULL THEN
         RAISE EXCEPTION 'db/citus.sql does not place these tables: %', v_missing
@@ -148,7 +165,7 @@ BEGIN
     FOR f IN
         SELECT p.oid::regprocedure
         FROM pg_catalog.pg_proc p
-        WHERE p.pronamespace IN ('ootd'::regnamespace, 'ootd_truth'::regnamespace)
+        WHERE p.pronamespace IN ('ootd'::regnamespace, pg_catalog.to_regnamespace('ootd_truth'))
           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object d
                           WHERE d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid)
         ORDER BY p.oid
@@ -215,10 +232,12 @@ DECLARE
     f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
-             WHERE p.pronamespace IN ('ootd'::regnamespace, 'ootd_truth'::regnamespace) ORDER BY p.oid LOOP
+             WHERE p.pronamespace IN ('ootd'::regnamespace, pg_catalog.to_regnamespace('ootd_truth')) ORDER BY p.oid LOOP
         EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
     END LOOP;
     REVOKE ALL ON SCHEMA ootd FROM PUBLIC;
-    REVOKE ALL ON SCHEMA ootd_truth FROM PUBLIC;
+    IF pg_catalog.to_regnamespace('ootd_truth') IS NOT NULL THEN
+        REVOKE ALL ON SCHEMA ootd_truth FROM PUBLIC;
+    END IF;
 END
 $$;

@@ -63,6 +63,9 @@ SELECT coalesce(array_agg(id), '{}') AS ids FROM ootd.users WHERE id BETWEEN %s 
 -- name: copy_users_text
 COPY ootd.users (id, city, timezone, style_dna, style_rules, taste) FROM STDIN;
 
+-- name: seed_truth_present
+SELECT to_regclass('ootd_truth.users') IS NOT NULL AS present;
+
 -- name: copy_truth_text
 COPY ootd_truth.users (user_id, archetype, loyalty, taste, liked_colors, disliked_colors, liked_categories,
                        disliked_categories, vibe, trend, dare) FROM STDIN;

@@ -35,7 +35,10 @@ def test_downgrade_base_of_a_seeded_database_refuses_and_changes_nothing(seeded_
     before = schema_dump(seeded_url)
     down = alembic(seeded_url, "downgrade", "base")
     assert down.returncode != 0
-    assert f"downgrade {head()} -> base would destroy data: ootd.users ({SEEDED_USERS:,} rows)" in said(down)
+    assert (  # the seeded users and their hidden truth (0018b, ootd_truth.users)
+        f"downgrade {head()} -> base would destroy data: ootd_truth.users ({SEEDED_USERS:,} rows), "
+        f"ootd.users ({SEEDED_USERS:,} rows)"
+    ) in said(down)
     assert "nothing was changed" in said(down) and "-x allow-data-loss=true" in said(down)
     assert "Traceback" not in said(down)
     # reference tables hold only what the migrations install: not data to protect
@@ -48,7 +51,7 @@ def test_downgrade_base_of_a_seeded_database_refuses_and_changes_nothing(seeded_
 def test_allow_data_loss_downgrades_and_says_what_it_dropped(seeded_url: str):
     down = alembic(seeded_url, "-x", "allow-data-loss=true", "downgrade", "base")
     assert down.returncode == 0, down.stderr
-    assert f"dropping ootd.users ({SEEDED_USERS:,} rows)" in said(down)
+    assert f"dropping ootd_truth.users ({SEEDED_USERS:,} rows), ootd.users ({SEEDED_USERS:,} rows)" in said(down)
     assert state(seeded_url) == ([], None)
 
 
@@ -118,6 +121,9 @@ def test_tuned_scoring_weights_are_data(db_url: str):
 
 def test_a_dropped_column_loses_only_values_its_upgrade_would_not_put_back(seeded_url: str):
     # 0004 adds users.likes_count (DEFAULT 0) and taste_norm (DEFAULT 1): seeded users hold just that
+    # (their hidden truth, 0018b's ootd_truth.users, is data: emptied first)
+    with psycopg.connect(seeded_url) as conn:
+        conn.execute("DELETE FROM ootd_truth.users")
     down = alembic(seeded_url, "downgrade", "0003")
     assert down.returncode == 0, down.stderr
     assert state(seeded_url) == ([("0003",)], SEEDED_USERS)
@@ -139,7 +145,10 @@ def test_ootd_migrate_to_an_older_revision_refuses_then_downgrades_with_allow_da
     assert refused.returncode == 1, refused.stderr
     assert refused.stdout == ""
     [line] = refused.stderr.splitlines()  # one line, no traceback
-    assert line.startswith(f"ootd: error: downgrade {head()} -> 0003 would destroy data: column ootd.users.")
+    assert line.startswith(
+        f"ootd: error: downgrade {head()} -> 0003 would destroy data: "
+        f"ootd_truth.users ({SEEDED_USERS:,} rows), column ootd.users."
+    )
     # 0017's stated taste (its upgrade would put it back only to within 0014's rounding) and 0004's
     # likes_count
     for column in ("stated_taste", "stated_taste_norm", "likes_count"):
@@ -150,7 +159,9 @@ def test_ootd_migrate_to_an_older_revision_refuses_then_downgrades_with_allow_da
     down = run_cli("migrate", "--revision", "0003", "--allow-data-loss", env=env)
     assert down.returncode == 0, down.stderr
     assert down.stdout == "downgraded to 0003\n"
-    assert "dropping column ootd.users.stated_taste (3 values)" in down.stderr
+    assert (
+        f"dropping ootd_truth.users ({SEEDED_USERS:,} rows), column ootd.users.stated_taste (3 values)" in down.stderr
+    )
     assert "column ootd.users.likes_count (3 values)" in down.stderr
     assert state(liked_url) == ([("0003",)], SEEDED_USERS)
     with psycopg.connect(liked_url) as conn:  # the likes themselves (0001's table) are kept

@@ -16,13 +16,21 @@
 -- reverse.
 -- =============================================================================
 
+-- On a distributed schema (Citus: an upgrade runs with DDL propagation on)
+-- this part is created on the coordinator alone, as on a fresh install, and
+-- db/citus.sql places it on every node (the table co-located with ootd.users,
+-- its key, the functions); propagation is restored at the end of the part.
+SELECT pg_catalog.set_config('ootd.truth_ddl_propagation', pg_catalog.current_setting('citus.enable_ddl_propagation'), true),
+       pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true)
+WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = 'citus');
+
 CREATE SCHEMA ootd_truth AUTHORIZATION ootd_owner;
 COMMENT ON SCHEMA ootd_truth IS
     'Hidden truth of the simulated (seeded) users: read by the simulation only, never by the ranking.';
 
 SET ROLE ootd_owner;
 
-REVOKE ALL ON SCHEMA ootd_truth FROM PUBLIC;
+-- A new schema grants PUBLIC nothing (no USAGE), and no role is granted anything below.
 
 -- ------------------------------------------------------------------- tables --
 -- One row per seeded user.  The liked and disliked sets are disjoint; the
@@ -52,22 +60,21 @@ COMMENT ON COLUMN ootd_truth.users.taste IS 'True taste (unit vector in the outf
 COMMENT ON COLUMN ootd_truth.users.liked_colors IS 'Colors the user really likes, strongest first; the stated preferred_colors are the first 1 to 4.';
 COMMENT ON COLUMN ootd_truth.users.vibe IS 'True vibe (vibe, trend, dare: stored for the simulation; not in the utility).';
 
--- On a distributed schema (Citus: an upgrade runs this with DDL propagation
--- on) the table is co-located with ootd.users before the foreign key to it is
--- added; a fresh install has no distributed table yet and db/citus.sql places
--- it later, keeping the key (as ootd.likes's).
-DO $distribute$
+-- The key to ootd.users.  On a distributed schema a local table cannot
+-- reference the distributed ootd.users: db/citus.sql co-locates the table
+-- with it first and adds the key then.  A fresh install has no distributed table yet: the key
+-- is added here and kept when db/citus.sql places the table (as ootd.likes's).
+DO $key$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = 'citus') THEN
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = 'ootd.users'::regclass) THEN
-            PERFORM pg_catalog.create_distributed_table('ootd_truth.users', 'user_id', colocate_with := 'ootd.users');
+            RETURN;
         END IF;
     END IF;
+    ALTER TABLE ootd_truth.users ADD CONSTRAINT users_user_id_fkey
+        FOREIGN KEY (user_id) REFERENCES ootd.users (id) ON DELETE CASCADE;
 END
-$distribute$;
-
-ALTER TABLE ootd_truth.users ADD CONSTRAINT users_user_id_fkey
-    FOREIGN KEY (user_id) REFERENCES ootd.users (id) ON DELETE CASCADE;
+$key$;
 
 -- ---------------------------------------------------------------- functions --
 -- ootd_truth.utility(truth, outfit, pool archetype): THE true utility of an
@@ -147,3 +154,6 @@ COMMENT ON FUNCTION ootd_truth.utilities(date, bigint[]) IS
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ootd_truth FROM PUBLIC;
 
 RESET ROLE;
+
+SELECT pg_catalog.set_config('citus.enable_ddl_propagation', pg_catalog.current_setting('ootd.truth_ddl_propagation'), true)
+WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = 'citus');
