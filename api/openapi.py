@@ -709,6 +709,12 @@ def spec() -> dict[str, Any]:
                                     "type": "object",
                                     "additionalProperties": _AFFINITY,
                                 },
+                                "archetype_affinity": {
+                                    "type": "object",
+                                    "additionalProperties": _AFFINITY,
+                                    "description": "Archetype -> affinity (learned from likes). Without it, the "
+                                    "stated archetype counts 1 and every other 0.",
+                                },
                                 "vibe": {"type": "number", "minimum": 0, "maximum": 1},
                                 "trend": {"type": "number", "minimum": 0, "maximum": 1},
                                 "dare": {"type": "number", "minimum": 0, "maximum": 1},
@@ -754,6 +760,7 @@ def spec() -> dict[str, Any]:
                         "daypart_priority": _weight(0, True, 1e6),
                         "liked_decay": _weight(0, True, 1),
                         "jitter": _weight(0, True, 1e-6),
+                        "archetype": _weight(0, True, 1e6),
                     },
                 },
                 "SimulationItem": {
@@ -783,6 +790,11 @@ def spec() -> dict[str, Any]:
                         "score": {"type": "number"},
                         "source": {"enum": ["cache", "durable"], "description": "Where the row was read."},
                         "drawn_from": {"type": "string", "description": "The pool (cluster) holding it."},
+                        "archetype_boost": {
+                            "type": "number",
+                            "description": "The archetype multiplier: 1 + archetype x ln(1 + the profile's affinity "
+                            "to the archetype of the pool it was drawn from).",
+                        },
                     },
                 },
                 "WhatIfSimulation": _simulation("what_if"),

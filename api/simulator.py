@@ -97,6 +97,7 @@ ITEM_KEYS = (
     "score",
     "source",
     "drawn_from",
+    "archetype_boost",
 )
 
 

@@ -332,6 +332,7 @@ class SeedStylePipeline:
         self.load_weights()
         self.weather_adj = dict(conn.execute("SELECT name, adjective FROM ootd.weather_conditions").fetchall())
         self.archetype_adj = dict(conn.execute("SELECT name, adjective FROM ootd.archetypes").fetchall())
+        self.default_archetype = conn.execute("SELECT ootd.default_archetype()").fetchone()[0]
         self.t_pg = self.t_redis = self.t_py = 0.0
 
     def load_weights(self) -> None:
@@ -341,6 +342,7 @@ class SeedStylePipeline:
         self.w_affinity, self.w_cosine, self.w_daypart = w["category_affinity"], w["cosine"], w["daypart_priority"]
         self.w_liked_decay = w["liked_decay"]
         self.w_jitter = w["jitter"]
+        self.w_archetype = w.get("archetype", 0.0)  # absent before migration 0018
         self.neighbours = w.get("neighbour_pools", False)  # absent before migration 0013
 
     def feed(self, user_id: int, at: datetime, limit: int = LIMIT) -> list[tuple]:
@@ -441,11 +443,19 @@ class SeedStylePipeline:
             )
             for category in set(categories)
         }
+        # the archetype multiplier: the profile's affinity to each candidate's pool archetype
+        # (ootd._archetype_affinities: the stated archetype at 1 before any like)
+        archetype_affinity = dna.get("archetype_affinity") or {dna.get("archetype") or self.default_archetype: 1}
+        archetype_boost = {
+            a: 1.0 + self.w_archetype * math.log(1.0 + max(float(archetype_affinity.get(a) or 0), 0.0))
+            for a in set(origin)
+        }
         first = np.array([d == priority for d in dayparts])
         score = (
             np.array([self.w_color if c in preferred else 1.0 for c in colors])
             * np.array([boosts[c][0] for c in categories])
             * np.array([boosts[c][1] for c in categories])
+            * np.array([archetype_boost[a] for a in origin])
             * np.array([self.w_liked_decay if i in liked_ids else 1.0 for i in ids])
             + self.w_cosine * cosine
             + np.where(first, self.w_daypart, 0.0)
@@ -480,9 +490,11 @@ class SeedStylePipeline:
                 break
         if not served:
             return []
-        # 5. headline, once: the served pool's weather, the archetype of the pool the first item was
-        # drawn from, the occasion of the served items, the city
-        adjectives = f"{self.weather_adj[pool_weather]} {self.archetype_adj[origin[served[0]]]}"
+        # 5. headline, once: the served pool's weather, the archetype more than half of the served
+        # items were drawn from (none without one), the occasion of the served items, the city
+        shown = [origin[i] for i in served]
+        majority = [a for a in set(shown) if 2 * shown.count(a) > len(shown)]
+        adjectives = " ".join([self.weather_adj[pool_weather]] + [self.archetype_adj[a] for a in majority])
         headline = (
             f"{'An' if adjectives[0] in 'aeiouAEIOU' else 'A'} {adjectives} look for "
             f"{occasion(local.hour, {dayparts[i] for i in served})} in {city}"

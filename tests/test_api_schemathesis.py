@@ -118,7 +118,11 @@ def known_names(body: Any, vocabulary: dict[str, list[str]]) -> Any:
             dna["archetype"] = _pick(dna["archetype"], vocabulary["archetypes"])
         if isinstance(dna.get("preferred_colors"), list):
             dna["preferred_colors"] = [_pick(n, vocabulary["colors"]) for n in dna["preferred_colors"]]
-        for key, names in (("category_affinity", categories), ("color_affinity", vocabulary["colors"])):
+        for key, names in (
+            ("category_affinity", categories),
+            ("color_affinity", vocabulary["colors"]),
+            ("archetype_affinity", vocabulary["archetypes"]),
+        ):
             if isinstance(dna.get(key), dict):
                 dna[key] = {_pick(k, names): v for k, v in dna[key].items()}
         profile["style_dna"] = dna

@@ -39,6 +39,7 @@ def test_the_simulators_weight_limits_are_the_databases(conn):
         "daypart_priority": 1e6,
         "liked_decay": 1,
         "jitter": 1e-6,
+        "archetype": 1e6,
     }
 
 

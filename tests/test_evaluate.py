@@ -1,7 +1,8 @@
 """`ootd evaluate` (issue 17): each metric on a tiny hand-made day whose right values are known.
 
 Two Sunny pools of DAY are stored by hand (ootd.store_pool); users without a taste vector
-score outfits by their stated rules only, so every gain is a number written below.
+score outfits by their stated rules only, so every gain is a number written below.  The archetype
+term (issue 27) is off (scoring_weights.archetype = 0) except where a test turns it on.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def day(conn: psycopg.Connection) -> psycopg.Connection:
             (DAY, f"{DAY:%Y%m%d}_{cluster}", Jsonb(outfits)),
         )
     conn.execute("SELECT ootd.refresh_pool_cache(%s)", (DAY,))
+    conn.execute("UPDATE ootd.scoring_weights SET archetype = 0")  # the gains below are written without it
     for user_id, (dna, rules) in USERS.items():
         conn.execute("SELECT ootd.put_user(%s, 'Torrance', NULL, %s, %s)", (user_id, Jsonb(dna), Jsonb(rules)))
     return conn
@@ -98,7 +100,9 @@ def test_the_oracle_scorer_equals_feed_explains_score_on_the_users_own_pool(day)
             "SELECT e.outfit_id, e.score, ootd._outfit_score(w, u.id, u.style_dna, u.style_rules, u.taste, "
             "       %s::timestamptz AT TIME ZONE u.timezone, "
             "       EXISTS (SELECT 1 FROM ootd.likes k WHERE k.user_id = u.id AND k.outfit_id = o.id), "
-            "       o.id, o.category, o.color, o.daypart, o.embedding) AS oracle "
+            "       o.id, o.category, o.color, o.daypart, o.embedding, "
+            "       (SELECT p.archetype FROM ootd.pools p WHERE p.pool_date = o.pool_date AND p.cluster_id = o.cluster_id)) "
+            "       AS oracle "
             "FROM ootd.feed_explain(1, %s::timestamptz, 3) e "
             "JOIN ootd.outfits o ON o.id = e.outfit_id CROSS JOIN ootd.users u CROSS JOIN ootd.scoring_weights w "
             "WHERE u.id = 1",
@@ -132,6 +136,17 @@ def test_ndcg_against_the_oracle_and_the_pool_ceiling_show_clustering_loss_apart
     assert f[1, "09:00"]["categories"][0] == "Skirt"
     assert f[3, "09:00"]["ndcg"] == pytest.approx(1.0, abs=1e-8)
     assert f[3, "09:00"]["items"] != f[1, "09:00"]["items"]  # one cluster, two different top-3s
+
+
+def test_with_the_archetype_term_the_own_archetypes_outfits_outweigh_a_neighbours_skirt(day):
+    """Issue 27: at the default archetype weight (1) user 1's stated Minimal counts x(1 + ln 2) on the Minimal
+    pool's outfits, so its three Red ones (1.25 x 1.69 + 1) outweigh the Classic pool's Red Skirt (1.25 x 1.2 + 1)
+    for the feed and for the oracle, which scores each outfit with the archetype of its own pool."""
+    day.execute("UPDATE ootd.scoring_weights SET archetype = DEFAULT")
+    f = feeds(day, [1])[1, "09:00"]
+    assert sorted(f["categories"]) == ["Dress", "Top", "Trousers"] and set(f["colors"]) == {"Red"}
+    assert f["ndcg"] == pytest.approx(1.0, abs=1e-8)
+    assert f["headline"].startswith("A sun-ready minimalist look for ")
 
 
 def test_the_oracle_respects_vetoes_and_served_items_break_none(day):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, timedelta
 
@@ -204,8 +205,10 @@ def test_explain_shows_every_candidate_and_its_components(served):
     ranked = [r for r in rows if r[0] is not None]
     assert [r[0] for r in ranked] == list(range(1, len(ranked) + 1))
     for r in rows:
-        assert r[15] == pytest.approx(r[8] * r[9] * r[10] * r[11] + 0.5 * r[12] + r[13] + r[14])
+        assert r[15] == pytest.approx(r[8] * r[9] * r[10] * r[23] * r[11] + 0.5 * r[12] + r[13] + r[14])
         assert abs(r[14]) < 1e-9
+        # the archetype multiplier (issue 27): user 1 has no likes, so only the stated archetype's pool counts
+        assert r[23] == pytest.approx(1 + math.log(2) if r[21] == cluster else 1.0)
     assert {r[19] for r in rows} == {"cache"}
 
 
@@ -441,21 +444,37 @@ def test_feed_agrees_with_explain_at_dst_and_midnight_edges(served, zone, at, da
     assert rows[0][5] == daypart, local
 
 
+def served_archetypes(conn, user_id, at=f"{DAY} 12:00+00", limit=3):
+    """(headline, the archetypes of the pools the served items were drawn from, in rank order, the served pool)."""
+    rows = conn.execute(
+        "SELECT e.headline, p.archetype, e.cluster_id FROM ootd.feed_explain(%s, %s, %s) e "
+        "JOIN ootd.pools p ON p.pool_date = e.pool_date AND p.cluster_id = e.drawn_from "
+        "WHERE e.rank <= %s ORDER BY e.rank",
+        (user_id, at, limit, limit),
+    ).fetchall()
+    return rows[0][0], [r[1] for r in rows], rows[0][2]
+
+
 def test_neighbour_pools_draw_the_priority_daypart_of_every_same_weather_pool(served):
-    """Issue 17, item 3: candidates come from the served pool and its same-weather neighbours; a top item
-    drawn from a neighbour names that pool's archetype in the headline; the weight switches it off."""
+    """Issue 17, item 3: candidates come from the served pool and its same-weather neighbours; without the
+    archetype term (issue 27: scoring_weights.archetype = 0) many users' best outfit is a neighbour's; the
+    headline names the archetype most items shown were drawn from; the weight switches the draw off."""
     explain = "SELECT * FROM ootd.feed_explain(%s, %s, 3)"
     adjectives = dict(served.execute("SELECT name, adjective FROM ootd.archetypes").fetchall())
-    drawn = 0
-    for user_id in range(1, 201):
-        rows = served.execute(explain, (user_id, f"{DAY} 12:00+00")).fetchall()
-        first = next(r for r in rows if r[0] == 1)
-        archetype = served.execute(
-            "SELECT archetype FROM ootd.pools WHERE pool_date = %s AND cluster_id = %s", (DAY, first[21])
-        ).fetchone()[0]
-        assert f" {adjectives[archetype]} look " in first[16], (user_id, first[16])
-        drawn += first[21] != first[17]
-    assert drawn > 50  # many users' best outfit is in another archetype's pool of their weather
+    served.execute("UPDATE ootd.scoring_weights SET archetype = 0")
+    try:
+        drawn = 0
+        for user_id in range(1, 201):
+            rows = served.execute(explain, (user_id, f"{DAY} 12:00+00")).fetchall()
+            first = next(r for r in rows if r[0] == 1)
+            drawn += first[21] != first[17]
+            headline, archetypes, _ = served_archetypes(served, user_id)
+            majority = [a for a in set(archetypes) if 2 * archetypes.count(a) > len(archetypes)]
+            words = headline.split(" look for ")[0].split(" ")
+            assert words[2:] == ([adjectives[majority[0]]] if majority else []), (user_id, headline)
+        assert drawn > 50  # many users' best outfit is in another archetype's pool of their weather
+    finally:
+        served.execute("UPDATE ootd.scoring_weights SET archetype = DEFAULT")
 
     served.execute("UPDATE ootd.scoring_weights SET neighbour_pools = false")
     try:
@@ -463,6 +482,50 @@ def test_neighbour_pools_draw_the_priority_daypart_of_every_same_weather_pool(se
         assert len(rows) == 20 and {r[21] for r in rows} == {rows[0][17]}
     finally:
         served.execute("UPDATE ootd.scoring_weights SET neighbour_pools = true")
+
+
+def test_the_archetype_term_serves_the_users_archetype_first_and_the_headline_names_it(served):
+    """Issue 27, item 4: a user without likes (affinity 1 to the stated archetype, 0 to the others) is served
+    their own pool's outfits first: every rank 1 of 300 users is drawn from the served pool whenever it holds
+    an outfit of the priority daypart that breaks no veto (else the veto rules decide, as before); the
+    headline names the archetype of the items."""
+    adjectives = dict(served.execute("SELECT name, adjective FROM ootd.archetypes").fetchall())
+    rows = served.execute(
+        "SELECT u.id, coalesce(u.style_dna ->> 'archetype', ootd.default_archetype()), e.cluster_id, e.drawn_from, "
+        "       e.headline, p.archetype, "
+        "       EXISTS (SELECT 1 FROM ootd.feed_explain(u.id, %s, 3) o "
+        "               WHERE o.drawn_from = o.cluster_id AND o.priority AND o.vetoed_by = '{}') "
+        "FROM ootd.users u CROSS JOIN LATERAL ootd.feed_explain(u.id, %s, 3) e "
+        "JOIN ootd.pools p ON p.pool_date = e.pool_date AND p.cluster_id = e.cluster_id "
+        "WHERE u.id <= 300 AND u.likes_count = 0 AND e.rank = 1 ORDER BY u.id",
+        (f"{DAY} 12:00+00", f"{DAY} 12:00+00"),
+    ).fetchall()
+    assert len(rows) > 290
+    for user_id, stated, cluster, drawn_from, headline, pool_archetype, own_clean in rows:
+        assert pool_archetype == stated  # every seeded user has a pool of their archetype and weather
+        if own_clean:
+            assert drawn_from == cluster, (user_id, headline)
+            assert f" {adjectives[stated]} look for " in headline, (user_id, headline)
+    assert sum(not r[6] for r in rows) < 10  # the veto-everything users
+
+
+def test_headlines_name_the_archetype_of_most_items_shown(served):
+    """The headline never names an archetype most of its items are not (issue 27: "a sun-ready laid-back look"
+    over a Casual, a Minimal and a Classic outfit was the bug): it names the archetype more than half of the
+    items shown were drawn from, or none, at the default weight and with the archetype term off."""
+    adjectives = dict(served.execute("SELECT name, adjective FROM ootd.archetypes").fetchall())
+    for weight in (1, 0):
+        served.execute("UPDATE ootd.scoring_weights SET archetype = %s", (weight,))
+        try:
+            for user_id in range(1, 401, 7):
+                for limit in (1, 2, 3, 5):
+                    headline, archetypes, _ = served_archetypes(served, user_id, f"{DAY} 20:00+00", limit)
+                    majority = [a for a in set(archetypes) if 2 * archetypes.count(a) > len(archetypes)]
+                    words = headline.split(" look for ")[0].split(" ")
+                    expected = [adjectives[majority[0]]] if majority else []
+                    assert words[2:] == expected, (weight, user_id, limit, headline, archetypes)
+        finally:
+            served.execute("UPDATE ootd.scoring_weights SET archetype = DEFAULT")
 
 
 def test_weights_out_of_range_are_refused_with_the_weight_named(served):
@@ -483,6 +546,7 @@ def test_weights_out_of_range_are_refused_with_the_weight_named(served):
         "daypart_priority",
         "liked_decay",
         "jitter",
+        "archetype",
     ]
     assert ("jitter", 0.0, True, 1e-6) in catalog and ("preferred_color", 0.0, False, 1e6) in catalog
 

@@ -258,35 +258,42 @@ def test_two_sessions_liking_for_two_users_in_opposite_orders_lose_nothing(serve
 
 
 def test_liking_a_color_moves_it_up_in_the_next_feed(db):
+    # the user's own pool only: the likes below also teach the pool's archetype (issue 27), which lifts all of
+    # its outfits above the neighbours' alike, so that a neighbour's category best (served before any
+    # category's second) cannot stand between the target and its own pool's items
+    db.execute("UPDATE ootd.scoring_weights SET neighbour_pools = false")
     # a user, a color absent from their preferences, present (unvetoed) in their pool
     user_id = db.execute(
         "SELECT id FROM ootd.users WHERE NOT style_rules ?| '{disliked_categories,disliked_colors}' "
         "AND taste IS NOT NULL "
         "ORDER BY id LIMIT 1"
     ).fetchone()[0]
-    explain = "SELECT outfit_id, color, rank, color_boost FROM ootd.feed_explain(%s, %s, 20)"
+    explain = (
+        "SELECT outfit_id, color, rank, color_boost, drawn_from = cluster_id, cluster_id "
+        "FROM ootd.feed_explain(%s, %s, 20)"
+    )
     before = db.execute(explain, (user_id, NOON)).fetchall()
     dna = profile(db, user_id)[0]
+    # like three outfits of a color from pools that are not candidates (so the target itself is not "already
+    # liked") and of the served pool's archetype (so the archetype they teach is the target's, issue 27)
+    same_archetype = (
+        "SELECT o.id FROM ootd.outfits o JOIN ootd.pools p ON p.pool_date = o.pool_date AND p.cluster_id = o.cluster_id "
+        "JOIN ootd.pools s ON s.cluster_id = %s AND s.archetype = p.archetype "
+        "WHERE o.color = %s AND o.id <> ALL (%s) ORDER BY o.id LIMIT 3"
+    )
     candidates = [
-        (oid, color, rank)
-        for oid, color, rank, _ in before
-        if color not in dna.get("preferred_colors", []) and rank is not None and 3 < rank <= 20
+        (oid, color, rank, others)
+        for oid, color, rank, _, own, cluster in before
+        if own and color not in dna.get("preferred_colors", []) and rank is not None and 3 < rank <= 20
+        for others in [[r[0] for r in db.execute(same_archetype, (cluster, color, [b[0] for b in before]))]]
+        if len(others) == 3
     ]
     assert candidates
-    target_outfit, color, rank_before = candidates[-1]
+    target_outfit, color, rank_before, others = candidates[-1]
     feed_before = [r[0] for r in db.execute("SELECT outfit_id FROM ootd.feed(%s, %s, 20)", (user_id, NOON))]
-    # like three outfits of that color from other pools (so the target itself is not "already liked")
-    others = [
-        r[0]
-        for r in db.execute(
-            "SELECT id FROM ootd.outfits WHERE color = %s AND id <> ALL (%s) ORDER BY id LIMIT 3",
-            (color, [oid for oid, *_ in before]),
-        ).fetchall()
-    ]
-    assert len(others) == 3
     for outfit_id in others:
         db.execute("SELECT ootd.like(%s, %s)", (user_id, outfit_id))
-    after = {oid: (rank, boost) for oid, _, rank, boost in db.execute(explain, (user_id, NOON)).fetchall()}
+    after = {oid: (rank, boost) for oid, _, rank, boost, *_ in db.execute(explain, (user_id, NOON)).fetchall()}
     assert after[target_outfit][1] > 1  # the color boost now applies
     assert after[target_outfit][0] < rank_before
     feed_after = [r[0] for r in db.execute("SELECT outfit_id FROM ootd.feed(%s, %s, 20)", (user_id, NOON))]

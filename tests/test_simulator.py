@@ -137,7 +137,7 @@ def test_a_what_if_profile_is_ranked_with_every_component_and_its_vetoes_last(cl
     assert set(items[0]) == {
         "rank", "outfit_id", "title", "category", "color", "daypart", "vetoed_by", "priority", "color_boost",
         "category_boost", "affinity_boost", "liked_penalty", "cosine", "daypart_bonus", "jitter", "score",
-        "source", "drawn_from",
+        "source", "drawn_from", "archetype_boost",
     }  # fmt: skip
     navy = [i for i in ranked if i["color"] == "Navy"]
     assert all(i["color_boost"] > 1 for i in navy)

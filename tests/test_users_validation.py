@@ -86,7 +86,7 @@ BAD_CASES = [
         {"colour": ["Red"]},
         {},
         "23514",
-        'user 2: style_dna has unknown key "colour" (known: archetype, preferred_colors, category_affinity, color_affinity, vibe, trend, dare)',
+        'user 2: style_dna has unknown key "colour" (known: archetype, preferred_colors, category_affinity, color_affinity, archetype_affinity, vibe, trend, dare)',
     ),
     (
         "Europe/Paris",

@@ -143,6 +143,7 @@
     add("color", `×${fixed(item.color_boost, 2)}`, "preferred_color multiplier");
     add("category", `×${fixed(item.category_boost, 2)}`, "liked_category multiplier");
     add("affinity", `×${fixed(item.affinity_boost, 2)}`, "category_affinity multiplier");
+    add("archetype", `×${fixed(item.archetype_boost, 2)}`, "archetype multiplier (affinity to the archetype of the pool it was drawn from)");
     if (item.liked_penalty !== 1) add("liked", `×${fixed(item.liked_penalty, 2)}`, "liked_decay (already liked)");
     add("cosine", fixed(item.cosine, 2), "cosine(taste, outfit), weighted by the cosine weight");
     add("daypart", `+${fixed(item.daypart_bonus, 2)}`, "daypart_priority bonus");
@@ -221,6 +222,7 @@
       li.dataset.color = item.color;
       li.dataset.daypart = item.daypart;
       li.dataset.rank = item.rank === null ? "" : String(item.rank);
+      li.dataset.drawnFrom = item.drawn_from || data.cluster_id;
       if (item.rank === null) li.classList.add("vetoed");
       else if (item.rank <= data.limit) li.classList.add("in-feed");
       if (item.rank !== null && item.vetoed_by.length) li.classList.add("relaxed");

@@ -8,6 +8,7 @@
 -- style_dna:   {"archetype": "Minimal", "preferred_colors": ["Beige", ...],
 --               "category_affinity": {"Dress": 2, ...},
 --               "color_affinity": {"Beige": 2.5, ...},   (kept by the likes triggers)
+--               "archetype_affinity": {"Minimal": 3, ...}, (kept by the likes triggers)
 --               "vibe": 0.4, "trend": 0.6, "dare": 0.2}
 -- style_rules: {"liked_categories": [...], "disliked_categories": [...],
 --               "disliked_colors": [...]}
@@ -58,9 +59,9 @@ AS $$
             'style_dna must be a JSON object'
         WHEN jsonb_typeof(p_rules) IS DISTINCT FROM 'object' THEN
             'style_rules must be a JSON object'
-        WHEN p_dna - '{archetype,preferred_colors,category_affinity,color_affinity,vibe,trend,dare}'::text[] <> '{}' THEN
-            format('style_dna has unknown key %s (known: archetype, preferred_colors, category_affinity, color_affinity, vibe, trend, dare)',
-                   jsonb_path_query_first(p_dna - '{archetype,preferred_colors,category_affinity,color_affinity,vibe,trend,dare}'::text[],
+        WHEN p_dna - '{archetype,preferred_colors,category_affinity,color_affinity,archetype_affinity,vibe,trend,dare}'::text[] <> '{}' THEN
+            format('style_dna has unknown key %s (known: archetype, preferred_colors, category_affinity, color_affinity, archetype_affinity, vibe, trend, dare)',
+                   jsonb_path_query_first(p_dna - '{archetype,preferred_colors,category_affinity,color_affinity,archetype_affinity,vibe,trend,dare}'::text[],
                                           '$.keyvalue().key'))
         WHEN p_rules - '{liked_categories,disliked_categories,disliked_colors}'::text[] <> '{}' THEN
             format('style_rules has unknown key %s (known: liked_categories, disliked_categories, disliked_colors)',
@@ -77,12 +78,18 @@ AS $$
         WHEN p_dna ? 'color_affinity' AND (jsonb_typeof(p_dna -> 'color_affinity') <> 'object'
               OR jsonb_path_exists(p_dna, 'strict $.color_affinity.* ? (@.type() != "number" || @ < 0)', '{}', true)) THEN
             'style_dna.color_affinity must map color names to numbers >= 0'
+        WHEN p_dna ? 'archetype_affinity' AND (jsonb_typeof(p_dna -> 'archetype_affinity') <> 'object'
+              OR jsonb_path_exists(p_dna, 'strict $.archetype_affinity.* ? (@.type() != "number" || @ < 0)', '{}', true)) THEN
+            'style_dna.archetype_affinity must map archetype names to numbers >= 0'
         WHEN jsonb_path_exists(p_dna, 'strict $.category_affinity.* ? (@ > 1000000)', '{}', true) THEN
             format('style_dna.category_affinity must map category names to numbers between 0 and 1000000 (%s is larger)',
                    jsonb_path_query_first(p_dna, 'strict $.category_affinity.keyvalue() ? (@.value > 1000000).key'))
         WHEN jsonb_path_exists(p_dna, 'strict $.color_affinity.* ? (@ > 1000000)', '{}', true) THEN
             format('style_dna.color_affinity must map color names to numbers between 0 and 1000000 (%s is larger)',
                    jsonb_path_query_first(p_dna, 'strict $.color_affinity.keyvalue() ? (@.value > 1000000).key'))
+        WHEN jsonb_path_exists(p_dna, 'strict $.archetype_affinity.* ? (@ > 1000000)', '{}', true) THEN
+            format('style_dna.archetype_affinity must map archetype names to numbers between 0 and 1000000 (%s is larger)',
+                   jsonb_path_query_first(p_dna, 'strict $.archetype_affinity.keyvalue() ? (@.value > 1000000).key'))
         WHEN jsonb_path_exists(p_dna, 'strict $.vibe ? (@.type() != "number" || @ < 0 || @ > 1)', '{}', true) THEN
             'style_dna.vibe must be a number between 0 and 1'
         WHEN jsonb_path_exists(p_dna, 'strict $.trend ? (@.type() != "number" || @ < 0 || @ > 1)', '{}', true) THEN
@@ -128,6 +135,10 @@ AS $$
              AND jsonb_path_exists(p_dna, '$.color_affinity.keyvalue() ? (!(@.key == $colors[*]))', p_vocab) THEN
             format('unknown color %s in style_dna.color_affinity',
                    jsonb_path_query_first(p_dna, '$.color_affinity.keyvalue() ? (!(@.key == $colors[*])).key', p_vocab))
+        WHEN p_dna -> 'archetype_affinity' <> '{}'
+             AND jsonb_path_exists(p_dna, '$.archetype_affinity.keyvalue() ? (!(@.key == $archetypes[*]))', p_vocab) THEN
+            format('unknown archetype %s in style_dna.archetype_affinity',
+                   jsonb_path_query_first(p_dna, '$.archetype_affinity.keyvalue() ? (!(@.key == $archetypes[*])).key', p_vocab))
         WHEN NOT (p_rules -> 'liked_categories') <@ (p_vocab -> 'categories') THEN
             format('unknown category %s in style_rules.liked_categories',
                    jsonb_path_query_first(p_rules, '$.liked_categories[*] ? (!(@ == $categories[*]))', p_vocab))
@@ -216,7 +227,7 @@ $$$ddl$, v_snapshot::text);
     FROM jsonb_to_recordset(v_dropped) AS d(kind text, name text)
     JOIN ootd.users u
       ON CASE d.kind
-             WHEN 'archetype' THEN u.style_dna ->> 'archetype' = d.name
+             WHEN 'archetype' THEN u.style_dna ->> 'archetype' = d.name OR u.style_dna -> 'archetype_affinity' ? d.name
              WHEN 'category' THEN u.style_dna -> 'category_affinity' ? d.name
                                   OR u.style_rules -> 'liked_categories' ? d.name
                                   OR u.style_rules -> 'disliked_categories' ? d.name

@@ -35,6 +35,33 @@ $$;
 COMMENT ON FUNCTION ootd._learned_mean(jsonb, numeric, integer) IS
     'Private: a mean of the stated value and the likes'' sum (numeric, 0..1, 12 decimals).';
 
+-- ootd._archetype_affinities(dna): the profile's affinity to each archetype,
+-- as the score reads it and learning starts from: style_dna.archetype_affinity
+-- when the profile has one (learned, or stated), else the stated archetype
+-- (the default archetype without one: the archetype whose pool the user is
+-- served) seeded at 1, as one like of it.  The one home of that seed.  (No
+-- SET clause: the planner inlines it.)
+CREATE FUNCTION ootd._archetype_affinities(p_dna jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT coalesce(p_dna -> 'archetype_affinity',
+                    jsonb_build_object(coalesce(p_dna ->> 'archetype', ootd.default_archetype()), 1))
+$$;
+COMMENT ON FUNCTION ootd._archetype_affinities(jsonb) IS
+    'Private: archetype -> affinity of a profile: style_dna.archetype_affinity, else {stated archetype: 1}.';
+
+-- ootd._archetype_affinity(dna, archetype): the profile's affinity to one
+-- archetype (ootd._archetype_affinities; 0 when it has none, or for NULL).
+CREATE FUNCTION ootd._archetype_affinity(p_dna jsonb, p_archetype text)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT greatest(coalesce((ootd._archetype_affinities(p_dna) ->> p_archetype)::double precision, 0), 0)
+$$;
+COMMENT ON FUNCTION ootd._archetype_affinity(jsonb, text) IS
+    'Private: a profile''s affinity to an archetype (ootd._archetype_affinities), 0 without one.';
+
 -- ootd._learn(user): the one home of learning.  The user's profile from their
 -- stated profile and their current likes, under a lock on the user row (FOR
 -- NO KEY UPDATE; the likes are read by the next statement, afresh, so a
@@ -54,6 +81,9 @@ COMMENT ON FUNCTION ootd._learned_mean(jsonb, numeric, integer) IS
 --                       liked color and keep their order) + the likes of each
 --   preferred_colors    the strongest 8 of color_affinity by strength, then
 --                       the latest like of the color (liked_at), then name
+--   archetype_affinity  stated (ootd._archetype_affinities: else the stated
+--                       archetype seeded at 1) + the likes of outfits drawn
+--                       from a pool of each archetype (outfit -> ootd.pools)
 -- With no like left, the stated profile comes back verbatim.  Every value is
 -- derived afresh from the stated profile and the current likes (exact sums,
 -- a fixed order for the float ones): it does not depend on who wrote the
@@ -82,7 +112,9 @@ BEGIN
     v_taste := CASE WHEN u.stated_dna IS NULL THEN u.taste ELSE u.stated_taste END;
     v_norm  := CASE WHEN u.stated_dna IS NULL THEN u.taste_norm ELSE u.stated_taste_norm END;
     WITH liked AS MATERIALIZED (
-        SELECT x.id, x.category, x.color, x.vibe, x.trend, x.dare, x.embedding, l.liked_at
+        SELECT x.id, x.category, x.color, x.vibe, x.trend, x.dare, x.embedding, l.liked_at,
+               (SELECT p.archetype FROM ootd.pools p WHERE p.pool_date = x.pool_date AND p.cluster_id = x.cluster_id)
+                   AS archetype
         FROM ootd.likes l
         CROSS JOIN LATERAL (SELECT o.* FROM ootd.outfits o WHERE o.id = l.outfit_id OFFSET 0) x
         WHERE l.user_id = p_user_id),
@@ -110,6 +142,12 @@ BEGIN
                   GROUP BY c.key) c) AS category_affinity,
            (SELECT coalesce(jsonb_object_agg(c.key, c.strength) FILTER (WHERE c.strength > 0), '{}')
             FROM colors c) AS color_affinity,
+           (SELECT coalesce(jsonb_object_agg(c.key, c.total) FILTER (WHERE c.total > 0), '{}')
+            FROM (SELECT c.key, sum(c.n) AS total
+                  FROM (SELECT e.key, e.value::numeric AS n FROM jsonb_each(ootd._archetype_affinities(v_dna)) e
+                        UNION ALL
+                        SELECT k.archetype, 1 FROM liked k WHERE k.archetype IS NOT NULL) c
+                  GROUP BY c.key) c) AS archetype_affinity,
            (SELECT coalesce(jsonb_agg(t.key ORDER BY t.strength DESC, t.last_liked DESC NULLS LAST, t.key), '[]')
             FROM (SELECT c.key, c.strength, c.last_liked FROM colors c WHERE c.strength > 0
                   ORDER BY c.strength DESC, c.last_liked DESC NULLS LAST, c.key LIMIT 8) t) AS preferred_colors
@@ -126,6 +164,7 @@ BEGIN
                                 'category_affinity', v.category_affinity,
                                 'color_affinity', v.color_affinity,
                                 'preferred_colors', v.preferred_colors,
+                                'archetype_affinity', v.archetype_affinity,
                                 'vibe', ootd._learned_mean(v_dna -> 'vibe', v.vibe, v.n),
                                 'trend', ootd._learned_mean(v_dna -> 'trend', v.trend, v.n),
                                 'dare', ootd._learned_mean(v_dna -> 'dare', v.dare, v.n)),

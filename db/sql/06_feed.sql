@@ -18,7 +18,8 @@ CREATE TABLE ootd.scoring_weights (
     liked_decay        double precision NOT NULL DEFAULT 0.50,
     jitter             double precision NOT NULL DEFAULT 1e-9,
     updated_at         timestamptz NOT NULL DEFAULT now(),
-    neighbour_pools    boolean NOT NULL DEFAULT true
+    neighbour_pools    boolean NOT NULL DEFAULT true,
+    archetype          double precision NOT NULL DEFAULT 1.00
 );
 COMMENT ON TABLE ootd.scoring_weights IS 'The feed''s scoring weights (exactly one row); tune with UPDATE, no deploy needed.';
 COMMENT ON COLUMN ootd.scoring_weights.preferred_color IS 'Multiplier when the outfit''s color is in style_dna.preferred_colors.';
@@ -30,6 +31,8 @@ COMMENT ON COLUMN ootd.scoring_weights.liked_decay IS 'Multiplier for outfits th
 COMMENT ON COLUMN ootd.scoring_weights.jitter IS 'Scale of the deterministic tie-break hash(user, outfit, local date).';
 COMMENT ON COLUMN ootd.scoring_weights.neighbour_pools IS
     'Also draw the priority daypart''s candidates from the other pools of the served pool''s date and weather.';
+COMMENT ON COLUMN ootd.scoring_weights.archetype IS
+    'Multiplier step per unit of affinity to the archetype of the pool an outfit was drawn from: 1 + w * ln(1 + affinity).';
 
 -- ootd._weight_limits(): what the ranking's double precision arithmetic
 -- takes of any weight: 0, or a size from `smallest` to `largest`.  Past
@@ -62,7 +65,8 @@ AS $$
                  (4, 'cosine', 0, true, NULL),
                  (5, 'daypart_priority', 0, true, NULL),
                  (6, 'liked_decay', 0, true, 1),
-                 (7, 'jitter', 0, true, 1e-6)) AS r(n, name, min_value, min_inclusive, max_value)
+                 (7, 'jitter', 0, true, 1e-6),
+                 (8, 'archetype', 0, true, NULL)) AS r(n, name, min_value, min_inclusive, max_value)
     CROSS JOIN ootd._weight_limits() l
     ORDER BY r.n
 $$;
@@ -121,7 +125,7 @@ COMMENT ON FUNCTION ootd._weights_problem(ootd.scoring_weights) IS
 ALTER TABLE ootd.scoring_weights ADD CONSTRAINT scoring_weights_in_range CHECK (ootd._weights_doc_problem(jsonb_build_object(
     'preferred_color', preferred_color, 'liked_category', liked_category, 'category_affinity', category_affinity,
     'cosine', cosine, 'daypart_priority', daypart_priority, 'liked_decay', liked_decay, 'jitter', jitter,
-    'neighbour_pools', neighbour_pools)) IS NULL);
+    'neighbour_pools', neighbour_pools, 'archetype', archetype)) IS NULL);
 
 -- ootd._weights_with(overrides, weights): the weights with some replaced
 -- (what-if weights, an experiment's variant; never written): keys are
@@ -191,7 +195,9 @@ COMMENT ON TYPE ootd._candidate IS
 -- and ootd.simulate): rank (NULL = vetoed), the veto entries it breaks, each
 -- score component and the total, the headline, the pool served, where the
 -- row was read and the pool it was drawn from, and the experiment variant
--- whose weights scored it (NULL: none runs, or a what-if profile).
+-- whose weights scored it (NULL: none runs, or a what-if profile); last,
+-- the archetype multiplier (a component added after the others: columns keep
+-- their positions).
 CREATE TYPE ootd.ranked_outfit AS (
     rank           integer,
     outfit_id      bigint,
@@ -215,10 +221,11 @@ CREATE TYPE ootd.ranked_outfit AS (
     source         text,
     relaxed_rules  text[],
     drawn_from     text,
-    variant        text
+    variant        text,
+    archetype_boost double precision
 );
 COMMENT ON TYPE ootd.ranked_outfit IS
-    'A ranked candidate: rank (NULL = vetoed), vetoes, score components and total, headline, pool, source, drawn_from, variant.';
+    'A ranked candidate: rank (NULL = vetoed), vetoes, score components and total, headline, pool, source, drawn_from, variant, archetype_boost.';
 
 -- What the ranking needs to know about a profile at an instant (one row of
 -- ootd._context): the profile, local time, priority daypart, the pool to
@@ -273,18 +280,38 @@ $$;
 COMMENT ON FUNCTION ootd._occasion(timestamp, text[]) IS
     'Private: the occasion served items are for: tonight, the day ahead, your morning, your afternoon, tomorrow, or both.';
 
+-- ootd._served_archetype(archetypes): the archetype the items shown are,
+-- as the headline names it, from the archetypes of the pools they were drawn
+-- from (in rank order): the one more than half of them share; NULL when none
+-- does (three items of three archetypes), so the headline names no archetype
+-- rather than one most items are not.  So a headline never contradicts its
+-- items' archetype either.
+CREATE FUNCTION ootd._served_archetype(p_archetypes text[])
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT a.archetype
+    FROM unnest(p_archetypes) AS a(archetype)
+    GROUP BY a.archetype
+    HAVING 2 * count(*) > cardinality(p_archetypes)
+$$;
+COMMENT ON FUNCTION ootd._served_archetype(text[]) IS
+    'Private: the archetype more than half of the items shown were drawn from, else NULL (the headline names none).';
+
 -- ootd._headline(weather adjective, archetype adjective, occasion, city):
--- "A breezy minimalist look for tonight in Torrance".  The one home of the
--- headline's wording; the adjectives are the served pool's.
+-- "A breezy minimalist look for tonight in Torrance"; without an archetype
+-- adjective (the items shown share no archetype) "A breezy look for tonight
+-- in Torrance".  The one home of the headline's wording; the weather is the
+-- served pool's, the archetype the items' (ootd._served_archetype).
 CREATE FUNCTION ootd._headline(p_weather text, p_archetype text, p_occasion text, p_city text)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT CASE WHEN p_weather ~* '^[aeiou]' THEN 'An ' ELSE 'A ' END || p_weather || ' ' || p_archetype
+    SELECT CASE WHEN p_weather ~* '^[aeiou]' THEN 'An ' ELSE 'A ' END || p_weather || coalesce(' ' || p_archetype, '')
            || ' look for ' || p_occasion || ' in ' || p_city
 $$;
 COMMENT ON FUNCTION ootd._headline(text, text, text, text) IS
-    'Private: the feed headline from the served pool''s weather and archetype adjectives, the occasion and the city.';
+    'Private: the feed headline from the served pool''s weather adjective, the items'' archetype adjective (if any), the occasion and the city.';
 
 -- ootd._jitter(scale, user, outfit, local date): the deterministic tie-break,
 -- scale x a hash of (user, outfit, local date) in [-1, 1): the same all local
@@ -461,36 +488,41 @@ COMMENT ON FUNCTION ootd._serving_context(bigint, timestamptz) IS
 
 -- ------------------------------------------------------------------ ranking --
 -- ootd._score(weights, user, dna, rules, taste, local date, priority daypart,
--- liked, outfit, category, color, daypart, embedding): an outfit's score for
--- a user, component by component, and the total: preferred_color x
--- liked_category x (1 + category_affinity x ln(1 + affinity)) x liked_decay
--- (already liked) + cosine x cos(taste, embedding) (0 without a taste, or
--- for a zero vector, whose cosine pgvector gives as NaN) + daypart_priority
--- (the priority daypart) + jitter.  The one home of the scoring formula: the feed
--- (ootd._ranked) and the evaluation's oracle use it.
+-- liked, outfit, category, color, daypart, embedding, archetype affinity): an
+-- outfit's score for a user, component by component, and the total:
+-- preferred_color x liked_category x (1 + category_affinity x ln(1 +
+-- affinity)) x (1 + archetype x ln(1 + archetype affinity)) x liked_decay
+-- (already liked) + cosine x cos(taste, embedding) (0 without a taste, or for
+-- a zero vector, whose cosine pgvector gives as NaN) + daypart_priority (the
+-- priority daypart) + jitter.  The archetype affinity is the profile's to the
+-- archetype of the pool the outfit was drawn from (ootd._archetype_affinity:
+-- the stated archetype at 1 until likes teach more), passed as a number so
+-- the caller looks it up once per candidate.  The one home of the scoring
+-- formula: the feed (ootd._ranked) and the evaluation's oracle use it.
 CREATE FUNCTION ootd._score(w ootd.scoring_weights, p_user_id bigint, p_dna jsonb, p_rules jsonb,
                             p_taste public.vector, p_local_date date, p_priority text, p_liked boolean,
                             p_outfit_id bigint, p_category text, p_color text, p_daypart text,
-                            p_embedding public.vector)
+                            p_embedding public.vector, p_archetype_affinity double precision)
 RETURNS TABLE (color_boost double precision, category_boost double precision, affinity_boost double precision,
-               liked_penalty double precision, cosine double precision, daypart_bonus double precision,
-               jitter double precision, score double precision)
+               archetype_boost double precision, liked_penalty double precision, cosine double precision,
+               daypart_bonus double precision, jitter double precision, score double precision)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT s.*, s.color_boost * s.category_boost * s.affinity_boost * s.liked_penalty
+    SELECT s.*, s.color_boost * s.category_boost * s.affinity_boost * s.archetype_boost * s.liked_penalty
                 + w.cosine * s.cosine + s.daypart_bonus + s.jitter
     FROM (SELECT CASE WHEN p_dna -> 'preferred_colors' ? p_color THEN w.preferred_color ELSE 1 END AS color_boost,
                  CASE WHEN p_rules -> 'liked_categories' ? p_category THEN w.liked_category ELSE 1 END
                      AS category_boost,
                  1 + w.category_affinity * ln(1 + greatest(coalesce(
                      (p_dna -> 'category_affinity' ->> p_category)::double precision, 0), 0)) AS affinity_boost,
+                 1 + w.archetype * ln(1 + greatest(coalesce(p_archetype_affinity, 0), 0)) AS archetype_boost,
                  CASE WHEN p_liked THEN w.liked_decay ELSE 1 END AS liked_penalty,
                  coalesce(nullif(1 - (p_taste OPERATOR(public.<=>) p_embedding), 'NaN'), 0) AS cosine,
                  CASE WHEN p_daypart = p_priority THEN w.daypart_priority ELSE 0 END AS daypart_bonus,
                  ootd._jitter(w.jitter, p_user_id, p_outfit_id, p_local_date) AS jitter) s
 $$;
 COMMENT ON FUNCTION ootd._score(ootd.scoring_weights, bigint, jsonb, jsonb, public.vector, date, text, boolean, bigint,
-                                text, text, text, public.vector) IS
+                                text, text, text, public.vector, double precision) IS
     'Private: an outfit''s score components for a user and their total (the one home of the scoring formula).';
 
 -- ootd._rank(context..., weights, limit, variant): the whole last mile as
@@ -505,16 +537,18 @@ COMMENT ON FUNCTION ootd._score(ootd.scoring_weights, bigint, jsonb, jsonb, publ
 --     unless fewer than p_limit survive: then ootd._relax_vetoes relaxes
 --     entries, strictest first, until p_limit outfits (or all candidates)
 --     are served;
---  3. score: ootd._score (each component and the total);
+--  3. score: ootd._score (each component and the total; the archetype term
+--     reads the archetype of the pool each candidate was drawn from);
 --  4. order: outfits that break no veto first, then the relaxed ones; then
 --     the priority daypart first; within it each category's best outfit
 --     before any category's second, and among those, each color's best
 --     before its second (diversity: three categories and three colors in a
 --     top-3 whenever the candidates' best per category span three colors);
 --     then score; then outfit id;
---  5. headline, computed once: the served pool's weather, the archetype of
---     the pool the first item was drawn from, the occasion of the first
---     p_limit served outfits (ootd._occasion) and the city.
+--  5. headline, computed once: the served pool's weather, the archetype the
+--     first p_limit served outfits were drawn from (ootd._served_archetype:
+--     more than half of them; else none), their occasion (ootd._occasion)
+--     and the city.
 -- Vetoed candidates have a NULL rank.
 -- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._rank(p_user_id bigint, p_dna jsonb, p_rules jsonb, p_taste public.vector, p_liked bigint[],
@@ -532,8 +566,11 @@ BEGIN
                    CASE WHEN p_rules -> 'disliked_categories' ? c.category THEN 'disliked_categories:' || c.category END,
                    CASE WHEN p_rules -> 'disliked_colors' ? c.color THEN 'disliked_colors:' || c.color END],
                    NULL) AS violations,
-               c.outfit_id = ANY (p_liked) AS liked
+               c.outfit_id = ANY (p_liked) AS liked,
+               a.archetype, ootd._archetype_affinity(p_dna, a.archetype) AS archetype_affinity
         FROM ootd._pool_rows(p_pool_date, p_cluster_id, p_priority, w.neighbour_pools) c
+        LEFT JOIN LATERAL (SELECT p.archetype FROM ootd.pools p
+                           WHERE p.pool_date = p_pool_date AND p.cluster_id = c.drawn_from) a ON true
     ), relaxed AS (
         SELECT CASE WHEN count(*) FILTER (WHERE cardinality(c.violations) = 0) >= least(p_limit, count(*))
                     THEN '{}'::text[]
@@ -542,11 +579,13 @@ BEGIN
     ), scored AS (             -- fixed-width sort keys first: the sorts below deform them for every comparison
         SELECT c.violations <@ r.rules AS served, cardinality(c.violations) = 0 AS clean,
                c.daypart = p_priority AS priority, p.score, c.outfit_id, p.color_boost, p.category_boost,
-               p.affinity_boost, p.liked_penalty, p.cosine, p.daypart_bonus, p.jitter, c.category, c.color,
-               c.title, c.daypart, c.violations, c.source, c.drawn_from, r.rules AS relaxed_rules
+               p.affinity_boost, p.archetype_boost, p.liked_penalty, p.cosine, p.daypart_bonus, p.jitter,
+               c.category, c.color, c.title, c.daypart, c.violations, c.source, c.drawn_from, c.archetype,
+               r.rules AS relaxed_rules
         FROM c CROSS JOIN relaxed r
         CROSS JOIN LATERAL ootd._score(w, p_user_id, p_dna, p_rules, p_taste, p_local_date, p_priority,
-                                       c.liked, c.outfit_id, c.category, c.color, c.daypart, c.embedding) p
+                                       c.liked, c.outfit_id, c.category, c.color, c.daypart, c.embedding,
+                                       c.archetype_affinity) p
     ), by_category AS (
         SELECT row_number() OVER (PARTITION BY s.served, s.clean, s.priority, s.category
                                   ORDER BY s.score DESC, s.outfit_id) > 1 AS second_of_category,
@@ -564,19 +603,19 @@ BEGIN
                o.*
         FROM ordered o
     ), head AS (
-        SELECT (array_agg(r.drawn_from ORDER BY r.rank))[1] AS first_pool,
+        SELECT ootd._served_archetype(array_agg(r.archetype ORDER BY r.rank)) AS archetype,
                ootd._occasion(p_local, array_agg(r.daypart ORDER BY r.rank)) AS occasion
         FROM ranked r
         WHERE r.rank <= p_limit
     ), headline AS (
         SELECT ootd._headline(p_weather_adjective, a.adjective, h.occasion, p_city) AS text
         FROM head h
-        LEFT JOIN ootd.pools p ON p.pool_date = p_pool_date AND p.cluster_id = h.first_pool
-        LEFT JOIN ootd.archetypes a ON a.name = p.archetype
+        LEFT JOIN ootd.archetypes a ON a.name = h.archetype
     )
     SELECT r.rank, r.outfit_id, r.title, r.category, r.color, r.daypart, r.violations, r.priority,
            r.color_boost, r.category_boost, r.affinity_boost, r.liked_penalty, r.cosine, r.daypart_bonus,
-           r.jitter, r.score, h.text, p_cluster_id, p_pool_date, r.source, r.relaxed_rules, r.drawn_from, p_variant
+           r.jitter, r.score, h.text, p_cluster_id, p_pool_date, r.source, r.relaxed_rules, r.drawn_from, p_variant,
+           r.archetype_boost
     FROM ranked r CROSS JOIN headline h;
 END
 $$;

@@ -50,22 +50,24 @@ COMMENT ON TYPE ootd.evaluation_feed IS
 
 -- ----------------------------------------------------------------- helpers --
 -- ootd._outfit_score(weights, user, dna, rules, taste, local, liked, outfit,
--- category, color, daypart, embedding): the feed's score of any outfit for a
--- user at a local time (ootd._score, the formula's one home), so the oracle
--- can score outfits of pools the user is not served.
+-- category, color, daypart, embedding, archetype): the feed's score of any
+-- outfit for a user at a local time (ootd._score, the formula's one home;
+-- archetype: that of the outfit's pool), so the oracle can score outfits of
+-- pools the user is not served.
 CREATE FUNCTION ootd._outfit_score(w ootd.scoring_weights, p_user_id bigint, p_dna jsonb, p_rules jsonb,
                                    p_taste public.vector, p_local timestamp, p_liked boolean,
                                    p_outfit_id bigint, p_category text, p_color text, p_daypart text,
-                                   p_embedding public.vector)
+                                   p_embedding public.vector, p_archetype text)
 RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT s.score
     FROM ootd._score(w, p_user_id, p_dna, p_rules, p_taste, p_local::date, ootd._priority_daypart(p_local), p_liked,
-                     p_outfit_id, p_category, p_color, p_daypart, p_embedding) s
+                     p_outfit_id, p_category, p_color, p_daypart, p_embedding,
+                     ootd._archetype_affinity(p_dna, p_archetype)) s
 $$;
 COMMENT ON FUNCTION ootd._outfit_score(ootd.scoring_weights, bigint, jsonb, jsonb, public.vector, timestamp, boolean,
-                                       bigint, text, text, text, public.vector) IS
+                                       bigint, text, text, text, public.vector, text) IS
     'Private: the feed''s score of any outfit for a user at a local time (ootd._ranked''s formula), for the oracle.';
 
 -- ootd._vetoed(rules, relaxed, category, color): does an outfit break a veto
@@ -169,7 +171,9 @@ BEGIN
                NOT ootd._vetoed(u.rules, f.relaxed_rules, o.category, o.color) AS admissible,
                greatest(ootd._outfit_score(w, u.id, u.dna, u.rules, u.taste, u.local,
                                            EXISTS (SELECT 1 FROM ootd.likes k WHERE k.user_id = u.id AND k.outfit_id = o.id),
-                                           o.id, o.category, o.color, o.daypart, o.embedding), 0) AS gain
+                                           o.id, o.category, o.color, o.daypart, o.embedding,
+                                           (SELECT p.archetype FROM ootd.pools p
+                                            WHERE p.pool_date = o.pool_date AND p.cluster_id = o.cluster_id)), 0) AS gain
         FROM ids JOIN ootd.outfits o ON o.id = ids.id
         CROSS JOIN u CROSS JOIN f
     ), s AS (                -- scalar lookups: a join lets the planner hash c on a wild row estimate

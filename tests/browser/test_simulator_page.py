@@ -8,6 +8,7 @@ page equal to that user's feed (with that user's token), and a page that fits a 
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import urllib.request
@@ -147,6 +148,35 @@ def test_changing_a_weight_changes_the_order_and_marks_the_movements(page, serve
     assert moved_down, ranked
     after(page, lambda: page.click("#reset-weights"))
     assert [i["id"] for i in items(page)] == boosted
+
+
+ARCHETYPE_JS = """els => els.map(e => ({
+    from: e.dataset.drawnFrom,
+    archetype: [...e.querySelectorAll('.components div')].find(d => d.querySelector('dt').textContent === 'archetype')
+        .querySelector('dd').textContent,
+}))"""
+
+
+def test_the_archetype_weight_keeps_the_profiles_archetype_first_and_the_headline_names_it(page, served_app):
+    """Issue 27: the what-if profile's archetype (Minimal) is served first, each item shows its archetype
+    multiplier, and the headline names the archetype served; at 0 the weight multiplies nothing."""
+    load(page, served_app["base"])
+    assert page.input_value("#archetype") == "Minimal"
+    weight = "input[data-weight='archetype']"
+    w = float(page.input_value(weight))
+    assert w > 0
+    shown = page.eval_on_selector_all("#ranking li", ARCHETYPE_JS)
+    served = {i["from"] for i in shown if i["archetype"] != "×1.00"}
+    assert len(served) == 1 and "_Minimal_" in next(iter(served)), shown  # only Minimal's pool is boosted
+    assert all(i["from"] in served for i in shown[:3])  # and served first
+    boost = f"×{1 + w * math.log(2):.2f}"
+    assert {i["archetype"] for i in shown if i["from"] in served} == {boost}
+    assert " minimalist look " in page.inner_text("#headline")
+
+    after(page, lambda: page.fill(weight, "0"))
+    assert {i["archetype"] for i in page.eval_on_selector_all("#ranking li", ARCHETYPE_JS)} == {"×1.00"}
+    after(page, lambda: page.click("#reset-weights"))
+    assert page.eval_on_selector_all("#ranking li", ARCHETYPE_JS) == shown
 
 
 def test_a_real_user_with_their_token_sees_their_own_feed(page, served_app):
