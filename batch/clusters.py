@@ -25,8 +25,11 @@ def load_vocabulary(conn: psycopg.Connection) -> Vocabulary:
 def load_taken_titles(conn: psycopg.Connection, day: date) -> TakenTitles:
     """ootd.taken_titles(day): every title of every pool dated within 3 days of `day` (the day included).
 
-    One query for all clusters (a few thousand rows at most), never one per cluster.
+    One query for all clusters (a few thousand rows at most), never one per cluster.  A schema older
+    than revision 0018 has no ootd.taken_titles (and its store_pool no cross-pool rule): nothing is taken.
     """
+    if not one(conn, "taken_titles_present")["present"]:
+        return TakenTitles.from_rows(day, [])
     return TakenTitles.from_rows(day, all_rows(conn, "taken_titles", (day,)))
 
 

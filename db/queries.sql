@@ -130,6 +130,9 @@ SELECT ootd.put_weather(%s, %s, %s) AS inserted;
 -- name: cluster_demand
 SELECT * FROM ootd.cluster_demand(%s);
 
+-- name: taken_titles_present
+SELECT to_regprocedure('ootd.taken_titles(date)') IS NOT NULL AS present;
+
 -- name: taken_titles
 SELECT title, pool_date, cluster_id, archetype, weather FROM ootd.taken_titles(%s);
 
