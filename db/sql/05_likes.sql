@@ -51,16 +51,17 @@ $$;
 COMMENT ON FUNCTION ootd._archetype_affinities(jsonb) IS
     'Private: archetype -> affinity of a profile: style_dna.archetype_affinity, else {stated archetype: 1}.';
 
--- ootd._archetype_affinity(dna, archetype): the profile's affinity to one
--- archetype (ootd._archetype_affinities; 0 when it has none, or for NULL).
-CREATE FUNCTION ootd._archetype_affinity(p_dna jsonb, p_archetype text)
+-- ootd._archetype_affinity(affinities, archetype): the affinity to one
+-- archetype in a profile's ootd._archetype_affinities (0 when it has none, or
+-- for NULL).  The document is an argument so that a ranking computes it once.
+CREATE FUNCTION ootd._archetype_affinity(p_affinities jsonb, p_archetype text)
 RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT greatest(coalesce((ootd._archetype_affinities(p_dna) ->> p_archetype)::double precision, 0), 0)
+    SELECT greatest(coalesce((p_affinities ->> p_archetype)::double precision, 0), 0)
 $$;
 COMMENT ON FUNCTION ootd._archetype_affinity(jsonb, text) IS
-    'Private: a profile''s affinity to an archetype (ootd._archetype_affinities), 0 without one.';
+    'Private: the affinity to an archetype in a profile''s ootd._archetype_affinities, 0 without one.';
 
 -- ootd._learn(user): the one home of learning.  The user's profile from their
 -- stated profile and their current likes, under a lock on the user row (FOR

@@ -286,14 +286,17 @@ COMMENT ON FUNCTION ootd._occasion(timestamp, text[]) IS
 -- does (three items of three archetypes), so the headline names no archetype
 -- rather than one most items are not.  So a headline never contradicts its
 -- items' archetype either.
+-- (PL/pgSQL: its query is planned once per session, not on every feed.)
 CREATE FUNCTION ootd._served_archetype(p_archetypes text[])
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT a.archetype
-    FROM unnest(p_archetypes) AS a(archetype)
-    GROUP BY a.archetype
-    HAVING 2 * count(*) > cardinality(p_archetypes)
+BEGIN
+    RETURN (SELECT a.archetype
+            FROM unnest(p_archetypes) AS a(archetype)
+            GROUP BY a.archetype
+            HAVING 2 * count(*) > cardinality(p_archetypes));
+END
 $$;
 COMMENT ON FUNCTION ootd._served_archetype(text[]) IS
     'Private: the archetype more than half of the items shown were drawn from, else NULL (the headline names none).';
@@ -559,6 +562,8 @@ RETURNS SETOF ootd.ranked_outfit
 LANGUAGE plpgsql STABLE
 AS $$
 #variable_conflict use_column
+DECLARE
+    v_affinities jsonb := ootd._archetype_affinities(p_dna);   -- once, not per candidate
 BEGIN
     RETURN QUERY
     WITH c AS (
@@ -567,7 +572,7 @@ BEGIN
                    CASE WHEN p_rules -> 'disliked_colors' ? c.color THEN 'disliked_colors:' || c.color END],
                    NULL) AS violations,
                c.outfit_id = ANY (p_liked) AS liked,
-               a.archetype, ootd._archetype_affinity(p_dna, a.archetype) AS archetype_affinity
+               a.archetype, ootd._archetype_affinity(v_affinities, a.archetype) AS archetype_affinity
         FROM ootd._pool_rows(p_pool_date, p_cluster_id, p_priority, w.neighbour_pools) c
         LEFT JOIN LATERAL (SELECT p.archetype FROM ootd.pools p
                            WHERE p.pool_date = p_pool_date AND p.cluster_id = c.drawn_from) a ON true

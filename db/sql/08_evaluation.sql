@@ -64,7 +64,7 @@ AS $$
     SELECT s.score
     FROM ootd._score(w, p_user_id, p_dna, p_rules, p_taste, p_local::date, ootd._priority_daypart(p_local), p_liked,
                      p_outfit_id, p_category, p_color, p_daypart, p_embedding,
-                     ootd._archetype_affinity(p_dna, p_archetype)) s
+                     ootd._archetype_affinity(ootd._archetype_affinities(p_dna), p_archetype)) s
 $$;
 COMMENT ON FUNCTION ootd._outfit_score(ootd.scoring_weights, bigint, jsonb, jsonb, public.vector, timestamp, boolean,
                                        bigint, text, text, text, public.vector, text) IS

@@ -266,16 +266,17 @@ $$;
 COMMENT ON FUNCTION ootd._archetype_affinities(jsonb) IS
     'Private: archetype -> affinity of a profile: style_dna.archetype_affinity, else {stated archetype: 1}.';
 
--- ootd._archetype_affinity(dna, archetype): the profile's affinity to one
--- archetype (ootd._archetype_affinities; 0 when it has none, or for NULL).
-CREATE FUNCTION ootd._archetype_affinity(p_dna jsonb, p_archetype text)
+-- ootd._archetype_affinity(affinities, archetype): the affinity to one
+-- archetype in a profile's ootd._archetype_affinities (0 when it has none, or
+-- for NULL).  The document is an argument so that a ranking computes it once.
+CREATE FUNCTION ootd._archetype_affinity(p_affinities jsonb, p_archetype text)
 RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT greatest(coalesce((ootd._archetype_affinities(p_dna) ->> p_archetype)::double precision, 0), 0)
+    SELECT greatest(coalesce((p_affinities ->> p_archetype)::double precision, 0), 0)
 $$;
 COMMENT ON FUNCTION ootd._archetype_affinity(jsonb, text) IS
-    'Private: a profile''s affinity to an archetype (ootd._archetype_affinities), 0 without one.';
+    'Private: the affinity to an archetype in a profile''s ootd._archetype_affinities, 0 without one.';
 
 -- ootd._learn(user): the one home of learning.  The user's profile from their
 -- stated profile and their current likes, under a lock on the user row (FOR
@@ -405,14 +406,17 @@ COMMENT ON FUNCTION ootd._learn(bigint) IS
 -- does (three items of three archetypes), so the headline names no archetype
 -- rather than one most items are not.  So a headline never contradicts its
 -- items' archetype either.
+-- (PL/pgSQL: its query is planned once per session, not on every feed.)
 CREATE FUNCTION ootd._served_archetype(p_archetypes text[])
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT a.archetype
-    FROM unnest(p_archetypes) AS a(archetype)
-    GROUP BY a.archetype
-    HAVING 2 * count(*) > cardinality(p_archetypes)
+BEGIN
+    RETURN (SELECT a.archetype
+            FROM unnest(p_archetypes) AS a(archetype)
+            GROUP BY a.archetype
+            HAVING 2 * count(*) > cardinality(p_archetypes));
+END
 $$;
 COMMENT ON FUNCTION ootd._served_archetype(text[]) IS
     'Private: the archetype more than half of the items shown were drawn from, else NULL (the headline names none).';
@@ -510,6 +514,8 @@ RETURNS SETOF ootd.ranked_outfit
 LANGUAGE plpgsql STABLE
 AS $$
 #variable_conflict use_column
+DECLARE
+    v_affinities jsonb := ootd._archetype_affinities(p_dna);   -- once, not per candidate
 BEGIN
     RETURN QUERY
     WITH c AS (
@@ -518,7 +524,7 @@ BEGIN
                    CASE WHEN p_rules -> 'disliked_colors' ? c.color THEN 'disliked_colors:' || c.color END],
                    NULL) AS violations,
                c.outfit_id = ANY (p_liked) AS liked,
-               a.archetype, ootd._archetype_affinity(p_dna, a.archetype) AS archetype_affinity
+               a.archetype, ootd._archetype_affinity(v_affinities, a.archetype) AS archetype_affinity
         FROM ootd._pool_rows(p_pool_date, p_cluster_id, p_priority, w.neighbour_pools) c
         LEFT JOIN LATERAL (SELECT p.archetype FROM ootd.pools p
                            WHERE p.pool_date = p_pool_date AND p.cluster_id = c.drawn_from) a ON true
@@ -591,7 +597,7 @@ AS $$
     SELECT s.score
     FROM ootd._score(w, p_user_id, p_dna, p_rules, p_taste, p_local::date, ootd._priority_daypart(p_local), p_liked,
                      p_outfit_id, p_category, p_color, p_daypart, p_embedding,
-                     ootd._archetype_affinity(p_dna, p_archetype)) s
+                     ootd._archetype_affinity(ootd._archetype_affinities(p_dna), p_archetype)) s
 $$;
 COMMENT ON FUNCTION ootd._outfit_score(ootd.scoring_weights, bigint, jsonb, jsonb, public.vector, timestamp, boolean,
                                        bigint, text, text, text, public.vector, text) IS
