@@ -310,7 +310,8 @@ def sweep_day(day: psycopg.Connection) -> psycopg.Connection:
         (DAY, Jsonb([{"city": "Seattle", "condition": "Rainy", "temp_c": 9}])),
     )
     day.execute(
-        "SELECT ootd.store_pool(%s, %s, 'offline', 'hand', 1, %s)", (DAY, f"{DAY:%Y%m%d}_Minimal_Rainy", Jsonb(MINIMAL))
+        "SELECT ootd.store_pool(%s, %s, 'offline', 'hand', 1, %s)",
+        (DAY, f"{DAY:%Y%m%d}_Minimal_Rainy", Jsonb([o | {"title": o["title"] + " (rain)"} for o in MINIMAL])),
     )
     day.execute("SELECT ootd.refresh_pool_cache(%s)", (DAY,))
     for user_id in (5, 6):
