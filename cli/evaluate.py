@@ -8,10 +8,11 @@ function's NOTICEs and prints the row (docs/evaluation.md defines each metric).
 from __future__ import annotations
 
 import json
-from datetime import date, time
+from datetime import date, time, timedelta
 from typing import Any, Callable
 
 import psycopg
+from psycopg.rows import dict_row
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -290,3 +291,214 @@ def print_variants(row: dict, console: Console | None = None) -> None:
         "no LLM call; definitions: docs/evaluation.md"
     )
     console.print(table)
+
+
+# ------------------------------------------------------------------------------------------- online --
+#: The online evaluation's arms, in report order (docs/evaluation.md, "Online evaluation").
+ONLINE_ARMS = ("upper_bound", "served", "own_pool", "floor")
+#: Each arm's weights: the served database's, with these overrides (None: the arm does not rank).
+ARM_OVERRIDES: dict[str, dict | None] = {
+    "served": {},
+    "own_pool": {"neighbour_pools": False},
+    "upper_bound": None,
+    "floor": None,
+}
+#: The first simulated day unless --start says otherwise: a fixed date, so a run is reproducible.
+ONLINE_START = date(2026, 12, 8)
+
+
+def _conninfo(url: str, dbname: str) -> str:
+    """The same DSN naming another database of its server (a URL stays a URL: Alembic needs one)."""
+    if "://" not in url:
+        return psycopg.conninfo.make_conninfo(url, dbname=dbname)
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + quote(dbname)))
+
+
+def _create_database(url: str, name: str, template: str | None = None) -> None:
+    """CREATE DATABASE on the server of `url` (identifiers composed by psycopg, never by string)."""
+    from psycopg import sql
+
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        statement = sql.SQL("{} TEMPLATE {}").format(statement, sql.Identifier(template))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def _drop_database(url: str, name: str) -> None:
+    from psycopg import sql
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def scratch_names(tag: str, arms: tuple[str, ...]) -> dict[str, str]:
+    """The scratch databases of a run: its template and one per arm (`ootd_online_<tag>_<arm>`)."""
+    return {"template": f"ootd_online_{tag}_template"} | {arm: f"ootd_online_{tag}_{arm}" for arm in arms}
+
+
+def evaluate_online(
+    url: str,
+    days: int,
+    users: int,
+    seed: int,
+    start: date = ONLINE_START,
+    arms: tuple[str, ...] = ONLINE_ARMS,
+    step: Callable[[str, int], None] | None = None,
+    tag: str | None = None,
+) -> dict:
+    """Simulate `days` days of `users` seeded users in a scratch database per arm on the server of `url`
+    (the served database, which only gains the stored run); returns the ootd.evaluations row.
+
+    Every scratch database is dropped on the way out, also on an error or Ctrl-C.  `step(arm, day)` is
+    called after each simulated day (the progress bar)."""
+    import os
+    import uuid
+
+    from batch.nightly import NightlyConfig, run_nightly
+    from batch.seed import seed_users
+    from cli.main import migrate
+    from db.connect import Jsonb, connect
+
+    if "upper_bound" not in arms:
+        arms = ("upper_bound", *arms)
+    unknown = [a for a in arms if a not in ARM_OVERRIDES]
+    if unknown:
+        raise ValueError(f"unknown arms {', '.join(unknown)}; arms: {', '.join(ONLINE_ARMS)}")
+    with connect(url) as conn:
+        weights = one(conn, "online_served_weights")["weights"]
+    names = scratch_names(tag or f"{os.getpid()}_{uuid.uuid4().hex[:8]}", arms)
+    created: list[str] = []
+    conns: dict[str, psycopg.Connection] = {}
+    results: dict[str, list[dict]] = {arm: [] for arm in arms}
+    try:
+        _create_database(url, names["template"])
+        created.append(names["template"])
+        template_url = _conninfo(url, names["template"])
+        migrate(template_url)
+        with connect(template_url) as conn:
+            seed_users(conn, users, seed)
+        for arm in arms:
+            _create_database(url, names[arm], names["template"])
+            created.append(names[arm])
+            conns[arm] = psycopg.connect(_conninfo(url, names[arm]), autocommit=True, row_factory=dict_row)
+            overrides = ARM_OVERRIDES[arm]
+            run(conns[arm], "online_set_weights", {"weights": Jsonb({**weights, **(overrides or {})})})
+        for n in range(days):
+            day = start + timedelta(days=n)
+            for arm in arms:
+                run_nightly(_conninfo(url, names[arm]), NightlyConfig(day=day, llm="offline", force=True))
+                metrics = one(conns[arm], "online_day", {"arm": arm, "day": day, "seed": seed})["metrics"]
+                results[arm].append(metrics)
+                if step is not None:
+                    step(arm, n + 1)
+    finally:
+        for conn in conns.values():
+            conn.close()
+        for name in reversed(created):
+            _drop_database(url, name)
+    params = {
+        "kind": "online",
+        "start": start.isoformat(),
+        "days": days,
+        "users": users,
+        "seed": seed,
+        "arms": list(arms),
+        "weights": weights,
+        "arm_weights": {a: ARM_OVERRIDES[a] for a in arms},
+        "like_model": "ootd_truth.like_probability(ootd_truth.utility): 1 / (1 + exp(-2 (utility - 2.6)))",
+        "open_pattern": "55% N(08:00, 60 min), 45% N(19:30, 90 min), clipped to 06:00..23:30 local",
+    }
+    with connect(url) as conn:
+        return one(conn, "store_online_evaluation", {"params": Jsonb(params), "arms": Jsonb(results)})
+
+
+class OnlineProgress:
+    """A bar over simulated arm-days (rich, on the given console)."""
+
+    def __init__(self, console: Console, total: int):
+        self.progress = Progress(
+            TextColumn("simulating {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("arm-days", total=total)
+
+    def __call__(self, arm: str, day: int) -> None:
+        self.progress.update(self.task, advance=1, description=f"{arm}, day {day}")
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def print_online(row: dict, console: Console | None = None) -> None:
+    """A stored online run: a row per arm (run totals), then likes per impression by day."""
+    console = console or Console()
+    params, arms = row["params"], row["metrics"]["arms"]
+    table = Table(
+        title=f"Online evaluation from {params['start']}: {params['users']:,} simulated users x {params['days']} "
+        f"days, seed {params['seed']}",
+        title_justify="left",
+    )
+    for header in ("arm", "impressions", "likes", "likes/impression", "illusion ratio", "lift day 1 -> N", "repeats"):
+        table.add_column(header, justify="left" if header == "arm" else "right")
+    for arm in params["arms"]:
+        m = arms[arm]
+        table.add_row(
+            arm,
+            _cell(m["impressions"], "count"),
+            _cell(m["likes"], "count"),
+            _cell(m["likes_per_impression"], "ratio"),
+            _cell(m["illusion_ratio"], "ratio"),
+            "-" if m["lift"] is None else f"{float(m['lift']):+.3f}",
+            _cell(m["repeats"], "count"),
+        )
+    console.print(table)
+    by_day = Table(title="likes per impression by day", title_justify="left")
+    by_day.add_column("day", justify="right")
+    for arm in params["arms"]:
+        by_day.add_column(arm, justify="right")
+    for n in range(params["days"]):
+        by_day.add_row(
+            str(n + 1), *[_cell(arms[a]["days"][n]["likes_per_impression"], "ratio") for a in params["arms"]]
+        )
+    by_day.caption = (
+        f"stored as ootd.evaluations id {row['id']}; the judge is the hidden truth (ootd_truth), which the ranking "
+        "cannot read; definitions: docs/evaluation.md"
+    )
+    console.print(by_day)
+
+
+def plot_online(row: dict, path: str) -> str:
+    """A PNG of likes per impression by day and arm (matplotlib, no display); returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    params, arms = row["params"], row["metrics"]["arms"]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    days = list(range(1, params["days"] + 1))
+    for arm in params["arms"]:
+        ax.plot(days, [float(d["likes_per_impression"] or 0) for d in arms[arm]["days"]], marker="o", label=arm)
+    ax.set_xlabel("simulated day")
+    ax.set_ylabel("likes per impression")
+    ax.set_title(
+        f"ootd evaluate --online: {params['users']:,} users x {params['days']} days, seed {params['seed']} "
+        f"(run {row['id']})",
+        fontsize=10,
+    )
+    top = max((float(d["likes_per_impression"] or 0) for a in params["arms"] for d in arms[a]["days"]), default=0)
+    ax.set_ylim(0, max(top * 1.25, 0.01))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", ncol=len(params["arms"]), fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return path

@@ -522,6 +522,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     )
     from db.connect import DatabaseError, connect
 
+    if args.online:
+        return cmd_evaluate_online(args)
     try:
         times = parse_times(args.at_times)
     except ValueError as exc:
@@ -557,6 +559,35 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print_variants(row)
     else:
         print_evaluation(row)
+
+
+def cmd_evaluate_online(args: argparse.Namespace) -> None:
+    """`ootd evaluate --online`: simulated users x days in scratch databases, stored in the served one."""
+    from rich.console import Console
+
+    from cli.evaluate import ONLINE_ARMS, ONLINE_START, OnlineProgress, evaluate_online, plot_online, print_online
+    from db.connect import database_url
+
+    if args.days is None or not 1 <= args.days <= 365:
+        raise CommandError("--online needs --days N, 1..365")
+    arms = tuple(dict.fromkeys(a.strip() for a in args.arms.split(",") if a.strip()))
+    unknown = [a for a in arms if a not in ONLINE_ARMS]
+    if unknown or not arms:
+        raise CommandError(f"--arms: unknown {', '.join(unknown) or '(none)'}; arms: {', '.join(ONLINE_ARMS)}")
+    arms = tuple(a for a in ONLINE_ARMS if a in arms or a == "upper_bound")
+    progress = OnlineProgress(Console(stderr=True), args.days * len(arms))
+    try:
+        row = evaluate_online(
+            database_url(), args.days, args.users, args.seed, args.start or ONLINE_START, arms, step=progress
+        )
+    finally:
+        progress.stop()
+    path = plot_online(row, args.plot or f"evaluation-{row['id']}.png")
+    if args.json:
+        print(json.dumps(row, indent=2, sort_keys=True, default=str))
+    else:
+        print_online(row)
+        print(f"plot: {path}")
 
 
 def cmd_experiment(args: argparse.Namespace) -> None:
@@ -747,6 +778,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure each variant of an A/B experiment (default: the running one) on the same users and "
         "local times, as if every user were in it (no LLM call, nothing served changes)",
     )
+    runs.add_argument(
+        "--online",
+        action="store_true",
+        help="simulate --days N days of --users seeded users with a hidden truth in scratch databases (one per "
+        "arm: upper_bound, served, own_pool, floor), likes through ootd.like; store the run here",
+    )
+    p.add_argument("--days", type=_positive_int, help="--online: simulated days, 1..365")
+    p.add_argument("--seed", type=_int, default=42, help="--online: the seed of users, truths and draws (default: 42)")
+    p.add_argument("--start", type=_date, help="--online: the first simulated day (default: 2026-12-08)")
+    p.add_argument(
+        "--arms",
+        default="upper_bound,served,own_pool,floor",
+        help="--online: arms, comma-separated (the upper bound is always run; default: all four)",
+    )
+    p.add_argument("--plot", metavar="PATH", help="--online: the PNG to write (default: evaluation-<id>.png here)")
     p.add_argument(
         "--statement-timeout",
         type=float,

@@ -331,3 +331,20 @@ SELECT r.*
 FROM ootd.experiment_results r
 WHERE r.experiment = coalesce(%(name)s::text, (SELECT e.name FROM ootd.experiments e
                                                 ORDER BY e.ended_at IS NULL DESC, e.started_at DESC, e.name DESC LIMIT 1));
+
+-- ------------------------------------------------------ online evaluation ---
+-- `ootd evaluate --online` (db/sql/12_online_evaluation.sql): the served
+-- database's weights and the stored run; in each scratch database, an arm's
+-- weights and one simulated day.
+
+-- name: online_served_weights
+SELECT to_jsonb(w) - 'singleton' - 'updated_at' AS weights FROM ootd.scoring_weights w;
+
+-- name: online_set_weights
+SELECT ootd_truth.online_set_weights(%(weights)s);
+
+-- name: online_day
+SELECT ootd_truth.online_day(%(arm)s, %(day)s, %(seed)s) AS metrics;
+
+-- name: store_online_evaluation
+SELECT * FROM ootd.store_online_evaluation(%(params)s, %(arms)s);

@@ -17,7 +17,7 @@ down_revision = "0017"
 branch_labels = None
 depends_on = None
 
-PARTS = ("0018a_titles", "0018b_truth", "0018c_archetype")
+PARTS = ("0018a_titles", "0018b_truth", "0018c_archetype", "0018d_online")
 
 
 def upgrade() -> None:
