@@ -171,7 +171,7 @@ def test_bad_users_are_rejected_on_the_shards_with_the_single_node_errors(cluste
             "{}",
             "23514",
             'user 20001: style_dna has unknown key "colour" (known: archetype, preferred_colors, category_affinity, '
-            "color_affinity, vibe, trend, dare)",
+            "color_affinity, archetype_affinity, vibe, trend, dare)",
         ),
         (
             "Europe/Paris",
