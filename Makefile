@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PIP_QUIET ?= --quiet
 
-.PHONY: demo test lint format bench bench-seed bench-nightly bench-feed bench-feed-first bench-likes bench-experiments bench-api bench-api-ceiling bench-api-replicas install clean stop plpython browser
+.PHONY: demo test lint format bench bench-seed bench-nightly bench-feed bench-feed-first bench-likes bench-experiments bench-online bench-api bench-api-ceiling bench-api-replicas install clean stop plpython browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ootd needs Python >= 3.11 (set PYTHON=...)")'
@@ -83,6 +83,9 @@ bench-likes: $(STAMP)
 
 bench-nightly: $(STAMP)
 	$(PY) -m bench.nightly
+
+bench-online: $(STAMP)
+	$(PY) -m bench.online
 
 bench-api: $(STAMP)
 	@command -v wrk >/dev/null || { echo "bench-api needs wrk: sudo apt-get install wrk (or brew install wrk)"; exit 2; }

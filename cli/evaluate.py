@@ -8,6 +8,7 @@ function's NOTICEs and prints the row (docs/evaluation.md defines each metric).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date, time, timedelta
 from typing import Any, Callable
 
@@ -26,17 +27,28 @@ DEFAULT_TIMES = (time(9), time(15), time(21))
 #: `ootd evaluate --statement-timeout S` changes it; 0 lifts it.
 DEFAULT_STATEMENT_TIMEOUT_S = 900.0
 
-# (label, metric name without @k, format); "@k" rows use k = 3, "@limit" rows the run's limit.
+# (label, metric name without @k, "k" / "limit" / "" (a name without @k), format); "@k" rows use k = 3,
+# "@limit" rows the run's limit.  A section none of whose metrics the run has is left out.
 SECTIONS: list[tuple[str, list[tuple[str, str, str, str]]]] = [
     (
         "relevance",
         [
-            ("NDCG@{k} vs the 1:1 oracle", "ndcg", "k", "ratio"),
+            ("NDCG@{k}: agreement with the scorer (circular)", "ndcg", "k", "ratio"),
             ("pool ceiling@{k} (best of the candidates)", "pool_ceiling", "k", "ratio"),
             ("clustering loss@{k} (1 - ceiling)", "clustering_loss", "k", "ratio"),
             ("ranking loss@{k} (ceiling - NDCG)", "ranking_loss", "k", "ratio"),
-            ("NDCG@{k} vs the 1:1 oracle", "ndcg", "limit", "ratio"),
+            ("NDCG@{k}: agreement with the scorer (circular)", "ndcg", "limit", "ratio"),
             ("pool ceiling@{k}", "pool_ceiling", "limit", "ratio"),
+        ],
+    ),
+    (  # only where the run was measured against the truth (ootd_truth.evaluate_truth: the owner's runs)
+        "relevance vs the hidden truth",
+        [
+            ("NDCG@{k} vs hidden truth", "truth_ndcg", "k", "ratio"),
+            ("pool ceiling@{k} vs hidden truth", "truth_pool_ceiling", "k", "ratio"),
+            ("NDCG@{k} vs hidden truth", "truth_ndcg", "limit", "ratio"),
+            ("pool ceiling@{k} vs hidden truth", "truth_pool_ceiling", "limit", "ratio"),
+            ("simulated users measured", "truth_users", "", "count"),
         ],
     ),
     (
@@ -159,10 +171,25 @@ def evaluate(
         }
         if by_variant:
             return one(conn, "evaluate_variants", {**params, "experiment": experiment})
-        return one(conn, "evaluate_sweep" if sweep else "evaluate", params)
+        if sweep:
+            return one(conn, "evaluate_sweep", params)
+        row = one(conn, "evaluate", params)
+        return evaluate_truth(conn, row["id"]) or row
     finally:
         if progress is not None:
             conn.remove_notice_handler(progress)
+
+
+def evaluate_truth(conn: psycopg.Connection, evaluation_id: int) -> dict | None:
+    """A stored plain run measured against the simulated users' hidden truth (ootd_truth.evaluate_truth:
+    truth_ndcg@k and truth_pool_ceiling@k merged into its metrics), or None when the connection may not
+    read the truth: only the owner may, so an analyst's run stays as the circular oracle measured it.
+    In a savepoint, so that refusal leaves the caller's transaction (and the run) intact."""
+    try:
+        with conn.transaction():
+            return one(conn, "evaluate_truth", {"evaluation_id": evaluation_id})
+    except psycopg.errors.InsufficientPrivilege:
+        return None
 
 
 def _cell(value: Any, fmt: str) -> str:
@@ -196,14 +223,16 @@ def add_section_rows(table: Table, ks: dict[str, int], columns: list[dict]) -> N
     """The SECTIONS rows of a table whose columns are metrics objects (all feeds and each local time, or
     each variant): a bold row per section, then its metrics at k = ks["k"] and ks["limit"]."""
     for section, rows in SECTIONS:
+        keys = [f"{name}@{ks[which]}" if which else name for _, name, which, _ in rows]
+        if not any(key in m for key in keys for m in columns):  # not measured (the truth, for an analyst)
+            continue
         table.add_row(f"[bold]{section}[/bold]", *[""] * len(columns))
         seen = set()
-        for label, name, which, fmt in rows:
-            key = f"{name}@{ks[which]}"
+        for (label, name, which, fmt), key in zip(rows, keys):
             if key in seen:  # limit == 3: the @limit rows repeat the @3 ones
                 continue
             seen.add(key)
-            table.add_row("  " + label.format(k=ks[which]), *[_cell(m.get(key), fmt) for m in columns])
+            table.add_row("  " + label.format(k=ks.get(which)), *[_cell(m.get(key), fmt) for m in columns])
 
 
 def print_evaluation(row: dict, console: Console | None = None) -> None:
@@ -214,9 +243,15 @@ def print_evaluation(row: dict, console: Console | None = None) -> None:
     scopes = [("all", metrics)] + sorted(metrics.get("by_time", {}).items())
     table = run_table(row, "Evaluation", [name for name, _ in scopes])
     add_section_rows(table, ks, [m for _, m in scopes])
+    truth = (
+        f"hidden truth of {metrics['truth_users']:,} simulated users ({metrics['truth_skipped_users']:,} without "
+        "one skipped)"
+        if "truth_users" in metrics
+        else "not measured against the hidden truth (no simulated user sampled, or not the owner)"
+    )
     table.caption = (
         f"stored as ootd.evaluations id {row['id']}; {metrics['generated_outfits']:,} outfits generated "
-        f"on {row['pool_date']}; definitions: docs/evaluation.md"
+        f"on {row['pool_date']}; {truth}; definitions: docs/evaluation.md"
     )
     console.print(table)
 
@@ -225,9 +260,9 @@ def print_evaluation(row: dict, console: Console | None = None) -> None:
 SWEEP_ROWS: list[tuple[str, str, str, str]] = [
     ("K = LLM calls a night", "llm_calls", "", "count"),
     ("users per call", "users_per_call", "", "count"),
-    ("NDCG@{k} vs the 1:1 oracle", "ndcg", "k", "ratio"),
+    ("NDCG@{k}: agreement with the scorer (circular)", "ndcg", "k", "ratio"),
     ("pool ceiling@{k}", "pool_ceiling", "k", "ratio"),
-    ("NDCG@{k} vs the 1:1 oracle", "ndcg", "limit", "ratio"),
+    ("NDCG@{k}: agreement with the scorer (circular)", "ndcg", "limit", "ratio"),
     ("personalization@{k} within clusters", "personalization_within_clusters", "k", "ratio"),
     ("personalization@{k} overall", "personalization", "k", "ratio"),
     ("feeds sharing their exact top-{k}", "shared_topk_share", "k", "share"),
@@ -241,7 +276,7 @@ SWEEP_HEADERS = {
     "archetype": "archetype",
     "archetype_weather": "x weather",
     "archetype_weather_taste": "x taste half",
-    "archetype_weather_neighbours": "x weather + neighbours (served)",
+    "archetype_weather_neighbours": "x weather + neighbours",
 }
 
 
@@ -251,7 +286,10 @@ def print_sweep(row: dict, console: Console | None = None) -> None:
     params, metrics = row["params"], row["metrics"]
     ks = {"k": min(params["k"]), "limit": params["limit"]}
     names = metrics["clusterings"]
-    table = run_table(row, "Clustering sweep", [SWEEP_HEADERS.get(name, name) for name in names])
+    # the column served with the weights in force: with or without the neighbour draw
+    served = "archetype_weather_neighbours" if params.get("weights", {}).get("neighbour_pools") else "archetype_weather"
+    headers = [SWEEP_HEADERS.get(name, name) + (" (served)" if name == served else "") for name in names]
+    table = run_table(row, "Clustering sweep", headers)
     seen = set()
     for label, name, which, fmt in SWEEP_ROWS:
         key = f"{name}@{ks[which]}" if which else name
@@ -295,16 +333,47 @@ def print_variants(row: dict, console: Console | None = None) -> None:
 
 # ------------------------------------------------------------------------------------------- online --
 #: The online evaluation's arms, in report order (docs/evaluation.md, "Online evaluation").
-ONLINE_ARMS = ("upper_bound", "served", "own_pool", "floor")
+ONLINE_ARMS = ("upper_bound", "pool_ceiling", "served", "own_pool", "floor")
 #: Each arm's weights: the served database's, with these overrides (None: the arm does not rank).
 ARM_OVERRIDES: dict[str, dict | None] = {
     "served": {},
     "own_pool": {"neighbour_pools": False},
     "upper_bound": None,
+    "pool_ceiling": None,
     "floor": None,
 }
 #: The first simulated day unless --start says otherwise: a fixed date, so a run is reproducible.
 ONLINE_START = date(2026, 12, 8)
+#: Scratch databases simulated at once (each arm is a chain of days of its own): the machine's cores.
+ONLINE_JOBS = 2
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of a run: its name in the report, the policy ootd_truth.online_day runs (`served`: the
+    feed), and its weights (the served database's with `overrides`; None: the arm does not rank)."""
+
+    name: str
+    policy: str
+    overrides: dict | None
+
+
+def plan_arms(arms: tuple[str, ...], variants: list[dict]) -> list[Arm]:
+    """The run's arms, in report order; the upper bound always.  With a running experiment
+    (`variants`: its variants in bucket order, each with its weights), `served` is one arm per
+    variant, `served:<variant>`, every simulated user served that variant's weights."""
+    unknown = [a for a in arms if a not in ARM_OVERRIDES]
+    if unknown:
+        raise ValueError(f"unknown arms {', '.join(unknown)}; arms: {', '.join(ONLINE_ARMS)}")
+    plan = []
+    for arm in ONLINE_ARMS:
+        if arm != "upper_bound" and arm not in arms:
+            continue
+        if arm == "served" and variants:
+            plan += [Arm(f"served:{v['variant']}", "served", dict(v["weights"])) for v in variants]
+        else:
+            plan.append(Arm(arm, arm, ARM_OVERRIDES[arm]))
+    return plan
 
 
 def _conninfo(url: str, dbname: str) -> str:
@@ -335,9 +404,28 @@ def _drop_database(url: str, name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def scratch_names(tag: str, arms: tuple[str, ...]) -> dict[str, str]:
-    """The scratch databases of a run: its template and one per arm (`ootd_online_<tag>_<arm>`)."""
-    return {"template": f"ootd_online_{tag}_template"} | {arm: f"ootd_online_{tag}_{arm}" for arm in arms}
+def scratch_names(tag: str, arms: list[Arm]) -> dict[str, str]:
+    """The scratch databases of a run: its template and one per arm (`ootd_online_<tag>_<n>`, n its
+    position: a variant's name may not fit an identifier)."""
+    return {"template": f"ootd_online_{tag}_template"} | {
+        arm.name: f"ootd_online_{tag}_{n}" for n, arm in enumerate(arms)
+    }
+
+
+def _simulate_arm(
+    url: str, arm: Arm, days: list[date], seed: int, step: Callable[[str, int], None] | None
+) -> list[dict]:
+    """An arm's chain of days in its scratch database: each day's nightly, then its day step."""
+    from batch.nightly import NightlyConfig, run_nightly
+
+    results = []
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        for n, day in enumerate(days):
+            run_nightly(url, NightlyConfig(day=day, llm="offline", force=True))
+            results.append(one(conn, "online_day", {"arm": arm.policy, "day": day, "seed": seed})["metrics"])
+            if step is not None:
+                step(arm.name, n + 1)
+    return results
 
 
 def evaluate_online(
@@ -349,31 +437,33 @@ def evaluate_online(
     arms: tuple[str, ...] = ONLINE_ARMS,
     step: Callable[[str, int], None] | None = None,
     tag: str | None = None,
+    jobs: int = ONLINE_JOBS,
+    on_plan: Callable[[list[Arm]], None] | None = None,
 ) -> dict:
     """Simulate `days` days of `users` seeded users in a scratch database per arm on the server of `url`
     (the served database, which only gains the stored run); returns the ootd.evaluations row.
 
-    Every scratch database is dropped on the way out, also on an error or Ctrl-C.  `step(arm, day)` is
-    called after each simulated day (the progress bar)."""
+    The arms are independent chains of days, `jobs` of them simulated at once (threads, each with its
+    own connections: the work is the server's).  Every scratch database is dropped on the way out, also
+    on an error or Ctrl-C.  `on_plan(arms)` is called with the arms once known, `step(arm, day)` after
+    each simulated day (the progress bar)."""
     import os
     import uuid
+    from concurrent.futures import ThreadPoolExecutor
 
-    from batch.nightly import NightlyConfig, run_nightly
     from batch.seed import seed_users
     from cli.main import migrate
-    from db.connect import Jsonb, connect
+    from db.connect import Jsonb, all_rows, connect
 
-    if "upper_bound" not in arms:
-        arms = ("upper_bound", *arms)
-    unknown = [a for a in arms if a not in ARM_OVERRIDES]
-    if unknown:
-        raise ValueError(f"unknown arms {', '.join(unknown)}; arms: {', '.join(ONLINE_ARMS)}")
     with connect(url) as conn:
         weights = one(conn, "online_served_weights")["weights"]
-    names = scratch_names(tag or f"{os.getpid()}_{uuid.uuid4().hex[:8]}", arms)
+        variants = all_rows(conn, "online_running_variants")
+    plan = plan_arms(arms, variants)
+    if on_plan is not None:
+        on_plan(plan)
+    names = scratch_names(tag or f"{os.getpid()}_{uuid.uuid4().hex[:8]}", plan)
     created: list[str] = []
-    conns: dict[str, psycopg.Connection] = {}
-    results: dict[str, list[dict]] = {arm: [] for arm in arms}
+    dates = [start + timedelta(days=n) for n in range(days)]
     try:
         _create_database(url, names["template"])
         created.append(names["template"])
@@ -381,23 +471,20 @@ def evaluate_online(
         migrate(template_url)
         with connect(template_url) as conn:
             seed_users(conn, users, seed)
-        for arm in arms:
-            _create_database(url, names[arm], names["template"])
-            created.append(names[arm])
-            conns[arm] = psycopg.connect(_conninfo(url, names[arm]), autocommit=True, row_factory=dict_row)
-            overrides = ARM_OVERRIDES[arm]
-            run(conns[arm], "online_set_weights", {"weights": Jsonb({**weights, **(overrides or {})})})
-        for n in range(days):
-            day = start + timedelta(days=n)
-            for arm in arms:
-                run_nightly(_conninfo(url, names[arm]), NightlyConfig(day=day, llm="offline", force=True))
-                metrics = one(conns[arm], "online_day", {"arm": arm, "day": day, "seed": seed})["metrics"]
-                results[arm].append(metrics)
-                if step is not None:
-                    step(arm, n + 1)
+        for arm in plan:
+            _create_database(url, names[arm.name], names["template"])
+            created.append(names[arm.name])
+            with psycopg.connect(_conninfo(url, names[arm.name]), autocommit=True) as conn:
+                run(conn, "online_set_weights", {"weights": Jsonb({**weights, **(arm.overrides or {})})})
+        # The longest chains first (the ranking arms call the feed), so the pool ends together.
+        order = sorted(plan, key=lambda a: a.overrides is None)
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = {
+                arm.name: pool.submit(_simulate_arm, _conninfo(url, names[arm.name]), arm, dates, seed, step)
+                for arm in order
+            }
+            results = {arm.name: futures[arm.name].result() for arm in plan}
     finally:
-        for conn in conns.values():
-            conn.close()
         for name in reversed(created):
             _drop_database(url, name)
     params = {
@@ -406,9 +493,10 @@ def evaluate_online(
         "days": days,
         "users": users,
         "seed": seed,
-        "arms": list(arms),
+        "arms": [arm.name for arm in plan],
         "weights": weights,
-        "arm_weights": {a: ARM_OVERRIDES[a] for a in arms},
+        "arm_weights": {arm.name: arm.overrides for arm in plan},
+        "experiment": variants[0]["experiment"] if variants else None,
         "like_model": "ootd_truth.like_probability(ootd_truth.utility): 1 / (1 + exp(-2 (utility - 2.6)))",
         "open_pattern": "55% N(08:00, 60 min), 45% N(19:30, 90 min), clipped to 06:00..23:30 local",
     }
@@ -419,7 +507,7 @@ def evaluate_online(
 class OnlineProgress:
     """A bar over simulated arm-days (rich, on the given console)."""
 
-    def __init__(self, console: Console, total: int):
+    def __init__(self, console: Console, total: int | None = None):
         self.progress = Progress(
             TextColumn("simulating {task.description}"),
             BarColumn(),
@@ -429,6 +517,9 @@ class OnlineProgress:
         )
         self.progress.start()
         self.task = self.progress.add_task("arm-days", total=total)
+
+    def set_total(self, total: int) -> None:
+        self.progress.update(self.task, total=total)
 
     def __call__(self, arm: str, day: int) -> None:
         self.progress.update(self.task, advance=1, description=f"{arm}, day {day}")

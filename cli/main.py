@@ -574,11 +574,20 @@ def cmd_evaluate_online(args: argparse.Namespace) -> None:
     unknown = [a for a in arms if a not in ONLINE_ARMS]
     if unknown or not arms:
         raise CommandError(f"--arms: unknown {', '.join(unknown) or '(none)'}; arms: {', '.join(ONLINE_ARMS)}")
-    arms = tuple(a for a in ONLINE_ARMS if a in arms or a == "upper_bound")
-    progress = OnlineProgress(Console(stderr=True), args.days * len(arms))
+    if not 1 <= args.jobs <= 64:
+        raise CommandError("--jobs: 1..64 arms simulated at once")
+    progress = OnlineProgress(Console(stderr=True))
     try:
         row = evaluate_online(
-            database_url(), args.days, args.users, args.seed, args.start or ONLINE_START, arms, step=progress
+            database_url(),
+            args.days,
+            args.users,
+            args.seed,
+            args.start or ONLINE_START,
+            arms,
+            step=progress,
+            jobs=args.jobs,
+            on_plan=lambda plan: progress.set_total(args.days * len(plan)),
         )
     finally:
         progress.stop()
@@ -782,15 +791,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--online",
         action="store_true",
         help="simulate --days N days of --users seeded users with a hidden truth in scratch databases (one per "
-        "arm: upper_bound, served, own_pool, floor), likes through ootd.like; store the run here",
+        "arm: upper_bound, pool_ceiling, served (one per variant of a running experiment), own_pool, floor), likes "
+        "through ootd.like; store the run here",
     )
     p.add_argument("--days", type=_positive_int, help="--online: simulated days, 1..365")
     p.add_argument("--seed", type=_int, default=42, help="--online: the seed of users, truths and draws (default: 42)")
     p.add_argument("--start", type=_date, help="--online: the first simulated day (default: 2026-12-08)")
     p.add_argument(
         "--arms",
-        default="upper_bound,served,own_pool,floor",
-        help="--online: arms, comma-separated (the upper bound is always run; default: all four)",
+        default="upper_bound,pool_ceiling,served,own_pool,floor",
+        help="--online: arms, comma-separated (the upper bound is always run; default: all five)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=2,
+        help="--online: arms simulated at once, each in its own scratch database (default: 2, the cores of the "
+        "reference machine)",
     )
     p.add_argument("--plot", metavar="PATH", help="--online: the PNG to write (default: evaluation-<id>.png here)")
     p.add_argument(

@@ -346,5 +346,20 @@ SELECT ootd_truth.online_set_weights(%(weights)s);
 -- name: online_day
 SELECT ootd_truth.online_day(%(arm)s, %(day)s, %(seed)s) AS metrics;
 
+-- name: online_running_variants
+-- The running experiment's variants in bucket order, each with the weights it replaces (none: the control).
+SELECT v.experiment, v.variant, v.weights
+FROM ootd.experiments e JOIN ootd.experiment_variants v ON v.experiment = e.name
+WHERE e.ended_at IS NULL
+ORDER BY v.position;
+
 -- name: store_online_evaluation
 SELECT * FROM ootd.store_online_evaluation(%(params)s, %(arms)s);
+
+-- ------------------------------------------------ truth evaluation (issue 27) ---
+-- `ootd evaluate` after a plain run, when the connection may read the truth
+-- (the owner; db/sql/13_truth_evaluation.sql): the run's feeds against the
+-- simulated users' hidden truth, merged into its metrics; returns the row.
+
+-- name: evaluate_truth
+SELECT * FROM ootd_truth.evaluate_truth(%(evaluation_id)s);

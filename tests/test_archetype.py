@@ -28,8 +28,15 @@ EXPLAIN = (
 
 @pytest.fixture
 def db(served_url):
+    """The served data with the neighbour draw on (off by default since 0019): the archetype term ranks
+    outfits of several archetypes' pools only when the feed reads them."""
     with connect(served_url) as conn:
-        yield conn
+        conn.execute("UPDATE ootd.scoring_weights SET neighbour_pools = true")
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+            conn.execute("UPDATE ootd.scoring_weights SET neighbour_pools = DEFAULT")
 
 
 def a_user_and_a_neighbours_outfits(conn, n=3):

@@ -8,6 +8,7 @@ import time
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from tests.conftest import run_cli
 
@@ -69,7 +70,8 @@ def test_the_stored_row_and_its_shape(runs):
     print(f"run took {seconds:.1f} s")
     assert row["params"]["kind"] == "online"
     assert row["params"]["days"] == DAYS and row["params"]["users"] == USERS and row["params"]["seed"] == SEED
-    assert row["params"]["arms"] == ["upper_bound", "served", "own_pool", "floor"]
+    assert row["params"]["arms"] == ["upper_bound", "pool_ceiling", "served", "own_pool", "floor"]
+    assert row["params"]["experiment"] is None
     arms = row["metrics"]["arms"]
     for arm in row["params"]["arms"]:
         m = arms[arm]
@@ -91,10 +93,11 @@ def test_the_arms_are_ordered_by_the_truth(runs):
     arms = results[0][0]["metrics"]["arms"]
     lpi = {arm: float(m["likes_per_impression"]) for arm, m in arms.items()}
     print(lpi)
-    assert lpi["upper_bound"] >= lpi["served"] >= lpi["floor"]
-    for n in range(DAYS):  # the bound is the best of every day
-        best = float(arms["upper_bound"]["days"][n]["mean_utility"])
-        assert all(float(arms[a]["days"][n]["mean_utility"]) <= best for a in arms)
+    assert lpi["upper_bound"] >= lpi["pool_ceiling"] >= lpi["served"] >= lpi["floor"]
+    for n in range(DAYS):  # the bound is the best of every day; the ceiling the best of the user's own pool
+        day = {a: float(arms[a]["days"][n]["mean_utility"]) for a in arms}
+        assert all(u <= day["upper_bound"] for u in day.values()), day
+        assert day["pool_ceiling"] >= max(day["own_pool"], day["floor"]), day
 
 
 def test_a_seed_gives_the_same_metrics(runs):
@@ -118,3 +121,62 @@ def test_the_plot_is_a_png(runs):
     for _, plot, _ in results:
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert os.path.getsize(plot) > 1000
+
+
+def online(url: str, *args: str) -> dict:
+    result = run_cli(
+        "evaluate", "--online", "--users", "60", "--seed", str(SEED), "--json", *args, env={"DATABASE_URL": url}
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_running_experiment_is_an_arm_per_variant(pg_server, template_url, tmp_path):
+    """`served` becomes one arm per variant of the running experiment, each serving every simulated user
+    that variant's weights: the control's arm is the plain served arm of the same run without the
+    experiment, metric for metric; the experiment is as it was after the run."""
+    from tests.conftest import create_database, drop_database
+
+    name = create_database(pg_server, "ootd_template")
+    url = pg_server.dsn(name)
+    try:
+        plot = str(tmp_path / "p.png")
+        plain = online(url, "--days", "2", "--arms", "served", "--plot", plot, "--jobs", "1")
+        assert plain["params"]["arms"] == ["upper_bound", "served"]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT ootd.start_experiment('blind', %s)",
+                [
+                    Jsonb(
+                        {
+                            "control": {"share": 0.5},
+                            "blind": {"share": 0.5, "weights": {"cosine": 0, "preferred_color": 1}},
+                        }
+                    )
+                ],
+            )
+            before = conn.execute("SELECT * FROM ootd.experiment_variants ORDER BY position").fetchall()
+        row = online(url, "--days", "2", "--arms", "served", "--plot", plot)
+        params, arms = row["params"], row["metrics"]["arms"]
+        assert params["arms"] == ["upper_bound", "served:control", "served:blind"]
+        assert params["experiment"] == "blind"
+        assert params["arm_weights"]["served:blind"] == {"cosine": 0, "preferred_color": 1}
+        assert arms["served:control"]["days"] == plain["metrics"]["arms"]["served"]["days"]
+        assert arms["upper_bound"]["days"] == plain["metrics"]["arms"]["upper_bound"]["days"]
+        assert arms["served:blind"]["days"] != arms["served:control"]["days"]
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT * FROM ootd.experiment_variants ORDER BY position").fetchall() == before
+            assert conn.execute("SELECT count(*) FROM ootd.experiments WHERE ended_at IS NULL").fetchone() == (1,)
+    finally:
+        drop_database(pg_server, name)
+
+
+def test_bad_arms_and_jobs_are_refused(runs):
+    url = runs[0]
+    for args, message in (
+        (("--arms", "served,best"), "--arms: unknown best"),
+        (("--jobs", "0"), "--jobs"),
+        (("--jobs", "65"), "--jobs: 1..64"),
+    ):
+        result = run_cli("evaluate", "--online", "--days", "1", *args, env={"DATABASE_URL": url})
+        assert result.returncode != 0 and message in result.stderr, result.stderr

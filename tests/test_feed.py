@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 import psycopg
@@ -123,17 +124,29 @@ def test_headline_is_hyper_local(served):
     )
 
 
+@contextmanager
+def neighbour_pools(conn):
+    """The neighbour draw on for the block (off by default since revision 0019: simulated users did not
+    reward it, docs/evaluation.md), then back to the default."""
+    conn.execute("UPDATE ootd.scoring_weights SET neighbour_pools = true")
+    try:
+        yield
+    finally:
+        conn.execute("UPDATE ootd.scoring_weights SET neighbour_pools = DEFAULT")
+
+
 def test_one_hundred_calls_give_one_hundred_identical_feeds(served):
-    first = feed(served, 77, limit=20)
-    assert len(first) == 20
-    for _ in range(99):
-        assert feed(served, 77, limit=20) == first
-    explain = "SELECT outfit_id, score FROM ootd.feed_explain(77, %s, 20) ORDER BY rank NULLS LAST, outfit_id"
-    explained = served.execute(explain, (f"{DAY} 12:00+00",)).fetchall()
-    assert len(explained) > 20  # neighbour pools add candidates
-    for _ in range(20):  # the ranking itself is deterministic, every candidate of it
-        assert served.execute(explain, (f"{DAY} 12:00+00",)).fetchall() == explained
-    assert [(r[1], r[6]) for r in first] == explained[:20]
+    with neighbour_pools(served):  # more candidates than served
+        first = feed(served, 77, limit=20)
+        assert len(first) == 20
+        for _ in range(99):
+            assert feed(served, 77, limit=20) == first
+        explain = "SELECT outfit_id, score FROM ootd.feed_explain(77, %s, 20) ORDER BY rank NULLS LAST, outfit_id"
+        explained = served.execute(explain, (f"{DAY} 12:00+00",)).fetchall()
+        assert len(explained) > 20  # neighbour pools add candidates
+        for _ in range(20):  # the ranking itself is deterministic, every candidate of it
+            assert served.execute(explain, (f"{DAY} 12:00+00",)).fetchall() == explained
+        assert [(r[1], r[6]) for r in first] == explained[:20]
     # and across the local day: morning and 14:00 rank the same Daytime outfits the same way
     assert feed(served, 77, f"{DAY} 01:00+00", 20)[:10] == feed(served, 77, f"{DAY} 02:00+00", 20)[:10]
 
@@ -189,7 +202,11 @@ def test_weights_are_tunable_without_a_deploy(served):
 
 
 def test_explain_shows_every_candidate_and_its_components(served):
+    # by default the candidates are the served pool's 20 outfits
     rows = served.execute("SELECT * FROM ootd.feed_explain(1, %s)", (f"{DAY} 12:00+00",)).fetchall()
+    assert len(rows) == 20 and {r[21] for r in rows} == {rows[0][17]}
+    with neighbour_pools(served):
+        rows = served.execute("SELECT * FROM ootd.feed_explain(1, %s)", (f"{DAY} 12:00+00",)).fetchall()
     cluster, priority = rows[0][17], next(r[5] for r in rows if r[7])
     neighbours = served.execute(
         "SELECT q.cluster_id FROM ootd.pools p JOIN ootd.pools q ON q.pool_date = p.pool_date "
@@ -227,6 +244,11 @@ def test_pool_falls_back_to_the_latest_earlier_pool_of_the_same_cluster_kind(ser
 
 
 def test_cache_miss_serves_identical_results_from_durable_pools(served):
+    with neighbour_pools(served):
+        cache_miss(served)
+
+
+def cache_miss(served):
     before = feed(served, 5, limit=20)
     cluster = before[0][8]
     saved = served.execute("SELECT count(*) FROM ootd.pool_cache WHERE cluster_id = %s", (cluster,)).fetchone()[0]
@@ -461,6 +483,7 @@ def test_neighbour_pools_draw_the_priority_daypart_of_every_same_weather_pool(se
     headline names the archetype most items shown were drawn from; the weight switches the draw off."""
     explain = "SELECT * FROM ootd.feed_explain(%s, %s, 3)"
     adjectives = dict(served.execute("SELECT name, adjective FROM ootd.archetypes").fetchall())
+    served.execute("UPDATE ootd.scoring_weights SET neighbour_pools = true")  # off by default since 0019
     served.execute("UPDATE ootd.scoring_weights SET archetype = 0")
     try:
         drawn = 0
@@ -481,7 +504,7 @@ def test_neighbour_pools_draw_the_priority_daypart_of_every_same_weather_pool(se
         rows = served.execute(explain, (1, f"{DAY} 12:00+00")).fetchall()
         assert len(rows) == 20 and {r[21] for r in rows} == {rows[0][17]}
     finally:
-        served.execute("UPDATE ootd.scoring_weights SET neighbour_pools = true")
+        served.execute("UPDATE ootd.scoring_weights SET neighbour_pools = DEFAULT")
 
 
 def test_the_archetype_term_serves_the_users_archetype_first_and_the_headline_names_it(served):

@@ -1,8 +1,9 @@
 """No repeats across pools (issue 27, item 5).
 
 A title is unique across every pool dated within 3 days of another
-(ootd.taken_titles, ootd.store_pool's 23P01), because the feed serves a user
-their cluster's pool plus the same-weather neighbour pools of their date.
+(ootd.taken_titles, ootd.store_pool's 23P01), because the feed may serve a
+user their cluster's pool plus the same-weather neighbour pools of their date
+(scoring_weights.neighbour_pools; the 30-day test serves with it on).
 Proven here: 30 consecutive offline nightlies with no title twice and no user
 served a title they were served the day before; concurrent stores; the LLM
 path with a colliding answer (a taken title in the answer, and a title another
@@ -74,6 +75,7 @@ def test_30_offline_nightlies_repeat_no_title_within_3_days_and_serve_no_one_yes
     with psycopg.connect(small_url) as conn:
         assert conn.execute(WINDOW_REPEATS).fetchall() == []
         assert conn.execute("SELECT count(*) FROM ootd.outfits").fetchone()[0] == 20 * clusters
+        conn.execute("UPDATE ootd.scoring_weights SET neighbour_pools = true")  # other clusters' titles too
         started = time.perf_counter()
         served: dict[tuple[int, date], set[str]] = {}
         for user_id, day, title in conn.execute(SERVED, (first, first + timedelta(days=DAYS - 1))):

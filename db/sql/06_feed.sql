@@ -18,7 +18,7 @@ CREATE TABLE ootd.scoring_weights (
     liked_decay        double precision NOT NULL DEFAULT 0.50,
     jitter             double precision NOT NULL DEFAULT 1e-9,
     updated_at         timestamptz NOT NULL DEFAULT now(),
-    neighbour_pools    boolean NOT NULL DEFAULT true,
+    neighbour_pools    boolean NOT NULL DEFAULT false,
     archetype          double precision NOT NULL DEFAULT 1.00
 );
 COMMENT ON TABLE ootd.scoring_weights IS 'The feed''s scoring weights (exactly one row); tune with UPDATE, no deploy needed.';
@@ -30,7 +30,8 @@ COMMENT ON COLUMN ootd.scoring_weights.daypart_priority IS 'Bonus added to outfi
 COMMENT ON COLUMN ootd.scoring_weights.liked_decay IS 'Multiplier for outfits the user already liked (1 = no penalty).';
 COMMENT ON COLUMN ootd.scoring_weights.jitter IS 'Scale of the deterministic tie-break hash(user, outfit, local date).';
 COMMENT ON COLUMN ootd.scoring_weights.neighbour_pools IS
-    'Also draw the priority daypart''s candidates from the other pools of the served pool''s date and weather.';
+    'Also draw the priority daypart''s candidates from the other pools of the served pool''s date and weather '
+    '(off by default: simulated users did not reward it, docs/evaluation.md).';
 COMMENT ON COLUMN ootd.scoring_weights.archetype IS
     'Multiplier step per unit of affinity to the archetype of the pool an outfit was drawn from: 1 + w * ln(1 + affinity).';
 

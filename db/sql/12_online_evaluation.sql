@@ -73,6 +73,9 @@ COMMENT ON FUNCTION ootd_truth.online_set_weights(jsonb) IS
 -- the app at ootd_truth.open_time and is served 3 outfits:
 --   served, own_pool: ootd.feed(user, that instant, 3) (the arm's weights);
 --   upper_bound: the user's best 3 of all the day's outfits by the truth;
+--   pool_ceiling: the user's best 3 of their own pool (ootd.user_clusters)
+--     by the truth: what a ranker that knew the truth could serve from the
+--     cluster's pool (the clustering's own limit, whatever the ranking);
 --   floor: 3 outfits of the user's own pool (ootd.user_clusters) at random.
 -- Each is liked with probability ootd_truth.like_probability(utility) by the
 -- draw 'like:<user>:<day>:<outfit>' (day: days since 2000-01-01), through ootd.like (the likes trigger
@@ -89,9 +92,9 @@ AS $$
 DECLARE
     v_metrics jsonb;
 BEGIN
-    IF p_arm IS NULL OR p_arm NOT IN ('served', 'own_pool', 'upper_bound', 'floor') THEN
+    IF p_arm IS NULL OR p_arm NOT IN ('served', 'own_pool', 'upper_bound', 'pool_ceiling', 'floor') THEN
         RAISE EXCEPTION 'unknown arm %', coalesce(p_arm, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'arms: served, own_pool, upper_bound, floor';
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'arms: served, own_pool, upper_bound, pool_ceiling, floor';
     END IF;
     CREATE TEMPORARY TABLE IF NOT EXISTS online_impressions (
         day       date NOT NULL,
@@ -121,6 +124,17 @@ BEGIN
         FROM (SELECT x.user_id, x.outfit_id,
                      row_number() OVER (PARTITION BY x.user_id ORDER BY x.utility DESC, x.outfit_id)::integer AS rank
               FROM ootd_truth.utilities(p_day, NULL) x) b
+        WHERE b.rank <= 3;
+    ELSIF p_arm = 'pool_ceiling' THEN
+        INSERT INTO pg_temp.online_impressions (day, user_id, rank, outfit_id)
+        SELECT p_day, b.user_id, b.rank, b.outfit_id
+        FROM (SELECT c.user_id, o.id AS outfit_id,
+                     row_number() OVER (PARTITION BY c.user_id
+                                        ORDER BY ootd_truth.utility(t, o, p.archetype) DESC, o.id)::integer AS rank
+              FROM ootd.user_clusters(p_day) c
+              JOIN ootd_truth.users t ON t.user_id = c.user_id
+              JOIN ootd.pools p ON p.pool_date = p_day AND p.cluster_id = c.cluster_id
+              JOIN ootd.outfits o ON o.pool_date = p_day AND o.cluster_id = c.cluster_id) b
         WHERE b.rank <= 3;
     ELSE
         INSERT INTO pg_temp.online_impressions (day, user_id, rank, outfit_id)
@@ -175,7 +189,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION ootd_truth.online_day(text, date, bigint) IS
-    'One simulated day of an online-evaluation arm (served, own_pool, upper_bound, floor) in a scratch database: '
+    'One simulated day of an online-evaluation arm (served, own_pool, upper_bound, pool_ceiling, floor) in a scratch database: '
     'serve, draw likes from the truth, like through ootd.like; returns the day''s metrics.';
 
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ootd_truth FROM PUBLIC;

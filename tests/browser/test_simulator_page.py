@@ -84,7 +84,7 @@ def test_the_page_loads_under_its_csp_and_ranks_every_candidate(page, served_app
     assert "script-src 'self'" in response.headers["content-security-policy"]
     page.wait_for_function("() => Number(document.getElementById('ranking').dataset.seq) >= 1")
     ranked = items(page)
-    assert len(ranked) >= 20  # the served pool's 20, and its same-weather neighbours' candidates
+    assert len(ranked) >= 20  # the served pool's 20 (and its same-weather neighbours' with neighbour_pools on)
     assert [i["rank"] for i in ranked] == list(range(1, len(ranked) + 1))  # the default profile vetoes nothing
     assert page.inner_text("#summary").startswith(f"{len(ranked)} candidates")
     assert page.inner_text("#llm-count") == "0"
