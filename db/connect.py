@@ -212,7 +212,8 @@ class DatabaseError(Exception):
 
 #: undefined schema, table or function
 _UNDEFINED_STATES = frozenset({"3F000", "42P01", "42883"})
-_OOTD_OBJECT = re.compile(r'\bootd\.|schema "ootd"')
+# ootd's schemas: ootd, and ootd_truth (the simulated users' truth, since 0018).
+_OOTD_OBJECT = re.compile(r'\bootd(?:_truth)?\.|schema "ootd(?:_truth)?"')
 
 
 def _has_ootd_schema(url: str) -> bool:

@@ -101,6 +101,22 @@ def test_a_schema_missing_its_tables_says_it_is_not_up_to_date(empty_db_url, tmp
     )
 
 
+def test_a_missing_object_of_either_schema_means_not_migrated():
+    """A missing object of ootd or of ootd_truth (a database behind the code: `ootd evaluate` calls
+    ootd_truth.evaluate_truth since 0019) is a schema to migrate; one of another schema is not."""
+    from db.connect import DatabaseError
+
+    for sqlstate, message, missing in (
+        ("42883", "function ootd_truth.evaluate_truth(bigint) does not exist", True),
+        ("3F000", 'schema "ootd_truth" does not exist', True),
+        ("42P01", 'relation "ootd.users" does not exist', True),
+        ("42883", "function public.evaluate_truth(bigint) does not exist", False),
+        ("42883", "function ootd_truthy.f() does not exist", False),
+        ("22023", "function ootd_truth.evaluate_truth(bigint) does not exist", False),
+    ):
+        assert DatabaseError(sqlstate=sqlstate, message=message).names_missing_ootd_object() is missing, message
+
+
 # ------------------------------------------------------------------ nightly --
 def _row(out: str, label: str) -> str:
     match = re.search(rf"^[│| ]*{re.escape(label)}\s*[│|]?\s+(.+?)\s*[│|]?\s*$", out, re.MULTILINE)
