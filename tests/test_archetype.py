@@ -36,7 +36,7 @@ def db(served_url):
             yield conn
         finally:
             conn.rollback()
-            conn.execute("UPDATE ootd.scoring_weights SET neighbour_pools = DEFAULT")
+            conn.execute("UPDATE ootd.scoring_weights SET neighbour_pools = false")
 
 
 def a_user_and_a_neighbours_outfits(conn, n=3):

@@ -132,7 +132,7 @@ def neighbour_pools(conn):
     try:
         yield
     finally:
-        conn.execute("UPDATE ootd.scoring_weights SET neighbour_pools = DEFAULT")
+        conn.execute("UPDATE ootd.scoring_weights SET neighbour_pools = false")
 
 
 def test_one_hundred_calls_give_one_hundred_identical_feeds(served):
@@ -504,7 +504,7 @@ def test_neighbour_pools_draw_the_priority_daypart_of_every_same_weather_pool(se
         rows = served.execute(explain, (1, f"{DAY} 12:00+00")).fetchall()
         assert len(rows) == 20 and {r[21] for r in rows} == {rows[0][17]}
     finally:
-        served.execute("UPDATE ootd.scoring_weights SET neighbour_pools = DEFAULT")
+        served.execute("UPDATE ootd.scoring_weights SET neighbour_pools = false")
 
 
 def test_the_archetype_term_serves_the_users_archetype_first_and_the_headline_names_it(served):

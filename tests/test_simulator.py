@@ -153,12 +153,18 @@ def test_at_15_00_nightout_takes_over_and_the_headline_changes(client):
 
 def test_weights_change_the_order_for_this_call_only(client, admin):
     stored = admin.execute("SELECT to_jsonb(w) - 'updated_at' FROM ootd.scoring_weights w").fetchone()[0]
-    base = [i["outfit_id"] for i in what_if(client).get_json()["items"]]
-    changed = what_if(client, weights={"preferred_color": 0.5}).get_json()["items"]
+    # a preferred color that the served pool's priority daypart holds low in the ranking: its boost
+    # lifts it; the what-if weight turning the boost into a penalty must sink it again
+    items = what_if(client).get_json()["items"]
+    daytime = [i for i in items if i["daypart"] == "Daytime" and i["color"] != "Navy"]
+    color = daytime[-1]["color"]
+    profile = {**WHAT_IF, "style_dna": {"archetype": "Minimal", "preferred_colors": [color]}}
+    base = [i["outfit_id"] for i in what_if(client, profile).get_json()["items"]]
+    changed = what_if(client, profile, weights={"preferred_color": 0.5}).get_json()["items"]
     assert [i["outfit_id"] for i in changed] != base
-    assert all(i["color_boost"] == 0.5 for i in changed if i["color"] == "Navy")
+    assert all(i["color_boost"] == 0.5 for i in changed if i["color"] == color)
     assert admin.execute("SELECT to_jsonb(w) - 'updated_at' FROM ootd.scoring_weights w").fetchone()[0] == stored
-    assert [i["outfit_id"] for i in what_if(client).get_json()["items"]] == base  # nothing was written
+    assert [i["outfit_id"] for i in what_if(client, profile).get_json()["items"]] == base  # nothing was written
 
 
 def test_a_pool_of_the_date_can_be_picked(client):

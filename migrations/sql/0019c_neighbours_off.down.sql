@@ -3,6 +3,8 @@
 -- before (frozen), and so is the draw of a database whose weights were
 -- never tuned (every other weight at its default), as the up part found it.
 -- =============================================================================
+SET ROLE ootd_owner;
+
 DO $ddl$
 BEGIN
     EXECUTE $sql$ALTER TABLE ootd.scoring_weights ALTER COLUMN neighbour_pools SET DEFAULT true$sql$;
@@ -14,3 +16,5 @@ BEGIN
           = (1.25, 1.2, 0.05, 0.50, 1.00, 0.50, 1e-9, 1.00);
 END
 $ddl$;
+
+RESET ROLE;

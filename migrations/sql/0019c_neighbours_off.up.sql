@@ -9,6 +9,8 @@
 -- EXECUTE: on Citus a reference table's DDL text goes to the workers, which
 -- refuse several commands in one.
 -- =============================================================================
+SET ROLE ootd_owner;
+
 DO $ddl$
 BEGIN
     EXECUTE $sql$ALTER TABLE ootd.scoring_weights ALTER COLUMN neighbour_pools SET DEFAULT false$sql$;
@@ -23,3 +25,5 @@ BEGIN
     END IF;
 END
 $ddl$;
+
+RESET ROLE;
