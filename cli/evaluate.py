@@ -332,16 +332,16 @@ def print_variants(row: dict, console: Console | None = None) -> None:
 
 
 # ------------------------------------------------------------------------------------------- online --
-#: The online evaluation's arms, in report order (docs/evaluation.md, "Online evaluation").
-ONLINE_ARMS = ("upper_bound", "pool_ceiling", "served", "own_pool", "floor")
-#: Each arm's weights: the served database's, with these overrides (None: the arm does not rank).
+#: The online evaluation's arms in report order (docs/evaluation.md, "Online evaluation"), each with
+#: its weights: the served database's with these overrides (None: the arm does not rank).
 ARM_OVERRIDES: dict[str, dict | None] = {
-    "served": {},
-    "own_pool": {"neighbour_pools": False},
     "upper_bound": None,
     "pool_ceiling": None,
+    "served": {},
+    "own_pool": {"neighbour_pools": False},
     "floor": None,
 }
+ONLINE_ARMS = tuple(ARM_OVERRIDES)
 #: The first simulated day unless --start says otherwise: a fixed date, so a run is reproducible.
 ONLINE_START = date(2026, 12, 8)
 #: Scratch databases simulated at once (each arm is a chain of days of its own): the machine's cores.

@@ -286,7 +286,7 @@ def test_analysts_may_run_it_and_the_api_may_not(day):
 
 
 def test_the_cli_prints_the_table_stores_a_row_and_json_parses(day, db_url):
-    env = {"DATABASE_URL": db_url}
+    env = {"DATABASE_URL": db_url, "COLUMNS": "200"}  # not the caller's terminal: labels must not wrap
     table = run_cli("evaluate", "--users", "4", "--at-times", "09:00,15:00", env=env)
     assert table.returncode == 0, table.stderr
     assert (
