@@ -43,6 +43,7 @@ import numpy as np
 import psycopg
 
 from batch.clusters import load_demand, load_taken_titles, load_vocabulary
+from batch.feeds import FeedsReport, refresh_feeds
 from batch.llm import (
     DEFAULT_CHAT_MODEL,
     DEFAULT_EMBEDDING_MODEL,
@@ -85,6 +86,8 @@ class NightlyConfig:
     max_retries: int = 3  # per request, for 429 / 5xx / timeouts
     wait: bool = True  # wait for a concurrent run instead of exiting
     force: bool = False  # allow a day more than one day after the database's date
+    serve_ahead: bool = False  # then write every user's served feed (batch/feeds.py; `ootd nightly` does)
+    feed_jobs: int = 2  # sessions writing them
 
     @classmethod
     def from_env(cls, day: date, llm: str | None = None, **overrides: Any) -> "NightlyConfig":
@@ -126,6 +129,7 @@ class NightlyReport:
     restored_cache_rows: int = 0  # cache rows ootd.rehydrate_cache put back before the run
     seconds: float = 0.0
     cost: dict[str, Any] | None = None  # the day's row of ootd.llm_cost_daily
+    served: FeedsReport | None = None  # the served feeds written after the pools (serve_ahead)
 
 
 Progress = Callable[[str, Any], None]
@@ -200,6 +204,9 @@ def run_nightly(
             report.cost = one(conn, "llm_cost_day", (config.day,))
         finally:
             run(conn, "nightly_unlock")
+    if config.serve_ahead:
+        notify("serving", None)
+        report.served = refresh_feeds(url, None, config.day, jobs=config.feed_jobs)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -215,7 +215,7 @@ def main() -> None:
         migrate(url)
         with connect(url) as conn:
             seed_users(conn, USERS, 42)
-        run_nightly(url, NightlyConfig(day=day, llm="offline"))
+        run_nightly(url, NightlyConfig(day=day, llm="offline", serve_ahead=True))
         secret = secrets.token_urlsafe(48)
         port = free_port()
         base = f"http://127.0.0.1:{port}"

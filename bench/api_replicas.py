@@ -126,7 +126,7 @@ def main() -> None:
         migrate(url)
         with connect(url) as conn:
             seed_users(conn, USERS, 42)
-        run_nightly(url, NightlyConfig(day=day, llm="offline"))
+        run_nightly(url, NightlyConfig(day=day, llm="offline", serve_ahead=True))
         if replica is not None:
             replica.wait_for_replay(timeout=300)
         secret = secrets.token_urlsafe(48)

@@ -20,7 +20,9 @@ Before the rounds, 1,000 users' feeds from (b) and (c) are compared, with neighb
 and flipped (must be identical: items, order, headline, cluster, relaxed rules; scores within 1e-5).
 Within a round the three take turns in --slices slices (500 users each by default), in an order
 that alternates slice by slice, so a neighbour's load on a shared machine falls on all three alike.
-Reported: calls/s per round, median and spread, the ratios (b)/(a) (goal >= 0.5) and (b)/(c) (goal >= 4), backend and client CPU per
+  (d) (issue 28) the floor: the query ootd._served runs (the served row's rows), as a plain prepared
+      statement with no function around it: one index read returning what ootd.feed returns.
+Reported: calls/s per round, median and spread, the ratios (b)/(a) (goal >= 0.5) and (b)/(c) (goal >= 4), (d)/(a), backend and client CPU per
 call from /proc, the pipeline's time split (Postgres, redis, Python), then EXPLAIN (ANALYZE,
 BUFFERS) of one first request and pg_stat_statements (track = all, a separate diagnostic pass).
 
@@ -65,6 +67,17 @@ LIMIT = 3
 RATIO_SELECT1_GOAL = 0.5
 RATIO_PIPELINE_GOAL = 4.0
 FEED_SQL = "SELECT * FROM ootd.feed(%s, %s, %s)"
+# (d) the floor: the query ootd._served runs (issue 28), as a plain prepared statement with no function
+# around it: what one index read returning these rows costs a client (checked equal to ootd.feed below).
+FLOOR_SQL = """
+    SELECT generate_subscripts(f.outfit_ids, 1), unnest(f.outfit_ids), unnest(f.titles), unnest(f.categories),
+           unnest(f.colors), unnest(f.dayparts), unnest(f.scores),
+           f.headlines[width_bucket(%(at)s, f.headline_from)], f.cluster_id, f.relaxed_rules, f.variant
+    FROM ootd.served_feeds f
+    WHERE f.user_id = %(user)s AND f.valid_from <= %(at)s AND %(at)s < f.valid_until AND f.feed_limit = %(limit)s
+      AND f.inputs_version = (SELECT s.version FROM ootd.serving_inputs s)
+    ORDER BY 1
+"""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # The redis layout: per pool and daypart, and per (pool date, weather, daypart), a JSON list of pools
@@ -541,6 +554,32 @@ class Tally:
         }
 
 
+def served_ahead(url: str, admin: psycopg.Connection, users: list[int]) -> dict[str, float]:
+    """Write every user's served feed (ootd.refresh_feeds, as the nightly does); how many first requests at AT
+    read one, and the table's bytes per user.  (Schemas before 0020 have none: all zero.)"""
+    if admin.execute("SELECT to_regclass('ootd.served_feeds') IS NULL").fetchone()[0]:
+        return {"seconds": 0.0, "ms_per_user": 0.0, "served": 0, "bytes_per_user": 0.0}
+    from batch.feeds import refresh_feeds
+
+    report = refresh_feeds(url, AT, DAY, jobs=2)
+    admin.execute("VACUUM ANALYZE ootd.served_feeds")
+    served = admin.execute(
+        "SELECT count(*) FROM unnest(%s::bigint[]) u(id) WHERE EXISTS (SELECT 1 FROM ootd._served(u.id, %s, %s))",
+        (users, AT, LIMIT),
+    ).fetchone()[0]
+    size = admin.execute("SELECT pg_total_relation_size('ootd.served_feeds')").fetchone()[0]
+    for u in users[:500]:  # (d) answers what (b) answers, wherever a row is served
+        floor = admin.execute(FLOOR_SQL, {"user": u, "at": AT, "limit": LIMIT}).fetchall()
+        if floor and floor != admin.execute(FEED_SQL, (u, AT, LIMIT)).fetchall():
+            raise SystemExit(f"(d) and ootd.feed disagree for user {u}")
+    return {
+        "seconds": report.seconds,
+        "ms_per_user": 1000.0 * report.seconds / len(users),
+        "served": served,
+        "bytes_per_user": size / len(users),
+    }
+
+
 def has_memo(conn: psycopg.Connection) -> bool:
     return conn.execute("SELECT to_regclass('ootd.feed_memo') IS NOT NULL").fetchone()[0]
 
@@ -746,6 +785,11 @@ def main() -> None:
         feed_conn = stack.enter_context(psycopg.connect(url, autocommit=True))
         one_cur, feed_cur = one_conn.cursor(), feed_conn.cursor()
         pids = {"one": one_conn.info.backend_pid, "feed": feed_conn.info.backend_pid}
+        has_floor = admin.execute("SELECT to_regprocedure('ootd._served(bigint, timestamptz, integer)') IS NOT NULL")
+        floor_conn = stack.enter_context(psycopg.connect(url, autocommit=True)) if has_floor.fetchone()[0] else None
+        if floor_conn is not None:
+            floor_cur = floor_conn.cursor()
+            pids["floor"] = floor_conn.info.backend_pid
 
         pipeline = redis_pid = None
         redis_version = ""
@@ -792,6 +836,14 @@ def main() -> None:
 
             return body
 
+        def run_floor(part: list[int]) -> Callable[[], None]:
+            def body() -> None:
+                for u in part:
+                    floor_cur.execute(FLOOR_SQL, {"user": u, "at": AT, "limit": LIMIT}, prepare=True)
+                    floor_cur.fetchall()
+
+            return body
+
         def run_pipeline(part: list[int]) -> Callable[[], None]:
             def body() -> None:
                 for u in part:
@@ -807,6 +859,9 @@ def main() -> None:
             feed_cur.fetchall()
             if pipeline:
                 pipeline.feed(u, AT)
+            if floor_conn is not None:
+                floor_cur.execute(FLOOR_SQL, {"user": u, "at": AT, "limit": LIMIT}, prepare=True)
+                floor_cur.fetchall()
 
         # correctness: the pipeline must serve what ootd.feed serves (same items, order, headline),
         # with the weights in force and, when the schema has the switch, with neighbour_pools flipped
@@ -826,12 +881,27 @@ def main() -> None:
                     admin.execute("UPDATE ootd.scoring_weights SET neighbour_pools = NOT neighbour_pools")
                     pipeline.load_weights()
 
+        # The agreement check changed the weights (every served row stale): write them again, as the nightly
+        # did, for the local dates at AT and DAY; the rounds then read them, as a day's first requests do.
+        ahead = served_ahead(url, admin, users)
+        print(
+            f"served feeds written ahead in {ahead['seconds']:.1f} s ({ahead['ms_per_user']:.2f} ms per user, 2 sessions); "
+            f"{ahead['served']:,} of {len(users):,} first requests at {AT:%H:%M} UTC read one, the rest are ranked "
+            f"live (their local date or zone has no row); {ahead['bytes_per_user']:,.0f} bytes per user",
+            flush=True,
+        )
+
         # Each round serves every user once (each user's first request: the memo, if any, is emptied
         # first) and calls SELECT 1 as many times, in --slices slices; the three workloads take turns
         # slice by slice, in an order that alternates, so a neighbour's load on a shared machine
         # falls on all three alike.
-        names = {"one": "(a) SELECT 1", "feed": "(b) ootd.feed, first request", "pipe": "(c) seed-style pipeline"}
-        keys = ["one", "feed", "pipe"] if pipeline else ["one", "feed"]
+        names = {
+            "one": "(a) SELECT 1",
+            "feed": "(b) ootd.feed, first request",
+            "pipe": "(c) seed-style pipeline",
+            "floor": "(d) the served row, plain",
+        }
+        keys = ["one", "feed"] + (["pipe"] if pipeline else []) + (["floor"] if floor_conn is not None else [])
         size = -(-len(users) // args.slices)
         parts = [users[i : i + size] for i in range(0, len(users), size)]
         for r in range(args.rounds):
@@ -850,6 +920,8 @@ def main() -> None:
                         tallies[key].run(len(part), run_select1(len(part)))
                     elif key == "feed":
                         tallies[key].run(len(part), run_feed(part))
+                    elif key == "floor":
+                        tallies[key].run(len(part), run_floor(part))
                     else:
                         pipeline.t_pg = pipeline.t_redis = pipeline.t_py = 0.0
                         tallies[key].run(len(part), run_pipeline(part))
@@ -862,7 +934,8 @@ def main() -> None:
             line = ", ".join(f"{names[k]} {got[k]['rate']:,.0f}/s" for k in keys)
             print(
                 f"round {r + 1}: {line}; (b)/(a) {got['feed']['rate'] / got['one']['rate']:.2f}"
-                + (f", (b)/(c) {got['feed']['rate'] / got['pipe']['rate']:.2f}" if pipeline else ""),
+                + (f", (b)/(c) {got['feed']['rate'] / got['pipe']['rate']:.2f}" if pipeline else "")
+                + (f", (d)/(a) {got['floor']['rate'] / got['one']['rate']:.2f}" if "floor" in got else ""),
                 flush=True,
             )
 
@@ -912,7 +985,7 @@ def summary(
     )
     print("-" * 100)
     print(f"{'workload':<32} {'calls/s median (min-max)':>26} {'backend CPU us/call':>20} {'client CPU us/call':>19}")
-    keys = [k for k in ("one", "feed", "pipe") if results and k in results[0]]
+    keys = [k for k in ("one", "feed", "pipe", "floor") if results and k in results[0]]
     for key in keys:
         print(
             f"{results[0][key]['name']:<32} {spread(col(key, 'rate')):>26} "
@@ -945,6 +1018,13 @@ def summary(
         )
     else:
         print(f"(b)/(c): not measured, {skip_reason}")
+    if "floor" in keys:
+        da = [r["floor"]["rate"] / r["one"]["rate"] for r in results]
+        bd = [r["feed"]["rate"] / r["floor"]["rate"] for r in results]
+        print(
+            f"(d)/(a) served row plain / SELECT 1: median {statistics.median(da):.2f} (the floor of one index read "
+            f"returning these rows); (b)/(d) ootd.feed / its own first query: median {statistics.median(bd):.2f}"
+        )
     print("=" * 100)
 
 

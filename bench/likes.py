@@ -269,7 +269,7 @@ def main() -> None:
         migrate(url)
         with connect(url) as conn:
             seed_users(conn, USERS, SEED)
-        run_nightly(url, NightlyConfig(day=DAY, llm="offline"))
+        run_nightly(url, NightlyConfig(day=DAY, llm="offline", serve_ahead=True))
         with psycopg.connect(url, autocommit=True) as conn:
             low, high = conn.execute("SELECT min(id), max(id) FROM ootd.outfits").fetchone()
             outfits = conn.execute("SELECT count(*) FROM ootd.outfits").fetchone()[0]

@@ -421,7 +421,9 @@ def _simulate_arm(
     results = []
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
         for n, day in enumerate(days):
-            run_nightly(url, NightlyConfig(day=day, llm="offline", force=True))
+            # No served feeds: each simulated user opens the app once a day, and a served feed is the
+            # live ranking's answer anyway (tests/test_served_feeds.py).
+            run_nightly(url, NightlyConfig(day=day, llm="offline", force=True, serve_ahead=False))
             results.append(one(conn, "online_day", {"arm": arm.policy, "day": day, "seed": seed})["metrics"])
             if step is not None:
                 step(arm.name, n + 1)

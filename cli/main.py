@@ -341,7 +341,9 @@ def nightly(
     from batch.nightly import NightlyConfig, run_nightly
     from cli.report import NightlyProgress
 
-    config = NightlyConfig.from_env(day, llm, concurrency=concurrency, wait=wait, timeout_s=timeout, force=force)
+    config = NightlyConfig.from_env(
+        day, llm, concurrency=concurrency, wait=wait, timeout_s=timeout, force=force, serve_ahead=True
+    )
     with NightlyProgress() as progress:
         return run_nightly(url, config, progress=progress)
 
@@ -626,6 +628,29 @@ def cmd_experiment(args: argparse.Namespace) -> None:
                     f"unknown experiment {args.name!r}" if args.name else "no experiment has been started"
                 )
             experiment.print_results(rows)
+    if args.experiment_action in ("start", "shares", "end"):
+        _refresh_served_feeds("the experiment changed the weights users are served")
+
+
+def _refresh_served_feeds(why: str) -> None:
+    """After a change that left every served feed stale (feeds are ranked live meanwhile): write them again."""
+    from batch.feeds import refresh_feeds
+    from cli.report import describe_feeds
+
+    print(f"served feeds: {why}; computing them again (feeds are ranked live meanwhile)")
+    print(f"served feeds: {describe_feeds(refresh_feeds(None))}")
+
+
+def cmd_feeds(args: argparse.Namespace) -> None:
+    """ootd feeds refresh / status: thin over ootd.refresh_feeds and ootd.served_feeds_status."""
+    from batch.feeds import feeds_status, refresh_feeds
+    from cli.report import describe_feeds
+
+    if args.feeds_action == "refresh":
+        report = refresh_feeds(None, args.at, args.date, jobs=args.jobs)
+    else:
+        report = feeds_status(None)
+    print(f"served feeds (inputs version {report.version}): {describe_feeds(report)}")
 
 
 # --------------------------------------------------------------------- main --
@@ -859,6 +884,21 @@ def build_parser() -> argparse.ArgumentParser:
         "setting ootd.experiment_min_days, else 1 day)",
     )
     p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser(
+        "feeds",
+        help="the served feeds: every user's feed computed ahead (refresh, status)",
+        description="ootd.feed serves each user's feed computed ahead while its inputs are unchanged, and ranks "
+        "live otherwise. The nightly computes them; a change of weights, experiments or vocabulary makes every "
+        "one stale: `ootd feeds refresh` computes them again (docs/serving.md).",
+    )
+    feeds = p.add_subparsers(dest="feeds_action", required=True)
+    f = feeds.add_parser("refresh", help="compute every user's served feed again (ootd.refresh_feeds)")
+    f.add_argument("--at", type=_instant, help="the instant whose local dates to compute (default: now)")
+    f.add_argument("--date", type=_date, help="also this local date (e.g. the nightly's pool date)")
+    f.add_argument("--jobs", type=_positive_int, default=2, help="sessions computing them (default: 2)")
+    feeds.add_parser("status", help="how many served rows are current, and how many stale")
+    p.set_defaults(func=cmd_feeds)
 
     p = sub.add_parser("feed", help="print one user's feed (ootd.feed), no token needed")
     p.add_argument("user", type=_positive_int, help="the user's id")

@@ -86,6 +86,8 @@ class NightlyProgress:
         elif event == "cluster" and self.task is not None:
             mark = "" if value.status == "stored" else " [red]failed[/red]"
             self.progress.update(self.task, advance=1, description=f"{value.cluster.cluster_id}{mark}")
+        elif event == "serving" and self.task is not None:
+            self.progress.update(self.task, description="writing every user's served feed")
 
 
 def print_nightly(report: Any, console: Console | None = None) -> None:
@@ -104,6 +106,8 @@ def print_nightly(report: Any, console: Console | None = None) -> None:
         + (" (estimated)" if report.llm == "offline" else ""),
     )
     table.add_row("cached outfits", f"{report.cached_outfits:,}")
+    if report.served is not None:
+        table.add_row("served feeds (computed ahead)", describe_feeds(report.served))
     if cost:
         table.add_row(
             "est. cost today",
@@ -116,6 +120,15 @@ def print_nightly(report: Any, console: Console | None = None) -> None:
         )
     table.add_row("wall time", f"{report.seconds:.1f} s")
     console.print(table)
+
+
+def describe_feeds(report: Any) -> str:
+    """A FeedsReport in a line: users with a served feed, current rows, stale ones (ranked live)."""
+    took = f" in {report.seconds:.1f} s" if report.seconds else ""
+    return (
+        f"{report.users:,} users, {report.current_rows:,} rows current, {report.stale_rows:,} stale "
+        f"(ranked live until `ootd feeds refresh`){took}"
+    )
 
 
 def _failed_requests(cost: dict[str, Any]) -> str:

@@ -133,6 +133,33 @@ BEGIN
 END
 $$;
 
+-- The served feeds (0020, 06_serving_ahead.sql): per user, co-located with users, and the inputs
+-- version they carry, a reference table.  On Citus they stay empty: every feed is ranked live on the
+-- user's worker (ootd._materializing), but the tables exist on every node as on a single node.
+SELECT pg_catalog.create_reference_table(pg_catalog.to_regclass('ootd.serving_inputs'))
+WHERE pg_catalog.to_regclass('ootd.serving_inputs') IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                  WHERE p.logicalrelid = pg_catalog.to_regclass('ootd.serving_inputs'));
+
+SELECT pg_catalog.create_distributed_table(pg_catalog.to_regclass('ootd.served_feeds'), 'user_id',
+                                           colocate_with := 'ootd.users')
+WHERE pg_catalog.to_regclass('ootd.served_feeds') IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                  WHERE p.logicalrelid = pg_catalog.to_regclass('ootd.served_feeds'));
+
+-- ... and its key to ootd.users, which an upgrade of a distributed schema could not add before.
+DO $$
+BEGIN
+    IF pg_catalog.to_regclass('ootd.served_feeds') IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+                       WHERE k.conrelid = pg_catalog.to_regclass('ootd.served_feeds')
+                         AND k.conname = 'served_feeds_user_id_fkey') THEN
+        ALTER TABLE ootd.served_feeds ADD CONSTRAINT served_feeds_user_id_fkey
+            FOREIGN KEY (user_id) REFERENCES ootd.users (id) ON DELETE CASCADE;
+    END IF;
+END
+$$;
+
 -- Every table of the schemas (ootd, ootd_truth) is now distributed or a reference table: a new
 -- table that this file does not place is an error, not a coordinator-only
 -- table nobody noticed.
@@ -233,7 +260,7 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
              WHERE p.pronamespace IN ('ootd'::regnamespace, pg_catalog.to_regnamespace('ootd_truth')) ORDER BY p.oid LOOP
-        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE format('REVOKE EXECUTE ON ROUTINE %s FROM PUBLIC', f);   -- (functions and procedures)
     END LOOP;
     REVOKE ALL ON SCHEMA ootd FROM PUBLIC;
     IF pg_catalog.to_regnamespace('ootd_truth') IS NOT NULL THEN

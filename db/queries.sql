@@ -363,3 +363,12 @@ SELECT * FROM ootd.store_online_evaluation(%(params)s, %(arms)s);
 
 -- name: evaluate_truth
 SELECT * FROM ootd_truth.evaluate_truth(%(evaluation_id)s);
+
+-- ---------------------------------------------------------- served feeds ---
+-- Every user's feed computed ahead (06_serving_ahead.sql; batch/feeds.py).
+
+-- name: refresh_feeds
+CALL ootd.refresh_feeds(coalesce(%(at)s::timestamptz, now()), %(day)s::date, %(part)s, %(parts)s);
+
+-- name: served_feeds_status
+SELECT * FROM ootd.served_feeds_status();

@@ -8,7 +8,9 @@ generically, before it runs:
    (any schema but PostgreSQL's own) and the columns of surviving tables that
    it drops, roll back;
 2. measure, in the state before the step: rows of those tables, non-NULL
-   values of those columns (UNLOGGED tables are caches, never data);
+   values of those columns (UNLOGGED tables are caches, never data; so are
+   logged tables whose comment starts with "Derived:": they are computed
+   again from the others, as ootd.served_feeds is);
 3. only if something held data: in a savepoint, downgrade and then upgrade
    the step again, read what it put back, roll back.  What that re-upgrade
    puts back is not lost: the reference rows a migration itself inserts
@@ -66,6 +68,7 @@ LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND N
 LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary
 WHERE c.relkind IN ('r', 'p')
   AND c.relpersistence = 'p'
+  AND coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), '') NOT LIKE 'Derived:%%'
   AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
                   WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')

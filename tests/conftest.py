@@ -67,10 +67,10 @@ def replica_pair(home: Path, users: int, seed: int, day) -> Iterator[Pair]:
         migrate(url)
         with connect(url) as conn:
             seed_users(conn, users, seed)
-        run_nightly(url, NightlyConfig(day=day, llm="offline"))
+        run_nightly(url, NightlyConfig(day=day, llm="offline", serve_ahead=True))
         today = datetime.now(UTC).date()
         if today != day:
-            run_nightly(url, NightlyConfig(day=today, llm="offline"))
+            run_nightly(url, NightlyConfig(day=today, llm="offline", serve_ahead=True))
         assert primary.start_replica() == replica
         replica.wait_for_replay(timeout=120)
         yield Pair(primary, replica)
@@ -258,7 +258,10 @@ def served_template(pg_server: EmbeddedServer, seeded_template: str) -> str:
     with admin_connect(pg_server) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {SERVED_TEMPLATE}")
         conn.execute(f"CREATE DATABASE {SERVED_TEMPLATE} TEMPLATE {seeded_template}")
-    run_nightly(pg_server.dsn(SERVED_TEMPLATE), NightlyConfig(day=date.fromisoformat(SERVED_DAY), llm="offline"))
+    run_nightly(
+        pg_server.dsn(SERVED_TEMPLATE),
+        NightlyConfig(day=date.fromisoformat(SERVED_DAY), llm="offline", serve_ahead=True),  # feeds served ahead
+    )
     return SERVED_TEMPLATE
 
 

@@ -52,7 +52,7 @@ def served_db(pg_server, served_template):
     """10,000 users with the pools of SERVED_DAY and of today (so /readyz is ready), shared by this module."""
     name = create_database(pg_server, SERVED_TEMPLATE)
     url = pg_server.dsn(name)
-    run_nightly(url, NightlyConfig(day=datetime.now(timezone.utc).date(), llm="offline"))
+    run_nightly(url, NightlyConfig(day=datetime.now(timezone.utc).date(), llm="offline", serve_ahead=True))
     yield url
     drop_database(pg_server, name)
 

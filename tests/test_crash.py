@@ -31,7 +31,7 @@ def test_immediate_stop_and_restart_serves_identical_feeds_without_llm_calls(tmp
         migrate(url)
         with connect(url) as conn:
             seed_users(conn, 2_000, 9)
-        run_nightly(url, NightlyConfig(day=DAY, llm="offline"))
+        run_nightly(url, NightlyConfig(day=DAY, llm="offline", serve_ahead=True))
         users = range(1, 200)
         before = feeds(url, users)
         with psycopg.connect(url) as conn:

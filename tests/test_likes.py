@@ -108,7 +108,9 @@ def test_likes_learn_in_triggers_and_only_the_owner_writes_likes(db):
         ("ootd.likes", "likes_learn_inserted", "ootd._likes_changed"),
         ("ootd.likes", "likes_learn_truncated", "ootd._likes_truncated"),
         ("ootd.likes", "likes_learn_updated", "ootd._likes_changed"),
-    ]  # learning is the likes triggers' (tests/test_likes_writers.py: every writer); users has none (a CHECK)
+        ("ootd.users", "users_rematerialize", "ootd._users_changed"),
+    ]  # learning is the likes triggers' (tests/test_likes_writers.py: every writer); users' only trigger
+    # writes the user's served feeds again (06_serving_ahead.sql), it learns nothing
     writers = db.execute(
         "SELECT r.rolname, p.privilege_type FROM pg_roles r, unnest(ARRAY['INSERT', 'UPDATE', 'DELETE']) p(privilege_type)"
         " WHERE r.rolname <> 'ootd_owner' AND r.rolname !~ '^pg_' AND NOT r.rolsuper AND has_table_privilege(r.oid, 'ootd.likes', p.privilege_type)"

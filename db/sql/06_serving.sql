@@ -149,6 +149,29 @@ $$;
 COMMENT ON FUNCTION ootd._headline(text, text, text, text) IS
     'Private: the feed headline from the served pool''s weather adjective, the items'' archetype adjective (if any), the occasion and the city.';
 
+-- ootd._served_archetype_adjective(pool date, drawn from): the adjective of
+-- the archetype the items shown were drawn from, as the headline names it:
+-- ootd._served_archetype over the archetypes of the pools (of that date)
+-- they came from, in rank order; NULL when none is shared by more than half.
+-- The ranking's headline and the served feeds (06_serving_ahead.sql) use it.
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
+CREATE FUNCTION ootd._served_archetype_adjective(p_pool_date date, p_drawn_from text[])
+RETURNS text
+LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    RETURN (SELECT a.adjective
+            FROM ootd.archetypes a
+            WHERE a.name = ootd._served_archetype(ARRAY(
+                      SELECT p.archetype
+                      FROM unnest(p_drawn_from) WITH ORDINALITY AS d(cluster_id, n)
+                      LEFT JOIN ootd.pools p ON p.pool_date = p_pool_date AND p.cluster_id = d.cluster_id
+                      ORDER BY d.n)));
+END
+$$;
+COMMENT ON FUNCTION ootd._served_archetype_adjective(date, text[]) IS
+    'Private: the adjective of the archetype more than half of the items shown were drawn from (their pools''), else NULL.';
+
 -- ootd._jitter(scale, user, outfit, local date): the deterministic tie-break,
 -- scale x a hash of (user, outfit, local date) in [-1, 1): the same all local
 -- day (no flicker, unlike random()), different for every user.
@@ -202,15 +225,19 @@ COMMENT ON FUNCTION ootd._relax_vetoes(jsonb, integer) IS
 -- it, else from durable ootd.outfits (after a crash; always on a hot
 -- standby, which cannot read UNLOGGED tables: this is PL/pgSQL so that a
 -- standby never even plans the cache query).
+-- Each pool is one index probe (equality on the key, a lateral probe per
+-- neighbour), in a generic plan: a custom plan of this query cost more to make
+-- on every call (about 0.5 ms) than the probes it chose.
 CREATE FUNCTION ootd._pool_rows(p_pool_date date, p_cluster_id text, p_priority text, p_neighbours boolean)
 RETURNS SETOF ootd._candidate
 LANGUAGE plpgsql STABLE ROWS 110
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    v_clusters text[] := ARRAY[p_cluster_id];
+    v_neighbours text[] := '{}';
 BEGIN
     IF p_neighbours THEN
-        v_clusters := v_clusters || ARRAY(
+        v_neighbours := ARRAY(
             SELECT q.cluster_id
             FROM ootd.pools p JOIN ootd.pools q ON q.pool_date = p.pool_date AND q.weather = p.weather
             WHERE p.pool_date = p_pool_date AND p.cluster_id = p_cluster_id AND q.cluster_id <> p.cluster_id
@@ -220,24 +247,44 @@ BEGIN
         RETURN QUERY
         SELECT o.id, o.daypart, o.title, o.category, o.color, o.embedding, 'durable', o.cluster_id
         FROM ootd.outfits o
-        WHERE o.pool_date = p_pool_date AND o.cluster_id = ANY (v_clusters)
-          AND (o.cluster_id = p_cluster_id OR o.daypart = p_priority);
+        WHERE o.pool_date = p_pool_date AND o.cluster_id = p_cluster_id
+        UNION ALL
+        SELECT o.*
+        FROM unnest(v_neighbours) AS n(cluster_id)
+        CROSS JOIN LATERAL (SELECT o.id, o.daypart, o.title, o.category, o.color, o.embedding, 'durable', o.cluster_id
+                            FROM ootd.outfits o
+                            WHERE o.pool_date = p_pool_date AND o.cluster_id = n.cluster_id AND o.daypart = p_priority
+                            OFFSET 0) o;
         RETURN;
     END IF;
     RETURN QUERY
     WITH cached AS MATERIALIZED (
         SELECT c.outfit_id, c.daypart, c.title, c.category, c.color, c.embedding, 'cache'::text, c.cluster_id
         FROM ootd.pool_cache c
-        WHERE c.pool_date = p_pool_date AND c.cluster_id = ANY (v_clusters)
-          AND (c.cluster_id = p_cluster_id OR c.daypart = p_priority)
+        WHERE c.pool_date = p_pool_date AND c.cluster_id = p_cluster_id
+        UNION ALL
+        SELECT c.*
+        FROM unnest(v_neighbours) AS n(cluster_id)
+        CROSS JOIN LATERAL (SELECT c.outfit_id, c.daypart, c.title, c.category, c.color, c.embedding, 'cache'::text,
+                                   c.cluster_id
+                            FROM ootd.pool_cache c
+                            WHERE c.pool_date = p_pool_date AND c.cluster_id = n.cluster_id AND c.daypart = p_priority
+                            OFFSET 0) c
     )
     SELECT * FROM cached
     UNION ALL
     SELECT o.id, o.daypart, o.title, o.category, o.color, o.embedding, 'durable', o.cluster_id
     FROM ootd.outfits o
-    WHERE o.pool_date = p_pool_date
-      AND o.cluster_id = ANY (ARRAY(SELECT unnest(v_clusters) EXCEPT SELECT k.cluster_id FROM cached k))
-      AND (o.cluster_id = p_cluster_id OR o.daypart = p_priority);
+    WHERE o.pool_date = p_pool_date AND o.cluster_id = p_cluster_id
+      AND NOT EXISTS (SELECT 1 FROM cached k WHERE k.cluster_id = p_cluster_id)
+    UNION ALL
+    SELECT o.*
+    FROM unnest(v_neighbours) AS n(cluster_id)
+    CROSS JOIN LATERAL (SELECT o.id, o.daypart, o.title, o.category, o.color, o.embedding, 'durable', o.cluster_id
+                        FROM ootd.outfits o
+                        WHERE o.pool_date = p_pool_date AND o.cluster_id = n.cluster_id AND o.daypart = p_priority
+                        OFFSET 0) o
+    WHERE NOT EXISTS (SELECT 1 FROM cached k WHERE k.cluster_id = n.cluster_id);
 END
 $$;
 COMMENT ON FUNCTION ootd._pool_rows(date, text, text, boolean) IS
@@ -382,8 +429,8 @@ COMMENT ON FUNCTION ootd._score(ootd.scoring_weights, bigint, jsonb, jsonb, publ
 --     top-3 whenever the candidates' best per category span three colors);
 --     then score; then outfit id;
 --  5. headline, computed once: the served pool's weather, the archetype the
---     first p_limit served outfits were drawn from (ootd._served_archetype:
---     more than half of them; else none), their occasion (ootd._occasion)
+--     first p_limit served outfits were drawn from
+--     (ootd._served_archetype_adjective: more than half of them; else none), their occasion (ootd._occasion)
 --     and the city.
 -- Vetoed candidates have a NULL rank.
 -- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
@@ -440,15 +487,12 @@ BEGIN
                             o.score DESC, o.outfit_id)::integer END AS rank,
                o.*
         FROM ordered o
-    ), head AS (
-        SELECT ootd._served_archetype(array_agg(r.archetype ORDER BY r.rank)) AS archetype,
-               ootd._occasion(p_local, array_agg(r.daypart ORDER BY r.rank)) AS occasion
+    ), headline AS (
+        SELECT ootd._headline(p_weather_adjective,
+                              ootd._served_archetype_adjective(p_pool_date, array_agg(r.drawn_from ORDER BY r.rank)),
+                              ootd._occasion(p_local, array_agg(r.daypart ORDER BY r.rank)), p_city) AS text
         FROM ranked r
         WHERE r.rank <= p_limit
-    ), headline AS (
-        SELECT ootd._headline(p_weather_adjective, a.adjective, h.occasion, p_city) AS text
-        FROM head h
-        LEFT JOIN ootd.archetypes a ON a.name = h.archetype
     )
     SELECT r.rank, r.outfit_id, r.title, r.category, r.color, r.daypart, r.violations, r.priority,
            r.color_boost, r.category_boost, r.affinity_boost, r.liked_penalty, r.cosine, r.daypart_bonus,
@@ -518,22 +562,31 @@ COMMENT ON FUNCTION ootd._check_user(bigint) IS 'Private: raises P0002 (unknown 
 
 -- ootd.feed(user, at, limit): the user's feed, p_limit outfits (1..20), zero
 -- LLM calls: the served rows of ootd._ranked (see its header for the steps).
--- variant: the user's variant of the running experiment (NULL when none
--- runs; docs/experiments.md).  A pure read, computed on every call.  Errors: unknown user P0002; p_limit
--- outside 1..20 22023.  With no pools at all the result is empty.
+-- First the user's served row (ootd._served, 06_serving_ahead.sql: the same
+-- ranking computed ahead, one index probe), when it is current; else ranked
+-- live.  variant: the user's variant of the running experiment (NULL when
+-- none runs; docs/experiments.md).  A pure read: it never writes, not even
+-- a missing row.  Errors: unknown user P0002; p_limit outside 1..20 22023.
+-- With no pools at all the result is empty.
 CREATE FUNCTION ootd.feed(p_user_id bigint, p_at timestamptz DEFAULT now(), p_limit integer DEFAULT 3)
 RETURNS TABLE (rank integer, outfit_id bigint, title text, category text, color text, daypart text,
                score double precision, headline text, cluster_id text, relaxed_rules text[], variant text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_limit integer := ootd._check_limit(p_limit);   -- an expression, not a query: the fast path stays one query
+    v_at    timestamptz := coalesce(p_at, now());
 BEGIN
-    PERFORM ootd._check_limit(p_limit);
+    RETURN QUERY SELECT * FROM ootd._served(p_user_id, v_at, v_limit);
+    IF FOUND THEN
+        RETURN;
+    END IF;
     RETURN QUERY
     SELECT r.rank, r.outfit_id, r.title, r.category, r.color, r.daypart, r.score, r.headline, r.cluster_id,
            r.relaxed_rules, r.variant
-    FROM ootd._ranked(p_user_id, coalesce(p_at, now()), p_limit) r
-    WHERE r.rank <= p_limit
+    FROM ootd._ranked(p_user_id, v_at, v_limit) r
+    WHERE r.rank <= v_limit
     ORDER BY r.rank;
     IF NOT FOUND THEN
         PERFORM ootd._check_user(p_user_id);   -- no rows: an unknown user (P0002), or no pool at all

@@ -75,6 +75,13 @@ CREATE INDEX experiment_changes_experiment_idx ON ootd.experiment_changes (exper
 COMMENT ON TABLE ootd.experiment_changes IS
     'The experiments'' log: each start, change of shares and end, by whom (the login role) and when, with the shares after it.';
 
+-- Which experiment runs and its variants' shares and weights decide every
+-- feed: a change makes every served feed stale (06_serving_ahead.sql).
+CREATE TRIGGER experiments_inputs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.experiments
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed();
+CREATE TRIGGER experiment_variants_inputs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON ootd.experiment_variants FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed();
+
 -- ----------------------------------------------------------------- helpers --
 -- ootd._bucket(experiment, user): where a user falls in [0, 1) for an
 -- experiment: a hash of (experiment name, user id), so the same user lands

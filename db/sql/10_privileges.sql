@@ -48,6 +48,8 @@ GRANT SELECT ON ootd.cluster_overview, ootd.cache_health TO ootd_analyst;
 GRANT EXECUTE ON FUNCTION ootd.like(bigint, bigint), ootd.unlike(bigint, bigint),
                           ootd.serving_status(timestamptz) TO ootd_api;
 GRANT EXECUTE ON FUNCTION ootd.serving_status(timestamptz) TO ootd_analyst;
+-- served feeds (06_serving_ahead.sql): how many are current; refreshing them is the owner's (ootd feeds refresh).
+GRANT EXECUTE ON FUNCTION ootd.served_feeds_status() TO ootd_analyst;
 GRANT EXECUTE ON FUNCTION ootd.unreachable_nodes() TO ootd_api, ootd_analyst;
 -- API tokens (09_tokens.sql): the API checks a token's generation on every request; revoking is the
 -- owner's (ootd token revoke, as DATABASE_URL's user), as creating users is.

@@ -98,14 +98,15 @@ def test_migrate_distributes_users_and_likes_by_user_and_the_rest_as_reference_t
         }
         colocated = conn.execute(
             "SELECT count(DISTINCT colocation_id) FROM citus_tables WHERE table_name IN "
-            "('ootd.users'::regclass, 'ootd.likes'::regclass, 'ootd.api_token_generations'::regclass)"
+            "('ootd.users'::regclass, 'ootd.likes'::regclass, 'ootd.api_token_generations'::regclass, "
+            "'ootd.served_feeds'::regclass)"
         ).fetchone()[0]
         persistence = conn.execute(
             "SELECT DISTINCT result FROM run_command_on_placements('ootd.pool_cache', "
             "$$SELECT relpersistence FROM pg_class WHERE oid = '%s'::regclass$$)"
         ).fetchall()
     assert set(kinds) == tables  # every table is placed
-    by_user = {"ootd.users", "ootd.likes", "ootd.api_token_generations"}
+    by_user = {"ootd.users", "ootd.likes", "ootd.api_token_generations", "ootd.served_feeds"}
     assert {t for t, k in kinds.items() if k == "distributed"} == by_user
     assert {k for t, k in kinds.items() if t not in by_user} == {"reference"}
     assert colocated == 1
