@@ -26,6 +26,12 @@ class FeedsReport:
     seconds: float = 0.0
 
 
+def serves_ahead(url: str | None) -> bool:
+    """Whether the schema has served feeds (revision 0020 on): a database behind it ranks every feed live."""
+    with connect(url, autocommit=True) as conn:
+        return one(conn, "served_feeds_present")["present"]
+
+
 def feeds_status(url: str | None) -> FeedsReport:
     with connect(url, autocommit=True) as conn:
         row = one(conn, "served_feeds_status")

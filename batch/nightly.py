@@ -43,7 +43,7 @@ import numpy as np
 import psycopg
 
 from batch.clusters import load_demand, load_taken_titles, load_vocabulary
-from batch.feeds import FeedsReport, refresh_feeds
+from batch.feeds import FeedsReport, refresh_feeds, serves_ahead
 from batch.llm import (
     DEFAULT_CHAT_MODEL,
     DEFAULT_EMBEDDING_MODEL,
@@ -204,7 +204,7 @@ def run_nightly(
             report.cost = one(conn, "llm_cost_day", (config.day,))
         finally:
             run(conn, "nightly_unlock")
-    if config.serve_ahead:
+    if config.serve_ahead and serves_ahead(url):  # (a schema before 0020 has none: every feed ranks live)
         notify("serving", None)
         report.served = refresh_feeds(url, None, config.day, jobs=config.feed_jobs)
     report.seconds = time.perf_counter() - started

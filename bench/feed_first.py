@@ -76,6 +76,7 @@ FLOOR_SQL = """
     FROM ootd.served_feeds f
     WHERE f.user_id = %(user)s AND f.valid_from <= %(at)s AND %(at)s < f.valid_until AND f.feed_limit = %(limit)s
       AND f.inputs_version = (SELECT s.version FROM ootd.serving_inputs s)
+      AND current_setting('ootd.inputs_changed', true) IS DISTINCT FROM 'on'
     ORDER BY 1
 """
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -634,18 +634,22 @@ def cmd_experiment(args: argparse.Namespace) -> None:
 
 def _refresh_served_feeds(why: str) -> None:
     """After a change that left every served feed stale (feeds are ranked live meanwhile): write them again."""
-    from batch.feeds import refresh_feeds
+    from batch.feeds import refresh_feeds, serves_ahead
     from cli.report import describe_feeds
 
+    if not serves_ahead(None):  # a schema before 0020: every feed is ranked live, nothing to refresh
+        return
     print(f"served feeds: {why}; computing them again (feeds are ranked live meanwhile)")
     print(f"served feeds: {describe_feeds(refresh_feeds(None))}")
 
 
 def cmd_feeds(args: argparse.Namespace) -> None:
     """ootd feeds refresh / status: thin over ootd.refresh_feeds and ootd.served_feeds_status."""
-    from batch.feeds import feeds_status, refresh_feeds
+    from batch.feeds import feeds_status, refresh_feeds, serves_ahead
     from cli.report import describe_feeds
 
+    if not serves_ahead(None):
+        raise CommandError("this database has no served feeds yet (a schema before revision 0020): run ootd migrate")
     if args.feeds_action == "refresh":
         report = refresh_feeds(None, args.at, args.date, jobs=args.jobs)
     else:

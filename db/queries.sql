@@ -370,5 +370,8 @@ SELECT * FROM ootd_truth.evaluate_truth(%(evaluation_id)s);
 -- name: refresh_feeds
 CALL ootd.refresh_feeds(coalesce(%(at)s::timestamptz, now()), %(day)s::date, %(part)s, %(parts)s);
 
+-- name: served_feeds_present
+SELECT to_regclass('ootd.served_feeds') IS NOT NULL AS present;
+
 -- name: served_feeds_status
 SELECT * FROM ootd.served_feeds_status();

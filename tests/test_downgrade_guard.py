@@ -263,3 +263,21 @@ def test_the_measure_is_generic_and_falls_back_to_counting_everything(db_url: st
         cur.execute("DELETE FROM scratch.ref WHERE id IN (4, 5); UPDATE scratch.ref SET label = 'TWO' WHERE id = 2")
         cur.execute("INSERT INTO scratch.ref (id, label, at, by) VALUES (3, 'three', '2002-02-02', 'another')")
         assert step_losses(cur, down_ref, up_ref) == []  # the same content: nothing lost
+
+
+def test_derived_tables_are_not_data(served_url: str):
+    """ootd.served_feeds and ootd.serving_inputs (0020) are computed from the other tables ("Derived:" in
+    their comments): a downgrade drops them, rows and all, without the option."""
+    with psycopg.connect(served_url) as conn:
+        conn.execute("UPDATE ootd.scoring_weights SET cosine = cosine")  # the version moves on
+        rows = conn.execute("SELECT count(*) FROM ootd.served_feeds").fetchone()[0]
+    assert rows > 0
+    down = alembic(served_url, "downgrade", "0019")
+    assert down.returncode == 0, down.stderr
+    with psycopg.connect(served_url) as conn:
+        assert conn.execute(
+            "SELECT to_regclass('ootd.served_feeds'), to_regclass('ootd.serving_inputs')"
+        ).fetchone() == (
+            None,
+            None,
+        )

@@ -168,6 +168,36 @@ def test_feed_in_a_read_only_transaction_equals_the_normal_answer(pair: Pair):
 
 
 # ----------------------------------------------------------------------- API --
+def test_the_standby_serves_the_feeds_written_ahead_and_ranks_stale_ones_live(pair: Pair):
+    """The primary's served feeds (its nightly wrote them) replay on the standby, which serves them; a
+    weights change makes them stale there too (ranked live, equal to the primary), until the refresh."""
+    from batch.feeds import refresh_feeds
+
+    lsn_caught_up(pair)
+    select = "SELECT rank, outfit_id, title, headline FROM ootd._served(%s, %s, 3)"
+    with (
+        psycopg.connect(pair.primary.dsn(), autocommit=True) as primary,
+        psycopg.connect(pair.replica.dsn(), autocommit=True) as standby,
+    ):
+        users = range(1, USERS + 1, 25)
+        at = {u: primary.execute("SELECT now() + interval '1 minute'").fetchone()[0] for u in users}
+        served = [u for u in users if standby.execute(select, (u, at[u])).fetchall()]
+        assert len(served) == len(users)  # every one from a row on the standby
+        for u in users:
+            assert feed_rows(standby, u, at[u]) == feed_rows(primary, u, at[u])
+        primary.execute("UPDATE ootd.scoring_weights SET cosine = 0.8")
+        try:
+            lsn_caught_up(pair)
+            for u in users:
+                assert standby.execute(select, (u, at[u])).fetchall() == []  # stale: ranked live
+                assert feed_rows(standby, u, at[u]) == feed_rows(primary, u, at[u])
+        finally:
+            primary.execute("UPDATE ootd.scoring_weights SET cosine = DEFAULT")
+            refresh_feeds(pair.primary.dsn())
+            lsn_caught_up(pair)
+        assert all(standby.execute(select, (u, at[u])).fetchall() for u in users)
+
+
 def test_readyz_on_the_standby_says_so(pair: Pair):
     lsn_caught_up(pair)
     today = datetime.now(UTC).date().isoformat()

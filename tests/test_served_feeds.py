@@ -279,3 +279,34 @@ def test_ootd_feeds_status_and_refresh_say_what_is_current(db, served_url):
     assert re.search(r"400 users, [1-9][\d,]* rows current, 0 stale", refreshed.stdout), refreshed.stdout
     bad = run_cli("feeds", "refresh", "--jobs", "0", env=env)
     assert bad.returncode == 2 and "--jobs" in bad.stderr
+
+
+def test_a_writing_transaction_ranks_its_own_feeds_live_and_raises_the_version_once_at_commit(db):
+    user_id = 110
+    at = local_instant(db, user_id, "13:00")
+    version = db.execute("SELECT version FROM ootd.serving_inputs").fetchone()[0]
+    with db.transaction():
+        db.execute("UPDATE ootd.scoring_weights SET cosine = 0.9")
+        db.execute("UPDATE ootd.scoring_weights SET liked_decay = 0.4")
+        assert db.execute("SELECT version FROM ootd.serving_inputs").fetchone()[0] == version  # not before commit
+        assert_same(db, user_id, at, from_rows=False)  # its own feeds: the new weights, live
+    assert db.execute("SELECT version FROM ootd.serving_inputs").fetchone()[0] == version + 1  # once
+    assert_same(db, user_id, at, from_rows=False)  # stale for everyone until the refresh
+
+
+def test_a_long_transaction_writing_an_input_makes_no_other_writer_wait(db, served_url):
+    """The version is raised at commit: an open transaction that wrote a pool (as ootd.generate_pool does
+    while it waits for the LLM) holds no lock that a weights update or a weather write waits for."""
+    with psycopg.connect(served_url) as long_one:
+        long_one.execute(
+            "UPDATE ootd.pools SET members = members WHERE cluster_id = (SELECT min(cluster_id) FROM ootd.pools)"
+        )
+        db.execute("SET lock_timeout = '2s'")
+        try:
+            db.execute("UPDATE ootd.scoring_weights SET cosine = 0.8")  # commits at once (autocommit)
+            db.execute(
+                "UPDATE ootd.weather_daily SET temp_c = temp_c WHERE day = (SELECT min(day) FROM ootd.weather_daily)"
+            )
+        finally:
+            db.execute("RESET lock_timeout")
+        long_one.commit()

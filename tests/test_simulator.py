@@ -183,7 +183,7 @@ def test_what_if_mode_reads_no_user(pg_server, served_template):
         try:
             before = before_app.test_client().post("/v1/simulate", json={"profile": WHAT_IF, **AFTERNOON}).get_json()
             with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("TRUNCATE ootd.likes, ootd_truth.users, ootd.users")
+                conn.execute("TRUNCATE ootd.likes, ootd_truth.users, ootd.served_feeds, ootd.users")
             after = before_app.test_client().post("/v1/simulate", json={"profile": WHAT_IF, **AFTERNOON}).get_json()
         finally:
             before_app.extensions["ootd"].db.close()

@@ -77,10 +77,14 @@ COMMENT ON TABLE ootd.experiment_changes IS
 
 -- Which experiment runs and its variants' shares and weights decide every
 -- feed: a change makes every served feed stale (06_serving_ahead.sql).
-CREATE TRIGGER experiments_inputs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.experiments
+CREATE CONSTRAINT TRIGGER experiments_inputs_changed AFTER INSERT OR UPDATE OR DELETE ON ootd.experiments
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ootd._serving_inputs_changed();
+CREATE TRIGGER experiments_inputs_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.experiments
     FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed();
-CREATE TRIGGER experiment_variants_inputs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-    ON ootd.experiment_variants FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed();
+CREATE CONSTRAINT TRIGGER experiment_variants_inputs_changed AFTER INSERT OR UPDATE OR DELETE ON ootd.experiment_variants
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ootd._serving_inputs_changed();
+CREATE TRIGGER experiment_variants_inputs_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.experiment_variants
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed();
 
 -- ----------------------------------------------------------------- helpers --
 -- ootd._bucket(experiment, user): where a user falls in [0, 1) for an

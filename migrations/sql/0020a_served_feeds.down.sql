@@ -7,17 +7,27 @@ SET ROLE ootd_owner;
 -- One statement per EXECUTE: on Citus a distributed or reference table's DDL text goes to the workers.
 DO $ddl$
 BEGIN
-    EXECUTE $sql$DROP TRIGGER experiment_variants_inputs_changed ON ootd.experiment_variants$sql$;
-    EXECUTE $sql$DROP TRIGGER experiments_inputs_changed ON ootd.experiments$sql$;
-    EXECUTE $sql$DROP TRIGGER colors_inputs_changed ON ootd.colors$sql$;
-    EXECUTE $sql$DROP TRIGGER categories_inputs_changed ON ootd.categories$sql$;
-    EXECUTE $sql$DROP TRIGGER weather_conditions_inputs_changed ON ootd.weather_conditions$sql$;
-    EXECUTE $sql$DROP TRIGGER archetypes_inputs_changed ON ootd.archetypes$sql$;
-    EXECUTE $sql$DROP TRIGGER weather_daily_inputs_changed ON ootd.weather_daily$sql$;
-    EXECUTE $sql$DROP TRIGGER outfits_inputs_changed ON ootd.outfits$sql$;
-    EXECUTE $sql$DROP TRIGGER pools_inputs_changed ON ootd.pools$sql$;
-    EXECUTE $sql$DROP TRIGGER scoring_weights_inputs_changed ON ootd.scoring_weights$sql$;
-    EXECUTE $sql$DROP TRIGGER users_rematerialize ON ootd.users$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS experiment_variants_inputs_written ON ootd.experiment_variants$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS experiment_variants_inputs_changed ON ootd.experiment_variants$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS experiments_inputs_written ON ootd.experiments$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS experiments_inputs_changed ON ootd.experiments$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS colors_inputs_written ON ootd.colors$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS colors_inputs_changed ON ootd.colors$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS categories_inputs_written ON ootd.categories$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS categories_inputs_changed ON ootd.categories$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS weather_conditions_inputs_written ON ootd.weather_conditions$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS weather_conditions_inputs_changed ON ootd.weather_conditions$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS archetypes_inputs_written ON ootd.archetypes$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS archetypes_inputs_changed ON ootd.archetypes$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS weather_daily_inputs_written ON ootd.weather_daily$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS weather_daily_inputs_changed ON ootd.weather_daily$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS outfits_inputs_written ON ootd.outfits$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS outfits_inputs_changed ON ootd.outfits$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS pools_inputs_written ON ootd.pools$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS pools_inputs_changed ON ootd.pools$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS scoring_weights_inputs_written ON ootd.scoring_weights$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS scoring_weights_inputs_changed ON ootd.scoring_weights$sql$;
+    EXECUTE $sql$DROP TRIGGER IF EXISTS users_rematerialize ON ootd.users$sql$;
 END
 $ddl$;
 

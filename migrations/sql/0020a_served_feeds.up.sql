@@ -7,10 +7,10 @@
 -- (ootd._served_archetype_adjective), used by ootd._rank and the served rows.
 -- A database upgraded to this revision has no served rows until its next
 -- nightly or `ootd feeds refresh`: its feeds are ranked live until then.
--- On a distributed schema (Citus: run with DDL propagation and unsafe
--- triggers on) the triggers go one statement per EXECUTE (a worker refuses
--- a text of several commands), and db/citus.sql places the two tables; no
--- feed is served ahead on Citus (ootd._materializing).
+-- On a Citus coordinator nothing is served ahead (ootd._materializing): the
+-- triggers are not created there (each goes through its own EXECUTE, a
+-- worker refusing a text of several commands), and db/citus.sql places the
+-- two tables.
 -- =============================================================================
 SET ROLE ootd_owner;
 
@@ -107,28 +107,43 @@ END
 $key$;
 
 -- ------------------------------------------------------------------ version --
--- ootd._serving_inputs_changed(): the statement trigger of every table whose
--- rows any feed may read (weights, experiments, vocabulary, pools, outfits,
--- weather): one more version, so every served row is stale from this
--- transaction's commit on.  SECURITY DEFINER: analysts update the weights and
--- the batch writes pools without any privilege on ootd.serving_inputs.
--- On Citus it does nothing: there no feed is served from ootd.served_feeds
--- (ootd._materializing), and the trigger fires on each placement of a
--- reference table.
+-- ootd._serving_inputs_changed(): the triggers of every table whose rows any
+-- feed may read (weights, experiments, vocabulary, pools, outfits, weather),
+-- two per table:
+--   - `<table>_inputs_changed`, a deferred constraint trigger (row level, at
+--     commit): one more version, once per transaction, so every served row
+--     is stale from that commit on.  The version's row is locked from the
+--     commit's start to its end only: a long transaction that writes an
+--     input (ootd.generate_pool waits for the LLM) makes no other writer wait;
+--   - `<table>_inputs_written`, a statement trigger: until it commits, the
+--     writing transaction's own feeds are ranked live (ootd.inputs_changed,
+--     a transaction-local setting ootd._served reads); a TRUNCATE, which
+--     constraint triggers do not see, raises the version at once.
+-- SECURITY DEFINER: analysts update the weights and the batch writes pools
+-- without any privilege on ootd.serving_inputs.  On Citus it does nothing:
+-- no feed is served ahead there (ootd._materializing).
 CREATE FUNCTION ootd._serving_inputs_changed()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF ootd._materializing() THEN
-        UPDATE ootd.serving_inputs SET version = version + 1, changed_at = now();
+    IF NOT ootd._materializing() THEN
+        RETURN NULL;
     END IF;
+    IF TG_LEVEL = 'STATEMENT' THEN
+        PERFORM set_config('ootd.inputs_changed', 'on', true);
+        IF TG_OP <> 'TRUNCATE' THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    UPDATE ootd.serving_inputs s SET version = s.version + 1, changed_at = now()
+    WHERE s.xmin <> pg_current_xact_id()::xid;           -- once per transaction
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION ootd._serving_inputs_changed() IS
-    'Private: the global inputs'' statement trigger: raises ootd.serving_inputs.version (every served row becomes stale).';
+    'Private: the global inputs'' trigger (at commit, once per transaction): raises ootd.serving_inputs.version (every served row becomes stale).';
 
 -- ------------------------------------------------------------------ helpers --
 -- ootd._materializing(): whether feeds are written ahead here: everywhere but
@@ -146,7 +161,8 @@ COMMENT ON FUNCTION ootd._materializing() IS
 -- ootd.feed's rows: only when the instant falls in the row's hours, the limit
 -- is the row's and its inputs version is current; the headline is the one
 -- from the instant's run of hours (width_bucket over headline_from).  No row:
--- none, or stale (the caller ranks live).  One index probe (plus the
+-- none, or stale, or this transaction changed a shared input (the caller
+-- ranks live).  One index probe (plus the
 -- one-row version table); the arrays are unnested in the select list (in
 -- step, without a tuplestore per array).
 -- PL/pgSQL: Citus refuses a SQL function's parameterized query over its
@@ -164,6 +180,7 @@ BEGIN
     FROM ootd.served_feeds f
     WHERE f.user_id = p_user_id AND f.valid_from <= p_at AND p_at < f.valid_until AND f.feed_limit = p_limit
       AND f.inputs_version = (SELECT s.version FROM ootd.serving_inputs s)
+      AND current_setting('ootd.inputs_changed', true) IS DISTINCT FROM 'on'   -- (not in a writing transaction)
     ORDER BY 1;
 END
 $$;
@@ -371,8 +388,10 @@ COMMENT ON FUNCTION ootd._users_changed() IS
 
 DO $ddl$
 BEGIN
-    EXECUTE $sql$CREATE TRIGGER users_rematerialize AFTER UPDATE ON ootd.users
+    IF ootd._materializing() THEN   -- (on Citus nothing is served ahead: no trigger)
+        EXECUTE $sql$CREATE TRIGGER users_rematerialize AFTER UPDATE ON ootd.users
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION ootd._users_changed()$sql$;
+    END IF;
 END
 $ddl$;
 
@@ -380,22 +399,40 @@ $ddl$;
 -- 07_experiments.sql).
 DO $ddl$
 BEGIN
-    EXECUTE $sql$CREATE TRIGGER scoring_weights_inputs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.scoring_weights
+    IF ootd._materializing() THEN   -- (on Citus nothing is served ahead: no trigger)
+        EXECUTE $sql$CREATE CONSTRAINT TRIGGER scoring_weights_inputs_changed AFTER INSERT OR UPDATE OR DELETE ON ootd.scoring_weights
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
+        EXECUTE $sql$CREATE TRIGGER scoring_weights_inputs_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.scoring_weights
     FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
-    EXECUTE $sql$CREATE TRIGGER pools_inputs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.pools
+        EXECUTE $sql$CREATE CONSTRAINT TRIGGER pools_inputs_changed AFTER INSERT OR UPDATE OR DELETE ON ootd.pools
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
+        EXECUTE $sql$CREATE TRIGGER pools_inputs_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.pools
     FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
-    EXECUTE $sql$CREATE TRIGGER outfits_inputs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.outfits
+        EXECUTE $sql$CREATE CONSTRAINT TRIGGER outfits_inputs_changed AFTER INSERT OR UPDATE OR DELETE ON ootd.outfits
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
+        EXECUTE $sql$CREATE TRIGGER outfits_inputs_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.outfits
     FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
-    EXECUTE $sql$CREATE TRIGGER weather_daily_inputs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.weather_daily
+        EXECUTE $sql$CREATE CONSTRAINT TRIGGER weather_daily_inputs_changed AFTER INSERT OR UPDATE OR DELETE ON ootd.weather_daily
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
+        EXECUTE $sql$CREATE TRIGGER weather_daily_inputs_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.weather_daily
     FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
-    EXECUTE $sql$CREATE TRIGGER archetypes_inputs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.archetypes
+        EXECUTE $sql$CREATE CONSTRAINT TRIGGER archetypes_inputs_changed AFTER INSERT OR UPDATE OR DELETE ON ootd.archetypes
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
+        EXECUTE $sql$CREATE TRIGGER archetypes_inputs_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.archetypes
     FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
-    EXECUTE $sql$CREATE TRIGGER weather_conditions_inputs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-    ON ootd.weather_conditions FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
-    EXECUTE $sql$CREATE TRIGGER categories_inputs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.categories
+        EXECUTE $sql$CREATE CONSTRAINT TRIGGER weather_conditions_inputs_changed AFTER INSERT OR UPDATE OR DELETE ON ootd.weather_conditions
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
+        EXECUTE $sql$CREATE TRIGGER weather_conditions_inputs_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.weather_conditions
     FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
-    EXECUTE $sql$CREATE TRIGGER colors_inputs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.colors
+        EXECUTE $sql$CREATE CONSTRAINT TRIGGER categories_inputs_changed AFTER INSERT OR UPDATE OR DELETE ON ootd.categories
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
+        EXECUTE $sql$CREATE TRIGGER categories_inputs_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.categories
     FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
+        EXECUTE $sql$CREATE CONSTRAINT TRIGGER colors_inputs_changed AFTER INSERT OR UPDATE OR DELETE ON ootd.colors
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
+        EXECUTE $sql$CREATE TRIGGER colors_inputs_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.colors
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
+    END IF;
 END
 $ddl$;
 
@@ -403,10 +440,16 @@ $ddl$;
 -- feed: a change makes every served feed stale (06_serving_ahead.sql).
 DO $ddl$
 BEGIN
-    EXECUTE $sql$CREATE TRIGGER experiments_inputs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.experiments
+    IF ootd._materializing() THEN   -- (on Citus nothing is served ahead: no trigger)
+        EXECUTE $sql$CREATE CONSTRAINT TRIGGER experiments_inputs_changed AFTER INSERT OR UPDATE OR DELETE ON ootd.experiments
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
+        EXECUTE $sql$CREATE TRIGGER experiments_inputs_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.experiments
     FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
-    EXECUTE $sql$CREATE TRIGGER experiment_variants_inputs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-    ON ootd.experiment_variants FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
+        EXECUTE $sql$CREATE CONSTRAINT TRIGGER experiment_variants_inputs_changed AFTER INSERT OR UPDATE OR DELETE ON ootd.experiment_variants
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
+        EXECUTE $sql$CREATE TRIGGER experiment_variants_inputs_written AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ootd.experiment_variants
+    FOR EACH STATEMENT EXECUTE FUNCTION ootd._serving_inputs_changed()$sql$;
+    END IF;
 END
 $ddl$;
 
