@@ -58,6 +58,13 @@ def settle(page, quiet_ms: int = 250) -> None:
             return
 
 
+def no_token_answered(page) -> None:
+    """Wait until the real user's request sent before a token was typed has been answered (401, shown), and
+    nothing else is drawing: a late 401 would otherwise replace the answer to the token's request."""
+    page.wait_for_function("() => document.getElementById('error').innerText.includes('missing bearer token')")
+    settle(page)
+
+
 def load(page, base: str) -> None:
     page.goto(base + "/simulator")
     page.wait_for_function("() => Number(document.getElementById('ranking').dataset.seq) >= 1")
@@ -185,7 +192,7 @@ def test_a_real_user_with_their_token_sees_their_own_feed(page, served_app):
     load(page, served_app["base"])
     page.get_by_text("Real user", exact=True).click()
     page.fill("#user-id", "7")
-    settle(page)  # its request (no token yet) is answered before the token is typed
+    no_token_answered(page)  # its request (no token yet) is answered before the token is typed
     after(page, lambda: page.fill("#token", "not-a-token"))
     assert "malformed token" in page.inner_text("#error")
 
@@ -224,7 +231,7 @@ def test_a_real_user_s_experiment_variant_is_shown_while_an_experiment_runs(page
     assert page.inner_text("#variant") == "What-if profile: no experiment variant (the weights in force)"
     page.get_by_text("Real user", exact=True).click()
     page.fill("#user-id", "7")
-    settle(page)  # its request (no token yet) is answered before the token is typed
+    no_token_answered(page)  # its request (no token yet) is answered before the token is typed
     after(page, lambda: page.fill("#token", token.stdout.strip()))
     assert page.is_hidden("#error"), page.inner_text("#error")
     assert page.inner_text("#variant") == "No experiment running: the weights in force"
