@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PIP_QUIET ?= --quiet
 
-.PHONY: demo test lint format bench bench-seed bench-nightly bench-feed bench-feed-first bench-likes bench-experiments bench-online bench-api bench-api-ceiling bench-api-replicas install clean stop plpython browser
+.PHONY: demo test lint format bench bench-seed bench-nightly bench-feed bench-feed-first bench-serve-ahead bench-likes bench-experiments bench-online bench-api bench-api-ceiling bench-api-replicas install clean stop plpython browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ootd needs Python >= 3.11 (set PYTHON=...)")'
@@ -77,6 +77,9 @@ bench-feed-first: $(STAMP)
 
 bench-experiments: $(STAMP)
 	$(PY) -m bench.experiments
+
+bench-serve-ahead: $(STAMP)
+	$(PY) -m bench.serve_ahead
 
 bench-likes: $(STAMP)
 	$(PY) -m bench.likes

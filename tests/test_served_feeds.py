@@ -244,8 +244,9 @@ def test_a_day_with_a_clock_change_is_ranked_live(db):
     """2026-03-29 in Europe/Berlin has 23 hours: no row is written for it; the feed still answers."""
     user_id = 108
     db.execute("UPDATE ootd.users SET timezone = 'Europe/Berlin' WHERE id = %s", (user_id,))
-    assert db.execute("SELECT ootd._materialize(%s, date '2026-03-29')", (user_id,)).fetchone()[0] == 0
-    assert db.execute("SELECT ootd._materialize(%s, date '2026-03-30')", (user_id,)).fetchone()[0] == 2
+    write = "SELECT ootd._materialize(ARRAY[%s]::bigint[], ARRAY[%s::date])"
+    assert db.execute(write, (user_id, "2026-03-29")).fetchone()[0] == 0
+    assert db.execute(write, (user_id, "2026-03-30")).fetchone()[0] == 2
     for local in ("2026-03-29 01:30", "2026-03-29 03:30", "2026-03-29 18:00"):
         at = local_instant(db, user_id, local)
         assert served(db, user_id, at) == [] and feed(db, user_id, at) == live(db, user_id, at)

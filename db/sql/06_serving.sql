@@ -81,6 +81,16 @@ CREATE TYPE ootd.serving_context AS (
 COMMENT ON TYPE ootd.serving_context IS
     'A profile at an instant as the ranking sees it: profile, likes, local time, priority daypart, pool, headline parts.';
 
+-- One ranking request (an element of ootd._rank_all's input): a profile at an
+-- instant, the weights it is scored with and their experiment variant.
+CREATE TYPE ootd._ranking_request AS (
+    context ootd.serving_context,
+    weights ootd.scoring_weights,
+    variant text
+);
+COMMENT ON TYPE ootd._ranking_request IS
+    'Private: a profile at an instant with the weights it is scored with and their variant (ootd._rank_all''s input).';
+
 -- ----------------------------------------------------------------- helpers --
 -- ootd._priority_daypart(local): the daypart ranked first at a local time:
 -- NightOut from 15:00, Daytime before.  The one home of the 15:00 boundary.
@@ -148,29 +158,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION ootd._headline(text, text, text, text) IS
     'Private: the feed headline from the served pool''s weather adjective, the items'' archetype adjective (if any), the occasion and the city.';
-
--- ootd._served_archetype_adjective(pool date, drawn from): the adjective of
--- the archetype the items shown were drawn from, as the headline names it:
--- ootd._served_archetype over the archetypes of the pools (of that date)
--- they came from, in rank order; NULL when none is shared by more than half.
--- The ranking's headline and the served feeds (06_serving_ahead.sql) use it.
--- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
-CREATE FUNCTION ootd._served_archetype_adjective(p_pool_date date, p_drawn_from text[])
-RETURNS text
-LANGUAGE plpgsql STABLE
-AS $$
-BEGIN
-    RETURN (SELECT a.adjective
-            FROM ootd.archetypes a
-            WHERE a.name = ootd._served_archetype(ARRAY(
-                      SELECT p.archetype
-                      FROM unnest(p_drawn_from) WITH ORDINALITY AS d(cluster_id, n)
-                      LEFT JOIN ootd.pools p ON p.pool_date = p_pool_date AND p.cluster_id = d.cluster_id
-                      ORDER BY d.n)));
-END
-$$;
-COMMENT ON FUNCTION ootd._served_archetype_adjective(date, text[]) IS
-    'Private: the adjective of the archetype more than half of the items shown were drawn from (their pools''), else NULL.';
 
 -- ootd._jitter(scale, user, outfit, local date): the deterministic tie-break,
 -- scale x a hash of (user, outfit, local date) in [-1, 1): the same all local
@@ -408,14 +395,18 @@ COMMENT ON FUNCTION ootd._score(ootd.scoring_weights, bigint, jsonb, jsonb, publ
                                 text, text, text, public.vector, double precision) IS
     'Private: an outfit''s score components for a user and their total (the one home of the scoring formula).';
 
--- ootd._rank(context..., weights, limit, variant): the whole last mile as
--- one set-based query: every candidate with each score component and its
--- rank, as ootd.ranked_outfit rows (variant: the experiment variant whose
--- weights these are, reported as given).
--- The context comes as the fields of an ootd.serving_context (liked: the
--- profile's liked outfit ids), so each candidate reads plain values.
---  1. the candidates (ootd._pool_rows): the served pool, and the priority
---     daypart's outfits of its same-weather neighbours (weights.neighbour_pools);
+-- ootd._rank_all(requests, limit, all): the whole last mile for many
+-- requests at once, as one set-based query: for each request (by its
+-- position in the array, from 1), every candidate with each score component
+-- and its rank, as the columns of ootd.ranked_outfit, and the adjective of the
+-- archetype its first p_limit served outfits were drawn from (what the
+-- headline names; NULL when none).  all false: only the served rows (rank
+-- <= p_limit).  The ranking's one home: ootd._rank (one request: ootd.feed's
+-- live path, ootd.feed_explain, ootd.simulate, the evaluation) and the
+-- served feeds' writer (06_serving_ahead.sql, thousands at once) call it.
+--  1. the candidates (ootd._pool_rows, read once per pool and priority for
+--     every request it serves): the served pool, and the priority daypart's
+--     outfits of its same-weather neighbours (weights.neighbour_pools);
 --  2. hard veto: an outfit in a disliked category or color is not served,
 --     unless fewer than p_limit survive: then ootd._relax_vetoes relaxes
 --     entries, strictest first, until p_limit outfits (or all candidates)
@@ -428,11 +419,116 @@ COMMENT ON FUNCTION ootd._score(ootd.scoring_weights, bigint, jsonb, jsonb, publ
 --     before its second (diversity: three categories and three colors in a
 --     top-3 whenever the candidates' best per category span three colors);
 --     then score; then outfit id;
---  5. headline, computed once: the served pool's weather, the archetype the
---     first p_limit served outfits were drawn from
---     (ootd._served_archetype_adjective: more than half of them; else none), their occasion (ootd._occasion)
+--  5. headline, once per request: the served pool's weather, the archetype
+--     the first p_limit served outfits were drawn from (ootd._served_archetype:
+--     more than half of them; else none), their occasion (ootd._occasion)
 --     and the city.
--- Vetoed candidates have a NULL rank.
+-- Vetoed candidates have a NULL rank.  A request with no candidates has no row.
+-- One generic plan, whatever the number of requests: a custom plan of this
+-- query took about 2.5 ms to make, several times one request's ranking.
+-- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
+CREATE FUNCTION ootd._rank_all(p_requests ootd._ranking_request[], p_limit integer, p_all boolean)
+RETURNS TABLE (request integer, archetype_adjective text, rank integer, outfit_id bigint, title text, category text,
+               color text, daypart text, vetoed_by text[], priority boolean, color_boost double precision,
+               category_boost double precision, affinity_boost double precision, liked_penalty double precision,
+               cosine double precision, daypart_bonus double precision, jitter double precision,
+               score double precision, headline text, cluster_id text, pool_date date, source text,
+               relaxed_rules text[], drawn_from text, variant text, archetype_boost double precision)
+LANGUAGE plpgsql STABLE
+SET plan_cache_mode = force_generic_plan   -- planning this query costs more than running it for a few requests
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH q AS MATERIALIZED (
+        SELECT r.n::integer AS request, (r.context).*, r.weights AS w, (r.weights).neighbour_pools AS neighbours,
+               r.variant, ootd._archetype_affinities((r.context).dna) AS affinities   -- once, not per candidate
+        FROM unnest(p_requests) WITH ORDINALITY AS r(context, weights, variant, n)
+    ), pools AS MATERIALIZED (  -- each pool's candidates, read once for every request it serves
+        SELECT d.pool_date, d.cluster_id, d.priority_daypart, d.neighbours, c.outfit_id, c.daypart, c.title,
+               c.category, c.color, c.embedding, c.source, c.drawn_from, a.archetype
+        FROM (SELECT DISTINCT q.pool_date, q.cluster_id, q.priority_daypart, q.neighbours FROM q) d
+        CROSS JOIN LATERAL ootd._pool_rows(d.pool_date, d.cluster_id, d.priority_daypart, d.neighbours) c
+        LEFT JOIN LATERAL (SELECT p.archetype FROM ootd.pools p
+                           WHERE p.pool_date = d.pool_date AND p.cluster_id = c.drawn_from) a ON true
+    ), c AS (                  -- each request's candidates (one join; every step below reads one row at a time)
+        SELECT q.request, q.user_id, q.dna, q.rules, q.taste, q.local, q.local_date, q.priority_daypart, q.pool_date,
+               q.cluster_id, q.city, q.weather_adjective, q.w, q.variant, p.outfit_id, p.daypart, p.title,
+               p.category, p.color, p.embedding, p.source, p.drawn_from, p.archetype,
+               array_remove(ARRAY[
+                   CASE WHEN q.rules -> 'disliked_categories' ? p.category THEN 'disliked_categories:' || p.category END,
+                   CASE WHEN q.rules -> 'disliked_colors' ? p.color THEN 'disliked_colors:' || p.color END],
+                   NULL) AS violations,
+               p.outfit_id = ANY (q.liked) AS liked, ootd._archetype_affinity(q.affinities, p.archetype) AS archetype_affinity
+        FROM q JOIN pools p ON p.pool_date = q.pool_date AND p.cluster_id = q.cluster_id
+                               AND p.priority_daypart = q.priority_daypart AND p.neighbours = q.neighbours
+    ), scored AS MATERIALIZED (  -- fixed-width sort keys first: the sorts below deform them for every comparison
+        SELECT c.request, cardinality(c.violations) = 0 AS clean, c.daypart = c.priority_daypart AS priority,
+               s.score, c.outfit_id, s.color_boost, s.category_boost, s.affinity_boost, s.archetype_boost,
+               s.liked_penalty, s.cosine, s.daypart_bonus, s.jitter, c.category, c.color, c.title, c.daypart,
+               c.violations, c.source, c.drawn_from, c.archetype, c.local, c.pool_date, c.cluster_id, c.city,
+               c.weather_adjective, c.variant
+        FROM c
+        CROSS JOIN LATERAL ootd._score(c.w, c.user_id, c.dna, c.rules, c.taste, c.local_date, c.priority_daypart,
+                                       c.liked, c.outfit_id, c.category, c.color, c.daypart, c.embedding,
+                                       c.archetype_affinity) s
+    ), relaxed AS (            -- the request's relaxed entries (only for a request where some must be)
+        SELECT s.violations <@ s.relaxed_rules AS served, s.*
+        FROM (SELECT CASE WHEN s.relax THEN ootd._relax_vetoes(jsonb_agg(to_jsonb(s.violations)) FILTER (WHERE s.relax)
+                                                                   OVER (PARTITION BY s.request), p_limit)
+                          ELSE '{}'::text[] END AS relaxed_rules,
+                     s.*
+              FROM (SELECT count(*) FILTER (WHERE s.clean) OVER w < least(p_limit, count(*) OVER w) AS relax, s.*
+                    FROM scored s
+                    WINDOW w AS (PARTITION BY s.request)) s) s
+    ), by_category AS (
+        SELECT row_number() OVER (PARTITION BY s.request, s.served, s.clean, s.priority, s.category
+                                  ORDER BY s.score DESC, s.outfit_id) > 1 AS second_of_category,
+               s.*
+        FROM relaxed s
+    ), ordered AS (            -- colors repeat among each category's best, or among the rest
+        SELECT row_number() OVER (PARTITION BY s.request, s.served, s.clean, s.priority, s.second_of_category, s.color
+                                  ORDER BY s.score DESC, s.outfit_id) > 1 AS second_of_color,
+               s.*
+        FROM by_category s
+    ), ranked AS (
+        SELECT CASE WHEN o.served THEN row_number() OVER (
+                   PARTITION BY o.request
+                   ORDER BY o.served DESC, o.clean DESC, o.priority DESC, o.second_of_category, o.second_of_color,
+                            o.score DESC, o.outfit_id)::integer END AS rank,
+               o.*
+        FROM ordered o
+    ), shown AS (              -- what the headline names: the first p_limit served outfits, in rank order
+        SELECT array_agg(r.daypart) FILTER (WHERE r.rank <= p_limit) OVER w AS dayparts,
+               array_agg(r.archetype) FILTER (WHERE r.rank <= p_limit) OVER w AS archetypes,
+               r.*
+        FROM ranked r
+        WINDOW w AS (PARTITION BY r.request ORDER BY r.rank ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+    ), headed AS (             -- the headline, computed on the first row of each request
+        SELECT a.adjective,
+               CASE WHEN r.rank = 1 THEN ootd._headline(r.weather_adjective, a.adjective,
+                                                        ootd._occasion(r.local, r.dayparts), r.city) END AS headline,
+               r.*
+        FROM shown r
+        LEFT JOIN LATERAL (SELECT a.adjective FROM ootd.archetypes a
+                           WHERE a.name = CASE WHEN r.rank = 1 THEN ootd._served_archetype(r.archetypes) END) a ON true
+    )
+    SELECT r.request, max(r.adjective) OVER w, r.rank, r.outfit_id, r.title, r.category, r.color, r.daypart,
+           r.violations, r.priority, r.color_boost, r.category_boost, r.affinity_boost, r.liked_penalty, r.cosine,
+           r.daypart_bonus, r.jitter, r.score, max(r.headline) OVER w, r.cluster_id, r.pool_date, r.source,
+           r.relaxed_rules, r.drawn_from, r.variant, r.archetype_boost
+    FROM headed r
+    WHERE p_all OR r.rank <= p_limit
+    WINDOW w AS (PARTITION BY r.request);
+END
+$$;
+COMMENT ON FUNCTION ootd._rank_all(ootd._ranking_request[], integer, boolean) IS
+    'Private: for many requests at once, every candidate with each score component and its rank (NULL = vetoed), the headline and its archetype adjective; the ranking''s one home.';
+
+-- ootd._rank(context..., weights, limit, variant): ootd._rank_all of one
+-- request, every candidate (the context comes as the fields of an
+-- ootd.serving_context; liked: the profile's liked outfit ids; variant: the
+-- experiment variant whose weights these are, reported as given).
 -- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
 CREATE FUNCTION ootd._rank(p_user_id bigint, p_dna jsonb, p_rules jsonb, p_taste public.vector, p_liked bigint[],
                            p_local timestamp, p_local_date date, p_priority text, p_pool_date date,
@@ -441,69 +537,20 @@ CREATE FUNCTION ootd._rank(p_user_id bigint, p_dna jsonb, p_rules jsonb, p_taste
 RETURNS SETOF ootd.ranked_outfit
 LANGUAGE plpgsql STABLE
 AS $$
-#variable_conflict use_column
-DECLARE
-    v_affinities jsonb := ootd._archetype_affinities(p_dna);   -- once, not per candidate
 BEGIN
     RETURN QUERY
-    WITH c AS (
-        SELECT c.*, array_remove(ARRAY[
-                   CASE WHEN p_rules -> 'disliked_categories' ? c.category THEN 'disliked_categories:' || c.category END,
-                   CASE WHEN p_rules -> 'disliked_colors' ? c.color THEN 'disliked_colors:' || c.color END],
-                   NULL) AS violations,
-               c.outfit_id = ANY (p_liked) AS liked,
-               a.archetype, ootd._archetype_affinity(v_affinities, a.archetype) AS archetype_affinity
-        FROM ootd._pool_rows(p_pool_date, p_cluster_id, p_priority, w.neighbour_pools) c
-        LEFT JOIN LATERAL (SELECT p.archetype FROM ootd.pools p
-                           WHERE p.pool_date = p_pool_date AND p.cluster_id = c.drawn_from) a ON true
-    ), relaxed AS (
-        SELECT CASE WHEN count(*) FILTER (WHERE cardinality(c.violations) = 0) >= least(p_limit, count(*))
-                    THEN '{}'::text[]
-                    ELSE ootd._relax_vetoes((SELECT jsonb_agg(to_jsonb(v.violations)) FROM c v), p_limit) END AS rules
-        FROM c                 -- (the sub-select runs only when some rule must be relaxed)
-    ), scored AS (             -- fixed-width sort keys first: the sorts below deform them for every comparison
-        SELECT c.violations <@ r.rules AS served, cardinality(c.violations) = 0 AS clean,
-               c.daypart = p_priority AS priority, p.score, c.outfit_id, p.color_boost, p.category_boost,
-               p.affinity_boost, p.archetype_boost, p.liked_penalty, p.cosine, p.daypart_bonus, p.jitter,
-               c.category, c.color, c.title, c.daypart, c.violations, c.source, c.drawn_from, c.archetype,
-               r.rules AS relaxed_rules
-        FROM c CROSS JOIN relaxed r
-        CROSS JOIN LATERAL ootd._score(w, p_user_id, p_dna, p_rules, p_taste, p_local_date, p_priority,
-                                       c.liked, c.outfit_id, c.category, c.color, c.daypart, c.embedding,
-                                       c.archetype_affinity) p
-    ), by_category AS (
-        SELECT row_number() OVER (PARTITION BY s.served, s.clean, s.priority, s.category
-                                  ORDER BY s.score DESC, s.outfit_id) > 1 AS second_of_category,
-               s.*
-        FROM scored s
-    ), ordered AS (            -- colors repeat among each category's best, or among the rest
-        SELECT row_number() OVER (PARTITION BY s.served, s.clean, s.priority, s.second_of_category, s.color
-                                  ORDER BY s.score DESC, s.outfit_id) > 1 AS second_of_color,
-               s.*
-        FROM by_category s
-    ), ranked AS (
-        SELECT CASE WHEN o.served THEN row_number() OVER (
-                   ORDER BY o.served DESC, o.clean DESC, o.priority DESC, o.second_of_category, o.second_of_color,
-                            o.score DESC, o.outfit_id)::integer END AS rank,
-               o.*
-        FROM ordered o
-    ), headline AS (
-        SELECT ootd._headline(p_weather_adjective,
-                              ootd._served_archetype_adjective(p_pool_date, array_agg(r.drawn_from ORDER BY r.rank)),
-                              ootd._occasion(p_local, array_agg(r.daypart ORDER BY r.rank)), p_city) AS text
-        FROM ranked r
-        WHERE r.rank <= p_limit
-    )
-    SELECT r.rank, r.outfit_id, r.title, r.category, r.color, r.daypart, r.violations, r.priority,
-           r.color_boost, r.category_boost, r.affinity_boost, r.liked_penalty, r.cosine, r.daypart_bonus,
-           r.jitter, r.score, h.text, p_cluster_id, p_pool_date, r.source, r.relaxed_rules, r.drawn_from, p_variant,
-           r.archetype_boost
-    FROM ranked r CROSS JOIN headline h;
+    SELECT k.rank, k.outfit_id, k.title, k.category, k.color, k.daypart, k.vetoed_by, k.priority, k.color_boost,
+           k.category_boost, k.affinity_boost, k.liked_penalty, k.cosine, k.daypart_bonus, k.jitter, k.score,
+           k.headline, k.cluster_id, k.pool_date, k.source, k.relaxed_rules, k.drawn_from, k.variant,
+           k.archetype_boost
+    FROM ootd._rank_all(ARRAY[ROW(ROW(p_user_id, p_dna, p_rules, p_taste, p_liked, p_local, p_local_date, p_priority,
+                                      p_pool_date, p_cluster_id, p_city, p_weather_adjective)::ootd.serving_context,
+                                  w, p_variant)::ootd._ranking_request], p_limit, true) k;
 END
 $$;
 COMMENT ON FUNCTION ootd._rank(bigint, jsonb, jsonb, public.vector, bigint[], timestamp, date, text, date, text, text, text,
                                ootd.scoring_weights, integer, text) IS
-    'Private: every candidate with each score component and its rank (NULL = vetoed), and the headline; the ranking''s one home.';
+    'Private: ootd._rank_all of one request: every candidate with each score component and its rank (NULL = vetoed), and the headline.';
 
 -- ootd._ranked(user, at, limit): ootd._rank of a stored user with the
 -- weights the user is served (ootd._assignment: the weights in force, or the

@@ -154,113 +154,120 @@ COMMENT ON FUNCTION ootd._served(bigint, timestamptz, integer) IS
     'Private: the user''s current served row for an instant as feed rows (none when missing or stale).';
 
 -- ------------------------------------------------------------------ writers --
--- ootd._materialize(user, local date, limit): compute and store the user's
--- rows for a local date, one per priority daypart (ootd._priority_daypart
--- decides which local hours have which; each is ranked by ootd._rank at its
--- first hour: the ranking depends on the local time only through the date,
--- the priority daypart and the headline's occasion, so the profile and pool,
--- the date's, are read once).  The headline is the
--- ranking's (ootd._headline of the served pool's weather, the items'
--- archetype, ootd._occasion, the city) for each local hour, kept once per
--- run of equal hours.  The version is read first: an input change committing
--- while this runs makes the rows stale, never wrong.  Not written (the feed
--- ranks live): a date whose local day is not 24 hours long (a daylight-saving
--- change: some local times are missing or repeated), a user with no pool at
--- all or nothing served.  Returns the rows written.
+-- ootd._materialize(users, dates, limit): compute and store the served rows
+-- of each (user, local date) pair (users[k] on dates[k]), one row per
+-- priority daypart, set-based: every pair's contexts (ootd._serving_context,
+-- at the local date's start) and one call of ootd._rank_all for all of them.
+-- Each priority daypart (ootd._priority_daypart decides which local hours
+-- have which) is ranked at its first hour: the ranking depends on the local
+-- time only through the date, the priority daypart and the headline's
+-- occasion.  The headline is the ranking's (ootd._headline of the served
+-- pool's weather, the items' archetype adjective as ootd._rank_all names it,
+-- ootd._occasion, the city) for each local hour, kept once per run of equal
+-- hours.  The version is read first: an input change committing while this
+-- runs makes the rows stale, never wrong.  The pairs' old rows are replaced;
+-- not written (the feed ranks live): a date whose local day is not 24 hours
+-- long (a daylight-saving change: some local times are missing or repeated),
+-- a user with no pool at all or nothing served.  Returns the rows written.
 -- PL/pgSQL: Citus refuses a SQL function's parameterized query over its tables.
-CREATE FUNCTION ootd._materialize(p_user_id bigint, p_local_date date, p_limit integer DEFAULT 3)
+CREATE FUNCTION ootd._materialize(p_users bigint[], p_dates date[], p_limit integer DEFAULT 3)
 RETURNS integer
 LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan   -- (as ootd._rank_all: a like writes one user's rows)
 AS $$
 DECLARE
-    v_version   bigint;
-    v_timezone  text;
-    v_written   integer := 0;
-    v_priority  text;
-    v_first     integer;
-    v_last      integer;
-    v_adjective text;
-    a           record;
-    x           ootd.serving_context;
-    r           record;
+    v_version bigint;
+    v_written integer;
 BEGIN
     SELECT s.version INTO v_version FROM ootd.serving_inputs s;
-    SELECT u.timezone INTO v_timezone FROM ootd.users u WHERE u.id = p_user_id;
-    DELETE FROM ootd.served_feeds f WHERE f.user_id = p_user_id AND f.local_date = p_local_date;
-    IF v_timezone IS NULL
-       OR ((p_local_date + 1)::timestamp AT TIME ZONE v_timezone) - (p_local_date::timestamp AT TIME ZONE v_timezone)
-          <> interval '24 hours' THEN
-        RETURN 0;
-    END IF;
-    a := ootd._assignment(p_user_id);
-    FOREACH v_priority IN ARRAY ARRAY['Daytime', 'NightOut'] LOOP
-        SELECT min(h), max(h) INTO v_first, v_last
-        FROM generate_series(0, 23) h
-        WHERE ootd._priority_daypart(p_local_date + make_interval(hours => h)) = v_priority;
-        CONTINUE WHEN v_first IS NULL;
-        IF x.user_id IS NULL THEN      -- the profile and pool are the date's: read once
-            SELECT * INTO x FROM ootd._serving_context(p_user_id, p_local_date::timestamp AT TIME ZONE v_timezone);
-            EXIT WHEN x.user_id IS NULL;
-        END IF;
-        x.local := p_local_date + make_interval(hours => v_first);
-        x.priority_daypart := ootd._priority_daypart(x.local);
-        SELECT min(k.relaxed_rules) AS relaxed_rules, array_agg(k.outfit_id ORDER BY k.rank) AS outfit_ids,
-               array_agg(k.title ORDER BY k.rank) AS titles, array_agg(k.category ORDER BY k.rank) AS categories,
-               array_agg(k.color ORDER BY k.rank) AS colors, array_agg(k.daypart ORDER BY k.rank) AS dayparts,
-               array_agg(k.score ORDER BY k.rank) AS scores, array_agg(k.drawn_from ORDER BY k.rank) AS drawn_from
-        INTO r
-        FROM ootd._rank(x.user_id, x.dna, x.rules, x.taste, x.liked, x.local, x.local_date, x.priority_daypart,
-                        x.pool_date, x.cluster_id, x.city, x.weather_adjective, a.weights, p_limit, a.variant) k
-        WHERE k.rank <= p_limit;
-        CONTINUE WHEN r.outfit_ids IS NULL;
-        v_adjective := ootd._served_archetype_adjective(x.pool_date, r.drawn_from);
-        INSERT INTO ootd.served_feeds (user_id, local_date, priority_daypart, feed_limit, inputs_version, valid_from,
-                                       valid_until, cluster_id, variant, relaxed_rules, outfit_ids, titles,
-                                       categories, colors, dayparts, scores, headlines, headline_from)
-        SELECT p_user_id, p_local_date, v_priority, p_limit, v_version,
-               (p_local_date + make_interval(hours => v_first)) AT TIME ZONE v_timezone,
-               (p_local_date + make_interval(hours => v_last + 1)) AT TIME ZONE v_timezone,
-               x.cluster_id, a.variant, r.relaxed_rules, r.outfit_ids, r.titles, r.categories, r.colors,
-               r.dayparts, r.scores, array_agg(h.headline ORDER BY h.hour),
-               array_agg((p_local_date + make_interval(hours => h.hour)) AT TIME ZONE v_timezone ORDER BY h.hour)
-        FROM (SELECT q.hour, q.headline, lag(q.headline) OVER (ORDER BY q.hour) AS before
-              FROM (SELECT g.hour,
-                           ootd._headline(x.weather_adjective, v_adjective,
-                                          ootd._occasion(p_local_date + make_interval(hours => g.hour), r.dayparts),
-                                          x.city) AS headline
-                    FROM generate_series(v_first, v_last) AS g(hour)) q) h
-        WHERE h.before IS DISTINCT FROM h.headline;
-        v_written := v_written + 1;
-    END LOOP;
+    DELETE FROM ootd.served_feeds f
+    USING unnest(p_users, p_dates) AS d(user_id, local_date)
+    WHERE f.user_id = d.user_id AND f.local_date = d.local_date;
+    WITH days AS MATERIALIZED (     -- the pairs whose local day is 24 hours long, with their profile
+        SELECT DISTINCT d.user_id, d.local_date, u.timezone,
+                        d.local_date::timestamp AT TIME ZONE u.timezone AS day_start
+        FROM unnest(p_users, p_dates) AS d(user_id, local_date)
+        JOIN ootd.users u ON u.id = d.user_id
+        WHERE ((d.local_date + 1)::timestamp AT TIME ZONE u.timezone) - (d.local_date::timestamp AT TIME ZONE u.timezone)
+              = interval '24 hours'
+    ), parts AS MATERIALIZED (      -- each priority daypart's first and last local hour
+        SELECT x.local_date, ootd._priority_daypart(x.local_date + make_interval(hours => h.hour)) AS priority,
+               min(h.hour) AS first_hour, max(h.hour) AS last_hour
+        FROM (SELECT DISTINCT d.local_date FROM days d) x CROSS JOIN generate_series(0, 23) AS h(hour)
+        GROUP BY 1, 2
+    ), requests AS MATERIALIZED (
+        SELECT row_number() OVER (ORDER BY d.user_id, d.local_date, p.first_hour)::integer AS request,
+               d.user_id, d.local_date, d.timezone, p.priority, p.first_hour, p.last_hour, x.cluster_id,
+               x.city, x.weather_adjective, a.variant,
+               ROW(ROW(x.user_id, x.dna, x.rules, x.taste, x.liked, d.local_date + make_interval(hours => p.first_hour),
+                       x.local_date, p.priority, x.pool_date, x.cluster_id, x.city,
+                       x.weather_adjective)::ootd.serving_context,
+                   a.weights, a.variant)::ootd._ranking_request AS r
+        FROM days d
+        CROSS JOIN LATERAL ootd._serving_context(d.user_id, d.day_start) x   -- no row: no pool at all
+        CROSS JOIN LATERAL ootd._assignment(d.user_id) a
+        JOIN parts p ON p.local_date = d.local_date
+    ), feeds AS (
+        SELECT k.request, min(k.archetype_adjective) AS adjective, min(k.relaxed_rules) AS relaxed_rules,
+               array_agg(k.outfit_id ORDER BY k.rank) AS outfit_ids, array_agg(k.title ORDER BY k.rank) AS titles,
+               array_agg(k.category ORDER BY k.rank) AS categories, array_agg(k.color ORDER BY k.rank) AS colors,
+               array_agg(k.daypart ORDER BY k.rank) AS dayparts, array_agg(k.score ORDER BY k.rank) AS scores
+        FROM ootd._rank_all(ARRAY(SELECT q.r FROM requests q ORDER BY q.request), p_limit, false) k
+        GROUP BY k.request
+    )
+    INSERT INTO ootd.served_feeds (user_id, local_date, priority_daypart, feed_limit, inputs_version, valid_from,
+                                   valid_until, cluster_id, variant, relaxed_rules, outfit_ids, titles,
+                                   categories, colors, dayparts, scores, headlines, headline_from)
+    SELECT q.user_id, q.local_date, q.priority, p_limit, v_version,
+           (q.local_date + make_interval(hours => q.first_hour)) AT TIME ZONE q.timezone,
+           (q.local_date + make_interval(hours => q.last_hour + 1)) AT TIME ZONE q.timezone,
+           q.cluster_id, q.variant, f.relaxed_rules, f.outfit_ids, f.titles, f.categories, f.colors, f.dayparts,
+           f.scores, h.headlines, h.headline_from
+    FROM feeds f
+    JOIN requests q ON q.request = f.request
+    CROSS JOIN LATERAL (
+        SELECT array_agg(r.headline ORDER BY r.hour) AS headlines,
+               array_agg((q.local_date + make_interval(hours => r.hour)) AT TIME ZONE q.timezone ORDER BY r.hour)
+                   AS headline_from
+        FROM (SELECT g.hour, g.headline, lag(g.headline) OVER (ORDER BY g.hour) AS before
+              FROM (SELECT h.hour,
+                           ootd._headline(q.weather_adjective, f.adjective,
+                                          ootd._occasion(q.local_date + make_interval(hours => h.hour), f.dayparts),
+                                          q.city) AS headline
+                    FROM generate_series(q.first_hour, q.last_hour) AS h(hour)) g) r
+        WHERE r.before IS DISTINCT FROM r.headline) h;
+    GET DIAGNOSTICS v_written = ROW_COUNT;
     RETURN v_written;
 END
 $$;
-COMMENT ON FUNCTION ootd._materialize(bigint, date, integer) IS
-    'Private: compute and store a user''s served rows for a local date (one per priority daypart) with ootd._rank.';
+COMMENT ON FUNCTION ootd._materialize(bigint[], date[], integer) IS
+    'Private: compute and store the served rows (one per priority daypart) of each (user, local date) pair, set-based, with ootd._rank_all.';
 
 -- ootd._rematerialize(users): the users whose rows must follow a change of
 -- their own inputs: each local date they have rows for is computed again,
--- and their local date now (a new time zone may have moved it), in user id
--- order.  Users without rows get none (the nightly writes them).
+-- and their local date now (a new time zone may have moved it), in one
+-- ootd._materialize.  Users without rows get none (the nightly writes them).
 CREATE FUNCTION ootd._rematerialize(p_users bigint[])
 RETURNS integer
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_written integer := 0;
-    r         record;
+    v_users bigint[];
+    v_dates date[];
 BEGIN
-    FOR r IN SELECT f.user_id, f.local_date
-             FROM ootd.served_feeds f
-             WHERE f.user_id = ANY (p_users)
-             UNION
-             SELECT u.id, (now() AT TIME ZONE u.timezone)::date
-             FROM ootd.users u
-             WHERE u.id = ANY (p_users) AND EXISTS (SELECT 1 FROM ootd.served_feeds f WHERE f.user_id = u.id)
-             ORDER BY 1, 2 LOOP
-        v_written := v_written + ootd._materialize(r.user_id, r.local_date);
-    END LOOP;
-    RETURN v_written;
+    IF NOT EXISTS (SELECT 1 FROM ootd.served_feeds f WHERE f.user_id = ANY (p_users)) THEN
+        RETURN 0;              -- (the common case before the first nightly: one probe)
+    END IF;
+    SELECT array_agg(d.user_id ORDER BY d.user_id, d.local_date), array_agg(d.local_date ORDER BY d.user_id, d.local_date)
+    INTO v_users, v_dates
+    FROM (SELECT f.user_id, f.local_date
+          FROM ootd.served_feeds f
+          WHERE f.user_id = ANY (p_users)
+          UNION
+          SELECT u.id, (now() AT TIME ZONE u.timezone)::date
+          FROM ootd.users u
+          WHERE u.id = ANY (p_users) AND EXISTS (SELECT 1 FROM ootd.served_feeds f WHERE f.user_id = u.id)) d;
+    RETURN ootd._materialize(v_users, v_dates);
 END
 $$;
 COMMENT ON FUNCTION ootd._rematerialize(bigint[]) IS
@@ -269,17 +276,19 @@ COMMENT ON FUNCTION ootd._rematerialize(bigint[]) IS
 -- ootd.refresh_feeds(at, day, part, parts): write every user's feed for the
 -- local date at `at` and for `day` (the nightly's pool date; NULL: only the
 -- first), replacing the user's other rows; users whose id % parts = part
--- (run parts in parallel sessions).  Commits every 500 users (CALL it
--- outside a transaction block), so a long run holds no lock for long and a
--- crash keeps what was written.  Returns nothing; rows written are in
--- ootd.served_feeds_status.  Run by the nightly and `ootd feeds refresh`.
+-- (run parts in parallel sessions).  Ranks 500 users per ootd._materialize
+-- and commits after each (CALL it outside a transaction block), so a long run
+-- holds no lock for long and a crash keeps what was written.  Returns
+-- nothing; rows written are in ootd.served_feeds_status.  Run by the nightly
+-- and `ootd feeds refresh`.
 CREATE PROCEDURE ootd.refresh_feeds(p_at timestamptz DEFAULT now(), p_day date DEFAULT NULL,
                                     p_part integer DEFAULT 0, p_parts integer DEFAULT 1)
 LANGUAGE plpgsql                       -- no SET clause: a procedure with one cannot COMMIT
 AS $$
 DECLARE
-    u      record;
-    v_done integer := 0;
+    v_after bigint := 0;
+    v_users bigint[];
+    v_dates date[];
 BEGIN
     IF p_parts IS NULL OR p_parts < 1 OR p_part IS NULL OR p_part < 0 OR p_part >= p_parts THEN
         RAISE EXCEPTION 'part must be in 0 .. parts - 1 and parts >= 1, got part % of %',
@@ -289,20 +298,25 @@ BEGIN
     IF NOT ootd._materializing() THEN
         RETURN;
     END IF;
-    FOR u IN SELECT s.id, s.local_date
-             FROM (SELECT x.id, (coalesce(p_at, now()) AT TIME ZONE x.timezone)::date AS local_date
-                   FROM ootd.users x WHERE x.id % p_parts = p_part) s
-             ORDER BY s.id LOOP
-        DELETE FROM ootd.served_feeds f
-        WHERE f.user_id = u.id AND f.local_date <> u.local_date AND f.local_date IS DISTINCT FROM p_day;
-        PERFORM ootd._materialize(u.id, u.local_date);
-        IF p_day IS NOT NULL AND p_day <> u.local_date THEN
-            PERFORM ootd._materialize(u.id, p_day);
-        END IF;
-        v_done := v_done + 1;
-        IF v_done % 500 = 0 THEN
-            COMMIT;
-        END IF;
+    LOOP
+        SELECT array_agg(x.id ORDER BY x.id) INTO v_users
+        FROM (SELECT u.id FROM ootd.users u
+              WHERE u.id > v_after AND u.id % p_parts = p_part
+              ORDER BY u.id LIMIT 500) x;
+        EXIT WHEN v_users IS NULL;
+        v_after := v_users[cardinality(v_users)];
+        SELECT array_agg(d.user_id ORDER BY d.user_id, d.local_date), array_agg(d.local_date ORDER BY d.user_id, d.local_date)
+        INTO v_users, v_dates
+        FROM (SELECT u.id AS user_id, (coalesce(p_at, now()) AT TIME ZONE u.timezone)::date AS local_date
+              FROM ootd.users u WHERE u.id = ANY (v_users)
+              UNION
+              SELECT u.id, p_day FROM ootd.users u WHERE u.id = ANY (v_users) AND p_day IS NOT NULL) d;
+        DELETE FROM ootd.served_feeds f               -- the users' other dates
+        WHERE f.user_id = ANY (v_users)
+          AND NOT EXISTS (SELECT 1 FROM unnest(v_users, v_dates) AS d(user_id, local_date)
+                          WHERE d.user_id = f.user_id AND d.local_date = f.local_date);
+        PERFORM ootd._materialize(v_users, v_dates);
+        COMMIT;
     END LOOP;
 END
 $$;
