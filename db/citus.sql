@@ -32,7 +32,8 @@ SET citus.enable_unsafe_triggers = on;
 -- constraints' functions and every helper they call among them) exist on
 -- every worker before the shards whose constraints call them.  Function
 -- bodies are not dependencies Citus follows, so every such function goes.
--- (Those naming a table's row type follow the tables, below.)  Bodies are
+-- (Those naming a table's row type, or a composite type with a field of
+-- one, as ootd._rank_all's requests, follow the tables, below.)  Bodies are
 -- not checked on the workers (check_function_bodies off, propagated as SET
 -- LOCAL): a SQL function's body may name a table or function that comes later.
 -- One function per transaction: Citus refuses dozens in one.
@@ -52,7 +53,14 @@ BEGIN
                           JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN t.typelem <> 0 THEN t.typelem ELSE t.oid END
                           JOIN pg_catalog.pg_class c ON c.oid = b.typrelid
                           WHERE x.classid = 'pg_catalog.pg_proc'::regclass AND x.objid = p.oid
-                            AND x.refclassid = 'pg_catalog.pg_type'::regclass AND c.relkind IN ('r', 'p'))
+                            AND x.refclassid = 'pg_catalog.pg_type'::regclass
+                            AND (c.relkind IN ('r', 'p')
+                                 OR (c.relkind = 'c' AND EXISTS (
+                                         SELECT 1
+                                         FROM pg_catalog.pg_attribute a
+                                         JOIN pg_catalog.pg_type at ON at.oid = a.atttypid
+                                         JOIN pg_catalog.pg_class ac ON ac.oid = at.typrelid
+                                         WHERE a.attrelid = c.oid AND a.attnum > 0 AND ac.relkind IN ('r', 'p')))))
         ORDER BY p.oid
     LOOP
         SET LOCAL citus.propagate_set_commands = 'local';

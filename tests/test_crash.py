@@ -1,4 +1,5 @@
-"""After an unclean shutdown the UNLOGGED cache is empty; feeds stay identical, with no LLM call."""
+"""After an unclean shutdown the UNLOGGED cache is empty; feeds stay identical, with no LLM call, and the
+served feeds (logged) come back as they were and are served again: nothing to rebuild by hand."""
 
 from __future__ import annotations
 
@@ -22,6 +23,20 @@ def feeds(url: str, users: range) -> list[list[tuple]]:
         return [conn.execute("SELECT * FROM ootd.feed(%s, %s, 5)", (u, f"{DAY} 16:00+00")).fetchall() for u in users]
 
 
+def served(url: str, users: range) -> tuple[list[list[tuple]], int, str]:
+    """The app's feeds (limit 3, what the nightly wrote ahead), how many were answered from a served row,
+    and a digest of every served row."""
+    at = f"{DAY} 16:00+00"
+    with psycopg.connect(url) as conn:
+        answers = [conn.execute("SELECT * FROM ootd.feed(%s, %s)", (u, at)).fetchall() for u in users]
+        from_rows = sum(bool(conn.execute("SELECT * FROM ootd._served(%s, %s, 3)", (u, at)).fetchall()) for u in users)
+        digest = conn.execute(
+            "SELECT md5(string_agg(f::text, ',' ORDER BY f.user_id, f.local_date, f.priority_daypart)) "
+            "FROM ootd.served_feeds f"
+        ).fetchone()[0]
+    return answers, from_rows, digest
+
+
 def test_immediate_stop_and_restart_serves_identical_feeds_without_llm_calls(tmp_path):
     # synchronous_commit stays on here: with it off, an immediate stop (a crash)
     # may lose the last commits, which is PostgreSQL's documented trade-off.
@@ -34,6 +49,8 @@ def test_immediate_stop_and_restart_serves_identical_feeds_without_llm_calls(tmp
         run_nightly(url, NightlyConfig(day=DAY, llm="offline", serve_ahead=True))
         users = range(1, 200)
         before = feeds(url, users)
+        served_before = served(url, users)
+        assert served_before[1] > len(users) // 2  # most users' feeds at that instant come from a served row
         with psycopg.connect(url) as conn:
             calls_before = conn.execute("SELECT count(*) FROM ootd.llm_calls").fetchone()[0]
             assert conn.execute("SELECT count(*) FROM ootd.pool_cache").fetchone()[0] > 0
@@ -48,6 +65,7 @@ def test_immediate_stop_and_restart_serves_identical_feeds_without_llm_calls(tmp
             ).fetchone()
             assert health[1:] == (0, False) and health[0] > 0
         assert feeds(url, users) == before
+        assert served(url, users) == served_before  # the served rows are durable: the same rows, served again
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT count(*) FROM ootd.llm_calls").fetchone()[0] == calls_before
             assert conn.execute("SELECT ootd.rehydrate_cache(%s)", (DAY,)).fetchone()[0] == health[0]
