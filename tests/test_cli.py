@@ -138,6 +138,18 @@ def _ledger(url: str, day: date) -> tuple[int, int, int]:
         ).fetchone()
 
 
+def _failed_requests(url: str, day: date) -> list[tuple[str, bool, bool]]:
+    """Each request of `day` whose status is not 'ok': (status, drawn for a Glam cluster, its cluster has a pool)."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            """
+            SELECT c.status, c.cluster_id LIKE '%%\\_Glam\\_%%',
+                   EXISTS (SELECT 1 FROM ootd.pools p WHERE p.pool_date = c.pool_date AND p.cluster_id = c.cluster_id)
+            FROM ootd.llm_calls c WHERE c.pool_date = %s AND c.status <> 'ok'""",
+            (day,),
+        ).fetchall()
+
+
 def test_nightly_summary_tells_failed_clusters_from_failed_llm_requests(seeded_url):
     with FakeOpenAI(retry_after=0.01) as fake:
         env = {
@@ -152,7 +164,12 @@ def test_nightly_summary_tells_failed_clusters_from_failed_llm_requests(seeded_u
         fake.plan("500", "429")
         first = run_cli(*nightly, "--date", DAY.isoformat(), env=env)
         assert first.returncode == 0, first.stderr
-        assert _ledger(seeded_url, DAY)[:2] == (0, 2)
+        assert _ledger(seeded_url, DAY)[0] == 0
+        failed = _failed_requests(seeded_url, DAY)
+        assert sum(status == "error" for status, _, _ in failed) == 2  # the 500 and the 429
+        # Besides them, only a title clash between two clusters generated at once (the later one's answer is
+        # refused as invalid and asked again), whose cluster then got its pool.
+        assert all(status == "invalid" and pooled for status, _, pooled in failed if status != "error")
         failed_requests, total = _ledger(seeded_url, DAY)[1:]
         assert _row(first.stdout, "failed clusters") == "0"
         assert _row(first.stdout, "failed or unfinished LLM requests").startswith(f"{failed_requests} of {total} today")
@@ -165,7 +182,9 @@ def test_nightly_summary_tells_failed_clusters_from_failed_llm_requests(seeded_u
         second = run_cli(*nightly, "--date", day.isoformat(), env=env)
         assert second.returncode == 4, second.stderr  # some clusters failed
         clusters, failed_requests, total = _ledger(seeded_url, day)
-        assert clusters >= 1 and failed_requests == 2 * clusters
+        failed = _failed_requests(seeded_url, day)
+        assert clusters >= 1 and sum(glam for _, glam, _ in failed) == 2 * clusters
+        assert all(pooled for _, glam, pooled in failed if not glam)  # (a title clash, asked again: see above)
         assert _row(second.stdout, "failed clusters").startswith(f"{clusters}: {day:%Y%m%d}_Glam_")
         assert _row(second.stdout, "failed or unfinished LLM requests").startswith(
             f"{failed_requests} of {total} today"
