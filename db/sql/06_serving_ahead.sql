@@ -307,10 +307,10 @@ BEGIN
         v_after := v_users[cardinality(v_users)];
         SELECT array_agg(d.user_id ORDER BY d.user_id, d.local_date), array_agg(d.local_date ORDER BY d.user_id, d.local_date)
         INTO v_users, v_dates
-        FROM (SELECT u.id AS user_id, (coalesce(p_at, now()) AT TIME ZONE u.timezone)::date AS local_date
-              FROM ootd.users u WHERE u.id = ANY (v_users)
-              UNION
-              SELECT u.id, p_day FROM ootd.users u WHERE u.id = ANY (v_users) AND p_day IS NOT NULL) d;
+        FROM (SELECT DISTINCT u.id AS user_id, x.local_date
+              FROM ootd.users u
+              CROSS JOIN LATERAL (VALUES ((coalesce(p_at, now()) AT TIME ZONE u.timezone)::date), (p_day)) AS x(local_date)
+              WHERE u.id = ANY (v_users) AND x.local_date IS NOT NULL) d;
         DELETE FROM ootd.served_feeds f               -- the users' other dates
         WHERE f.user_id = ANY (v_users)
           AND NOT EXISTS (SELECT 1 FROM unnest(v_users, v_dates) AS d(user_id, local_date)
